@@ -1,0 +1,1 @@
+"""Accounts and access: users, roles, tokens, sessions, tenancy, the audit log."""

@@ -1,0 +1,127 @@
+"""CLI: ``user add``, ``user list``, ``token create|list|revoke``, ``audit verify``."""
+
+from __future__ import annotations
+
+import getpass
+import sys
+
+import typer
+from sqlalchemy import select
+
+from commonwatch.access import audit
+from commonwatch.access import services as access
+from commonwatch.access.models import ApiToken, User
+from commonwatch.errors import Invalid
+from commonwatch.runtime import get_runtime
+
+user_app = typer.Typer(help="Users and their roles.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens for Authorization: Bearer.", no_args_is_help=True)
+audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+
+
+def _fail(message: str) -> None:
+    from commonwatch.cli import fail
+
+    fail(message)
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass("Password: ")
+    if first != getpass.getpass("Password again: "):
+        _fail("the two passwords differ")
+    return first
+
+
+@user_app.command("add")
+def user_add(
+    email: str,
+    role: str = typer.Option(..., help="admin, coordinator, analyst, constituent, partner or auditor"),
+    org: list[int] = typer.Option([], help="Organisation id (repeat for several)."),
+    name: str = typer.Option("", help="Display name."),
+    language: str = typer.Option("zh-CN", help="en or zh-CN"),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
+) -> None:
+    """Create a user; the password comes from a prompt or stdin."""
+    password = _read_password(password_stdin)
+    rt = get_runtime()
+    try:
+        with rt.session("cli") as session:
+            user = access.create_user(session, email, role, password, name=name, org_ids=list(org), language=language)
+            user_id = user.id
+    except Invalid as exc:
+        _fail(str(exc))
+    typer.echo(f"created user {user_id} {email.strip().lower()} ({role})", err=True)
+
+
+@user_app.command("list")
+def user_list() -> None:
+    """List users: id, email, role, organisations, active."""
+    rt = get_runtime()
+    with rt.session("cli") as session:
+        for u in session.scalars(select(User).order_by(User.id)):
+            orgs = ",".join(map(str, u.org_ids))
+            typer.echo(f"{u.id}\t{u.email}\t{u.role}\t{orgs}\t{'active' if u.active else 'inactive'}")
+
+
+@token_app.command("create")
+def token_create(email: str, expires: float = typer.Option(90, help="Days until it expires; 0 for never."),
+                 name: str = typer.Option("", help="What the token is for.")) -> None:
+    """Create a token for a user and print it alone on stdout (it is shown only once)."""
+    rt = get_runtime()
+    try:
+        with rt.session("cli") as session:
+            user = access.user_by_email(session, email)
+            if user is None:
+                _fail(f"no user {email}")
+            issued = access.create_token(session, user, name=name, expires_days=expires or None,
+                                         now=rt.clock.now())
+            secret = issued.secret
+    except Invalid as exc:
+        _fail(str(exc))
+    typer.echo(secret)
+
+
+@token_app.command("list")
+def token_list(email: str) -> None:
+    """A user's tokens (never the secrets)."""
+    rt = get_runtime()
+    with rt.session("cli") as session:
+        user = access.user_by_email(session, email)
+        if user is None:
+            _fail(f"no user {email}")
+        for t in session.scalars(select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id)):
+            state = "revoked" if t.revoked_at else "live"
+            typer.echo(f"{t.id}\t{t.prefix}…\t{t.name}\texpires {t.expires_at or 'never'}\t{state}")
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: int) -> None:
+    """Revoke a token by id."""
+    rt = get_runtime()
+    with rt.session("cli") as session:
+        token = session.get(ApiToken, token_id)
+        if token is None:
+            _fail(f"no token {token_id}")
+        access.revoke_token(session, token, rt.clock.now())
+    typer.echo(f"revoked token {token_id}", err=True)
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Check the whole chain; report the first edited, missing or reordered link (exit 1)."""
+    rt = get_runtime()
+    with rt.engine.connect() as conn:
+        result = audit.verify(conn)
+    if result.ok:
+        typer.echo(f"audit log intact: {result.checked} links")
+        return
+    typer.echo(f"audit log BROKEN at link {result.seq}: {result.problem} ({result.checked} links good before it)")
+    raise typer.Exit(1)
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(user_app, name="user")
+    root.add_typer(token_app, name="token")
+    root.add_typer(audit_app, name="audit")

@@ -1,0 +1,271 @@
+"""Pages: sign-in and sign-out, the account page (password, language, tokens), user
+administration, and the audit log."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from commonwatch.access import audit
+from commonwatch.access import services as access
+from commonwatch.access.models import ApiToken, AuditEntry, User
+from commonwatch.access.principal import Principal, Role, role_label
+from commonwatch.constituency.models import Organisation
+from commonwatch.errors import Invalid, NotFound
+from commonwatch.i18n import N_, _
+from commonwatch.web.deps import LANG_COOKIE, SESSION_COOKIE, client_ip, get_db, require, require_principal
+from commonwatch.web.nav import NavItem
+from commonwatch.web.pages import redirect, render, safe_next
+
+router = APIRouter()
+NAV = [
+    NavItem(label=N_("Users"), path="/admin/users", permission="users.read", order=90),
+    NavItem(label=N_("Audit log"), path="/audit", permission="audit.read", order=95),
+]
+LOGIN_CSRF_COOKIE = "cw_login_csrf"
+
+
+def _login_page(request: Request, *, error: str = "", email: str = "", next_url: str = "/",
+                status_code: int = 200) -> HTMLResponse:
+    token = secrets.token_urlsafe(24)
+    response = render(request, "access/login.html", {
+        "title": _("Sign in"), "error": error, "email": email, "next": next_url, "login_csrf": token,
+    }, status_code=status_code)
+    response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", path="/login",
+                        secure=request.app.state.settings.cookie_secure, max_age=3600)
+    return response
+
+
+@router.get("/login")
+def login_form(request: Request, next: str | None = None) -> HTMLResponse:
+    return _login_page(request, next_url=safe_next(next))
+
+
+@router.post("/login")
+def login(request: Request, email: str = Form(""), password: str = Form(""), next: str = Form("/"),
+          csrf_token: str = Form(""), db: Session = Depends(get_db)) -> Response:
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not expected or not secrets.compare_digest(expected, csrf_token):
+        return _login_page(request, error=_("The form has expired. Please sign in again."), email=email,
+                           next_url=safe_next(next), status_code=403)
+    state = request.app.state
+    try:
+        result = access.sign_in(db, state.settings, email, password, client_ip(request), state.clock.now())
+    except access.RateLimited as exc:
+        db.commit()
+        return _login_page(request, error=_("Too many failed attempts. Try again in {minutes} minutes.").format(
+            minutes=max(1, exc.retry_after // 60)), email=email, next_url=safe_next(next), status_code=429)
+    db.commit()
+    if result is None:
+        return _login_page(request, error=_("Wrong email or password."), email=email,
+                           next_url=safe_next(next), status_code=401)
+    user, cookie = result
+    response = redirect(safe_next(next))
+    settings = state.settings
+    response.set_cookie(SESSION_COOKIE, cookie, httponly=True, samesite="lax", secure=settings.cookie_secure,
+                        max_age=int(settings.session_hours * 3600), path="/")
+    if LANG_COOKIE not in request.cookies:
+        response.set_cookie(LANG_COOKIE, user.language, max_age=365 * 86400, samesite="lax", path="/")
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, principal: Principal = Depends(require_principal),
+           db: Session = Depends(get_db)) -> Response:
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        access.sign_out(db, cookie)
+        audit.record(db, "signout", "users", principal.user_id)
+        db.commit()
+    response = redirect("/login", _("You have signed out."))
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+# --- the account page --------------------------------------------------------------------------
+
+def _account_page(request: Request, db: Session, principal: Principal, *, errors: dict | None = None,
+                  new_token: str = "", status_code: int = 200) -> HTMLResponse:
+    user = access.get_user(db, principal.user_id)
+    tokens = db.scalars(select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.created_at.desc()))
+    orgs = db.scalars(select(Organisation).where(Organisation.id.in_(user.org_ids))).all()
+    return render(request, "access/account.html", {
+        "title": _("Your account"), "user": user, "tokens": list(tokens), "orgs": orgs,
+        "errors": errors or {}, "new_token": new_token, "now": request.app.state.clock.now(),
+        "role_name": role_label(user.role),
+    }, status_code=status_code)
+
+
+@router.get("/account")
+def account(request: Request, principal: Principal = Depends(require_principal),
+            db: Session = Depends(get_db)) -> HTMLResponse:
+    return _account_page(request, db, principal)
+
+
+@router.post("/account/profile")
+def account_profile(request: Request, name: str = Form(""), language: str = Form("en"),
+                    timezone: str = Form(""), principal: Principal = Depends(require_principal),
+                    db: Session = Depends(get_db)) -> Response:
+    user = access.get_user(db, principal.user_id)
+    try:
+        access.update_user(db, user, name=name, language=language, timezone=timezone)
+    except Invalid as exc:
+        db.rollback()
+        return _account_page(request, db, principal, errors=exc.by_field(), status_code=422)
+    db.commit()
+    response = redirect("/account", _("Saved."))
+    response.set_cookie(LANG_COOKIE, user.language, max_age=365 * 86400, samesite="lax", path="/")
+    return response
+
+
+@router.post("/account/password")
+def account_password(request: Request, current: str = Form(""), new: str = Form(""),
+                     principal: Principal = Depends(require_principal), db: Session = Depends(get_db)) -> Response:
+    user = access.get_user(db, principal.user_id)
+    if not access.check_password(user, current):
+        return _account_page(request, db, principal, errors={"current": _("is not your current password")},
+                             status_code=422)
+    try:
+        access.set_password(db, user, new)
+    except Invalid as exc:
+        db.rollback()
+        errors = {("new" if k == "password" else k): v for k, v in exc.by_field().items()}
+        return _account_page(request, db, principal, errors=errors, status_code=422)
+    db.commit()
+    response = redirect("/login", _("Password changed. Please sign in again."))
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.post("/account/tokens")
+def account_token_create(request: Request, name: str = Form(""), expires_days: str = Form("90"),
+                         principal: Principal = Depends(require("tokens.self")),
+                         db: Session = Depends(get_db)) -> Response:
+    user = access.get_user(db, principal.user_id)
+    try:
+        days = float(expires_days) if expires_days.strip() else None
+    except ValueError:
+        return _account_page(request, db, principal, errors={"expires_days": _("must be a number of days")},
+                             status_code=422)
+    try:
+        issued = access.create_token(db, user, name=name, expires_days=days, now=request.app.state.clock.now())
+    except Invalid as exc:
+        db.rollback()
+        return _account_page(request, db, principal, errors={"expires_days": exc.errors[0].reason},
+                             status_code=422)
+    db.commit()
+    return _account_page(request, db, principal, new_token=issued.secret)
+
+
+@router.post("/account/tokens/{token_id}/revoke")
+def account_token_revoke(token_id: int, request: Request, principal: Principal = Depends(require("tokens.self")),
+                         db: Session = Depends(get_db)) -> Response:
+    token = db.get(ApiToken, token_id)
+    if token is None or token.user_id != principal.user_id:
+        raise NotFound()
+    access.revoke_token(db, token, request.app.state.clock.now())
+    db.commit()
+    return redirect("/account", _("Token revoked."))
+
+
+# --- user administration -----------------------------------------------------------------------
+
+def _org_choices(db: Session) -> list[tuple[int, str]]:
+    return [(o.id, o.name) for o in db.scalars(select(Organisation).order_by(Organisation.name))]
+
+
+def _parse_org_ids(values: list[str]) -> list[int]:
+    out = []
+    for v in values:
+        for piece in v.replace(",", " ").split():
+            if not piece.isdigit():
+                raise Invalid("org", _("“{value}” is not an organisation id").format(value=piece))
+            out.append(int(piece))
+    return out
+
+
+@router.get("/admin/users")
+def users_page(request: Request, q: str = "", principal: Principal = Depends(require("users.read")),
+               db: Session = Depends(get_db)) -> HTMLResponse:
+    stmt = select(User).order_by(User.email)
+    if q:
+        stmt = stmt.where(User.email.contains(q.lower()) | User.name.contains(q))
+    return render(request, "access/users.html", {
+        "title": _("Users"), "users": db.scalars(stmt.limit(500)).all(), "q": q,
+        "roles": [(r.value, role_label(r)) for r in Role], "orgs": _org_choices(db), "errors": {}, "form": {},
+    })
+
+
+@router.post("/admin/users")
+def users_create(request: Request, email: str = Form(""), name: str = Form(""), role: str = Form(""),
+                 org: list[str] = Form([]), password: str = Form(""), language: str = Form("zh-CN"),
+                 principal: Principal = Depends(require("users.write")), db: Session = Depends(get_db)) -> Response:
+    form = {"email": email, "name": name, "role": role, "org": org, "language": language}
+    try:
+        user = access.create_user(db, email, role, password, name=name, org_ids=_parse_org_ids(org),
+                                  language=language)
+    except Invalid as exc:
+        db.rollback()
+        return render(request, "access/users.html", {
+            "title": _("Users"), "users": db.scalars(select(User).order_by(User.email).limit(500)).all(), "q": "",
+            "roles": [(r.value, role_label(r)) for r in Role], "orgs": _org_choices(db),
+            "errors": exc.by_field(), "form": form,
+        }, status_code=422)
+    db.commit()
+    return redirect(f"/admin/users/{user.id}", _("User created."))
+
+
+@router.get("/admin/users/{user_id}")
+def user_page(user_id: int, request: Request, principal: Principal = Depends(require("users.read")),
+              db: Session = Depends(get_db)) -> HTMLResponse:
+    user = access.get_user(db, user_id)
+    return render(request, "access/user.html", {
+        "title": user.email, "user": user, "roles": [(r.value, role_label(r)) for r in Role],
+        "orgs": _org_choices(db), "errors": {},
+    })
+
+
+@router.post("/admin/users/{user_id}")
+def user_update(user_id: int, request: Request, name: str = Form(""), role: str = Form(""),
+                org: list[str] = Form([]), active: str = Form(""), password: str = Form(""),
+                principal: Principal = Depends(require("users.write")), db: Session = Depends(get_db)) -> Response:
+    user = access.get_user(db, user_id)
+    try:
+        access.update_user(db, user, name=name, role=role, org_ids=_parse_org_ids(org), active=bool(active))
+        if password:
+            access.set_password(db, user, password)
+    except Invalid as exc:
+        db.rollback()
+        user = access.get_user(db, user_id)
+        return render(request, "access/user.html", {
+            "title": user.email, "user": user, "roles": [(r.value, role_label(r)) for r in Role],
+            "orgs": _org_choices(db), "errors": exc.by_field(),
+        }, status_code=422)
+    db.commit()
+    return redirect(f"/admin/users/{user.id}", _("Saved."))
+
+
+# --- the audit log -------------------------------------------------------------------------------
+
+@router.get("/audit")
+def audit_page(request: Request, entity: str = "", actor: str = "", page: int = 1, verify: bool = False,
+               principal: Principal = Depends(require("audit.read")), db: Session = Depends(get_db)) -> HTMLResponse:
+    per_page = 100
+    stmt = select(AuditEntry)
+    if entity:
+        stmt = stmt.where(AuditEntry.entity == entity)
+    if actor:
+        stmt = stmt.where(AuditEntry.actor.contains(actor))
+    total = db.scalar(select(func.count()).select_from(stmt.subquery()))
+    entries = db.scalars(stmt.order_by(AuditEntry.seq.desc()).offset((max(page, 1) - 1) * per_page).limit(per_page))
+    result = audit.verify(db) if verify else None
+    return render(request, "access/audit.html", {
+        "title": _("Audit log"), "entries": list(entries), "entity": entity, "actor": actor, "page": max(page, 1),
+        "pages": max(1, -(-total // per_page)), "result": result, "window": timedelta(0),
+    })

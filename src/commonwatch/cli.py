@@ -1,0 +1,116 @@
+"""The ``commonwatch`` command. Each capability adds its sub-commands through ``commands.register``."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from commonwatch import __version__, capabilities
+from commonwatch.runtime import get_runtime
+
+app = typer.Typer(help="commonwatch: a platform for cybersecurity coordination centres.", no_args_is_help=True,
+                  pretty_exceptions_enable=False, add_completion=False)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Print a clear error on stderr and exit non-zero (stdout stays clean for scripts)."""
+    console.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(__version__)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Bring the database schema up to date (SQLite or PostgreSQL)."""
+    from commonwatch.migrate import upgrade
+
+    rt = get_runtime()
+    upgrade(rt.engine)
+    console.print(f"database is up to date: {rt.engine.url.render_as_string(hide_password=True)}", highlight=False)
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the schema revisions the database is at, and whether that is current."""
+    from commonwatch.migrate import current_heads, expected_heads
+
+    rt = get_runtime()
+    have, want = current_heads(rt.engine), expected_heads()
+    typer.echo(f"at: {', '.join(sorted(have)) or '(empty)'}")
+    typer.echo(f"current: {'yes' if have == want else 'no, run: commonwatch db upgrade'}")
+
+
+@app.command()
+def init() -> None:
+    """Create the data dir and the database schema. Safe to run again."""
+    from commonwatch.migrate import upgrade
+
+    rt = get_runtime()
+    rt.settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(rt.engine)
+    console.print(f"data dir: {rt.settings.data_dir}", highlight=False)
+    console.print(f"database: {rt.engine.url.render_as_string(hide_password=True)}", highlight=False)
+    console.print("next: commonwatch user add EMAIL --role admin, then commonwatch serve", highlight=False)
+
+
+@app.command()
+def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+          port: int = typer.Option(8000, help="Port to listen on."),
+          jobs: bool = typer.Option(True, help="Run the periodic work (notifications, feeds, clocks).")) -> None:
+    """Serve the web pages, the REST API and TAXII."""
+    import uvicorn
+
+    from commonwatch.app import create_app
+    from commonwatch.migrate import is_current
+    from commonwatch.observability import configure_logging
+
+    rt = get_runtime()
+    configure_logging(rt.settings.log_level, rt.settings.log_format)
+    if not is_current(rt.engine):
+        fail("the database schema is not current; run: commonwatch db upgrade")
+    application = create_app(rt.settings, clock=rt.clock, engine=rt.engine, run_jobs=jobs)
+    uvicorn.run(application, host=host, port=port, log_config=None, proxy_headers=False)
+
+
+@app.command()
+def demo(serve_after: bool = typer.Option(False, "--serve", help="Serve once the demo is loaded."),
+         port: int = typer.Option(8000)) -> None:
+    """Initialise the database and load the demo constituency (idempotent); print the sign-ins."""
+    from commonwatch.demo import load_demo
+
+    rt = get_runtime()
+    init()
+    sign_ins = load_demo(rt)
+    console.print()
+    console.print(f"[bold]commonwatch demo[/bold] — sign in at http://127.0.0.1:{port} with:", highlight=False)
+    for role, email, password in sign_ins:
+        console.print(f"  {role:<12} {email:<34} {password}", highlight=False)
+    console.print()
+    if serve_after:
+        serve(host="127.0.0.1", port=port, jobs=True)
+
+
+def _register_capabilities() -> None:
+    for _cap, module in capabilities.parts("commands"):
+        module.register(app)
+
+
+_register_capabilities()
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,103 @@
+"""Settings: environment variables ``COMMONWATCH_*`` over an optional TOML file over defaults.
+
+The TOML file is ``$COMMONWATCH_CONFIG`` if set, else ``commonwatch.toml`` in the data dir.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    return Path(os.environ.get("COMMONWATCH_DATA_DIR") or Path.cwd() / "var").resolve()
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Reads the optional TOML file; keys are the setting names without the prefix."""
+
+    def __init__(self, settings_cls: type[BaseSettings]):
+        super().__init__(settings_cls)
+        path = os.environ.get("COMMONWATCH_CONFIG")
+        candidate = Path(path) if path else _default_data_dir() / "commonwatch.toml"
+        self._values: dict[str, Any] = {}
+        if candidate.is_file():
+            with candidate.open("rb") as fh:
+                self._values = tomllib.load(fh)
+
+    def get_field_value(self, field, field_name):  # pragma: no cover - not used by __call__
+        return self._values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {k: v for k, v in self._values.items() if k in self.settings_cls.model_fields}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="COMMONWATCH_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    database_url: str = ""
+    broker_url: str = "inprocess://"
+    #: Display time zone for people whose profile does not set one; storage is always UTC.
+    timezone: str = "Asia/Shanghai"
+    default_language: str = "en"
+    centre_name: str = "commonwatch coordination centre"
+    centre_name_zh: str = "commonwatch 协调中心"
+    base_url: str = "http://127.0.0.1:8000"
+    session_hours: float = 12.0
+    session_idle_minutes: float = 120.0
+    cookie_secure: bool = False
+    login_max_failures: int = 5
+    login_window_minutes: int = 15
+    login_max_failures_per_ip: int = 30
+    max_upload_bytes: int = 25 * 1024 * 1024
+    max_import_bytes: int = 50 * 1024 * 1024
+    #: Outbound URLs (feeds, webhooks, TAXII and MISP peers) must match one of these prefixes.
+    outbound_allowlist: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    outbound_timeout_seconds: float = 30.0
+    outbound_max_bytes: int = 512 * 1024 * 1024
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_security: str = "starttls"  # none | starttls | tls
+    smtp_username: str = ""
+    smtp_password: str = ""
+    mail_from: str = "cert@commonwatch.invalid"
+    gnupg_home: Path | None = None
+    log_format: str = "json"  # json | text
+    log_level: str = "INFO"
+
+    @field_validator("outbound_allowlist", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings):
+        return (init_settings, env_settings, _TomlSource(settings_cls), file_secret_settings)
+
+    @property
+    def effective_database_url(self) -> str:
+        """The configured database URL, or the embedded SQLite file in the data dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'commonwatch.db'}"
+
+    def path(self, *parts: str) -> Path:
+        """A path under the data dir, its parent created."""
+        p = self.data_dir.joinpath(*parts)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

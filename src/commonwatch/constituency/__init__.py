@@ -1,0 +1,1 @@
+"""The constituency registry: organisations, networks, AS numbers, domains, contacts."""

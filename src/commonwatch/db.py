@@ -1,0 +1,172 @@
+"""Storage: engine, sessions, the declarative base, column types, and the tenancy scoping function.
+
+SQLite (WAL) is the embedded default; PostgreSQL (psycopg 3) is chosen by URL. Every query that
+reads or writes tenant data goes through :func:`scope`, the one door for tenancy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Integer,
+    MetaData,
+    Select,
+    create_engine,
+    event,
+    false,
+    select,
+    true,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.types import JSON, TypeDecorator
+
+from commonwatch.clock import ensure_utc
+
+if TYPE_CHECKING:
+    from commonwatch.access.principal import Principal
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: A 64-bit key on PostgreSQL that is still SQLite's rowid alias (autoincrement) on SQLite.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator):
+    """Stored as UTC everywhere; always returned timezone-aware (SQLite forgets the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = ensure_utc(value)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        return None if value is None else ensure_utc(value)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class TenantScoped:
+    """Mixin for tables whose rows belong to tenants.
+
+    Subclasses say which rows a principal may see by overriding :meth:`visible_to`; the default
+    is "rows of one of the principal's organisations" through an ``org_id`` column.
+    """
+
+    @classmethod
+    def visible_to(cls, principal: Principal) -> ColumnElement[bool]:
+        if principal.sees_all_tenants:
+            return true()
+        if not principal.org_ids:
+            return false()
+        return cls.org_id.in_(sorted(principal.org_ids))  # type: ignore[attr-defined]
+
+
+def scope(stmt: Select, principal: Principal, *models: type[TenantScoped]) -> Select:
+    """Restrict ``stmt`` to the rows of each of ``models`` that ``principal`` may read.
+
+    The one door for tenancy: every query of tenant data is built through it, so a constituent
+    reads only its own organisations' rows and a partner only what sharing allows.
+    """
+    if not models:
+        raise ValueError("scope() needs at least one model")
+    for model in models:
+        stmt = stmt.where(model.visible_to(principal))
+    return stmt
+
+
+def get_scoped(session: Session, principal: Principal, model: type, ident: Any):
+    """One row by primary key if ``principal`` may read it, else None (callers answer 404)."""
+    pk = model.__mapper__.primary_key[0]  # type: ignore[attr-defined]
+    return session.scalars(scope(select(model).where(pk == ident), principal, model)).first()
+
+
+def is_sqlite(url_or_engine: str | Engine) -> bool:
+    url = url_or_engine if isinstance(url_or_engine, str) else str(url_or_engine.url)
+    return url.startswith("sqlite")
+
+
+def normalise_url(url: str) -> str:
+    """``postgresql://`` means psycopg 3 here; SQLAlchemy would otherwise pick psycopg2."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for ``url`` with the settings each backend needs."""
+    url = normalise_url(url)
+    if is_sqlite(url):
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+            from pathlib import Path
+
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
+        )
+        _configure_sqlite(engine)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(url, **kwargs)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):
+        # Take over transaction control from the sqlite3 module so BEGIN IMMEDIATE below works.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        # IMMEDIATE takes the write lock at the start, so a transaction that read first cannot
+        # fail later with SQLITE_BUSY when it writes; readers are never blocked in WAL mode.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    from commonwatch.access.audit import install_audit_listeners
+
+    factory = sessionmaker(bind=engine, expire_on_commit=False)
+    install_audit_listeners(factory)
+    return factory
+
+
+@contextmanager
+def session_scope(factory: sessionmaker[Session], actor: str = "system") -> Iterator[Session]:
+    """A session that commits on success and rolls back on error; ``actor`` goes to the audit log."""
+    session = factory()
+    session.info["actor"] = actor
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()

@@ -1,0 +1,1 @@
+"""Security events: the canonical schema, taxonomy, the event store and search."""

@@ -1,0 +1,1 @@
+"""Early warning: notification policies, digests, rendering, PGP, channels and delivery."""

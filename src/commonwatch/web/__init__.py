@@ -1,0 +1,1 @@
+"""The web shell: layout, navigation, i18n-aware rendering, static assets."""

@@ -1,0 +1,128 @@
+"""Request dependencies: the database session, the acting principal (cookie or bearer token),
+CSRF checks, and permission guards. Every router gets its principal from here."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from commonwatch.access import services as access
+from commonwatch.access.principal import Principal
+from commonwatch.errors import Forbidden
+
+SESSION_COOKIE = "cw_session"
+LANG_COOKIE = "cw_lang"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class LoginRequired(Exception):
+    """No valid credentials: 401 for the API, a redirect to the sign-in page for pages."""
+
+    def __init__(self, reason: str = "sign-in required", bearer: bool = False):
+        self.reason = reason
+        self.bearer = bearer
+        super().__init__(reason)
+
+
+class CsrfFailed(Exception):
+    pass
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    state = request.app.state
+    session = state.sessionmaker()
+    session.info["clock"] = state.clock
+    session.info["actor"] = f"anonymous {client_ip(request)}"
+    try:
+        yield session
+        if session.new or session.dirty or session.deleted:
+            session.commit()  # incidental writes: a token's last use, a session's last activity
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def submitted_csrf(request: Request) -> str | None:
+    """The CSRF token a state-changing request carries, in a header or a form field."""
+    if request.method in SAFE_METHODS:
+        return None
+    header = request.headers.get("x-csrf-token")
+    if header:
+        return header
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        form = await request.form()
+        value = form.get("csrf_token")
+        return value if isinstance(value, str) else None
+    return None
+
+
+def current_principal(request: Request, db: Session = Depends(get_db),
+                      csrf: str | None = Depends(submitted_csrf)) -> Principal | None:
+    """Who is acting, or None. A bearer token wins over a cookie and needs no CSRF token."""
+    state = request.app.state
+    now = state.clock.now()
+    auth = request.headers.get("authorization", "")
+    if auth:
+        scheme, _sp, secret = auth.partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            raise LoginRequired("unsupported authorization scheme", bearer=True)
+        token = access.resolve_token(db, secret.strip(), now)
+        if token is None:
+            raise LoginRequired("invalid, expired or revoked token", bearer=True)
+        principal = access.principal_for(db, token.user, via="token", token_id=token.id)
+    else:
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if not cookie:
+            return None
+        ws = access.resolve_session(db, state.settings, cookie, now)
+        if ws is None:
+            db.commit()  # forget the expired session now, whatever the request does next
+            return None
+        if request.method not in SAFE_METHODS and not (
+            csrf and hmac.compare_digest(csrf.encode(), ws.csrf_token.encode())
+        ):
+            raise CsrfFailed()
+        request.state.csrf_token = ws.csrf_token
+        principal = access.principal_for(db, ws.user, via="session")
+    db.info["actor"] = principal.actor
+    request.state.principal = principal
+    return principal
+
+
+def require_principal(principal: Principal | None = Depends(current_principal)) -> Principal:
+    if principal is None:
+        raise LoginRequired()
+    return principal
+
+
+def require(permission: str) -> Callable[..., Principal]:
+    """A dependency: the principal, if their role holds ``permission`` (or its ``.own`` form)."""
+
+    def guard(principal: Principal = Depends(require_principal)) -> Principal:
+        if not (principal.has(permission) or principal.has(f"{permission}.own")):
+            raise Forbidden()
+        return principal
+
+    guard.__name__ = f"require_{permission.replace('.', '_')}"
+    return guard
+
+
+def authorize(principal: Principal, permission: str, org_id: int | None = None) -> None:
+    """Raise Forbidden unless ``principal`` may do ``permission`` (for ``org_id`` when given)."""
+    if not principal.can(permission, org_id):
+        raise Forbidden()
+
+
+def state(request: Request) -> Any:
+    return request.app.state

@@ -1,0 +1,94 @@
+"""Bilingual PDF records (reports for authorities and auditors), made with ReportLab.
+
+Chinese text uses ReportLab's built-in CID font STSong-Light, so nothing is downloaded and no
+font file ships: PDF readers supply the glyphs from their Adobe-GB1 fonts. A document is a title
+plus sections of paragraphs, key/value facts and tables; callers build it from their records.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from xml.sax.saxutils import escape
+
+from reportlab.lib import colors
+from reportlab.lib.enums import TA_LEFT
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+FONT = "STSong-Light"
+pdfmetrics.registerFont(UnicodeCIDFont(FONT))
+
+_BODY = ParagraphStyle("body", fontName=FONT, fontSize=9.5, leading=14, alignment=TA_LEFT, wordWrap="CJK")
+_SMALL = ParagraphStyle("small", parent=_BODY, fontSize=8, leading=11, textColor=colors.HexColor("#5d6b7c"))
+_H1 = ParagraphStyle("h1", parent=_BODY, fontSize=16, leading=22, spaceAfter=6)
+_H2 = ParagraphStyle("h2", parent=_BODY, fontSize=12, leading=17, spaceBefore=10, spaceAfter=4)
+
+
+@dataclass
+class Section:
+    heading: str
+    paragraphs: list[str] = field(default_factory=list)
+    facts: list[tuple[str, str]] = field(default_factory=list)  # label, value
+    table: list[Sequence[str]] | None = None  # first row is the header
+
+
+@dataclass
+class PdfDocument:
+    title: str
+    subtitle: str = ""
+    sections: list[Section] = field(default_factory=list)
+    footer: str = ""
+    generated_at: datetime | None = None
+
+
+def _p(text: str, style: ParagraphStyle = _BODY) -> Paragraph:
+    # Paragraph takes mini-markup; escape so record text can never inject markup.
+    return Paragraph(escape(str(text)).replace("\n", "<br/>"), style)
+
+
+def render_pdf(doc: PdfDocument) -> bytes:
+    """The PDF bytes of a document."""
+    buf = io.BytesIO()
+    frame = SimpleDocTemplate(buf, pagesize=A4, leftMargin=18 * mm, rightMargin=18 * mm, topMargin=16 * mm,
+                              bottomMargin=16 * mm, title=doc.title, author="commonwatch")
+    story: list = [_p(doc.title, _H1)]
+    if doc.subtitle:
+        story.append(_p(doc.subtitle, _SMALL))
+    story.append(Spacer(1, 4 * mm))
+    for section in doc.sections:
+        story.append(_p(section.heading, _H2))
+        for text in section.paragraphs:
+            story.append(_p(text))
+        if section.facts:
+            rows = [[_p(label, _SMALL), _p(value)] for label, value in section.facts]
+            story.append(_table(rows, [45 * mm, None], header=False))
+        if section.table:
+            rows = [[_p(cell, _SMALL if i == 0 else _BODY) for cell in row] for i, row in enumerate(section.table)]
+            story.append(_table(rows, None, header=True))
+    if doc.footer or doc.generated_at:
+        story.append(Spacer(1, 6 * mm))
+        stamp = doc.generated_at.isoformat(timespec="minutes") if doc.generated_at else ""
+        story.append(_p(" · ".join(x for x in (doc.footer, stamp) if x), _SMALL))
+    frame.build(story)
+    return buf.getvalue()
+
+
+def _table(rows: list[list[Paragraph]], widths, *, header: bool) -> Table:
+    table = Table(rows, colWidths=widths, repeatRows=1 if header else 0, hAlign="LEFT")
+    style = [
+        ("GRID", (0, 0), (-1, -1), 0.25, colors.HexColor("#d8dee6")),
+        ("VALIGN", (0, 0), (-1, -1), "TOP"),
+        ("LEFTPADDING", (0, 0), (-1, -1), 4),
+        ("RIGHTPADDING", (0, 0), (-1, -1), 4),
+    ]
+    if header:
+        style.append(("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#eef2f6")))
+    table.setStyle(TableStyle(style))
+    return table

@@ -35,6 +35,21 @@ START = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)  # 10:00 in Beijing
 capabilities.import_models()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _quick_password_hashing():
+    """Argon2 with its smallest cost: the suite hashes hundreds of passwords; production keeps
+    the library's defaults."""
+    from argon2 import PasswordHasher
+
+    from commonwatch.access import services
+
+    saved = services._hasher, services._DUMMY_HASH
+    services._hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    services._DUMMY_HASH = services._hasher.hash("commonwatch-timing-equaliser")
+    yield
+    services._hasher, services._DUMMY_HASH = saved
+
+
 def require_service(what: str, reason: str) -> None:
     """Under CI a missing service is a failure; elsewhere the test is skipped."""
     if CI:

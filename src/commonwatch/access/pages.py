@@ -32,7 +32,8 @@ LOGIN_CSRF_COOKIE = "cw_login_csrf"
 
 def _login_page(request: Request, *, error: str = "", email: str = "", next_url: str = "/",
                 status_code: int = 200) -> HTMLResponse:
-    token = secrets.token_urlsafe(24)
+    # Double-submit token for the sign-in form: reuse the browser's, so two open tabs both work.
+    token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(24)
     response = render(request, "access/login.html", {
         "title": _("Sign in"), "error": error, "email": email, "next": next_url, "login_csrf": token,
     }, status_code=status_code)

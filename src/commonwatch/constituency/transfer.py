@@ -26,7 +26,7 @@ from commonwatch.access.principal import Principal
 from commonwatch.constituency import services as registry
 from commonwatch.constituency.models import Contact, Network, Organisation, OrgAsn
 from commonwatch.db import scope
-from commonwatch.errors import Invalid
+from commonwatch.errors import FieldError, Invalid
 from commonwatch.exports import csv_text
 from commonwatch.i18n import _
 from commonwatch.textio import decode_bytes
@@ -158,17 +158,41 @@ def read_file(raw: bytes, fmt: str | None = None, filename: str = "") -> tuple[l
 
 # --- applying ------------------------------------------------------------------------------------
 
+def _resource_errors(data: dict[str, Any]) -> list[FieldError]:
+    """Every bad network, AS number, domain and contact address of a record, found before any write."""
+    errors: list[FieldError] = []
+    checks = [(parse_cidr, "networks", [i.get("cidr", "") if isinstance(i, dict) else i
+                                        for i in data.get("networks") or []]),
+              (parse_asn, "asns", data.get("asns") or []),
+              (normalise_domain, "domains", data.get("domains") or []),
+              (normalise_email, "email", [c.get("email", "") for c in data.get("contacts") or []
+                                          if isinstance(c, dict)])]
+    for check, name, values in checks:
+        for value in values:
+            try:
+                check(str(value), name)
+            except Invalid as exc:
+                errors.extend(exc.errors)
+    return errors
+
+
 def _apply(session: Session, record: Record, now: datetime, by_name: dict[str, Organisation]) -> bool:
     data = record.data
+    problems = _resource_errors(data)
     name = str(data.get("name") or "").strip()
     fields = {k: data[k] for k in ("name", "name_local", "kind", "sector", "country", "region", "notes")
               if k in data and (data[k] not in ("", None) or k == "name")}
     org = by_name.get(name) or session.scalar(select(Organisation).where(Organisation.name == name))
     created = org is None
-    if created:
-        org = registry.create_org(session, fields)
-    else:
-        registry.update_org(session, org, fields)
+    try:
+        if created:
+            org = registry.create_org(session, fields)
+        else:
+            registry.update_org(session, org, fields)
+    except Invalid as exc:
+        raise Invalid(exc.errors + problems) from None
+    if problems:
+        raise Invalid(problems)
     by_name[name] = org
     have_nets = {n.cidr for n in session.scalars(select(Network).where(Network.org_id == org.id))}
     for item in data.get("networks") or []:
@@ -186,7 +210,7 @@ def _apply(session: Session, record: Record, now: datetime, by_name: dict[str, O
     for contact in data.get("contacts") or []:
         if not isinstance(contact, dict):
             raise Invalid("contacts", _("each contact must be an object with at least an email"))
-        email = normalise_email(str(contact.get("email", "")), "contacts.email")
+        email = normalise_email(str(contact.get("email", "")))
         existing = session.scalar(select(Contact).where(Contact.org_id == org.id, Contact.email == email))
         if existing:
             registry.update_contact(session, existing, contact, now)

@@ -158,10 +158,13 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 
 
 @contextmanager
-def session_scope(factory: sessionmaker[Session], actor: str = "system") -> Iterator[Session]:
-    """A session that commits on success and rolls back on error; ``actor`` goes to the audit log."""
+def session_scope(factory: sessionmaker[Session], actor: str = "system", clock=None) -> Iterator[Session]:
+    """A session that commits on success and rolls back on error; ``actor`` goes to the audit log,
+    ``clock`` (if given) dates its audit entries."""
     session = factory()
     session.info["actor"] = actor
+    if clock is not None:
+        session.info["clock"] = clock
     try:
         yield session
         session.commit()

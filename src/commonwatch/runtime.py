@@ -31,22 +31,7 @@ class Runtime:
 
     def session(self, actor: str = "cli"):
         """A committing session whose changes the audit log attributes to ``actor``."""
-        scope = session_scope(self.sessionmaker, actor)
-        return _WithClock(scope, self.clock)
-
-
-class _WithClock:
-    def __init__(self, scope, clock: Clock):
-        self._scope = scope
-        self._clock = clock
-
-    def __enter__(self) -> Session:
-        session = self._scope.__enter__()
-        session.info["clock"] = self._clock
-        return session
-
-    def __exit__(self, *exc):
-        return self._scope.__exit__(*exc)
+        return session_scope(self.sessionmaker, actor, self.clock)
 
 
 _runtime: Runtime | None = None

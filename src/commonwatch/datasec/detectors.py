@@ -433,7 +433,10 @@ def find(values: pl.Series, header: str, ctx: ScanContext, detectors: list[Detec
         frames.append(checked.select(list(FOUND_SCHEMA)))
     if not frames:
         return empty_found()
-    return pl.concat(frames).cast(FOUND_SCHEMA)  # type: ignore[arg-type]
+    found = pl.concat(frames).cast(FOUND_SCHEMA)  # type: ignore[arg-type]
+    # One value is one identifier: where two detectors accept the same text (an ID number that
+    # happens to pass the USCC check), the earlier, more specific detector keeps it.
+    return found.unique(subset=["row", "value"], keep="first", maintain_order=True)
 
 
 def _candidates(values: pl.Series, pattern: str) -> pl.DataFrame:

@@ -229,7 +229,7 @@ def _read_csv(fh: IO[bytes], name: str, separator: str, limits: Limits) -> Itera
         try:
             frame = pl.read_csv(io.BytesIO(chunk.encode("utf-8")), has_header=False, separator=separator,
                                 new_columns=header, infer_schema=False, truncate_ragged_lines=True,
-                                quote_char='"', missing_utf8_is_empty_string=False)
+                                quote_char='"')
         except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, pl.exceptions.ShapeError) as exc:
             raise Invalid("file", _("{name}: cannot parse the rows starting at line {line}: {reason}").format(
                 name=name, line=line_no, reason=str(exc).splitlines()[0])) from None

@@ -75,13 +75,23 @@ def luhn_valid(values: pl.Series) -> np.ndarray:
     return out
 
 
+#: Province-level division codes of GB/T 2260 (first two digits of an address code), and 10 for
+#: national-level registrations in a social credit code.
+PROVINCE_CODES = np.zeros(100, dtype=bool)
+PROVINCE_CODES[[11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46, 50, 51, 52, 53,
+                54, 61, 62, 63, 64, 65, 71, 81, 82]] = True
+ORG_CODE_WEIGHTS = np.array([3, 7, 9, 10, 5, 8, 4, 2], dtype=np.int64)
+
+
 def resident_id_valid(values: pl.Series, today: date) -> tuple[np.ndarray, np.ndarray]:
-    """(valid, under 14) for 18-character resident ID numbers: MOD 11-2 check and a real birth date."""
+    """(valid, under 14) for 18-character resident ID numbers: MOD 11-2 check, a province-level
+    address code (or 9, the foreigners' permanent residence card) and a real birth date."""
     m = char_matrix(values.str.to_uppercase(), 18)
     if m.shape[0] == 0:
         return np.zeros(0, dtype=bool), np.zeros(0, dtype=bool)
     digits = m[:, :17].astype(np.int64) - 48
-    check_ok = ID_CHECK[(digits @ ID_WEIGHTS) % 11] == m[:, 17]
+    province = digits[:, 0] * 10 + digits[:, 1]
+    check_ok = (ID_CHECK[(digits @ ID_WEIGHTS) % 11] == m[:, 17]) & (PROVINCE_CODES[province] | (digits[:, 0] == 9))
     year = digits[:, 6] * 1000 + digits[:, 7] * 100 + digits[:, 8] * 10 + digits[:, 9]
     month = digits[:, 10] * 10 + digits[:, 11]
     day = digits[:, 12] * 10 + digits[:, 13]
@@ -113,7 +123,15 @@ def uscc_valid(values: pl.Series) -> np.ndarray:
     v = _USCC_VALUE[m]
     ok_chars = (v >= 0).all(axis=1)
     expected = (31 - (v[:, :17] @ USCC_WEIGHTS) % 31) % 31
-    return ok_chars & (expected == v[:, 17])
+    # Positions 3-8: an administrative division code (province-level prefix, or 10 for national).
+    division = np.clip(v[:, 2], 0, 9) * 10 + np.clip(v[:, 3], 0, 9)
+    division_ok = PROVINCE_CODES[division] | (division == 10)
+    # Positions 9-17: the GB 11714 organisation code, which carries its own check character.
+    body = np.where((m[:, 8:16] >= 48) & (m[:, 8:16] <= 57), m[:, 8:16].astype(np.int64) - 48,
+                    m[:, 8:16].astype(np.int64) - 55)
+    c9 = 11 - (body @ ORG_CODE_WEIGHTS) % 11
+    org_check = np.where(c9 == 10, ord("X"), np.where(c9 == 11, ord("0"), c9 + 48))
+    return ok_chars & (expected == v[:, 17]) & division_ok & (org_check == m[:, 16])
 
 
 def iban_valid(values: pl.Series) -> np.ndarray:
@@ -152,6 +170,17 @@ class Detector:
     context: str = ""
     #: Only with a matching header, when the header says so.
     header_pattern: str = ""
+    #: The pattern already includes its context words (several detectors share it).
+    shared: bool = False
+
+    def full_pattern(self, header_positive: bool) -> str:
+        """The regex run over the column: context words, the pattern, the header-only alternative."""
+        pattern = self.pattern
+        if self.header_pattern and header_positive:
+            pattern = f"(?:{self.pattern}|{self.header_pattern})"
+        if self.context and not self.shared:
+            pattern = f"(?:(?:{self.context})[^0-9A-Za-z]{{0,8}})?{pattern}"
+        return pattern
 
 
 @dataclass
@@ -207,7 +236,7 @@ def _international_brand(number: pl.Series) -> pl.Series:
     amex = p2.is_in([34, 37]) & n.eq(15)
     jcb = p4.is_between(3528, 3589) & n.is_between(16, 19)
     discover = (p4.eq(6011) | p3.is_between(644, 649) | p2.eq(65)) & n.is_between(16, 19)
-    diners = (p3.is_between(300, 305) | p2.is_in([36, 38, 39])) & n.is_between(14, 19)
+    diners = (p3.is_between(300, 305) | p2.is_in([36, 38, 39])) & n.is_in([14, 16])
     return (visa | master | amex | jcb | discover | diners).fill_null(False)
 
 
@@ -324,34 +353,40 @@ def validate_identifier_rules(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_detectors(table: dict[str, Any]) -> list[Detector]:
-    """The detectors, with the data they need from the rules file."""
+    """The detectors, with the data they need from the rules file.
+
+    Patterns use ``[0-9]`` rather than ``\\d`` (Unicode digits would make the automata larger and
+    slower, and identifiers are written in ASCII digits). Detectors that share a pattern (the card
+    family) share one extraction.
+    """
     provinces = re.escape(table["plate_provinces"])
     regions = "|".join(re.escape(r) for r in table["address_regions"])
     letters = "A-HJ-NP-Z"
+    d = "[0-9]"
+    card = (r"(?:(?:卡号|银行卡|card)[^0-9A-Za-z]{0,8})?" + B
+            + rf"[2-6]{d}{{3}}(?:[ -]?{d}{{4}}){{2}}[ -]?{d}{{1,4}}(?:[ -]?{d}{{1,3}})?" + B)
     return [
-        Detector("cn_resident_id", B + r"[1-9]\d{16}[\dXx]" + B, _v_resident_id),
-        Detector("cn_uscc", B + rf"[0-9{letters}]{{2}}\d{{6}}[0-9{letters}]{{10}}" + B, _v_uscc),
-        Detector("cn_mobile", r"(?:\+86[- ]?|" + B + r"86[- ]?|" + B + r")1[3-9]\d[- ]?\d{4}[- ]?\d{4}" + B,
+        Detector("cn_resident_id", B + rf"[1-9]{d}{{16}}[0-9Xx]" + B, _v_resident_id),
+        Detector("cn_uscc", B + rf"[0-9{letters}]{{2}}{d}{{6}}[0-9{letters}]{{10}}" + B, _v_uscc),
+        Detector("cn_mobile", r"(?:\+86[- ]?|" + B + r"86[- ]?|" + B + rf")1[3-9]{d}[- ]?{d}{{4}}[- ]?{d}{{4}}" + B,
                  _v_mobile),
-        Detector("cn_landline", r"(?:\(0\d{2,3}\)[- ]?|" + B + r"0\d{2,3}[- ])[2-9]\d{2,3}[- ]?\d{4}" + B,
+        Detector("cn_landline", rf"(?:\(0{d}{{2,3}}\)[- ]?|" + B + rf"0{d}{{2,3}}[- ])[2-9]{d}{{2,3}}[- ]?{d}{{4}}" + B,
                  _v_landline),
-        Detector("cn_bank_card", B + r"62\d{2}(?:[ -]?\d{4}){3}(?:[ -]?\d{1,3})?" + B, _v_unionpay),
-        Detector("cn_bank_card_unchecked", B + r"62\d{2}(?:[ -]?\d{4}){3}(?:[ -]?\d{1,3})?" + B,
-                 _v_unionpay_unchecked, context=r"卡号|银行卡|card"),
-        Detector("payment_card", B + r"[2-6]\d{3}(?:[ -]?\d{4}){2}[ -]?\d{1,4}(?:[ -]?\d{1,3})?" + B,
-                 _v_payment_card),
-        Detector("iban", B + r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?" + B, _v_iban),
-        Detector("cn_passport", B + r"(?:E[" + letters + r"]\d{7}|[EG]\d{8}|[PSD]E\d{7}|K\d{8}|MA\d{7})" + B,
+        Detector("cn_bank_card", card, _v_unionpay, context=r"卡号|银行卡|card", shared=True),
+        Detector("cn_bank_card_unchecked", card, _v_unionpay_unchecked, context=r"卡号|银行卡|card", shared=True),
+        Detector("payment_card", card, _v_payment_card, context=r"卡号|银行卡|card", shared=True),
+        Detector("iban", B + rf"[A-Z]{{2}}{d}{{2}}(?: ?[A-Z0-9]{{4}}){{2,7}}(?: ?[A-Z0-9]{{1,3}})?" + B, _v_iban),
+        Detector("cn_passport", B + rf"(?:E[{letters}]{d}{{7}}|[EG]{d}{{8}}|[PSD]E{d}{{7}}|K{d}{{8}}|MA{d}{{7}})" + B,
                  _v_always, context=r"护照|passport"),
-        Detector("hk_macao_permit", B + r"[HM]\d{8}(?:\d{2})?" + B, _v_always, context=r"回乡证|通行证|permit"),
+        Detector("hk_macao_permit", B + rf"[HM]{d}{{8}}(?:{d}{{2}})?" + B, _v_always, context=r"回乡证|通行证|permit"),
         Detector("vehicle_plate", "[" + provinces + "][" + letters + r"][·• ]?"
-                 + r"(?:[DF][" + letters + r"0-9]\d{4}|\d{5}[DF]|[" + letters + r"0-9]{5})" + B, _v_always),
+                 + rf"(?:[DF][{letters}0-9]{d}{{4}}|{d}{{5}}[DF]|[{letters}0-9]{{5}})" + B, _v_always),
         Detector("email", r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,24}" + B, _v_email),
-        Detector("ipv4", B + r"\d{1,3}(?:\.\d{1,3}){3}(?:\.\d+)*" + B, _v_ipv4),
+        Detector("ipv4", B + rf"{d}{{1,3}}(?:\.{d}{{1,3}}){{3}}(?:\.{d}+)*" + B, _v_ipv4),
         Detector("ipv6", r"(?:" + B + r"[0-9A-Fa-f]{1,4}|(?-u:\B))(?::[0-9A-Fa-f]{0,4}){2,8}", _v_ipv6),
-        Detector("imei", B + r"\d{2}[- ]?\d{6}[- ]?\d{6}[- ]?\d" + B, _v_imei, context=r"(?i:imei)|串号"),
-        Detector("gps", r"-?" + B + r"\d{1,2}\.\d{4,8}\s*[,，]\s*-?\d{1,3}\.\d{4,8}" + B, _v_gps,
-                 header_pattern=r"-?" + B + r"\d{1,3}\.\d{4,8}" + B),
+        Detector("imei", B + rf"{d}{{2}}[- ]?{d}{{6}}[- ]?{d}{{6}}[- ]?{d}" + B, _v_imei, context=r"(?i:imei)|串号"),
+        Detector("gps", r"-?" + B + rf"{d}{{1,2}}\.{d}{{4,8}}[ \t]*[,，][ \t]*-?{d}{{1,3}}\.{d}{{4,8}}" + B, _v_gps,
+                 header_pattern=r"-?" + B + rf"{d}{{1,3}}\.{d}{{4,8}}" + B),
         Detector("cn_postal_address", r"(?:" + regions + r")[\p{Han}0-9]{0,12}?(?:市|区|县)[\p{Han}0-9]{0,24}?"
                  r"(?:路|街|大道|巷|弄|胡同|村)[0-9]{1,5}号", _v_always),
     ]
@@ -394,21 +429,26 @@ def empty_found() -> pl.DataFrame:
 def find(values: pl.Series, header: str, ctx: ScanContext, detectors: list[Detector]) -> pl.DataFrame:
     """Every valid match in a column: row, detector, full value, context seen, minor, confidence.
 
-    Vectorised: one regex pass per detector over the column, then a columnwise check. The header
+    Vectorised: the detectors' regexes run over the whole column in one parallel Polars query
+    (each distinct pattern once), then each detector checks its candidates columnwise. The header
     raises or lowers the confidence; matches below the rules' ``min_confidence`` are dropped.
     """
     table = ctx.table
     values = values.cast(pl.String)
+    signals = {det.name: header_signal(header, det.name, table) for det in detectors}
+    patterns = {det.name: det.full_pattern(signals[det.name] > 0) for det in detectors}
+    distinct = list(dict.fromkeys(patterns.values()))
+    extracted = pl.LazyFrame({"v": values}).select(
+        [pl.col("v").str.extract_all(p).alias(f"p{i}") for i, p in enumerate(distinct)]).collect()
+    candidates: dict[str, pl.DataFrame] = {}
     frames = []
     for det in detectors:
         spec = table["detectors"][det.name]
-        signal = header_signal(header, det.name, table)
-        pattern = det.pattern
-        if det.header_pattern and signal > 0:
-            pattern = f"(?:{det.pattern}|{det.header_pattern})"
-        if det.context:
-            pattern = f"(?:(?:{det.context})[^0-9A-Za-z]{{0,8}})?{pattern}"
-        found = _candidates(values, pattern)
+        signal = signals[det.name]
+        key = patterns[det.name]
+        if key not in candidates:
+            candidates[key] = _candidates(extracted[f"p{distinct.index(key)}"])
+        found = candidates[key]
         if found.height == 0:
             continue
         if det.context:
@@ -424,9 +464,8 @@ def find(values: pl.Series, header: str, ctx: ScanContext, detectors: list[Detec
             checked = checked.with_columns(pl.lit(False).alias("minor"))
         base = float(spec["confidence"])
         boost = float(table["header_boost"]) if signal > 0 else (-float(table["header_penalty"]) if signal < 0 else 0)
-        needs = bool(spec.get("header_required"))
         conf = (pl.lit(base + boost) + pl.when(pl.col("context")).then(float(table["context_boost"])).otherwise(0.0))
-        if needs and signal <= 0:
+        if spec.get("header_required") and signal <= 0:
             conf = pl.when(pl.col("context")).then(conf).otherwise(0.0)
         checked = checked.with_columns(conf.clip(0.0, 0.99).alias("confidence"), pl.lit(det.name).alias("detector"))
         checked = checked.filter(pl.col("confidence") >= float(table["min_confidence"]))
@@ -439,9 +478,8 @@ def find(values: pl.Series, header: str, ctx: ScanContext, detectors: list[Detec
     return found.unique(subset=["row", "value"], keep="first", maintain_order=True)
 
 
-def _candidates(values: pl.Series, pattern: str) -> pl.DataFrame:
-    matches = values.str.extract_all(pattern)
-    frame = pl.DataFrame({"row": pl.int_range(0, values.len(), dtype=pl.UInt32, eager=True), "value": matches})
+def _candidates(matches: pl.Series) -> pl.DataFrame:
+    frame = pl.DataFrame({"row": pl.int_range(0, matches.len(), dtype=pl.UInt32, eager=True), "value": matches})
     frame = frame.filter(pl.col("value").list.len() > 0)
     if frame.height == 0:
         return pl.DataFrame(schema={"row": pl.UInt32, "value": pl.String})

@@ -41,9 +41,17 @@ def wrong_check(value: str, alphabet: str = "0123456789") -> str:
     return value[:-1] + choices[sum(map(ord, value)) % len(choices)]
 
 
+def org_code(rng: random.Random) -> str:
+    """A GB 11714 organisation code: 8 characters and their check character."""
+    body = "".join(rng.choice("0123456789ABCDEFGHJKLMNPQRTUWXY") for _ in range(8))
+    total = sum((int(c) if c.isdigit() else ord(c) - 55) * w for c, w in zip(body, (3, 7, 9, 10, 5, 8, 4, 2),
+                                                                               strict=True))
+    c9 = 11 - total % 11
+    return body + ("X" if c9 == 10 else "0" if c9 == 11 else str(c9))
+
+
 def uscc(rng: random.Random) -> str:
-    body = rng.choice("159Y") + rng.choice("123") + rng.choice(ADDRESS_CODES) + "".join(
-        rng.choice(USCC_ALPHABET) for _ in range(9))
+    body = rng.choice("159Y") + rng.choice("123") + rng.choice(ADDRESS_CODES) + org_code(rng)
     total = sum(USCC_ALPHABET.index(c) * w for c, w in zip(body, USCC_WEIGHTS, strict=True))
     return body + USCC_ALPHABET[(31 - total % 31) % 31]
 

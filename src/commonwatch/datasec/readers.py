@@ -345,14 +345,14 @@ def _read_json(fh: IO[bytes], name: str, limits: Limits) -> Iterator[tuple[str, 
             break
         try:
             value, end = decoder.raw_decode(state["buf"], state["pos"])
-            if end == len(state["buf"]) and not state["exhausted"]:
-                raise ValueError("value may continue in the next block")
         except ValueError:
             if len(state["buf"]) - state["pos"] > limits.max_record_bytes:
                 raise too_large() from None
             if fill():
                 continue
             raise bad() from None
+        if end == len(state["buf"]) and fill():
+            continue  # a number at the end of a block may go on in the next: decode it again
         batch.append(value)
         state["pos"] = end
         if len(batch) >= limits.batch_rows:

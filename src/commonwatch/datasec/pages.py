@@ -256,7 +256,8 @@ def _assessment_form(request: Request, db: Session, principal: Principal, *, for
         "chosen": chosen, "summary": summary,
         "scenarios": [(k, pick(v["en"], v["zh"])) for k, v in rules["scenarios"].items()],
         "ftz_lists": list(load_ftz_lists(_dd(request)).values()),
-        "assets": [a for a in ds.list_assets(db, principal, chosen.id)] if chosen else [],
+        "assets": ds.list_assets(db, principal, chosen.id) if chosen else [],
+        "asset_choices": [(a.id, a.name) for a in ds.list_assets(db, principal, chosen.id)] if chosen else [],
         **_helpers(request)}, status_code=status_code)
 
 

@@ -172,6 +172,10 @@ class Detector:
     header_pattern: str = ""
     #: The pattern already includes its context words (several detectors share it).
     shared: bool = False
+    #: Detectors of one group are extracted together, by one alternation of their patterns, and
+    #: each then keeps the candidates its own pattern matches whole. Members must not overlap in
+    #: shape (one leftmost match hides another that starts inside it).
+    group: str = ""
 
     def full_pattern(self, header_positive: bool) -> str:
         """The regex run over the column: context words, the pattern, the header-only alternative."""
@@ -366,29 +370,35 @@ def build_detectors(table: dict[str, Any]) -> list[Detector]:
     card = (r"(?:(?:卡号|银行卡|card)[^0-9A-Za-z]{0,8})?" + B
             + rf"[2-6]{d}{{3}}(?:[ -]?{d}{{4}}){{2}}[ -]?{d}{{1,4}}(?:[ -]?{d}{{1,3}})?" + B)
     return [
-        Detector("cn_resident_id", B + rf"[1-9]{d}{{16}}[0-9Xx]" + B, _v_resident_id),
-        Detector("cn_uscc", B + rf"[0-9{letters}]{{2}}{d}{{6}}[0-9{letters}]{{10}}" + B, _v_uscc),
+        Detector("cn_resident_id", B + rf"[1-9]{d}{{16}}[0-9Xx]" + B, _v_resident_id, group="ids"),
+        Detector("cn_uscc", B + rf"[0-9{letters}]{{2}}{d}{{6}}[0-9{letters}]{{10}}" + B, _v_uscc, group="ids"),
         Detector("cn_mobile", r"(?:\+86[- ]?|" + B + r"86[- ]?|" + B + rf")1[3-9]{d}[- ]?{d}{{4}}[- ]?{d}{{4}}" + B,
-                 _v_mobile),
+                 _v_mobile, group="phone"),
         Detector("cn_landline", rf"(?:\(0{d}{{2,3}}\)[- ]?|" + B + rf"0{d}{{2,3}}[- ])[2-9]{d}{{2,3}}[- ]?{d}{{4}}" + B,
-                 _v_landline),
-        Detector("cn_bank_card", card, _v_unionpay, context=r"卡号|银行卡|card", shared=True),
-        Detector("cn_bank_card_unchecked", card, _v_unionpay_unchecked, context=r"卡号|银行卡|card", shared=True),
-        Detector("payment_card", card, _v_payment_card, context=r"卡号|银行卡|card", shared=True),
-        Detector("iban", B + rf"[A-Z]{{2}}{d}{{2}}(?: ?[A-Z0-9]{{4}}){{2,7}}(?: ?[A-Z0-9]{{1,3}})?" + B, _v_iban),
+                 _v_landline, group="phone"),
+        Detector("cn_bank_card", card, _v_unionpay, context=r"卡号|银行卡|card", shared=True,
+                 group="card"),
+        Detector("cn_bank_card_unchecked", card, _v_unionpay_unchecked, context=r"卡号|银行卡|card", shared=True,
+                 group="card"),
+        Detector("payment_card", card, _v_payment_card, context=r"卡号|银行卡|card", shared=True,
+                 group="card"),
+        Detector("iban", B + rf"[A-Z]{{2}}{d}{{2}}(?: ?[A-Z0-9]{{4}}){{2,7}}(?: ?[A-Z0-9]{{1,3}})?" + B, _v_iban,
+                 group="ids"),
         Detector("cn_passport", B + rf"(?:E[{letters}]{d}{{7}}|[EG]{d}{{8}}|[PSD]E{d}{{7}}|K{d}{{8}}|MA{d}{{7}})" + B,
-                 _v_always, context=r"护照|passport"),
-        Detector("hk_macao_permit", B + rf"[HM]{d}{{8}}(?:{d}{{2}})?" + B, _v_always, context=r"回乡证|通行证|permit"),
+                 _v_always, context=r"护照|passport", group="ids"),
+        Detector("hk_macao_permit", B + rf"[HM]{d}{{8}}(?:{d}{{2}})?" + B, _v_always, context=r"回乡证|通行证|permit",
+                 group="ids"),
         Detector("vehicle_plate", "[" + provinces + "][" + letters + r"][·• ]?"
-                 + rf"(?:[DF][{letters}0-9]{d}{{4}}|{d}{{5}}[DF]|[{letters}0-9]{{5}})" + B, _v_always),
-        Detector("email", r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,24}" + B, _v_email),
-        Detector("ipv4", B + rf"{d}{{1,3}}(?:\.{d}{{1,3}}){{3}}(?:\.{d}+)*" + B, _v_ipv4),
-        Detector("ipv6", r"(?:" + B + r"[0-9A-Fa-f]{1,4}|(?-u:\B))(?::[0-9A-Fa-f]{0,4}){2,8}", _v_ipv6),
+                 + rf"(?:[DF][{letters}0-9]{d}{{4}}|{d}{{5}}[DF]|[{letters}0-9]{{5}})" + B, _v_always, group="han"),
+        Detector("email", r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,24}" + B, _v_email,
+                 group="net"),
+        Detector("ipv4", B + rf"{d}{{1,3}}(?:\.{d}{{1,3}}){{3}}(?:\.{d}+)*" + B, _v_ipv4, group="net"),
+        Detector("ipv6", r"(?:" + B + r"[0-9A-Fa-f]{1,4}|(?-u:\B))(?::[0-9A-Fa-f]{0,4}){2,8}", _v_ipv6, group="net"),
         Detector("imei", B + rf"{d}{{2}}[- ]?{d}{{6}}[- ]?{d}{{6}}[- ]?{d}" + B, _v_imei, context=r"(?i:imei)|串号"),
         Detector("gps", r"-?" + B + rf"{d}{{1,2}}\.{d}{{4,8}}[ \t]*[,，][ \t]*-?{d}{{1,3}}\.{d}{{4,8}}" + B, _v_gps,
-                 header_pattern=r"-?" + B + rf"{d}{{1,3}}\.{d}{{4,8}}" + B),
+                 header_pattern=r"-?" + B + rf"{d}{{1,3}}\.{d}{{4,8}}" + B, group="net"),
         Detector("cn_postal_address", r"(?:" + regions + r")[\p{Han}0-9]{0,12}?(?:市|区|县)[\p{Han}0-9]{0,24}?"
-                 r"(?:路|街|大道|巷|弄|胡同|村)[0-9]{1,5}号", _v_always),
+                 r"(?:路|街|大道|巷|弄|胡同|村)[0-9]{1,5}号", _v_always, group="han"),
     ]
 
 
@@ -437,18 +447,26 @@ def find(values: pl.Series, header: str, ctx: ScanContext, detectors: list[Detec
     values = values.cast(pl.String)
     signals = {det.name: header_signal(header, det.name, table) for det in detectors}
     patterns = {det.name: det.full_pattern(signals[det.name] > 0) for det in detectors}
-    distinct = list(dict.fromkeys(patterns.values()))
+    groups: dict[str, list[str]] = {}
+    for det in detectors:
+        members = groups.setdefault(det.group or det.name, [])
+        if patterns[det.name] not in members:
+            members.append(patterns[det.name])
+    names = list(groups)
     extracted = pl.LazyFrame({"v": values}).select(
-        [pl.col("v").str.extract_all(p).alias(f"p{i}") for i, p in enumerate(distinct)]).collect()
+        [pl.col("v").str.extract_all("|".join(f"(?:{p})" for p in groups[g])).alias(f"g{i}")
+         for i, g in enumerate(names)]).collect()
     candidates: dict[str, pl.DataFrame] = {}
     frames = []
     for det in detectors:
         spec = table["detectors"][det.name]
         signal = signals[det.name]
-        key = patterns[det.name]
-        if key not in candidates:
-            candidates[key] = _candidates(extracted[f"p{distinct.index(key)}"])
-        found = candidates[key]
+        group = det.group or det.name
+        if group not in candidates:
+            candidates[group] = _candidates(extracted[f"g{names.index(group)}"])
+        found = candidates[group]
+        if len(groups[group]) > 1 and found.height:
+            found = found.filter(pl.col("value").str.contains(f"^(?:{patterns[det.name]})$"))
         if found.height == 0:
             continue
         if det.context:

@@ -3,7 +3,7 @@ two transfers abroad are assessed, each answer naming its article. Idempotent.""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from importlib import resources
 from pathlib import Path
 
@@ -52,7 +52,8 @@ def load(ctx) -> None:
         "recipient_country": "SG", "asset_id": asset.id, "transfer_date": date(year, 6, 1).isoformat(),
         "scenario": "other", "contains_pi": True, "contains_sensitive_pi": True,
         "persons_non_sensitive": 150_000, "persons_sensitive": 5_000}, now, data_dir)
+    # Issued almost three years ago: its extension window is open now, so the pages show the alert.
+    issued = ds.local_today(now) - timedelta(days=3 * 365 - 45)
     ds.create_approval(session, bank, org.id, {
-        "kind": "security_assessment", "reference": "Demo-SA-2024-017",
-        "issued_on": date(year - 3, 2, 20).isoformat(), "scope": "Card transaction data to the Singapore centre"},
-        data_dir)
+        "kind": "security_assessment", "reference": f"Demo-SA-{issued.year}-017",
+        "issued_on": issued.isoformat(), "scope": "Card transaction data to the Singapore centre"}, data_dir)

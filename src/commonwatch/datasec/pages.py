@@ -41,6 +41,10 @@ def _today(request: Request) -> date:
     return ds.local_today(request.app.state.clock.now())
 
 
+def _org_names(db: Session, principal: Principal) -> dict[int, str]:
+    return {o.id: o.name for o in ds.visible_orgs(db, principal)}
+
+
 def _helpers(request: Request) -> dict[str, Any]:
     dd = _dd(request)
     table = identifier_rules(dd)
@@ -81,6 +85,7 @@ def catalogue(request: Request, org_id: int | None = None, principal: Principal 
     return render(request, "datasec/catalogue.html", {
         "title": _("Data catalogue"), "assets": ds.list_assets(db, principal, org_id),
         "orgs": ds.visible_orgs(db, principal), "org_id": org_id, "scans": ds.list_scans(db, principal, org_id, 20),
+        "org_names": _org_names(db, principal),
         "alerts": ds.alerts(db, principal, _today(request), _dd(request)),
         "can_write": bool(ds.writable_orgs(db, principal)), **_helpers(request)})
 
@@ -237,6 +242,7 @@ def crossborder_home(request: Request, org_id: int | None = None,
         "approvals": [(a, ds.approval_state(a, today, _dd(request))) for a in ds.list_approvals(db, principal, org_id)],
         "alerts": ds.alerts(db, principal, today, _dd(request)), "reminders": ds.reminders(db, principal),
         "summaries": _summaries(request, db, principal, orgs[:50], today.year), "year": today.year,
+        "org_names": _org_names(db, principal),
         "writable": ds.writable_orgs(db, principal), "form": {}, "errors": {}, **_helpers(request)})
 
 
@@ -313,6 +319,7 @@ async def approval_create(request: Request, principal: Principal = Depends(requi
             "approvals": [(a, ds.approval_state(a, today, _dd(request))) for a in ds.list_approvals(db, principal)],
             "alerts": ds.alerts(db, principal, today, _dd(request)), "reminders": ds.reminders(db, principal),
             "summaries": [], "year": today.year, "writable": ds.writable_orgs(db, principal), "form": data,
+            "org_names": _org_names(db, principal),
             "errors": exc.by_field(), **_helpers(request)}, status_code=422)
     db.commit()
     return redirect("/crossborder#approvals", _("Approval recorded; its validity and extension window are tracked."))

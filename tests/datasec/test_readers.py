@@ -17,6 +17,8 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from openpyxl import Workbook
 
 from commonwatch.datasec import synthetic as syn
@@ -242,3 +244,33 @@ def test_zip_members_of_unsupported_kinds_are_named(tmp_path):
         zf.writestr("inner.zip", b"PK")
     (tmp_path / "outer.zip").write_bytes(buf.getvalue())
     _refused(tmp_path / "outer.zip", "inner.zip")
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=600), kind=st.sampled_from(["csv", "tsv", "json", "jsonl", "txt", "csv.gz", "zip"]))
+def test_any_bytes_either_scan_or_are_refused_with_a_reason(tmp_path, data, kind):
+    """Fuzzed input: a report or an Invalid naming the file, never another exception."""
+    path = tmp_path / f"fuzz.{kind}"
+    if kind == "csv.gz":
+        data = gzip.compress(data) if data[:1] != b"!" else data
+    path.write_bytes(data)
+    try:
+        report = scan_path(path, today=TODAY)
+    except Invalid as exc:
+        assert exc.errors[0].field == "file" and exc.errors[0].reason
+    else:
+        assert report.rows >= 0
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.dictionaries(st.text(max_size=8), st.one_of(st.none(), st.integers(), st.floats(),
+                                                                  st.text(max_size=20), st.lists(st.integers())),
+                                max_size=4), max_size=12))
+def test_any_json_records_scan(tmp_path, records):
+    (tmp_path / "r.json").write_text(json.dumps(records), encoding="utf-8")
+    (tmp_path / "r.jsonl").write_text("\n".join(json.dumps(r) for r in records), encoding="utf-8")
+    for name in ("r.json", "r.jsonl"):
+        try:
+            scan_path(tmp_path / name, today=TODAY)
+        except Invalid as exc:
+            assert exc.errors[0].reason

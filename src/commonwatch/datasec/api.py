@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from commonwatch.access.principal import Principal
 from commonwatch.constituency.models import Organisation
@@ -196,7 +197,8 @@ async def scan_upload_file(request: Request, upload: UploadFile):
         if size == 0:
             raise Invalid("file", _("is empty"))
         today = ds.local_today(_now(request))
-        return scan_path(path, today=today, data_dir=settings.data_dir, display_name=name)
+        # The scan is CPU work: run it off the event loop so other requests are served meanwhile.
+        return await run_in_threadpool(scan_path, path, today=today, data_dir=settings.data_dir, display_name=name)
 
 
 # --- cross-border ------------------------------------------------------------------------------------

@@ -519,24 +519,36 @@ def read_database(url: str, *, sample_rows: int | None = 10_000, tables: list[st
 # --- columns as text ---------------------------------------------------------------------------------
 
 def text_columns(frame: pl.DataFrame) -> pl.DataFrame:
-    """Every column as text: nested records become ``parent.child`` columns, lists their JSON."""
-    while any(isinstance(dt, pl.Struct) for dt in frame.dtypes):
-        cols = []
-        for name, dt in frame.schema.items():
-            if isinstance(dt, pl.Struct):
-                cols.extend(pl.col(name).struct.field(f.name).alias(f"{name}.{f.name}") for f in dt.fields)
-            else:
-                cols.append(pl.col(name))
-        frame = frame.select(cols)
-    out = []
-    for name, dt in frame.schema.items():
-        if dt == pl.String:
-            out.append(pl.col(name))
-        elif isinstance(dt, pl.List | pl.Array):
-            out.append(pl.struct(pl.col(name).alias("v")).struct.json_encode().str.slice(5).str.strip_suffix("}")
-                       .alias(name))
-        elif dt in (pl.Binary, pl.Null, pl.Object):
-            continue
+    """Every column as text: nested records become ``parent.child`` columns, lists their JSON.
+
+    Works on the Series themselves, not on ``pl.col(name)``: field names come from the data and
+    may be anything (``*``, an empty string, a regex-looking name).
+    """
+    out: list[pl.Series] = []
+    seen: dict[str, int] = {}
+
+    def add(name: str, series: pl.Series) -> None:
+        dtype = series.dtype
+        if isinstance(dtype, pl.Struct):
+            for child in series.struct.unnest().get_columns():
+                add(f"{name}.{child.name}", child)
+            return
+        if dtype == pl.String:
+            text = series
+        elif isinstance(dtype, pl.List | pl.Array):
+            text = (series.to_frame("v").select(pl.struct(pl.col("v")).struct.json_encode()).to_series()
+                    .str.slice(5).str.strip_suffix("}"))
+        elif dtype in (pl.Binary, pl.Null, pl.Object):
+            return
         else:
-            out.append(pl.col(name).cast(pl.String, strict=False))
-    return frame.select(out) if out else pl.DataFrame()
+            text = series.cast(pl.String, strict=False)
+        if name in seen:
+            seen[name] += 1
+            name = f"{name}_{seen[name]}"
+        else:
+            seen[name] = 1
+        out.append(text.alias(name))
+
+    for column in frame.get_columns():
+        add(column.name, column)
+    return pl.DataFrame(out) if out else pl.DataFrame()

@@ -1,0 +1,534 @@
+"""Personal-information detectors, vectorised over a column of text.
+
+Each detector is a regular expression that finds candidates (run by Polars over the whole column)
+and a validator that checks them columnwise: check digits are computed with NumPy on a matrix of
+digits (one row per candidate), never with a Python loop per value. What changes over time
+(mobile number segments, plate provinces, header words, categories) comes from
+``rules/pi_identifiers.yaml``.
+
+:func:`find` returns every valid match with its row and confidence; full values stay inside the
+returned frame, and callers keep only masked samples (:func:`mask`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from commonwatch.rules import RulesError, load_rules
+
+B = "(?-u:\\b)"  # an ASCII word boundary: Chinese text next to a number still counts as a boundary
+USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+ID_WEIGHTS = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2], dtype=np.int64)
+ID_CHECK = np.frombuffer(b"10X98765432", dtype=np.uint8)
+USCC_WEIGHTS = np.array([1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28], dtype=np.int64)
+_USCC_VALUE = np.full(256, -1, dtype=np.int64)
+for _i, _c in enumerate(USCC_ALPHABET):
+    _USCC_VALUE[ord(_c)] = _i
+#: IBAN length by country (ISO 13616 registry).
+IBAN_LENGTHS = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BR": 29,
+    "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DK": 18, "DO": 28, "EE": 20, "EG": 29,
+    "ES": 24, "FI": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28,
+    "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26, "IT": 27, "JO": 30, "KW": 30, "KZ": 20,
+    "LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20, "LV": 21, "MC": 27, "MD": 24, "ME": 22, "MK": 19,
+    "MR": 27, "MT": 31, "MU": 30, "NL": 18, "NO": 15, "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29,
+    "RO": 24, "RS": 22, "SA": 24, "SC": 31, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "ST": 25, "SV": 28,
+    "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
+}
+
+
+# --- columnwise arithmetic ------------------------------------------------------------------------
+
+def char_matrix(values: pl.Series, width: int) -> np.ndarray:
+    """An (n, width) uint8 matrix of the ASCII codes of ``values``, all of byte length ``width``."""
+    if values.len() == 0:
+        return np.zeros((0, width), dtype=np.uint8)
+    joined = values.str.join("").item()
+    return np.frombuffer(joined.encode("ascii", "replace"), dtype=np.uint8).reshape(-1, width)
+
+
+def luhn_valid(values: pl.Series) -> np.ndarray:
+    """Luhn check of digit strings (any mix of lengths), grouped by length, computed with NumPy."""
+    out = np.zeros(values.len(), dtype=bool)
+    if values.len() == 0:
+        return out
+    lengths = values.str.len_bytes().to_numpy()
+    for width in np.unique(lengths):
+        idx = np.nonzero(lengths == width)[0]
+        digits = char_matrix(values.gather(idx), int(width)).astype(np.int64) - 48
+        if digits.size == 0:
+            continue
+        # Double every second digit from the right (the check digit is position 0 from the right).
+        doubled = digits[:, ::-1].copy()
+        doubled[:, 1::2] *= 2
+        doubled[:, 1::2] -= 9 * (doubled[:, 1::2] > 9)
+        out[idx] = (doubled.sum(axis=1) % 10) == 0
+    return out
+
+
+#: Province-level division codes of GB/T 2260 (first two digits of an address code), and 10 for
+#: national-level registrations in a social credit code.
+PROVINCE_CODES = np.zeros(100, dtype=bool)
+PROVINCE_CODES[[11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46, 50, 51, 52, 53,
+                54, 61, 62, 63, 64, 65, 71, 81, 82]] = True
+ORG_CODE_WEIGHTS = np.array([3, 7, 9, 10, 5, 8, 4, 2], dtype=np.int64)
+
+
+def resident_id_valid(values: pl.Series, today: date) -> tuple[np.ndarray, np.ndarray]:
+    """(valid, under 14) for 18-character resident ID numbers: MOD 11-2 check, a province-level
+    address code (or 9, the foreigners' permanent residence card) and a real birth date."""
+    m = char_matrix(values.str.to_uppercase(), 18)
+    if m.shape[0] == 0:
+        return np.zeros(0, dtype=bool), np.zeros(0, dtype=bool)
+    digits = m[:, :17].astype(np.int64) - 48
+    province = digits[:, 0] * 10 + digits[:, 1]
+    check_ok = (ID_CHECK[(digits @ ID_WEIGHTS) % 11] == m[:, 17]) & (PROVINCE_CODES[province] | (digits[:, 0] == 9))
+    year = digits[:, 6] * 1000 + digits[:, 7] * 100 + digits[:, 8] * 10 + digits[:, 9]
+    month = digits[:, 10] * 10 + digits[:, 11]
+    day = digits[:, 12] * 10 + digits[:, 13]
+    birth = year * 10000 + month * 100 + day
+    date_ok = valid_dates(year, month, day) & (year >= 1900) & (birth <= _ymd(today))
+    under_14 = birth > _ymd(today) - 140000
+    valid = check_ok & date_ok
+    return valid, valid & under_14
+
+
+def _ymd(d: date) -> int:
+    return d.year * 10000 + d.month * 100 + d.day
+
+
+def valid_dates(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """True where (year, month, day) is a day of the Gregorian calendar."""
+    leap = ((year % 4 == 0) & (year % 100 != 0)) | (year % 400 == 0)
+    month_days = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
+    ok_month = (month >= 1) & (month <= 12)
+    last = month_days[np.clip(month, 0, 12)] + ((month == 2) & leap)
+    return ok_month & (day >= 1) & (day <= last)
+
+
+def uscc_valid(values: pl.Series) -> np.ndarray:
+    """GB 32100 check character of 18-character unified social credit codes."""
+    m = char_matrix(values, 18)
+    if m.shape[0] == 0:
+        return np.zeros(0, dtype=bool)
+    v = _USCC_VALUE[m]
+    ok_chars = (v >= 0).all(axis=1)
+    expected = (31 - (v[:, :17] @ USCC_WEIGHTS) % 31) % 31
+    # Positions 3-8: an administrative division code (province-level prefix, or 10 for national).
+    division = np.clip(v[:, 2], 0, 9) * 10 + np.clip(v[:, 3], 0, 9)
+    division_ok = PROVINCE_CODES[division] | (division == 10)
+    # Positions 9-17: the GB 11714 organisation code, which carries its own check character.
+    body = np.where((m[:, 8:16] >= 48) & (m[:, 8:16] <= 57), m[:, 8:16].astype(np.int64) - 48,
+                    m[:, 8:16].astype(np.int64) - 55)
+    c9 = 11 - (body @ ORG_CODE_WEIGHTS) % 11
+    org_check = np.where(c9 == 10, ord("X"), np.where(c9 == 11, ord("0"), c9 + 48))
+    return ok_chars & (expected == v[:, 17]) & division_ok & (org_check == m[:, 16])
+
+
+def iban_valid(values: pl.Series) -> np.ndarray:
+    """ISO 13616: the country's length and ISO 7064 mod 97-10 of the rearranged number."""
+    out = np.zeros(values.len(), dtype=bool)
+    if values.len() == 0:
+        return out
+    country = values.str.slice(0, 2)
+    expected = country.replace_strict(IBAN_LENGTHS, default=0, return_dtype=pl.Int64).to_numpy()
+    lengths = values.str.len_bytes().to_numpy()
+    for width in np.unique(lengths):
+        idx = np.nonzero((lengths == width) & (expected == width))[0]
+        if idx.size == 0:
+            continue
+        m = char_matrix(values.gather(idx), int(width))
+        m = np.concatenate([m[:, 4:], m[:, :4]], axis=1).astype(np.int64)
+        is_digit = (m >= 48) & (m <= 57)
+        value = np.where(is_digit, m - 48, m - 55)  # A=10 ... Z=35
+        remainder = np.zeros(idx.size, dtype=np.int64)
+        for col in range(value.shape[1]):  # over the ≤ 34 positions, vectorised over every candidate
+            v = value[:, col]
+            remainder = (remainder * np.where(v >= 10, 100, 10) + v) % 97
+        out[idx] = remainder == 1
+    return out
+
+
+# --- the detectors ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Detector:
+    name: str
+    pattern: str
+    #: Columnwise check of the candidates; returns the valid mask (and may add columns through extra).
+    validate: Callable[[pl.DataFrame, ScanContext], pl.DataFrame]
+    #: Words that, just before a match in free text, make it more likely (regex alternation).
+    context: str = ""
+    #: Only with a matching header, when the header says so.
+    header_pattern: str = ""
+    #: The pattern already includes its context words (several detectors share it).
+    shared: bool = False
+    #: Detectors of one group are extracted together, by one alternation of their patterns, and
+    #: each then keeps the candidates its own pattern matches whole. Members must not overlap in
+    #: shape (one leftmost match hides another that starts inside it).
+    group: str = ""
+
+    def full_pattern(self, header_positive: bool) -> str:
+        """The regex run over the column: context words, the pattern, the header-only alternative."""
+        pattern = self.pattern
+        if self.header_pattern and header_positive:
+            pattern = f"(?:{self.pattern}|{self.header_pattern})"
+        if self.context and not self.shared:
+            pattern = f"(?:(?:{self.context})[^0-9A-Za-z]{{0,8}})?{pattern}"
+        return pattern
+
+
+@dataclass
+class ScanContext:
+    today: date
+    table: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def mobile_prefixes(self) -> list[str]:
+        return list(self.table["mobile_prefixes"])
+
+
+def _digits(col: str = "value") -> pl.Expr:
+    return pl.col(col).str.replace_all(r"[^0-9]", "")
+
+
+def _v_resident_id(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
+    valid, minors = resident_id_valid(df["value"], ctx.today)
+    return df.with_columns(pl.Series("valid", valid), pl.Series("minor", minors))
+
+
+def _v_uscc(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
+    return df.with_columns(pl.Series("valid", uscc_valid(df["value"])))
+
+
+def _v_mobile(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
+    number = df["value"].str.replace_all(r"[^0-9]", "").str.slice(-11)
+    ok = number.str.len_bytes().eq(11) & number.str.slice(0, 3).is_in(ctx.mobile_prefixes)
+    return df.with_columns(pl.Series("valid", ok.fill_null(False)))
+
+
+def _v_landline(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
+    area = df["value"].str.extract(r"^\(?(0\d{2,3})", 1)
+    local = df["value"].str.replace(r"^\(?0\d{2,3}\)?", "").str.replace_all(r"[^0-9]", "")
+    three = area.str.len_bytes().eq(3) & area.str.contains(r"^0(?:10|2\d)$") & local.str.len_bytes().eq(8)
+    four = (area.str.len_bytes().eq(4) & area.str.contains(r"^0[3-9]\d\d$")
+            & local.str.len_bytes().is_between(7, 8))
+    return df.with_columns(pl.Series("valid", (three | four).fill_null(False)))
+
+
+def _card_candidates(df: pl.DataFrame) -> pl.Series:
+    return df["value"].str.replace_all(r"[ \-]", "")
+
+
+def _international_brand(number: pl.Series) -> pl.Series:
+    """True where the number is in the range and length of an international card scheme."""
+    n = number.str.len_bytes()
+    p2 = number.str.slice(0, 2).cast(pl.Int64, strict=False)
+    p3 = number.str.slice(0, 3).cast(pl.Int64, strict=False)
+    p4 = number.str.slice(0, 4).cast(pl.Int64, strict=False)
+    visa = number.str.starts_with("4") & n.is_in([13, 16, 19])
+    master = (p2.is_between(51, 55) | p4.is_between(2221, 2720)) & n.eq(16)
+    amex = p2.is_in([34, 37]) & n.eq(15)
+    jcb = p4.is_between(3528, 3589) & n.is_between(16, 19)
+    discover = (p4.eq(6011) | p3.is_between(644, 649) | p2.eq(65)) & n.is_between(16, 19)
+    diners = (p3.is_between(300, 305) | p2.is_in([36, 38, 39])) & n.is_in([14, 16])
+    return (visa | master | amex | jcb | discover | diners).fill_null(False)
+
+
+def _v_unionpay(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
+    number = _card_candidates(df)
+    ranged = number.str.starts_with("62") & number.str.len_bytes().is_between(16, 19)
+    return df.with_columns(pl.Series("valid", ranged.to_numpy() & luhn_valid(number)))
+
+
+def _v_unionpay_unchecked(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
+    number = _card_candidates(df)
+    ranged = number.str.starts_with("62") & number.str.len_bytes().is_between(16, 19)
+    return df.with_columns(pl.Series("valid", ranged.to_numpy() & ~luhn_valid(number)))
+
+
+def _v_payment_card(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
+    number = _card_candidates(df)
+    brand = _international_brand(number) & ~number.str.starts_with("62")
+    return df.with_columns(pl.Series("valid", brand.to_numpy() & luhn_valid(number)))
+
+
+def _v_iban(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
+    compact = df["value"].str.replace_all(" ", "")
+    return df.with_columns(pl.Series("valid", iban_valid(compact)))
+
+
+def _v_always(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
+    return df.with_columns(pl.lit(True).alias("valid"))
+
+
+def _v_email(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
+    local = df["value"].str.split("@").list.first()
+    ok = ~local.str.starts_with(".") & ~local.str.ends_with(".") & ~df["value"].str.contains(r"\.\.")
+    return df.with_columns(pl.Series("valid", ok.fill_null(False)))
+
+
+def _v_ipv4(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
+    parts = df["value"].str.split(".")
+    four = parts.list.len().eq(4)
+    octets = parts.list.eval(pl.element().cast(pl.Int64, strict=False))
+    in_range = octets.list.max().le(255) & octets.list.min().ge(0)
+    no_leading_zero = ~df["value"].str.contains(r"(?:^|\.)0\d")
+    return df.with_columns(pl.Series("valid", (four & in_range & no_leading_zero).fill_null(False)))
+
+
+def _v_ipv6(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
+    v = df["value"]
+    doubles = v.str.count_matches("::")
+    colons = v.str.count_matches(":")
+    groups = v.str.count_matches(r"[0-9A-Fa-f]{1,4}")
+    ok = (
+        ~v.str.contains(":::")
+        & ~v.str.contains(r"^:[^:]") & ~v.str.contains(r"[^:]:$")
+        & (((doubles == 0) & (colons == 7) & (groups == 8)) | ((doubles == 1) & (colons <= 7) & (groups <= 7)))
+        & v.str.contains(r"[0-9A-Fa-f]")
+    )
+    return df.with_columns(pl.Series("valid", ok.fill_null(False)))
+
+
+def _v_imei(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
+    number = df["value"].str.replace_all(r"[^0-9]", "").str.slice(-15)
+    not_card = ~(number.str.slice(0, 2).is_in(["34", "37"]))
+    return df.with_columns(pl.Series("valid", number.str.len_bytes().eq(15).to_numpy()
+                                     & not_card.to_numpy() & luhn_valid(number)))
+
+
+def _v_gps(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
+    nums = df["value"].str.extract_all(r"-?\d{1,3}\.\d+").list.eval(pl.element().cast(pl.Float64))
+    n = nums.list.len()
+    lat, lon = nums.list.first(), nums.list.last()
+    pair = n.eq(2) & lat.abs().le(90) & lon.abs().le(180)
+    single = n.eq(1) & lat.abs().le(180)  # a latitude or longitude column, found only by its header
+    return df.with_columns(pl.Series("valid", (pair | single).fill_null(False)))
+
+
+@lru_cache(maxsize=4)
+def _cached_rules(data_dir: str | None) -> dict[str, Any]:
+    return validate_identifier_rules(load_rules("pi_identifiers.yaml", Path(data_dir) if data_dir else None))
+
+
+def identifier_rules(data_dir: Path | None = None) -> dict[str, Any]:
+    """The checked ``pi_identifiers`` rules (an operator's copy wins)."""
+    return _cached_rules(str(data_dir) if data_dir else None)
+
+
+def validate_identifier_rules(data: dict[str, Any]) -> dict[str, Any]:
+    """Refuse a malformed ``pi_identifiers`` file with the reason."""
+    origin = "pi_identifiers.yaml"
+    for key in ("detectors", "mobile_prefixes", "plate_provinces", "address_regions", "negative_headers",
+                "sensitive_categories", "pi_categories"):
+        if key not in data:
+            raise RulesError(origin, f"lacks '{key}'")
+    for name in DETECTOR_NAMES:
+        spec = data["detectors"].get(name)
+        if not isinstance(spec, dict):
+            raise RulesError(origin, f"has no entry for detector '{name}'")
+        for key in ("en", "zh", "confidence", "status", "headers"):
+            if key not in spec:
+                raise RulesError(origin, f"detector '{name}' lacks '{key}'")
+        if spec["status"] not in ("verified", "provisional"):
+            raise RulesError(origin, f"detector '{name}': status must be verified or provisional")
+        if not 0 < float(spec["confidence"]) <= 1:
+            raise RulesError(origin, f"detector '{name}': confidence must be in (0, 1]")
+        cat = spec.get("sensitive_category")
+        if cat is not None and cat not in data["sensitive_categories"]:
+            raise RulesError(origin, f"detector '{name}': unknown sensitive category '{cat}'")
+        pcat = spec.get("pi_category")
+        if pcat is not None and pcat not in data["pi_categories"]:
+            raise RulesError(origin, f"detector '{name}': unknown PI category '{pcat}'")
+    bad = [p for p in data["mobile_prefixes"] if not re.fullmatch(r"1\d{2,3}", str(p))]
+    if bad:
+        raise RulesError(origin, f"mobile_prefixes has entries that are not number segments: {bad[:5]}")
+    return data
+
+
+def build_detectors(table: dict[str, Any]) -> list[Detector]:
+    """The detectors, with the data they need from the rules file.
+
+    Patterns use ``[0-9]`` rather than ``\\d`` (Unicode digits would make the automata larger and
+    slower, and identifiers are written in ASCII digits). Detectors that share a pattern (the card
+    family) share one extraction.
+    """
+    provinces = re.escape(table["plate_provinces"])
+    regions = "|".join(re.escape(r) for r in table["address_regions"])
+    letters = "A-HJ-NP-Z"
+    d = "[0-9]"
+    card = (r"(?:(?:卡号|银行卡|card)[^0-9A-Za-z]{0,8})?" + B
+            + rf"[2-6]{d}{{3}}(?:[ -]?{d}{{4}}){{2}}[ -]?{d}{{1,4}}(?:[ -]?{d}{{1,3}})?" + B)
+    return [
+        Detector("cn_resident_id", B + rf"[1-9]{d}{{16}}[0-9Xx]" + B, _v_resident_id, group="ids"),
+        Detector("cn_uscc", B + rf"[0-9{letters}]{{2}}{d}{{6}}[0-9{letters}]{{10}}" + B, _v_uscc, group="ids"),
+        Detector("cn_mobile", r"(?:\+86[- ]?|" + B + r"86[- ]?|" + B + rf")1[3-9]{d}[- ]?{d}{{4}}[- ]?{d}{{4}}" + B,
+                 _v_mobile, group="phone"),
+        Detector("cn_landline", rf"(?:\(0{d}{{2,3}}\)[- ]?|" + B + rf"0{d}{{2,3}}[- ])[2-9]{d}{{2,3}}[- ]?{d}{{4}}" + B,
+                 _v_landline, group="phone"),
+        Detector("cn_bank_card", card, _v_unionpay, context=r"卡号|银行卡|card", shared=True,
+                 group="card"),
+        Detector("cn_bank_card_unchecked", card, _v_unionpay_unchecked, context=r"卡号|银行卡|card", shared=True,
+                 group="card"),
+        Detector("payment_card", card, _v_payment_card, context=r"卡号|银行卡|card", shared=True,
+                 group="card"),
+        Detector("iban", B + rf"[A-Z]{{2}}{d}{{2}}(?: ?[A-Z0-9]{{4}}){{2,7}}(?: ?[A-Z0-9]{{1,3}})?" + B, _v_iban,
+                 group="ids"),
+        Detector("cn_passport", B + rf"(?:E[{letters}]{d}{{7}}|[EG]{d}{{8}}|[PSD]E{d}{{7}}|K{d}{{8}}|MA{d}{{7}})" + B,
+                 _v_always, context=r"护照|passport", group="ids"),
+        Detector("hk_macao_permit", B + rf"[HM]{d}{{8}}(?:{d}{{2}})?" + B, _v_always, context=r"回乡证|通行证|permit",
+                 group="ids"),
+        Detector("vehicle_plate", "[" + provinces + "][" + letters + r"][·• ]?"
+                 + rf"(?:[DF][{letters}0-9]{d}{{4}}|{d}{{5}}[DF]|[{letters}0-9]{{5}})" + B, _v_always, group="han"),
+        Detector("email", r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,24}" + B, _v_email,
+                 group="net"),
+        Detector("ipv4", B + rf"{d}{{1,3}}(?:\.{d}{{1,3}}){{3}}(?:\.{d}+)*" + B, _v_ipv4, group="net"),
+        Detector("ipv6", r"(?:" + B + r"[0-9A-Fa-f]{1,4}|(?-u:\B))(?::[0-9A-Fa-f]{0,4}){2,8}", _v_ipv6, group="net"),
+        Detector("imei", B + rf"{d}{{2}}[- ]?{d}{{6}}[- ]?{d}{{6}}[- ]?{d}" + B, _v_imei, context=r"(?i:imei)|串号"),
+        Detector("gps", r"-?" + B + rf"{d}{{1,2}}\.{d}{{4,8}}[ \t]*[,，][ \t]*-?{d}{{1,3}}\.{d}{{4,8}}" + B, _v_gps,
+                 header_pattern=r"-?" + B + rf"{d}{{1,3}}\.{d}{{4,8}}" + B, group="net"),
+        Detector("cn_postal_address", r"(?:" + regions + r")[\p{Han}0-9]{0,12}?(?:市|区|县)[\p{Han}0-9]{0,24}?"
+                 r"(?:路|街|大道|巷|弄|胡同|村)[0-9]{1,5}号", _v_always, group="han"),
+    ]
+
+
+DETECTOR_NAMES = ("cn_resident_id", "cn_uscc", "cn_mobile", "cn_landline", "cn_bank_card", "cn_bank_card_unchecked",
+                  "payment_card", "iban", "cn_passport", "hk_macao_permit", "vehicle_plate", "email", "ipv4", "ipv6",
+                  "imei", "gps", "cn_postal_address")
+
+
+# --- header words ---------------------------------------------------------------------------------
+
+def _norm_header(header: str) -> str:
+    return re.sub(r"[\s\-]+", "_", header.strip().lower())
+
+
+def header_signal(header: str, detector: str, table: dict[str, Any]) -> int:
+    """+1 if the header names this kind of data, -1 if it names something that is not personal, else 0."""
+    h = _norm_header(header)
+    if not h:
+        return 0
+    words = table["detectors"][detector]["headers"]
+    if any(_norm_header(w) in h for w in words):
+        return 1
+    if any(_norm_header(w) in h for w in table["negative_headers"]):
+        return -1
+    return 0
+
+
+# --- finding matches -------------------------------------------------------------------------------
+
+FOUND_SCHEMA = {"row": pl.UInt32, "detector": pl.String, "value": pl.String, "context": pl.Boolean,
+                "minor": pl.Boolean, "confidence": pl.Float64}
+
+
+def empty_found() -> pl.DataFrame:
+    return pl.DataFrame(schema=FOUND_SCHEMA)
+
+
+def find(values: pl.Series, header: str, ctx: ScanContext, detectors: list[Detector]) -> pl.DataFrame:
+    """Every valid match in a column: row, detector, full value, context seen, minor, confidence.
+
+    Vectorised: the detectors' regexes run over the whole column in one parallel Polars query
+    (each distinct pattern once), then each detector checks its candidates columnwise. The header
+    raises or lowers the confidence; matches below the rules' ``min_confidence`` are dropped.
+    """
+    table = ctx.table
+    values = values.cast(pl.String)
+    signals = {det.name: header_signal(header, det.name, table) for det in detectors}
+    patterns = {det.name: det.full_pattern(signals[det.name] > 0) for det in detectors}
+    groups: dict[str, list[str]] = {}
+    for det in detectors:
+        members = groups.setdefault(det.group or det.name, [])
+        if patterns[det.name] not in members:
+            members.append(patterns[det.name])
+    names = list(groups)
+    extracted = pl.LazyFrame({"v": values}).select(
+        [pl.col("v").str.extract_all("|".join(f"(?:{p})" for p in groups[g])).alias(f"g{i}")
+         for i, g in enumerate(names)]).collect()
+    candidates: dict[str, pl.DataFrame] = {}
+    frames = []
+    for det in detectors:
+        spec = table["detectors"][det.name]
+        signal = signals[det.name]
+        group = det.group or det.name
+        if group not in candidates:
+            candidates[group] = _candidates(extracted[f"g{names.index(group)}"])
+        found = candidates[group]
+        if len(groups[group]) > 1 and found.height:
+            found = found.filter(pl.col("value").str.contains(f"^(?:{patterns[det.name]})$"))
+        if found.height == 0:
+            continue
+        if det.context:
+            ctx_re = f"^(?:{det.context})[^0-9A-Za-z]{{0,8}}"
+            found = found.with_columns(pl.col("value").str.contains(ctx_re).alias("context"),
+                                       pl.col("value").str.replace(ctx_re, "").alias("value"))
+        else:
+            found = found.with_columns(pl.lit(False).alias("context"))
+        checked = det.validate(found, ctx).filter(pl.col("valid"))
+        if checked.height == 0:
+            continue
+        if "minor" not in checked.columns:
+            checked = checked.with_columns(pl.lit(False).alias("minor"))
+        base = float(spec["confidence"])
+        boost = float(table["header_boost"]) if signal > 0 else (-float(table["header_penalty"]) if signal < 0 else 0)
+        conf = (pl.lit(base + boost) + pl.when(pl.col("context")).then(float(table["context_boost"])).otherwise(0.0))
+        if spec.get("header_required") and signal <= 0:
+            conf = pl.when(pl.col("context")).then(conf).otherwise(0.0)
+        checked = checked.with_columns(conf.clip(0.0, 0.99).alias("confidence"), pl.lit(det.name).alias("detector"))
+        checked = checked.filter(pl.col("confidence") >= float(table["min_confidence"]))
+        frames.append(checked.select(list(FOUND_SCHEMA)))
+    if not frames:
+        return empty_found()
+    found = pl.concat(frames).cast(FOUND_SCHEMA)  # type: ignore[arg-type]
+    # One value is one identifier: where two detectors accept the same text (an ID number that
+    # happens to pass the USCC check), the earlier, more specific detector keeps it.
+    return found.unique(subset=["row", "value"], keep="first", maintain_order=True)
+
+
+def _candidates(matches: pl.Series) -> pl.DataFrame:
+    frame = pl.DataFrame({"row": pl.int_range(0, matches.len(), dtype=pl.UInt32, eager=True), "value": matches})
+    frame = frame.filter(pl.col("value").list.len() > 0)
+    if frame.height == 0:
+        return pl.DataFrame(schema={"row": pl.UInt32, "value": pl.String})
+    return frame.explode("value").drop_nulls("value")
+
+
+# --- masking ----------------------------------------------------------------------------------------
+
+def mask(value: str, detector: str) -> str:
+    """A sample safe to store and show: enough to recognise the kind of value, never the value."""
+    v = value.strip()
+    if detector == "email":
+        local, _at, domain = v.partition("@")
+        return f"{local[:1]}***@{domain}"
+    if detector in ("ipv4",):
+        parts = v.split(".")
+        return ".".join(parts[:2] + ["*", "*"])
+    if detector == "ipv6":
+        return v.split(":")[0] + ":****:****"
+    if detector == "gps":
+        return re.sub(r"(\d+\.\d)\d+", r"\1***", v)
+    if detector == "cn_postal_address":
+        return v[:4] + "****"
+    if detector == "vehicle_plate":
+        return v[:2] + "***" + v[-1:] if len(v) > 4 else "****"
+    if detector == "cn_mobile":
+        digits = re.sub(r"\D", "", v)[-11:]
+        return f"{digits[:3]}****{digits[-2:]}"
+    compact = re.sub(r"[\s\-]", "", v)
+    keep_head = 4 if detector in ("cn_bank_card", "cn_bank_card_unchecked", "payment_card", "iban") else 3
+    keep_tail = 2
+    if len(compact) <= keep_head + keep_tail + 2:
+        return compact[:1] + "*" * (len(compact) - 1)
+    return compact[:keep_head] + "*" * (len(compact) - keep_head - keep_tail) + compact[-keep_tail:]

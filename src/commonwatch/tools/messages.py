@@ -7,14 +7,17 @@ still untranslated. Modules at the package top level belong to the ``web`` catal
 
 from __future__ import annotations
 
+import io
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_file
 from babel.messages.pofile import read_po, write_po
 
+_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 PACKAGE = Path(__file__).resolve().parent.parent
 KEYWORDS = {"_": None, "N_": None, "gettext": None, "ngettext": (1, 2)}
 JINJA_OPTIONS = {"extensions": "jinja2.ext.i18n", "newstyle_gettext": "true", "trimmed": "false"}
@@ -60,16 +63,21 @@ def update(folder: Path) -> tuple[int, list[str]]:
     messages = extract(folder)
     if not messages and not path.exists():
         return 0, []
-    new = Catalog(locale="zh_CN", project="commonwatch", fuzzy=False)
+    # No dates and no line numbers in the file: they would change on every run and make
+    # catalogues conflict between branches for no reason.
+    new = Catalog(locale="zh_CN", project="commonwatch", fuzzy=False, creation_date=_EPOCH, revision_date=_EPOCH)
     added = 0
     for msgid, locations in sorted(messages.items()):
         previous = old.get(msgid)
         if previous is None:
             added += 1
-        new.add(msgid, previous.string if previous else "", locations=locations)
+        new.add(msgid, previous.string if previous else "", locations=sorted({(f, 0) for f, _ in locations}))
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as fh:
-        write_po(fh, new, width=100, omit_header=False, sort_output=True, include_previous=False)
+    buf = io.BytesIO()
+    write_po(buf, new, width=100, omit_header=False, sort_output=True, include_previous=False,
+             include_lineno=False)
+    if not path.exists() or path.read_bytes() != buf.getvalue():
+        path.write_bytes(buf.getvalue())
     untranslated = [m.id for m in new if m.id and not m.string]
     return added, untranslated
 

@@ -55,7 +55,6 @@ def _v6_parse(value: str) -> tuple[str, int, bool] | None:
 def parse_ips(values: pl.Series) -> IpColumns:
     """Parse a string column of addresses (IPv4 vectorised; the rare others one unique value at a time)."""
     text = values.cast(pl.String).str.strip_chars()
-    n = text.len()
     parts = text.str.extract_groups(_V4_RE)
     octets = [parts.struct.field(str(i)).cast(pl.UInt32) for i in range(1, 5)]
     ip4 = (octets[0] * (1 << 24) + octets[1] * (1 << 16) + octets[2] * (1 << 8) + octets[3]).alias("ip4")

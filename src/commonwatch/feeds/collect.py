@@ -86,7 +86,7 @@ def expand(name: str, stream: BinaryIO, fetched_at: datetime, *, limit: int | No
 
 
 def _spool(stream: BinaryIO) -> BinaryIO:
-    tmp = tempfile.TemporaryFile()
+    tmp = tempfile.TemporaryFile()  # noqa: SIM115 - returned open; the zip reader owns it
     while chunk := stream.read(1 << 20):
         tmp.write(chunk)
     tmp.seek(0)
@@ -98,7 +98,8 @@ def sources_from_path(path: Path, fetched_at: datetime) -> Iterator[Source]:
     if not path.exists():
         raise Invalid("path", _("{path} does not exist").format(path=path))
     files = [path] if path.is_file() else sorted(
-        p for p in path.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts))
+        p for p in path.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts))
     for file in files:
         with file.open("rb") as fh:
             yield from expand(str(file), fh, fetched_at, size_hint=file.stat().st_size)
@@ -160,7 +161,7 @@ def fetch_url(url: str, *, allowlist: list[str], max_bytes: int, timeout: float,
                 if declared > max_bytes:
                     raise Invalid("url", _("{url} is {size} bytes, over the limit of {limit}").format(
                         url=url, size=declared, limit=max_bytes))
-                tmp = tempfile.NamedTemporaryFile(prefix="commonwatch-feed-", delete=False)  # noqa: SIM115
+                tmp = tempfile.NamedTemporaryFile(prefix="commonwatch-feed-", delete=False)  # noqa: SIM115 - the caller owns it
                 size = 0
                 try:
                     with tmp:

@@ -25,7 +25,8 @@ class OpenPhishParser:
             frame = pl.DataFrame({"source.url": block.lines.str.strip_chars(), LINE: n})
             frame = frame.filter((pl.col("source.url") != "") & ~pl.col("source.url").str.starts_with("#"))
             saw = saw or frame.height > 0
-            frame = frame.with_columns(pl.lit("openphish").alias("feed.name"), pl.lit("OpenPhish").alias("feed.provider"),
+            frame = frame.with_columns(pl.lit("openphish").alias("feed.name"),
+                                       pl.lit("OpenPhish").alias("feed.provider"),
                                        pl.lit("phishing").alias("classification.type"),
                                        pl.lit("openphish").alias("classification.identifier"))
             yield ParsedBatch(frame, [], list(state.notes))

@@ -18,7 +18,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-
 from commonwatch.errors import Invalid
 from commonwatch.feeds.base import ParsedBatch, Source
 from commonwatch.feeds.common import iter_csv, rename_to_fields

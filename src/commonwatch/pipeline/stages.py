@@ -104,9 +104,7 @@ def normalise(frame: pl.DataFrame, params: Params) -> tuple[pl.DataFrame, IpColu
     """Types, UTC times, addresses, URL -> host split, IDNA. Adds ``_time_raw`` and the parse
     flags validate needs; every field of the event schema exists afterwards."""
     frame = _blank_to_null(frame)
-    for name in ("source.ip", "source.port", "source.fqdn", "source.url", "source.asn", "time.source",
-                 "time.observation", "destination.ip", "destination.port", "classification.type",
-                 "classification.identifier", "source.geolocation.cc", "tlp", "malware.name"):
+    for name in (*KEY_FIELDS, "source.asn", "time.source", "time.observation", "source.geolocation.cc", "tlp"):
         if name not in frame.columns:
             frame = frame.with_columns(pl.lit(None, pl.String).alias(name))
     # Host of a URL: an address fills source.ip, a name fills source.fqdn (unless the feed gave them).

@@ -53,7 +53,8 @@ def _sqlite_rows(events: pl.DataFrame, batch_id: int, now: datetime) -> list[tup
         elif dtype == pl.Boolean:
             c = c.cast(pl.Int8)
         cols.append(c)
-    cols += [pl.lit(batch_id, pl.Int64), pl.lit(now.strftime("%Y-%m-%d %H:%M:%S.%f"))]
+    cols += [pl.lit(batch_id, pl.Int64).alias("batch_id"),
+             pl.lit(now.strftime("%Y-%m-%d %H:%M:%S.%f")).alias("created_at")]
     return events.select(cols).rows()
 
 
@@ -108,7 +109,7 @@ def _copy_events(conn: Connection, events: pl.DataFrame, batch_id: int, now: dat
         cur.execute("CREATE TEMP TABLE IF NOT EXISTS events_incoming (LIKE events INCLUDING DEFAULTS) "
                     "ON COMMIT DELETE ROWS")
         cur.execute("TRUNCATE events_incoming")
-        with cur.copy(f"COPY events_incoming ({', '.join(names)}) FROM STDIN "  # noqa: S608
+        with cur.copy(f"COPY events_incoming ({', '.join(names)}) FROM STDIN "
                       "WITH (FORMAT csv, NULL '\\N')") as copy:
             copy.write(buf.getvalue())
         cur.execute(f"INSERT INTO events ({', '.join(names)}) SELECT {', '.join(names)} "  # noqa: S608

@@ -10,7 +10,6 @@ from alembic import op
 
 import commonwatch.db
 
-
 revision = '0002_pipeline'
 down_revision = '0001_foundation'
 branch_labels = ('pipeline',)

@@ -67,8 +67,8 @@ class EnrichmentIndex:
     v6_asn: _Ranges
     v6_cc: _Ranges
     asn: np.ndarray
-    as_name: np.ndarray
-    cc: np.ndarray
+    as_name: pl.Series
+    cc: pl.Series
 
     @property
     def empty(self) -> bool:
@@ -80,8 +80,8 @@ def build_enrichment(frame: pl.DataFrame) -> EnrichmentIndex:
     n = frame.height
     if n == 0:
         empty = _Ranges(np.array([], np.int64), np.array([], np.int64), np.array([], np.int64))
-        return EnrichmentIndex(empty, empty, empty, empty, np.array([], np.int64), np.array([], object),
-                               np.array([], object))
+        return EnrichmentIndex(empty, empty, empty, empty, np.array([], np.int64), pl.Series([], dtype=pl.String),
+                               pl.Series([], dtype=pl.String))
     firsts = np.frombuffer(b"".join(frame["first"].to_list()), dtype=np.uint8).reshape(n, 16)
     lasts = np.frombuffer(b"".join(frame["last"].to_list()), dtype=np.uint8).reshape(n, 16)
     is4 = (firsts[:, :12] == np.frombuffer(IPV4_MAPPED_PREFIX, dtype=np.uint8)).all(axis=1)
@@ -108,7 +108,7 @@ def build_enrichment(frame: pl.DataFrame) -> EnrichmentIndex:
         return flatten_prefixes(s, e, order, rows[sel])
 
     return EnrichmentIndex(v4(has_asn), v4(has_cc), v6(has_asn), v6(has_cc), asn,
-                           frame["as_name"].to_numpy(), frame["cc"].to_numpy())
+                           frame["as_name"].cast(pl.String), frame["cc"].cast(pl.String))
 
 
 def load_enrichment(session: Session) -> EnrichmentIndex:
@@ -137,10 +137,11 @@ def enrich(frame: pl.DataFrame, index: EnrichmentIndex, ips: IpColumns) -> pl.Da
     a = _lookup(index.v4_asn, index.v6_asn, ips)
     c = _lookup(index.v4_cc, index.v6_cc, ips)
     safe_a, safe_c = np.where(a >= 0, a, 0), np.where(c >= 0, c, 0)
-    asn = pl.Series("a", np.where(a >= 0, index.asn[safe_a], -1), dtype=pl.Int64)
-    name = pl.Series("n", np.where(a >= 0, index.as_name[safe_a], None), dtype=pl.String)
-    cc = pl.Series("c", np.where(c >= 0, index.cc[safe_c], None), dtype=pl.String)
-    asn = pl.select(pl.when(pl.lit(asn) < 0).then(None).otherwise(pl.lit(asn))).to_series()
+    found_a, found_c = pl.Series(a >= 0), pl.Series(c >= 0)
+    asn = pl.select(pl.when(pl.lit(found_a)).then(pl.lit(pl.Series(index.asn[safe_a], dtype=pl.Int64)))
+                    .otherwise(None)).to_series()
+    name = pl.select(pl.when(pl.lit(found_a)).then(pl.lit(index.as_name.gather(safe_a))).otherwise(None)).to_series()
+    cc = pl.select(pl.when(pl.lit(found_c)).then(pl.lit(index.cc.gather(safe_c))).otherwise(None)).to_series()
     updates = []
     for col, value in (("source.asn", asn), ("source.as_name", name), ("source.geolocation.cc", cc)):
         if col in frame.columns:

@@ -25,6 +25,15 @@ BLOCK_BYTES = 8 * 1024 * 1024
 #: The raw form kept for a quarantined record is cut to this many characters.
 RAW_KEEP = 4096
 _WIDE = ("utf-16", "utf-32")
+
+
+def batch_rows_setting() -> int:
+    """Rows per batch: ``COMMONWATCH_BATCH_ROWS`` if set (operators tune memory with it), else
+    the parser contract's default."""
+    import os
+
+    value = os.environ.get("COMMONWATCH_BATCH_ROWS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else BATCH_ROWS
 #: A field, with its quotes, as CSV writes it: used to count separators outside quotes.
 _QUOTED = r'"(?:[^"]|"")*"'
 
@@ -230,7 +239,7 @@ def _parse_slowly(lines: pl.Series, numbers: pl.Series, header: list[str], sep: 
 
 
 def iter_csv(source: Source, *, sep: str = ",", comment: str | None = None, header: list[str] | None = None,
-             header_in_comment: bool = False, batch_rows: int = BATCH_ROWS,
+             header_in_comment: bool = False, batch_rows: int | None = None,
              ) -> Iterator[tuple[pl.DataFrame, list[BadRecord], list[str], list[str]]]:
     """Read a CSV document in batches: ``(frame, bad records, notes, header)``.
 
@@ -238,6 +247,7 @@ def iter_csv(source: Source, *, sep: str = ",", comment: str | None = None, head
     ``header_in_comment`` the last comment line before the data is the header (abuse.ch style).
     Blank lines are not records. Notes say what the reader should know (empty file, header only).
     """
+    batch_rows = batch_rows or batch_rows_setting()
     state = ReadState()
     cols = list(header) if header else None
     last_comment: str | None = None
@@ -286,10 +296,11 @@ def iter_csv(source: Source, *, sep: str = ",", comment: str | None = None, head
                                        _("the file has no data rows")] + state.notes, cols or []
 
 
-def iter_json_lines(source: Source, batch_rows: int = BATCH_ROWS,
+def iter_json_lines(source: Source, batch_rows: int | None = None,
                     ) -> Iterator[tuple[pl.DataFrame, list[BadRecord], list[str]]]:
     """Read a JSON-lines document: one object per line. The columnar reader takes each block;
     only a block with a broken line is read line by line to find and quarantine it."""
+    batch_rows = batch_rows or batch_rows_setting()
     state = ReadState()
     records = 0
     saw_any = False

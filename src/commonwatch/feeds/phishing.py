@@ -28,6 +28,8 @@ class OpenPhishParser:
             frame = frame.with_columns(pl.lit("openphish").alias("feed.name"),
                                        pl.lit("OpenPhish").alias("feed.provider"),
                                        pl.lit("phishing").alias("classification.type"),
+                                       # No per-URL time in the list: listed as of the fetch.
+                                       pl.lit(source.fetched_at.isoformat()).alias("time.source"),
                                        pl.lit("openphish").alias("classification.identifier"))
             yield ParsedBatch(frame, [], list(state.notes))
             state.notes.clear()

@@ -26,8 +26,9 @@ class SpamhausParser:
 
     def parse(self, source: Source) -> Iterator[ParsedBatch]:
         head = source.stream.peek(64)[:64] if hasattr(source.stream, "peek") else b""
+        # The lists carry no per-entry time: an entry is "listed as of when we fetched the list".
         constants = {"feed.name": self.name, "feed.provider": "Spamhaus", "classification.type": "blacklist",
-                     "classification.identifier": self.name}
+                     "classification.identifier": self.name, "time.source": source.fetched_at.isoformat()}
         if head.lstrip().startswith(b"{"):
             for frame, bad, notes in iter_json_lines(source):
                 frame = frame.filter(pl.col("cidr").is_not_null()) if "cidr" in frame.columns else frame

@@ -24,7 +24,7 @@ from commonwatch.feeds.common import iter_csv, rename_to_fields
 from commonwatch.i18n import _
 
 SCHEMA_FILE = "shadowserver-schema.json"
-_NAME_RE = re.compile(r"(?:^|/)(?:\d{4}-\d{2}-\d{2}-)?([a-z0-9]+(?:_[a-z0-9]+)*)(?:-[^/]*)?\.(?:csv|txt)(?:\.gz)?$",
+_NAME_RE = re.compile(r"(?:^|[/!])(?:\d{4}-\d{2}-\d{2}-)?([a-z0-9]+(?:_[a-z0-9]+)*)(?:-[^/]*)?\.(?:csv|txt)(?:\.gz)?$",
                       re.IGNORECASE)
 #: Columns every Shadowserver report shares, for the generic fallback.
 GENERIC = {"timestamp": "time.source", "ip": "source.ip", "src_ip": "source.ip", "port": "source.port",

@@ -147,7 +147,10 @@ def split_csv_header(line: str, sep: str = ",") -> list[str]:
     """The column names of a header line (quotes removed, spaces trimmed)."""
     import csv
 
-    row = next(csv.reader([line], delimiter=sep), [])
+    try:
+        row = next(csv.reader([line.replace("\r", " ").replace("\x00", "")], delimiter=sep), [])
+    except csv.Error:
+        row = line.split(sep)
     return [c.strip().lstrip("#").strip() for c in row]
 
 
@@ -327,7 +330,9 @@ def _json_rows(lines: pl.Series, numbers: pl.Series) -> tuple[pl.DataFrame, list
     try:
         frame = pl.read_ndjson(io.BytesIO(payload), infer_schema_length=None)
         if frame.height == lines.len():
-            return stringify(frame).with_columns(numbers.alias(LINE)), []
+            # hstack, not with_columns: a frame of empty objects has rows but no columns.
+            return pl.DataFrame({LINE: numbers}).hstack(stringify(frame)).select(
+                [*frame.columns, LINE]), []
     except (pl.exceptions.PolarsError, ValueError, RuntimeError):
         pass
     objs, nums, bad = [], [], []
@@ -353,9 +358,8 @@ def records_frame(objs: list[dict], numbers: Iterable[int]) -> pl.DataFrame:
     keys: dict[str, None] = {}
     for o in objs:
         keys.update(dict.fromkeys(o))
-    cols = {k: [_as_text(o.get(k)) for o in objs] for k in keys}
-    frame = pl.DataFrame({k: pl.Series(k, v, dtype=pl.String) for k, v in cols.items()})
-    return frame.with_columns(pl.Series(LINE, nums, dtype=pl.Int64))
+    cols = {k: pl.Series(k, [_as_text(o.get(k)) for o in objs], dtype=pl.String) for k in keys if k != LINE}
+    return pl.DataFrame([*cols.values(), pl.Series(LINE, nums, dtype=pl.Int64)])
 
 
 def _as_text(value) -> str | None:
@@ -419,7 +423,7 @@ def rename_to_fields(frame: pl.DataFrame, mapping: dict[str, str], *, keep_extra
     (or are dropped when ``keep_extra`` is false); ``constants`` add fixed columns. Several feed
     columns may map to one field: the first non-empty wins."""
     exprs: dict[str, pl.Expr] = {}
-    for col in frame.columns:
+    for index, col in enumerate(frame.columns):
         if col == LINE:
             continue
         target = mapping.get(col)
@@ -430,7 +434,8 @@ def rename_to_fields(frame: pl.DataFrame, mapping: dict[str, str], *, keep_extra
                 continue
         if target == "__drop__":
             continue
-        value = pl.col(col).cast(pl.String)
+        # By position: a header may name a column "*" or "^...$", which pl.col would expand.
+        value = pl.nth(index).cast(pl.String)
         value = pl.when(value.str.strip_chars() == "").then(None).otherwise(value)
         exprs[target] = pl.coalesce(exprs[target], value) if target in exprs else value
     out = frame.select([e.alias(k) for k, e in exprs.items()] + [pl.col(LINE)])

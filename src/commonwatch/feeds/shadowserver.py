@@ -26,6 +26,7 @@ from commonwatch.i18n import _
 SCHEMA_FILE = "shadowserver-schema.json"
 _NAME_RE = re.compile(r"(?:^|[/!])(?:\d{4}-\d{2}-\d{2}-)?([a-z0-9]+(?:_[a-z0-9]+)*)(?:-[^/]*)?\.(?:csv|txt)(?:\.gz)?$",
                       re.IGNORECASE)
+_DATED_RE = re.compile(r"(?:^|[/!])\d{4}-\d{2}-\d{2}-[a-z0-9_]+", re.IGNORECASE)
 #: Columns every Shadowserver report shares, for the generic fallback.
 GENERIC = {"timestamp": "time.source", "ip": "source.ip", "src_ip": "source.ip", "port": "source.port",
            "src_port": "source.port", "hostname": "source.reverse_dns", "asn": "source.asn", "src_asn": "source.asn",
@@ -128,12 +129,18 @@ def report_from_name(name: str, reports: dict[str, Report]) -> str | None:
     return max(known, key=len) if known else candidate
 
 
+#: Columns most reports share: they say nothing about which report a file is.
+SHARED = frozenset(GENERIC) | {"tag", "hostname", "region", "city", "naics", "sic", "sector", "severity",
+                               "src_hostname", "src_region", "src_city", "src_naics", "src_sector", "event_id"}
+
+
 def report_from_header(header: list[str], reports: dict[str, Report]) -> str | None:
-    """The known report whose required columns are all present and that maps most columns."""
-    cols = set(header)
+    """The known report whose required columns are all present and that maps most of the file's
+    report-specific columns (at least one: shared columns alone prove nothing)."""
+    cols = set(header) - SHARED
     best, best_score = None, 0
     for name, rep in reports.items():
-        if not set(rep.required) <= cols:
+        if not set(rep.required) <= set(header):
             continue
         score = len(cols & set(rep.mapping))
         if score > best_score:
@@ -150,10 +157,11 @@ class ShadowserverParser:
 
     def parse(self, source: Source) -> Iterator[ParsedBatch]:
         by_name = report_from_name(source.name, self.reports)
+        dated = bool(_DATED_RE.search(source.name))
         report: Report | None = None
         for frame, bad, notes, header in iter_csv(source):
             if report is None and header:
-                report, note = self._choose(by_name, header)
+                report, note = self._choose(by_name, header, dated)
                 if note:
                     notes = [note, *notes]
             if report is None:
@@ -167,10 +175,11 @@ class ShadowserverParser:
                 "feed.name": f"shadowserver-{report.name}", "feed.provider": "Shadowserver", **report.constants})
             yield ParsedBatch(out, bad, notes)
 
-    def _choose(self, by_name: str | None, header: list[str]) -> tuple[Report, str]:
+    def _choose(self, by_name: str | None, header: list[str], dated: bool) -> tuple[Report, str]:
         if by_name in self.reports:
             return self.reports[by_name], ""
-        by_header = report_from_header(header, self.reports)
+        # A name in Shadowserver's own pattern (2026-11-24-<report>-...) is authoritative.
+        by_header = None if dated else report_from_header(header, self.reports)
         if by_header:
             return self.reports[by_header], _("report type {report} recognised from the header").format(
                 report=by_header)

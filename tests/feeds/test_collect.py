@@ -31,7 +31,7 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args) -> None:
         pass
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         Handler.requests.append({"path": self.path, "inm": self.headers.get("If-None-Match"),
                                  "ims": self.headers.get("If-Modified-Since")})
         if self.path == "/feodo.csv":

@@ -62,7 +62,8 @@ def test_report_type_from_name_and_header():
     assert report_from_name("2026-11-24-event4_sinkhole_http-asn-region-geo.csv", reports) == "event4_sinkhole_http"
     assert report_from_name("/x/reports.zip!2026-11-24-scan_rdp-geo.csv", reports) == "scan_rdp"
     assert report_from_name("scan_smb.csv", reports) == "scan_smb"
-    header = "timestamp,src_ip,src_port,src_asn,src_geo,dst_ip,dst_port,infection,login,password".split(",")
+    header = ["timestamp", "src_ip", "src_port", "src_asn", "src_geo", "dst_ip", "dst_port", "infection", "login",
+              "password"]
     assert report_from_header(header, reports) == "event4_honeypot_brute_force"
     data = (samples_dir() / "2026-11-24-scan_rdp-asn-region-geo.csv").read_bytes()
     [batch] = parse("shadowserver", data, "download.csv")

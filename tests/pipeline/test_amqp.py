@@ -4,6 +4,7 @@ worker with the same stages, acknowledged after the commit; a poison batch is de
 from __future__ import annotations
 
 import uuid
+
 import pika
 import pytest
 

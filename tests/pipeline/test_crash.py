@@ -59,7 +59,7 @@ def test_sigkill_at_random_points_then_rerun(any_db_url, clock, tmp_path):
     good, bad = _write_report(report)
     env = {**os.environ, "COMMONWATCH_DATABASE_URL": any_db_url, "COMMONWATCH_DATA_DIR": str(tmp_path / "data"),
            "COMMONWATCH_BATCH_ROWS": "500"}
-    rng = random.Random(20261125)  # noqa: S311 - reproducible kill points
+    rng = random.Random(20261125)
     for _trial in range(4):
         proc = subprocess.Popen(_ingest_cmd(report), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(rng.uniform(0.5, 5.0))

@@ -103,3 +103,25 @@ def test_array_index_for_large_registries():
     index = build_index_from_arrays(starts, ends, lengths, np.array([1, 2, 3]), ORGS)
     cols = parse_ips(pl.Series(["10.1.2.3", "10.2.0.0", "11.255.255.255", "12.0.0.0"]))
     assert list(lookup_ips(index, cols.ip4)) == [2, 1, 3, NO_ORG]
+
+
+def test_the_slash24_table_agrees_with_the_search(monkeypatch):
+    import commonwatch.constituency.index as index_module
+
+    monkeypatch.setattr(index_module, "TABLE_MIN_RANGES", 1)
+    rng = np.random.default_rng(7)
+    lengths = rng.integers(8, 31, 3000)
+    starts = rng.integers(0, 2**32, 3000) & ~((1 << (32 - lengths)) - 1)
+    ends = starts + (1 << (32 - lengths)) - 1
+    index = build_index_from_arrays(starts, ends, lengths, rng.integers(1, 50, 3000), ORGS)
+    assert index.v4.table is not None
+    # Probe every range's edges and their neighbours, plus random addresses.
+    probes = np.concatenate([starts, ends, np.clip(starts - 1, 0, None), np.clip(ends + 1, None, 2**32 - 1),
+                             rng.integers(0, 2**32, 20000)])
+    q = pl.Series(probes.astype(np.uint32))
+    assert (lookup_ips(index, q) == index.v4._search(probes.astype(np.int64))).all()
+    cidrs = [(str(ipaddress.ip_network((int(s), int(p)))), 0) for s, p in zip(starts[:50], lengths[:50], strict=True)]
+    assert cidrs  # and spot-check against the plain definition
+    sample = [str(ipaddress.IPv4Address(int(x))) for x in probes[:200]]
+    flat = index.v4._search(np.array([int(ipaddress.IPv4Address(s)) for s in sample], dtype=np.int64))
+    assert list(lookup_ips(index, parse_ips(pl.Series(sample)).ip4)) == list(flat)

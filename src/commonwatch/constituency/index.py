@@ -107,20 +107,57 @@ def _keys(ip4: pl.Series, ip6: dict[int, int]) -> pl.Series:
 
 # --- the index -------------------------------------------------------------------------------------------
 
+MIXED = -2
+#: Above this many IPv4 ranges a direct table of /24 blocks answers most lookups with one gather.
+TABLE_MIN_RANGES = 4096
+
+
 @dataclass
 class _Ranges:
     starts: np.ndarray
     ends: np.ndarray
     orgs: np.ndarray
+    #: For IPv4 only: owner of each /24 block when one range (or none) covers all of it, else MIXED.
+    table: np.ndarray | None = None
 
-    def lookup(self, q: np.ndarray) -> np.ndarray:
-        if len(self.starts) == 0 or len(q) == 0:
-            return np.full(len(q), NO_ORG, dtype=np.int64)
+    def _search(self, q: np.ndarray) -> np.ndarray:
         i = np.searchsorted(self.starts, q, side="right") - 1
         ok = i >= 0
         i = np.where(ok, i, 0)
         hit = ok & (q <= self.ends[i])
         return np.where(hit, self.orgs[i], NO_ORG)
+
+    def lookup(self, q: np.ndarray) -> np.ndarray:
+        if len(self.starts) == 0 or len(q) == 0:
+            return np.full(len(q), NO_ORG, dtype=np.int64)
+        if self.table is None:
+            return self._search(q)
+        out = self.table[q >> 8].astype(np.int64)
+        mixed = np.flatnonzero(out == MIXED)
+        if len(mixed):
+            out[mixed] = self._search(q[mixed])
+        return out
+
+    def with_table(self) -> _Ranges:
+        """Add the /24 table (64 MB) when there are enough ranges for it to pay."""
+        if len(self.starts) < TABLE_MIN_RANGES:
+            return self
+        table = np.empty(1 << 24, dtype=np.int32)
+        step = 1 << 20  # a million blocks at a time keeps the temporaries small
+        last = len(self.starts) - 1
+        for first in range(0, 1 << 24, step):
+            lo = np.arange(first, first + step, dtype=np.int64) << 8
+            hi = lo + 255
+            cover = np.searchsorted(self.starts, lo, side="right") - 1
+            safe = np.where(cover >= 0, cover, 0)
+            covers_start = (cover >= 0) & (self.ends[safe] >= lo)
+            whole = covers_start & (self.ends[safe] >= hi)
+            nxt = np.minimum(np.searchsorted(self.starts, lo, side="left"), last)
+            starts_inside = (self.starts[nxt] <= hi) & (self.starts[nxt] > lo)
+            part = np.where(whole, self.orgs[safe], NO_ORG)
+            part = np.where((~whole & (covers_start | starts_inside)) | (whole & starts_inside), MIXED, part)
+            table[first:first + step] = part
+        return _Ranges(self.starts, self.ends, self.orgs, table)
 
 
 def flatten_prefixes(starts: np.ndarray, ends: np.ndarray, lengths: np.ndarray, orgs: np.ndarray) -> _Ranges:
@@ -202,7 +239,8 @@ def build_index_from_arrays(starts: np.ndarray, ends: np.ndarray, lengths: np.nd
     """An IPv4-only index straight from arrays (uint32 starts/ends), for large synthetic registries."""
     empty = _Ranges(np.array([], dtype=object), np.array([], dtype=object), np.array([], dtype=np.int64))
     idx = build_index([], list(asns), list(domains), org_rows)
-    idx.v4 = flatten_prefixes(starts.astype(np.int64), ends.astype(np.int64), lengths, orgs.astype(np.int64))
+    idx.v4 = flatten_prefixes(starts.astype(np.int64), ends.astype(np.int64), lengths,
+                              orgs.astype(np.int64)).with_table()
     idx.v6 = empty
     return idx
 
@@ -216,7 +254,7 @@ def _v4_ranges(rows) -> _Ranges:
     starts = firsts.copy().view(">u4").ravel().astype(np.int64)
     ends = lasts.copy().view(">u4").ravel().astype(np.int64)
     return flatten_prefixes(starts, ends, np.array([r[2] for r in rows], dtype=np.int64),
-                            np.array([r[3] for r in rows], dtype=np.int64))
+                            np.array([r[3] for r in rows], dtype=np.int64)).with_table()
 
 
 def _domain_owners(domains) -> dict[str, int]:
@@ -234,14 +272,23 @@ def _partners(orgs) -> dict[str, int]:
     return out
 
 
+def _network_rows(session: Session) -> list[tuple[bytes, bytes, int, int]]:
+    rows: list[tuple[bytes, bytes, int, int]] = []
+    result = session.execute(select(Network.first, Network.last, Network.prefixlen, Network.org_id)
+                             .execution_options(yield_per=100_000))
+    for part in result.partitions():
+        rows.extend((bytes(f), bytes(la), p, o) for f, la, p, o in part)
+    return rows
+
+
 def load_index(session: Session) -> ConstituencyIndex:
     """The index of the whole registry (the matcher acts for the centre, across tenants)."""
-    nets = session.execute(select(Network.first, Network.last, Network.prefixlen, Network.org_id)).all()
+    nets = _network_rows(session)
     asns = session.execute(select(OrgAsn.asn, OrgAsn.org_id)).all()
     doms = session.execute(select(Domain.name, Domain.org_id)).all()
     orgs = session.execute(select(Organisation.id, Organisation.kind, Organisation.sector,
                                   Organisation.country)).all()
-    return build_index([tuple(r) for r in nets], [tuple(r) for r in asns], [tuple(r) for r in doms],
+    return build_index(nets, [tuple(r) for r in asns], [tuple(r) for r in doms],
                        [tuple(r) for r in orgs])
 
 

@@ -60,7 +60,7 @@ def parse_schema(data: Any, origin: str = SCHEMA_FILE) -> dict[str, Report]:
         raise Invalid(origin, _("must be a JSON object of report types"))
     reports: dict[str, Report] = {}
     for name, spec in data.items():
-        if name.startswith("__"):
+        if name.startswith("_"):  # "_meta": date_created and change_log
             continue
         if not isinstance(spec, dict):
             raise Invalid(origin, _("report {name} must be an object").format(name=name))

@@ -73,15 +73,39 @@ class Processed:
 
 # --- normalise ------------------------------------------------------------------------------------------
 
-def parse_times(col: pl.Expr) -> pl.Expr:
-    """A string column of timestamps in the spellings feeds use -> UTC datetimes (null if none fits)."""
-    text = col.str.strip_chars()
+def _time_parsers(text: pl.Expr) -> list[pl.Expr]:
     exprs = [text.str.to_datetime(f, strict=False, time_unit="us").dt.replace_time_zone("UTC")
              for f in _NAIVE_FORMATS]
     exprs += [text.str.to_datetime(f, strict=False, time_unit="us", time_zone="UTC") for f in _TZ_FORMATS]
-    epoch = pl.when(text.str.contains(r"^\d{9,10}(?:\.\d+)?$")).then(
-        (text.cast(pl.Float64, strict=False) * 1_000_000).cast(pl.Int64).cast(TIME_TYPE))
-    return pl.coalesce([*exprs, epoch])
+    exprs.append(pl.when(text.str.contains(r"^\d{9,10}(?:\.\d+)?$")).then(
+        (text.cast(pl.Float64, strict=False) * 1_000_000).cast(pl.Int64).cast(TIME_TYPE)))
+    return exprs
+
+
+def parse_times(col: pl.Expr) -> pl.Expr:
+    """A string column of timestamps in the spellings feeds use -> UTC datetimes (null if none fits)."""
+    return pl.coalesce(_time_parsers(col.str.strip_chars()))
+
+
+def parse_time_series(values: pl.Series) -> pl.Series:
+    """Like :func:`parse_times`, but a feed's one format costs one pass: each further format is
+    tried only on the values the earlier ones left unparsed."""
+    text = values.str.strip_chars()
+    frame = pl.DataFrame({"t": text})
+    parsers = _time_parsers(pl.col("t"))
+    out = pl.Series("t", [None] * len(text), dtype=TIME_TYPE)
+    todo = np.arange(len(text))
+    for parser in parsers:
+        if len(todo) == 0:
+            break
+        part = frame[todo].select(parser.alias("p"))["p"]
+        ok = part.is_not_null().to_numpy()
+        if ok.any():
+            out = out.scatter(todo[ok], part.filter(pl.Series(ok)))
+        todo = todo[~ok]
+        if len(todo) and frame[todo]["t"].is_null().all():
+            break
+    return out
 
 
 def _blank_to_null(frame: pl.DataFrame) -> pl.DataFrame:
@@ -132,8 +156,8 @@ def normalise(frame: pl.DataFrame, params: Params) -> tuple[pl.DataFrame, IpColu
            .fill_null(params.default_tlp))
     frame = frame.with_columns(
         pl.col("time.source").alias("_time_raw"),
-        parse_times(pl.col("time.source")).alias("time.source"),
-        parse_times(pl.col("time.observation")).fill_null(pl.lit(params.now).cast(TIME_TYPE))
+        parse_time_series(frame["time.source"]).alias("time.source"),
+        parse_time_series(frame["time.observation"]).fill_null(pl.lit(params.now).cast(TIME_TYPE))
         .alias("time.observation"),
         ips.text.alias("source.ip"), ips.ip4.alias("_ip4"), ips.key.alias("_ip_key"),
         (~ips.valid).alias("_ip_bad"),

@@ -24,6 +24,7 @@ from commonwatch.pipeline.models import IngestRun
 #: (harmonisation name, column) in the order the insert statements use.
 EVENT_COLUMNS: list[tuple[str, str]] = [(f.name, f.column) for f in FIELDS] + [("source.ip_bin", "source_ip_bin")]
 STORE_EXTRA = ["batch_id", "created_at"]
+SQLITE_CACHE_KIB = 512 * 1024
 QUARANTINE_COLUMNS = ["record_key", "run_id", "feed_name", "source", "line", "reason", "raw", "created_at"]
 
 
@@ -80,6 +81,9 @@ def insert_events(conn: Connection, events: pl.DataFrame, batch_id: int, now: da
     """Insert events not stored yet; returns how many were new."""
     names = [c for _n, c in EVENT_COLUMNS] + STORE_EXTRA
     if conn.dialect.name == "sqlite":
+        # The events table carries many indexes whose keys arrive in random order: give this
+        # connection a page cache big enough to keep their upper levels (SQLite's default is 2 MB).
+        conn.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         rows = _sqlite_rows(events, batch_id, now)
         sql = f"INSERT OR IGNORE INTO events ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"  # noqa: S608
         before = conn.exec_driver_sql("SELECT total_changes()").scalar()

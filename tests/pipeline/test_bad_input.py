@@ -148,3 +148,14 @@ def test_binary_garbage_never_crashes(engine, clock, world, tmp_path):
         assert run.status in ("done", "failed")
         assert run.rows_read == run.events_stored + run.duplicates + run.quarantined
         clock.advance(timedelta(minutes=1))
+
+
+def test_decompression_is_bounded(tmp_path, clock):
+    from commonwatch.errors import Invalid
+    from commonwatch.feeds.collect import sources_from_path
+
+    bomb = write(tmp_path, "bomb.csv.gz", gzip.compress(b"0" * 5_000_000))
+    with pytest.raises(Invalid, match="larger than the limit of 100000 bytes"):
+        for source in sources_from_path(bomb, clock.now(), limit=100_000):
+            while source.stream.read(65536):
+                pass

@@ -93,8 +93,9 @@ def _spool(stream: BinaryIO) -> BinaryIO:
     return tmp
 
 
-def sources_from_path(path: Path, fetched_at: datetime) -> Iterator[Source]:
-    """A file, or every file under a folder (sorted, hidden files skipped), expanded."""
+def sources_from_path(path: Path, fetched_at: datetime, limit: int | None = None) -> Iterator[Source]:
+    """A file, or every file under a folder (sorted, hidden files skipped), expanded; ``limit``
+    caps what each compressed document may decompress to (use it for downloaded input)."""
     if not path.exists():
         raise Invalid("path", _("{path} does not exist").format(path=path))
     files = [path] if path.is_file() else sorted(
@@ -102,7 +103,7 @@ def sources_from_path(path: Path, fetched_at: datetime) -> Iterator[Source]:
         if p.is_file() and not any(part.startswith(".") for part in p.relative_to(path).parts))
     for file in files:
         with file.open("rb") as fh:
-            yield from expand(str(file), fh, fetched_at, size_hint=file.stat().st_size)
+            yield from expand(str(file), fh, fetched_at, limit=limit, size_hint=file.stat().st_size)
 
 
 # --- HTTP --------------------------------------------------------------------------------------------

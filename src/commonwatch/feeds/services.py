@@ -55,7 +55,7 @@ def fetch_due(engine, sessionmaker, settings, clock, *, client=None) -> list[str
                 status = "not modified"
             else:
                 try:
-                    sources = sources_from_path(result.body, clock.now())
+                    sources = sources_from_path(result.body, clock.now(), limit=settings.outbound_max_bytes)
                     renamed = (_rename(s, url) for s in sources)
                     summary = ingest_sources(engine, sessionmaker, renamed, get_parser(feed, settings.data_dir),
                                              feed_label=feed, source_label=url, clock=clock,

@@ -53,7 +53,8 @@ def ingest(target: str = typer.Argument(..., help="A file, a folder, or an http(
         if not path.exists():
             fail(f"{target} does not exist")
     try:
-        sources = _named(sources_from_path(path, rt.clock.now()), target if body else None)
+        limit = rt.settings.outbound_max_bytes if body else None
+        sources = _named(sources_from_path(path, rt.clock.now(), limit=limit), target if body else None)
         broker_url = broker or (rt.settings.broker_url if rt.settings.broker_url.startswith("amqp") else "")
         if broker_url:
             _publish(rt, parser, sources, feed, target, broker_url)
@@ -106,12 +107,12 @@ def _print_summary(s) -> None:
 
 def _publish(rt, parser, sources, feed: str, target: str, url: str) -> None:
     from commonwatch.pipeline.amqp import publish_batches
-    from commonwatch.pipeline.runner import _safe_parse, finish_run, start_run
+    from commonwatch.pipeline.runner import finish_run, parse_safely, start_run
 
     run_id = start_run(rt.engine, feed, target, _actor(), rt.clock)
     count = 0
     for source in sources:
-        count += publish_batches(url, _safe_parse(parser, source),
+        count += publish_batches(url, parse_safely(parser, source),
                                  {"run_id": run_id, "feed": feed, "source": source.name})
     finish_run(rt.sessionmaker, run_id, "queued", [f"{count} batch(es) queued for workers"], "", rt.clock, _actor())
     console.print(f"run {run_id}: {count} batch(es) queued on {url.split('@')[-1]}", highlight=False)

@@ -111,7 +111,7 @@ def ingest_sources(engine: Engine, sessionmaker, sources: Iterable[Source], pars
     status, error = "done", ""
     try:
         for source in sources:
-            for parsed in _safe_parse(parser, source):
+            for parsed in parse_safely(parser, source):
                 params = Params(now=clock.now(), dedup_window=dedup_window)
                 if parsed.frame.height and "feed.name" not in parsed.frame.columns:
                     parsed.frame = parsed.frame.with_columns(pl.lit(parser.name).alias("feed.name"))
@@ -141,7 +141,7 @@ def ingest_sources(engine: Engine, sessionmaker, sources: Iterable[Source], pars
                       run.quarantined, notes, error, timings)
 
 
-def _safe_parse(parser: Parser, source: Source):
+def parse_safely(parser: Parser, source: Source):
     """Batches of a source; a source that cannot be read at all is quarantined, not fatal."""
     try:
         yield from parser.parse(source)

@@ -86,3 +86,29 @@ def test_poison_batch_goes_to_the_dead_letter_queue(amqp_url, engine, clock, que
     method, _props, body = ch.basic_get(dead_letter(queue), auto_ack=True)
     conn.close()
     assert method is not None and body.endswith(b"not arrow")
+
+
+def test_ingest_command_hands_batches_to_workers(amqp_url, settings, engine, clock, queue, monkeypatch):
+    from typer.testing import CliRunner
+
+    from commonwatch.cli import app
+    from commonwatch.pipeline.models import IngestRun
+    from commonwatch.runtime import Runtime, set_runtime
+
+    monkeypatch.setenv("COMMONWATCH_BATCH_ROWS", "2")
+    seed_registry(engine, clock)
+    set_runtime(Runtime(settings, clock))
+    try:
+        result = CliRunner().invoke(app, ["ingest", str(samples_dir() / "urlhaus.csv"), "--feed", "urlhaus",
+                                          "--broker", amqp_url, "--queue", queue])
+    finally:
+        set_runtime(None)
+    assert result.exit_code == 0, result.output
+    assert "2 batch(es) queued" in " ".join(result.output.split())
+    assert count_events(engine) == 0  # nothing stored until a worker takes the batches
+    factory = make_sessionmaker(engine)
+    stats = run_worker(amqp_url, engine, load_references(engine, factory, None), clock, queue=queue, max_batches=2)
+    assert stats.stored == 4 and count_events(engine) == 4
+    with factory() as session:
+        run = session.query(IngestRun).one()
+        assert (run.status, run.events_stored, run.rows_read) == ("queued", 4, 4)

@@ -26,7 +26,9 @@ def ingest(target: str = typer.Argument(..., help="A file, a folder, or an http(
            window_hours: float = typer.Option(24.0, help="Deduplication window: the same observation within "
                                                          "one window is one event (0 = exact time)."),
            broker: str = typer.Option("", help="amqp://... to hand batches to workers (default: in-process, "
-                                               "or COMMONWATCH_BROKER_URL).")) -> None:
+                                               "or COMMONWATCH_BROKER_URL)."),
+           queue: str = typer.Option("commonwatch.batches", help="Queue the workers consume (with --broker).")
+           ) -> None:
     """Ingest a feed file, folder or URL: parse, normalise, validate, deduplicate, enrich, match,
     classify and store, with a progress line and a summary."""
     from commonwatch.cli import fail
@@ -57,7 +59,7 @@ def ingest(target: str = typer.Argument(..., help="A file, a folder, or an http(
         sources = _named(sources_from_path(path, rt.clock.now(), limit=limit), target if body else None)
         broker_url = broker or (rt.settings.broker_url if rt.settings.broker_url.startswith("amqp") else "")
         if broker_url:
-            _publish(rt, parser, sources, feed, target, broker_url)
+            _publish(rt, parser, sources, feed, target, broker_url, queue)
             return
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
                       transient=True) as bar:
@@ -105,7 +107,7 @@ def _print_summary(s) -> None:
         console.print(f"[red]error:[/red] {s.error}", highlight=False)
 
 
-def _publish(rt, parser, sources, feed: str, target: str, url: str) -> None:
+def _publish(rt, parser, sources, feed: str, target: str, url: str, queue: str) -> None:
     from commonwatch.pipeline.amqp import publish_batches
     from commonwatch.pipeline.runner import finish_run, parse_safely, start_run
 
@@ -113,7 +115,7 @@ def _publish(rt, parser, sources, feed: str, target: str, url: str) -> None:
     count = 0
     for source in sources:
         count += publish_batches(url, parse_safely(parser, source),
-                                 {"run_id": run_id, "feed": feed, "source": source.name})
+                                 {"run_id": run_id, "feed": feed, "source": source.name}, queue=queue)
     finish_run(rt.sessionmaker, run_id, "queued", [f"{count} batch(es) queued for workers"], "", rt.clock, _actor())
     console.print(f"run {run_id}: {count} batch(es) queued on {url.split('@')[-1]}", highlight=False)
 

@@ -144,3 +144,21 @@ def test_scheduled_fetch_ingests_and_then_sends_conditional_requests(server, eng
         sub = session.scalars(select(FeedSubscription).where(FeedSubscription.name == "feodo")).one()
         assert sub.etag == '"v1"' and sub.last_status == "not modified"
         assert session.scalars(select(IngestRun.source)).all().count(server + "/feodo.csv") == 1
+
+
+def test_ingest_command_fetches_a_url(server, settings, engine, clock):
+    from typer.testing import CliRunner
+
+    from commonwatch.cli import app
+    from commonwatch.runtime import Runtime, set_runtime
+
+    seed_registry(engine, clock)
+    set_runtime(Runtime(settings.model_copy(update={"outbound_allowlist": [server + "/"]}), clock))
+    try:
+        result = CliRunner().invoke(app, ["ingest", server + "/feodo.csv.gz", "--feed", "feodotracker"])
+    finally:
+        set_runtime(None)
+    assert result.exit_code == 0, result.output
+    assert count_events(engine) == 3
+    with make_sessionmaker(engine)() as session:
+        assert session.scalars(select(IngestRun.source)).one() == server + "/feodo.csv.gz"

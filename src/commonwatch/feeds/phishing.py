@@ -1,0 +1,70 @@
+"""Phishing URL lists: OpenPhish-style (one URL per line) and PhishTank-style (CSV or JSON)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import polars as pl
+
+from commonwatch.errors import Invalid
+from commonwatch.feeds.abusech import _objects_batch, _sniff_json
+from commonwatch.feeds.base import LINE, ParsedBatch, Source
+from commonwatch.feeds.common import ReadState, iter_csv, iter_text_blocks, load_json_document, rename_to_fields
+from commonwatch.i18n import _
+
+
+class OpenPhishParser:
+    name = "openphish"
+    description = "OpenPhish-style list: one phishing URL per line"
+
+    def parse(self, source: Source) -> Iterator[ParsedBatch]:
+        state = ReadState()
+        saw = False
+        for block in iter_text_blocks(source.stream, state):
+            n = pl.int_range(block.first_line, block.first_line + block.lines.len(), eager=True).cast(pl.Int64)
+            frame = pl.DataFrame({"source.url": block.lines.str.strip_chars(), LINE: n})
+            frame = frame.filter((pl.col("source.url") != "") & ~pl.col("source.url").str.starts_with("#"))
+            saw = saw or frame.height > 0
+            frame = frame.with_columns(pl.lit("openphish").alias("feed.name"),
+                                       pl.lit("OpenPhish").alias("feed.provider"),
+                                       pl.lit("phishing").alias("classification.type"),
+                                       # No per-URL time in the list: listed as of the fetch.
+                                       pl.lit(source.fetched_at.isoformat()).alias("time.source"),
+                                       pl.lit("openphish").alias("classification.identifier"))
+            yield ParsedBatch(frame, [], list(state.notes))
+            state.notes.clear()
+        if not saw:
+            yield ParsedBatch(pl.DataFrame({LINE: pl.Series([], dtype=pl.Int64)}), [],
+                              [_("the file has no data rows")])
+
+
+class PhishTankParser:
+    name = "phishtank"
+    description = "PhishTank-style verified phishing URLs (CSV or JSON)"
+    MAPPING = {"phish_id": "extra.phish_id", "url": "source.url", "phish_detail_url": "extra.reference",
+               "submission_time": "time.source", "verified": "extra.verified", "verification_time":
+               "extra.verification_time", "online": "extra.online", "target": "extra.target",
+               "details": "extra.details"}
+    CONSTANTS = {"feed.name": "phishtank", "feed.provider": "PhishTank", "classification.type": "phishing",
+                 "classification.identifier": "phishtank"}
+
+    def parse(self, source: Source) -> Iterator[ParsedBatch]:
+        if _sniff_json(source):
+            data = load_json_document(source)
+            if data is None:
+                yield ParsedBatch(pl.DataFrame({LINE: pl.Series([], dtype=pl.Int64)}), [], [_("the file is empty")])
+                return
+            if not isinstance(data, list):
+                raise Invalid("file", _("a PhishTank JSON document is a list of objects"))
+            for item in data:
+                # The first detail row names the hosting address; lift it to source.ip.
+                if isinstance(item, dict) and isinstance(item.get("details"), list) and item["details"]:
+                    first = item["details"][0]
+                    if isinstance(first, dict):
+                        item.setdefault("ip_address", first.get("ip_address"))
+                        item.setdefault("country", first.get("country"))
+            mapping = {**self.MAPPING, "ip_address": "source.ip", "country": "source.geolocation.cc"}
+            yield _objects_batch(data, mapping, self.CONSTANTS)
+            return
+        for frame, bad, notes, _h in iter_csv(source):
+            yield ParsedBatch(rename_to_fields(frame, self.MAPPING, constants=self.CONSTANTS), bad, notes)

@@ -103,7 +103,7 @@ class CountOut(BaseModel):
 
 class StatsOut(BaseModel):
     since: datetime
-    until: datetime
+    until: datetime | None
     by: list[str]
     total: int
     rows: list[CountOut]
@@ -163,7 +163,7 @@ def event_stats(request: Request, params: FilterParams = Depends(),
         f = search.parse_filter(params.values)
         dims = [d.strip() for d in by.split(",") if d.strip()]
         since = f.time_from or now - timedelta(hours=24)
-        until = f.time_to or now
+        until = f.time_to
         rows = stats.counts(db, principal, dims, since=since, until=until, f=f)
     except Invalid as exc:
         return _invalid_response(exc)

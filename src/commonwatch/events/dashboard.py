@@ -23,9 +23,9 @@ def panels(db: Session, principal: Principal, state: Any) -> list[dict[str, Any]
         return []
     now = state.clock.now()
     since = now - PERIOD
-    window = {"from": since.isoformat(timespec="seconds"), "to": now.isoformat(timespec="seconds")}
-    by_type = stats.counts(db, principal, ["type"], since=since, until=now)
-    by_severity = stats.severity_order(stats.counts(db, principal, ["severity"], since=since, until=now))
+    window = {"from": since.isoformat(timespec="seconds")}
+    by_type = stats.counts(db, principal, ["type"], since=since)
+    by_severity = stats.severity_order(stats.counts(db, principal, ["severity"], since=since))
     total = stats.totals(by_type)
 
     def link(**params: str) -> str:

@@ -199,3 +199,19 @@ def _tally(rows, column) -> dict:
     for r in rows:
         out[r[column]] = out.get(r[column], 0) + 1
     return out
+
+
+def test_split_and_plain_tenancy_paths_agree(store):
+    """Constituents' pages are found per organisation (see search._branches); the result must be the
+    plain tenancy condition's, with an event both owned and routed to the principal listed once."""
+    rows, a, p = store["rows"], store["a"], store["p"]
+    expected = [r["id"] for r in sorted(rows, key=lambda r: (r["time_source"], r["id"]), reverse=True)
+                if r["org_id"] == a or r["partner_org_id"] == p]
+    assert any(r["org_id"] == a and r["partner_org_id"] == p for r in rows)
+    both = Principal(6, "both@x", Role.CONSTITUENT, frozenset({a, p}))
+    many = Principal(7, "many@x", Role.CONSTITUENT, frozenset({a, p, *range(10_000, 10_000 + search.SPLIT_MAX)}))
+    assert search._branches(both) is not None and search._branches(many) is None
+    with store["factory"]() as session:
+        for principal in (both, many):
+            seen, _pages, _last = _walk(session, principal, search.EventFilter(), limit=13)
+            assert seen == expected, principal.email

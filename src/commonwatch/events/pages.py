@@ -17,7 +17,6 @@ from commonwatch.constituency.services import sector_label, sector_table
 from commonwatch.db import get_scoped, scope
 from commonwatch.errors import Invalid
 from commonwatch.events import export, search, stats
-from commonwatch.events.models import Event
 from commonwatch.events.schema import FIELDS, SEVERITIES, TLP_LABELS
 from commonwatch.i18n import N_, _
 from commonwatch.web.deps import get_db, require
@@ -114,15 +113,15 @@ def event_detail(event_id: int, request: Request, principal: Principal = Depends
     event = search.get_event(db, principal, event_id)
     org = get_scoped(db, principal, Organisation, event.org_id) if event.org_id else None
     partner = get_scoped(db, principal, Organisation, event.partner_org_id) if event.partner_org_id else None
-    same_ip: list[Event] = []
+    same_ip: list[Any] = []
     same_ip_link = None
     try:
         same_ip_filter = search.parse_filter({"ip": event.source_ip}) if event.source_ip else None
     except Invalid:
         same_ip_filter = None  # an address the store could not parse has no neighbours to show
     if same_ip_filter is not None:
-        stmt = search.selection(principal, same_ip_filter).where(Event.id != event.id)
-        same_ip = list(db.scalars(stmt.order_by(*search.NEWEST_FIRST).limit(SAME_IP_SHOWN)))
+        nearby = search.ordered(db, principal, same_ip_filter, limit=SAME_IP_SHOWN + 1)
+        same_ip = [r for r in nearby if r.id != event.id][:SAME_IP_SHOWN]
         same_ip_link = _link("/events", same_ip_filter.as_params())
     record = export.event_record(event)
     fields = [(f.name, record[f.name]) for f in FIELDS if f.name != "extra"]

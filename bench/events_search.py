@@ -8,7 +8,9 @@ measures, for the newest-first order the search uses:
 
 - fetching one 50-event page deep in the selection (at 10%, 50%, 99% of it) with our keyset
   cursor, and with LIMIT/OFFSET, the way a paged event list without cursors does it;
-- a constituent's first page (the tenancy condition on a large table);
+- a constituent's first page and a deep one (the tenancy condition on a large table);
+- staff's first page under a few filters (the planner's choice between a filter's index and
+  the time order);
 - exporting the whole selection as CSV and as IntelMQ JSON lines: events/s and the peak memory
   the export adds (it streams; memory must not grow with N).
 
@@ -92,6 +94,11 @@ def page_by_keyset(engine, principal, cursor: str | None):
         return search.search_page(s, principal, search.EventFilter(), limit=50, after=cursor, count=False).items
 
 
+def first_page(engine, principal, f):
+    with SESSIONS[engine]() as s:
+        return search.ordered(s, principal, f, limit=51)
+
+
 def cursor_at(engine, principal, offset: int) -> str:
     """The cursor a person paging from the top would hold at ``offset`` (taken once, not timed)."""
     row = page_by_offset(engine, principal, offset - 1)[0]
@@ -131,7 +138,11 @@ def main() -> int:
         first = best_of(lambda: page_by_keyset(engine, constituent, None))
         deep_cursor = cursor_at(engine, constituent, int(args.rows * 0.7))
         deep_c = best_of(lambda: page_by_keyset(engine, constituent, deep_cursor))
-        print(f"constituent's first page: {first:.2f} ms; at 80% depth: {deep_c:.2f} ms")
+        print(f"constituent's first page: {first:.2f} ms; at 70% depth: {deep_c:.2f} ms")
+        for params in ({"min_severity": "high"}, {"type": "phishing", "asn": "64510"}, {"ip": "10.1.0.0/16"}):
+            f = search.parse_filter(params)
+            took = best_of(lambda f=f: first_page(engine, staff, f), repeat=3)
+            print(f"staff's first page filtered by {params}: {took:.2f} ms")
         with engine.connect() as conn:
             n_all = conn.execute(select(Event.id).order_by(Event.id.desc()).limit(1)).scalar_one()
         for fmt in ("csv", "intelmq"):

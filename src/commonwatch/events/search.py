@@ -239,9 +239,35 @@ def _like_prefix(prefix: str) -> str:
     return escaped + "%"
 
 
-def conditions(f: EventFilter) -> list[ColumnElement[bool]]:
-    """The WHERE conditions of a filter (tenancy is added separately, by ``db.scope``)."""
+#: Filters whose column has an index of its own but not in time order: when many events match,
+#: reading that index means sorting all of them for one page (see :func:`is_dense`).
+_UNORDERED_INDEXED = ("feed", "ip", "asn", "country", "severity", "min_severity")
+
+
+class _Columns:
+    """The event columns a filter compares; ``walk_time`` hides the single-column indexes of
+    :data:`_UNORDERED_INDEXED` behind ``coalesce(col, col)`` (the same value, but no index on
+    either engine) so the planner reads the ``time_source`` index in order and stops after a page."""
+
+    def __init__(self, walk_time: bool):
+        def hide(col):
+            return func.coalesce(col, col) if walk_time else col
+
+        self.feed_name = hide(Event.feed_name)
+        self.source_asn = hide(Event.source_asn)
+        self.source_cc = hide(Event.source_cc)
+        self.severity = hide(Event.severity)
+        self.source_ip_bin = hide(Event.source_ip_bin)
+
+
+def conditions(f: EventFilter, *, walk_time: bool = False) -> list[ColumnElement[bool]]:
+    """The WHERE conditions of a filter (tenancy is added separately, by ``db.scope``).
+
+    ``walk_time`` asks for conditions that leave the time index to the planner (for a filter
+    that many events match); the rows selected are the same.
+    """
     c = Event
+    h = _Columns(walk_time)
     out: list[ColumnElement[bool]] = []
     if f.time_from is not None:
         out.append(c.time_source >= f.time_from)
@@ -261,32 +287,33 @@ def conditions(f: EventFilter) -> list[ColumnElement[bool]]:
         out.append(c.classification_taxonomy == f.classification_taxonomy)
     if f.feed_name is not None:
         if f.feed_name.endswith("*"):
-            out.append(c.feed_name.like(_like_prefix(f.feed_name[:-1]), escape="\\"))
+            out.append(h.feed_name.like(_like_prefix(f.feed_name[:-1]), escape="\\"))
         else:
-            out.append(c.feed_name == f.feed_name)
+            out.append(h.feed_name == f.feed_name)
     if f.network is not None:
         low, high = network_bounds(f.network)
-        out.append(c.source_ip_bin.between(low, high))
+        out.append(h.source_ip_bin.between(low, high))
     if f.asn is not None:
-        out.append(c.source_asn == f.asn)
+        out.append(h.source_asn == f.asn)
     if f.country is not None:
-        out.append(c.source_cc == f.country)
+        out.append(h.source_cc == f.country)
     if f.severity is not None:
-        out.append(c.severity == f.severity)
+        out.append(h.severity == f.severity)
     if f.min_severity is not None:
-        out.append(c.severity.in_(SEVERITIES[SEVERITIES.index(f.min_severity):]))
+        out.append(h.severity.in_(SEVERITIES[SEVERITIES.index(f.min_severity):]))
     if f.tlp is not None:
         out.append(c.tlp == f.tlp)
     return out
 
 
-def selection(principal: Principal, f: EventFilter, *columns: Any, up_to_id: int | None = None) -> Select:
+def selection(principal: Principal, f: EventFilter, *columns: Any, up_to_id: int | None = None,
+              walk_time: bool = False) -> Select:
     """``SELECT columns FROM events`` limited to the filter and to what ``principal`` may read.
 
     ``up_to_id`` freezes a selection: events stored after it was taken are left out.
     """
     stmt = select(*(columns or (Event,))).select_from(Event)
-    stmt = scope(stmt, principal, Event).where(*conditions(f))
+    stmt = scope(stmt, principal, Event).where(*conditions(f, walk_time=walk_time))
     return stmt if up_to_id is None else stmt.where(Event.id <= up_to_id)
 
 
@@ -373,9 +400,23 @@ def _branches(principal: Principal) -> list[ColumnElement[bool]] | None:
     return own + routed
 
 
+def is_dense(conn: Session | Connection, principal: Principal, f: EventFilter, *,
+             up_to_id: int | None = None) -> bool:
+    """True when more than :data:`COUNT_CAP` events match a filter on an unordered index.
+
+    Then one page is found fastest by reading the time index and skipping non-matching rows;
+    with fewer matches, by the filter's index and a sort of at most that many rows. The count
+    stops at the cap, so asking costs little (planner statistics cannot be relied on: SQLite
+    has none unless ANALYZE ran).
+    """
+    if not any(f.as_params().get(k) for k in _UNORDERED_INDEXED):
+        return False
+    return not count_capped(conn, principal, f, up_to_id=up_to_id)[1]
+
+
 def ordered(conn: Session | Connection, principal: Principal, f: EventFilter, *, limit: int,
             after: Position | None = None, before: Position | None = None,
-            up_to_id: int | None = None) -> list[Row]:
+            up_to_id: int | None = None, dense: bool | None = None) -> list[Row]:
     """Up to ``limit`` matching rows of :data:`EXPORT_COLUMNS`, newest first after ``after`` (or
     oldest first after ``before``).
 
@@ -385,7 +426,9 @@ def ordered(conn: Session | Connection, principal: Principal, f: EventFilter, *,
     """
     order = OLDEST_FIRST if before is not None else NEWEST_FIRST
     keyset = newer_than(before) if before is not None else older_than(after) if after is not None else None
-    stmt = selection(principal, f, *EXPORT_COLUMNS, up_to_id=up_to_id)
+    if dense is None:
+        dense = is_dense(conn, principal, f, up_to_id=up_to_id)
+    stmt = selection(principal, f, *EXPORT_COLUMNS, up_to_id=up_to_id, walk_time=dense)
     if keyset is not None:
         stmt = stmt.where(keyset)
     branches = _branches(principal)
@@ -405,8 +448,11 @@ def search_page(session: Session, principal: Principal, f: EventFilter, *, limit
         raise Invalid("before", _("give either “cursor” or “before”, not both"))
     if not 1 <= limit <= MAX_PAGE_SIZE:
         raise Invalid("limit", _("must be between 1 and {max}").format(max=MAX_PAGE_SIZE))
+    total, exact = count_capped(session, principal, f) if count else (None, True)
+    dense = (not exact) if count and any(f.as_params().get(k) for k in _UNORDERED_INDEXED) else None
     if before:
-        rows = ordered(session, principal, f, limit=limit + 1, before=Position.decode(before, "before"))
+        rows = ordered(session, principal, f, limit=limit + 1, before=Position.decode(before, "before"),
+                       dense=dense)
         more_newer = len(rows) > limit
         rows = rows[:limit][::-1]
         page = Page(rows, limit=limit)
@@ -414,14 +460,13 @@ def search_page(session: Session, principal: Principal, f: EventFilter, *, limit
         page.next_cursor = _position(rows[-1]).encode() if rows else None
     else:
         start = Position.decode(after, "cursor") if after else None
-        rows = ordered(session, principal, f, limit=limit + 1, after=start)
+        rows = ordered(session, principal, f, limit=limit + 1, after=start, dense=dense)
         more_older = len(rows) > limit
         rows = rows[:limit]
         page = Page(rows, limit=limit)
         page.next_cursor = _position(rows[-1]).encode() if rows and more_older else None
         page.prev_cursor = _position(rows[0]).encode() if rows and after else None
-    if count:
-        page.total, page.total_exact = count_capped(session, principal, f)
+    page.total, page.total_exact = total, exact
     return page
 
 
@@ -475,10 +520,12 @@ def iter_rows(engine: Engine, principal: Principal, f: EventFilter, *, max_rows:
     """
     state = state if state is not None else StreamState()
     last: Position | None = None
+    with engine.connect() as conn:
+        dense = is_dense(conn, principal, f, up_to_id=up_to_id)
     while state.rows < max_rows:
         size = min(batch, max_rows - state.rows)
         with engine.connect() as conn:
-            rows = ordered(conn, principal, f, limit=size, after=last, up_to_id=up_to_id)
+            rows = ordered(conn, principal, f, limit=size, after=last, up_to_id=up_to_id, dense=dense)
         if not rows:
             return
         state.batches += 1

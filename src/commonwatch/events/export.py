@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, Row
 from sqlalchemy.orm import Session
 
 from commonwatch.access import audit
@@ -59,18 +59,25 @@ CSV_HEADER: tuple[str, ...] = ("id", *(f.name for f in FIELDS))
 _CSV_HEADER_TEXT = csv_text(CSV_HEADER, [])
 _NAMES = ("id", *(f.name for f in FIELDS))
 _COLUMNS = ("id", *(f.column for f in FIELDS))
+_TIME_NAMES = ("time.source", "time.observation")
 
 
 def _iso(value: datetime | None) -> str | None:
     return ensure_utc(value).isoformat() if value is not None else None
 
 
+def _values(row: Any) -> tuple[Any, ...]:
+    """The values of a row of :data:`search.EXPORT_COLUMNS` (or of an ``Event``) in that order."""
+    if isinstance(row, Row):
+        return tuple(row)
+    return tuple(getattr(row, column) for column in _COLUMNS)
+
+
 def event_record(row: Any) -> dict[str, Any]:
     """An event (row of :data:`search.EXPORT_COLUMNS` or an ``Event``) keyed by harmonisation name."""
-    out: dict[str, Any] = {}
-    for name, column in zip(_NAMES, _COLUMNS, strict=True):
-        value = getattr(row, column)
-        out[name] = _iso(value) if isinstance(value, datetime) else value
+    out = dict(zip(_NAMES, _values(row), strict=True))
+    for name in _TIME_NAMES:
+        out[name] = _iso(out[name])
     return out
 
 
@@ -78,8 +85,7 @@ def intelmq_record(row: Any) -> dict[str, Any]:
     """An event as IntelMQ writes one: harmonisation keys, ``extra.*`` flattened, TLP 1.0."""
     out: dict[str, Any] = {}
     own: dict[str, Any] = {}
-    for f in FIELDS:
-        value = getattr(row, f.column)
+    for f, value in zip(FIELDS, _values(row)[1:], strict=True):
         if value is None or value == "":
             continue  # IntelMQ drops empty values; leaving them out keeps the lines canonical
         if isinstance(value, datetime):
@@ -99,14 +105,23 @@ def intelmq_record(row: Any) -> dict[str, Any]:
     return out
 
 
-def _csv_cell(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return _iso(value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False, sort_keys=True)
-    return value
+_BY_TYPE = {name: i for i, name in enumerate(_COLUMNS)}
+_TIME_CELLS = tuple(_BY_TYPE[c] for c in ("time_source", "time_observation"))
+_BOOL_CELLS = (_BY_TYPE["constituent_cii"],)
+_JSON_CELLS = (_BY_TYPE["extra"],)
+
+
+def _csv_cells(row: Any) -> list[Any]:
+    """One row (in :data:`search.EXPORT_COLUMNS` order) as CSV cells; only the few typed cells are touched."""
+    cells = list(row)
+    for i in _TIME_CELLS:
+        cells[i] = _iso(cells[i])
+    for i in _BOOL_CELLS:
+        cells[i] = "true" if cells[i] else "false"
+    for i in _JSON_CELLS:
+        if cells[i] is not None:
+            cells[i] = json.dumps(cells[i], ensure_ascii=False, sort_keys=True)
+    return cells
 
 
 def _chunks(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -129,7 +144,7 @@ def render(fmt: str, rows: Iterable[Any], chunk_rows: int = 2000) -> Iterator[st
     if fmt == "csv":
         yield _CSV_HEADER_TEXT
         for batch in _chunks(rows, chunk_rows):
-            cells = ([_csv_cell(getattr(r, c)) for c in _COLUMNS] for r in batch)
+            cells = (_csv_cells(r) for r in batch)
             # write_csv neutralises formula cells; the header it repeats is cut off each chunk.
             yield csv_text(CSV_HEADER, cells)[len(_CSV_HEADER_TEXT):]
     elif fmt == "json":

@@ -52,7 +52,7 @@ MEDIA_TYPES = {
 EXTENSIONS = {"csv": "csv", "json": "json", "jsonl": "jsonl", "intelmq": "intelmq.jsonl"}
 #: TLP 2.0 (stored) -> TLP 1.0 (IntelMQ's harmonisation). See the module docstring for AMBER+STRICT.
 INTELMQ_TLP = {"CLEAR": "WHITE", "GREEN": "GREEN", "AMBER": "AMBER", "AMBER+STRICT": "RED", "RED": "RED"}
-#: Fields of ours that IntelMQ's harmonisation also has (since IntelMQ 3.2), exported under their names.
+#: Fields of ours that IntelMQ's harmonisation (3.5) also has, exported under their own names.
 _INTELMQ_NATIVE = frozenset({"severity", "tlp"})
 OWN_PREFIX = "extra.commonwatch."
 CSV_HEADER: tuple[str, ...] = ("id", *(f.name for f in FIELDS))

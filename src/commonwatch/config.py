@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     login_max_failures_per_ip: int = 30
     max_upload_bytes: int = 25 * 1024 * 1024
     max_import_bytes: int = 50 * 1024 * 1024
+    #: Most events one export (API, page link or `events export`) may hold; narrower filters beyond.
+    events_export_max_rows: int = 1_000_000
     #: Outbound URLs (feeds, webhooks, TAXII and MISP peers) must match one of these prefixes.
     outbound_allowlist: Annotated[list[str], NoDecode] = Field(default_factory=list)
     outbound_timeout_seconds: float = 30.0

@@ -1,0 +1,83 @@
+"""CLI: ``commonwatch events ...``. ``events export`` writes a filtered selection as CSV, JSON,
+JSON lines or IntelMQ JSON lines. Other event commands join :data:`events_app`."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import typer
+
+from commonwatch.access.principal import SYSTEM
+from commonwatch.errors import Invalid
+from commonwatch.events import export, search
+from commonwatch.runtime import get_runtime
+
+#: The ``events`` command group; other capabilities' event commands (``rematch``) add themselves here.
+events_app = typer.Typer(help="Security events: search, export, re-processing.", no_args_is_help=True)
+
+
+@events_app.command("export")
+def events_export(
+    format: str = typer.Option("csv", "--format", "-f", help="csv, json, jsonl or intelmq"),
+    output: Path = typer.Option(None, "-o", "--output", help="File to write (default: standard output).",
+                                dir_okay=False),
+    time_from: str = typer.Option(None, "--from", help="Earliest time.source, ISO 8601 (no offset: UTC)."),
+    time_to: str = typer.Option(None, "--to", help="Latest time.source, exclusive; a bare date includes it."),
+    org: str = typer.Option(None, help="Organisation id, or none for unmatched events."),
+    sector: str = typer.Option(None, help="constituent.sector"),
+    cii: str = typer.Option(None, help="true or false"),
+    type_: str = typer.Option(None, "--type", help="classification.type"),
+    taxonomy: str = typer.Option(None, help="classification.taxonomy"),
+    feed: str = typer.Option(None, help="feed.name; a trailing * matches a prefix"),
+    ip: str = typer.Option(None, help="An address or a network (CIDR), IPv4 or IPv6."),
+    asn: str = typer.Option(None, help="source.asn"),
+    country: str = typer.Option(None, help="source.geolocation.cc"),
+    severity: str = typer.Option(None, help="Exactly this severity."),
+    min_severity: str = typer.Option(None, "--min-severity", help="This severity or a higher one."),
+    tlp: str = typer.Option(None, help="TLP 2.0 label."),
+) -> None:
+    """Export events matching the filters. The export is recorded in the audit log."""
+    from commonwatch.cli import fail
+
+    rt = get_runtime()
+    params = {"from": time_from, "to": time_to, "org": org, "sector": sector, "cii": cii, "type": type_,
+              "taxonomy": taxonomy, "feed": feed, "ip": ip, "asn": asn, "country": country,
+              "severity": severity, "min_severity": min_severity, "tlp": tlp}
+    try:
+        f = search.parse_filter(params)
+        with rt.session("cli") as session:
+            prepared = export.prepare(session, rt.engine, SYSTEM, f, format,
+                                      max_rows=rt.settings.events_export_max_rows)
+    except Invalid as exc:
+        fail("; ".join((f"--{e.field.replace('_', '-')}: " if e.field in params or e.field == "format" else "")
+                       + e.reason for e in exc.errors))
+    state = search.StreamState()
+    if output is None:
+        for chunk in prepared.stream(state):
+            sys.stdout.write(chunk)
+        sys.stdout.flush()
+    else:
+        _write_atomically(output, prepared.stream(state))
+    target = output or "standard output"
+    typer.echo(f"exported {state.rows:,} event(s) as {prepared.format} to {target}", err=True)
+
+
+def _write_atomically(path: Path, chunks) -> None:
+    """Write beside the target and rename at the end: a failed export leaves no half-written file."""
+    path = path.resolve()
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            for chunk in chunks:
+                fh.write(chunk)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(events_app, name="events")

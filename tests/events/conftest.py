@@ -1,0 +1,33 @@
+"""Fixtures for the events tests: a world with events of A, A's unit, B, unmatched ones and some
+routed to the partner CERT."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from commonwatch.db import session_scope
+from commonwatch.events.models import Event
+from tests.events.eventdata import insert_events, spread
+
+
+@pytest.fixture
+def events_of(app, world, clock):
+    """Insert ``n`` events spread over orgs A, A's unit, B and none; every 10th routed to the partner."""
+
+    def make(n: int, *, step: timedelta = timedelta(minutes=1)) -> list[dict]:
+        owners = [world.org_a, world.org_a_unit, world.org_b, None]
+        rows = spread(n, end=clock.now(), org_ids=owners, step=step)
+        for i, row in enumerate(rows):
+            if i % 10 == 9:
+                row["partner_org_id"] = world.partner
+        with session_scope(app.state.sessionmaker, actor="test") as session:
+            insert_events(session, rows)
+            keys = {r.event_key: r.id for r in session.execute(select(Event.event_key, Event.id))}
+        for row in rows:
+            row["id"] = keys[row["event_key"]]
+        return rows
+
+    return make

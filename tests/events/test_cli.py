@@ -1,0 +1,84 @@
+"""``commonwatch events export``: filters, formats, the output file written whole, the audit record,
+clear errors for bad filters and for a selection over the limit."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from commonwatch.access.models import AuditEntry
+from commonwatch.cli import app as cli
+from commonwatch.runtime import Runtime, set_runtime
+
+
+@pytest.fixture
+def run(settings, clock):
+    runtimes = []
+
+    def invoke(*args: str, **overrides):
+        rt = Runtime(settings.model_copy(update=overrides), clock)
+        runtimes.append(rt)
+        set_runtime(rt)
+        return CliRunner().invoke(cli, list(args))
+
+    yield invoke
+    set_runtime(None)
+    for rt in runtimes:
+        if "engine" in rt.__dict__:
+            rt.engine.dispose()
+
+
+def test_export_to_a_file_with_filters(run, tmp_path, app, world, events_of):
+    rows = events_of(500)
+    out = tmp_path / "scanners.csv"
+    result = run("events", "export", "--format", "csv", "--type", "scanner", "--min-severity", "medium",
+                 "--from", "2026-11-25T00:00:00Z", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    midnight = datetime(2026, 11, 25, tzinfo=UTC)
+    expected = {r["id"] for r in rows if r["classification_type"] == "scanner"
+                and r["severity"] in ("medium", "high", "critical") and r["time_source"] >= midnight}
+    assert len(expected) < len([r for r in rows if r["classification_type"] == "scanner"])
+    table = list(csv.DictReader(out.open(encoding="utf-8", newline="")))
+    assert {int(r["id"]) for r in table} == expected
+    assert f"exported {len(expected):,} event(s) as csv" in result.output
+    assert not list(tmp_path.glob(".*.part"))
+    with app.state.sessionmaker() as s:
+        entry = s.scalars(select(AuditEntry).where(AuditEntry.action == "export")).one()
+    assert entry.actor == "cli"
+    assert json.loads(entry.after)["filter"] == {"from": "2026-11-25T00:00:00+00:00", "type": "scanner",
+                                                 "min_severity": "medium"}
+
+
+def test_export_intelmq_and_json_lines(run, tmp_path, world, events_of):
+    rows = events_of(120)
+    for fmt, key in (("intelmq", "extra.commonwatch.event.key"), ("jsonl", "event.key")):
+        out = tmp_path / f"events.{fmt}"
+        result = run("events", "export", "--format", fmt, "--ip", "198.51.101.0/24", "-o", str(out))
+        assert result.exit_code == 0, result.output
+        keys = {json.loads(line)[key] for line in out.read_text(encoding="utf-8").splitlines()}
+        assert keys == {r["event_key"] for r in rows if r["source_ip"].startswith("198.51.101.")}
+
+
+def test_export_to_standard_output(run, world, events_of):
+    events_of(10)
+    result = run("events", "export", "--format", "json", "--country", "DE")
+    assert result.exit_code == 0, result.output
+    body = result.stdout
+    assert all(e["source.geolocation.cc"] == "DE" for e in json.loads(body))
+
+
+def test_bad_filters_and_oversized_selections_fail_clearly(run, tmp_path, world, events_of):
+    events_of(50)
+    out = tmp_path / "x.csv"
+    bad = run("events", "export", "--ip", "10.0.0.1/8", "--severity", "loud", "-o", str(out))
+    assert bad.exit_code == 1
+    assert "--ip:" in bad.output and "--severity:" in bad.output and not out.exists()
+    fmt = run("events", "export", "--format", "xml", "-o", str(out))
+    assert fmt.exit_code == 1 and "--format:" in fmt.output
+    big = run("events", "export", "-o", str(out), events_export_max_rows=10)
+    assert big.exit_code == 1 and "export limit" in big.output and not out.exists()

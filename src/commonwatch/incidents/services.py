@@ -292,6 +292,12 @@ def timeline(session: Session, incident: Incident, kind: str, actor: str, now: d
     return entry
 
 
+def list_timeline(session: Session, principal: Principal, incident: Incident) -> list[TimelineEntry]:
+    """The case's timeline as the principal may see it (the reporter sees what concerns it)."""
+    stmt = scope(select(TimelineEntry), principal, TimelineEntry).where(TimelineEntry.incident_id == incident.id)
+    return list(session.scalars(stmt.order_by(TimelineEntry.at, TimelineEntry.id)))
+
+
 def _regrade(session: Session, principal: Principal, incident: Incident, rules: IncidentRules, now: datetime,
              reason: str) -> bool:
     """Recompute level and clocks; if anything moved, record why (audited and on the timeline)."""

@@ -185,7 +185,7 @@ def validate_report(data: dict[str, Any], rules: IncidentRules, *, now: datetime
             if found is None:
                 errors.append(FieldError("subcategory", _("“{value}” is not a GB/T 20986 subcategory").format(
                     value=sub)))
-            elif found[0].code != category:
+            elif found[0].code != category and tax.category(category) is not None:
                 errors.append(FieldError("subcategory", _("“{value}” does not belong to category {category}").format(
                     value=sub, category=category)))
         out["subcategory"] = sub
@@ -284,9 +284,9 @@ def _clock_snapshot(incident: Incident) -> dict[str, Any]:
             "summary_due": iso(incident.summary_due), "reportable": incident.reportable}
 
 
-def timeline(session: Session, incident: Incident, kind: str, actor: str, now: datetime, *,
+def timeline(session: Session, incident: Incident, what: str, actor: str, now: datetime, *,
              visibility: str = "internal", **data: Any) -> TimelineEntry:
-    entry = TimelineEntry(incident_id=incident.id, at=ensure_utc(now), actor=actor, kind=kind,
+    entry = TimelineEntry(incident_id=incident.id, at=ensure_utc(now), actor=actor, kind=what,
                           visibility=visibility, data=data)
     session.add(entry)
     return entry

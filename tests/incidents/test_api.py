@@ -172,7 +172,8 @@ def test_reports_come_out_as_bilingual_pdf_and_html(client, world):
     sign_in(client, world.users["a"])
     html = client.get(f"/incidents/{incident['id']}/report/initial").text
     order = ["一、受影响单位名称", "二、事件发现或发生时间", "三、事态发展趋势", "四、初步分析的事件原因",
-             "五、进一步调查分析所需的线索", "六、拟进一步采取的应对措施", "七、事件现场保护情况", "八、其他应当报告的情况"]
+             "五、进一步调查分析所需的线索", "六、拟进一步采取的应对措施", "七、事件现场保护情况",
+             "八、其他应当报告的情况"]
     positions = [html.index(h) for h in order]
     assert positions == sorted(positions)
     assert "1. Affected unit" in html and "待补报 / to follow" in html and "暂定 / provisional" in html

@@ -42,9 +42,13 @@ class CheckResult:
         return f"{self.checked} incidents checked, {self.raised} alerts raised"
 
 
-def recipients(session: Session, incident: Incident) -> list[int]:
+def coordinators(session: Session) -> list[int]:
+    return list(session.scalars(select(User.id).where(User.role == Role.COORDINATOR, User.active.is_(True))))
+
+
+def recipients(incident: Incident, coordinator_ids: list[int]) -> list[int]:
     """The case owner and every active coordinator."""
-    ids = set(session.scalars(select(User.id).where(User.role == Role.COORDINATOR, User.active.is_(True))))
+    ids = set(coordinator_ids)
     if incident.owner_id:
         ids.add(incident.owner_id)
     return sorted(ids)
@@ -54,17 +58,22 @@ def check_clocks(session: Session, now: datetime, rules: IncidentRules) -> Check
     """Raise an alert for every clock that is at risk or missed and not yet alerted (idempotent)."""
     now = ensure_utc(now)
     result = CheckResult()
-    incidents = session.scalars(select(Incident).where(Incident.status != "closed", Incident.merged_into_id.is_(None)))
-    for incident in incidents:
+    staff = coordinators(session)
+    open_cases = select(Incident.id).where(Incident.status != "closed", Incident.merged_into_id.is_(None))
+    # Every alert already raised for the open cases, in one query: (incident, clock, state, due) -> users.
+    raised: dict[tuple, set[int]] = {}
+    for row in session.execute(select(IncidentAlert.incident_id, IncidentAlert.clock, IncidentAlert.state,
+                                      IncidentAlert.due_at, IncidentAlert.user_id)
+                               .where(IncidentAlert.incident_id.in_(open_cases))):
+        raised.setdefault((row[0], row[1], row[2], ensure_utc(row[3])), set()).add(row[4])
+    for incident in session.scalars(select(Incident).where(Incident.id.in_(open_cases))):
         result.checked += 1
         for clock in clocks_for(incident, rules).clocks:
             state = clock_state(clock, now, rules.reporting)
             if state not in ALERT_STATES or clock.due_at is None:
                 continue
-            existing = set(session.scalars(select(IncidentAlert.user_id).where(
-                IncidentAlert.incident_id == incident.id, IncidentAlert.clock == clock.key,
-                IncidentAlert.state == state, IncidentAlert.due_at == clock.due_at)))
-            new_users = [u for u in recipients(session, incident) if u not in existing]
+            existing = raised.get((incident.id, clock.key, state, clock.due_at), set())
+            new_users = [u for u in recipients(incident, staff) if u not in existing]
             if not new_users:
                 continue
             for user_id in new_users:

@@ -12,13 +12,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select
+import polars as pl
+from sqlalchemy import func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from commonwatch.access import audit
@@ -26,7 +26,7 @@ from commonwatch.access.models import User
 from commonwatch.access.principal import STAFF_ROLES, Principal, Role
 from commonwatch.clock import ensure_utc
 from commonwatch.constituency.models import Organisation, OrgKind
-from commonwatch.db import get_scoped, scope
+from commonwatch.db import UTCDateTime, get_scoped, scope
 from commonwatch.errors import FieldError, Forbidden, Invalid, NotFound
 from commonwatch.events.models import Event
 from commonwatch.i18n import _
@@ -653,13 +653,47 @@ def get_attachment(session: Session, principal: Principal, attachment_id: int) -
 
 # --- links, events, merge --------------------------------------------------------------------------
 
-def _visible_events(session: Session, principal: Principal, event_ids: list[int]) -> list[Event]:
-    ids = sorted({int(i) for i in event_ids})
-    found: list[Event] = []
-    for start in range(0, len(ids), 1000):  # bounded IN lists
-        chunk = ids[start:start + 1000]
-        found.extend(session.scalars(scope(select(Event), principal, Event).where(Event.id.in_(chunk))))
-    return found
+_CHUNK = 5000  # ids per IN list: well under SQLite's and PostgreSQL's parameter limits
+
+
+def _chunks(ids: list[int]) -> list[list[int]]:
+    unique = sorted(set(ids))
+    return [unique[i:i + _CHUNK] for i in range(0, len(unique), _CHUNK)]
+
+
+def _missing_events(session: Session, principal: Principal, ids: list[int]) -> list[int]:
+    """The ids that are not stored events the principal may see (set-based: no row loaded as an object)."""
+    found = 0
+    for chunk in _chunks(ids):
+        found += session.scalar(scope(select(func.count(Event.id)), principal, Event).where(Event.id.in_(chunk))) or 0
+    if found == len(set(ids)):
+        return []
+    seen: set[int] = set()
+    for chunk in _chunks(ids):
+        seen.update(session.scalars(scope(select(Event.id), principal, Event).where(Event.id.in_(chunk))))
+    return sorted(set(ids) - seen)
+
+
+def _refuse_missing(missing: list[int]) -> None:
+    if missing:
+        raise Invalid("event_ids", _("unknown event ids: {ids}").format(ids=", ".join(map(str, missing[:20]))))
+
+
+def _event_summary(session: Session, principal: Principal, ids: list[int]) -> pl.DataFrame:
+    """Per organisation, class, type and feed: how many of the events, and their earliest times.
+
+    Aggregated by the database chunk by chunk, so 100,000 selected events come back as a few rows.
+    """
+    parts = []
+    for chunk in _chunks(ids):
+        stmt = scope(select(Event.org_id, Event.classification_taxonomy, Event.classification_type, Event.feed_name,
+                            func.count(Event.id), func.min(Event.time_observation), func.min(Event.time_source)),
+                     principal, Event).where(Event.id.in_(chunk)).group_by(
+            Event.org_id, Event.classification_taxonomy, Event.classification_type, Event.feed_name)
+        parts.extend(tuple(r) for r in session.execute(stmt))
+    frame = pl.DataFrame(parts, schema=["org_id", "taxonomy", "type", "feed", "n", "first_seen", "first_time"],
+                         orient="row", infer_schema_length=None)
+    return frame
 
 
 def _parse_ids(raw: Any, field: str) -> list[int]:
@@ -683,23 +717,32 @@ def _parse_ids(raw: Any, field: str) -> list[int]:
 
 def link_events(session: Session, principal: Principal, incident: Incident, event_ids: Any, *,
                 now: datetime) -> int:
-    """Link stored events to the incident in one bulk insert; returns how many were new."""
+    """Link stored events to the incident; returns how many were new.
+
+    One ``INSERT ... SELECT`` per chunk of ids: the database copies the ids it lets the principal see and
+    skips those already linked, with no Python loop over the events.
+    """
     if not principal.has("incidents.manage"):
         raise Forbidden()
     ids = _parse_ids(event_ids, "event_ids")
-    events = _visible_events(session, principal, ids)
-    missing = sorted(set(ids) - {e.id for e in events})
-    if missing:
-        raise Invalid("event_ids", _("unknown event ids: {ids}").format(ids=", ".join(map(str, missing[:20]))))
-    have = set(session.scalars(select(IncidentEvent.event_id).where(IncidentEvent.incident_id == incident.id)))
-    rows = [{"incident_id": incident.id, "event_id": e.id, "linked_at": ensure_utc(now), "linked_by": principal.actor}
-            for e in events if e.id not in have]
-    if rows:
-        session.execute(insert(IncidentEvent), rows)
+    _refuse_missing(_missing_events(session, principal, ids))
+    stamp = ensure_utc(now)
+    table = IncidentEvent.__table__
+    already = select(IncidentEvent.event_id).where(IncidentEvent.incident_id == incident.id)
+    count = select(func.count(IncidentEvent.id)).where(IncidentEvent.incident_id == incident.id)
+    before = session.scalar(count) or 0
+    for chunk in _chunks(ids):
+        source = scope(select(literal(incident.id), Event.id, literal(stamp, UTCDateTime()),
+                              literal(principal.actor)), principal, Event).where(
+            Event.id.in_(chunk), Event.id.not_in(already))
+        session.execute(table.insert().from_select(["incident_id", "event_id", "linked_at", "linked_by"], source))
+    # Counted, not taken from rowcount: drivers do not all report it for INSERT ... SELECT.
+    added = (session.scalar(count) or 0) - before
+    if added:
         audit.record(session, "incident.link_events", "incidents", incident.id,
-                     after={"events": len(rows), "first": rows[0]["event_id"]}, actor=principal.actor)
-        timeline(session, incident, "events_linked", principal.actor, now, count=len(rows))
-    return len(rows)
+                     after={"events": added, "first": min(ids)}, actor=principal.actor)
+        timeline(session, incident, "events_linked", principal.actor, now, count=added)
+    return added
 
 
 def linked_events(session: Session, principal: Principal, incident: Incident,
@@ -717,31 +760,34 @@ def create_from_events(session: Session, principal: Principal, event_ids: Any, d
     if not principal.has("incidents.manage"):
         raise Forbidden()
     ids = _parse_ids(event_ids, "event_ids")
-    events = _visible_events(session, principal, ids)
-    missing = sorted(set(ids) - {e.id for e in events})
-    if missing:
-        raise Invalid("event_ids", _("unknown event ids: {ids}").format(ids=", ".join(map(str, missing[:20]))))
-    orgs = {e.org_id for e in events if e.org_id}
+    _refuse_missing(_missing_events(session, principal, ids))
+    summary = _event_summary(session, principal, ids)
     report = dict(data)
     if not report.get("org_id"):
+        orgs = summary["org_id"].drop_nulls().unique().to_list()
         if len(orgs) != 1:
-            raise Invalid("org_id", _("the events belong to {n} organisations; choose the one hit").format(n=len(orgs)))
-        report["org_id"] = orgs.pop()
-    types = Counter((e.classification_taxonomy, e.classification_type) for e in events)
-    (rsit_class, rsit_type), _count = types.most_common(1)[0]
+            raise Invalid("org_id", _("the events belong to {n} organisations; choose the one hit").format(
+                n=len(orgs)))
+        report["org_id"] = orgs[0]
+    top = (summary.group_by(["taxonomy", "type"]).agg(pl.col("n").sum())
+           .sort(["n", "type"], descending=[True, False]).row(0))
+    rsit_class, rsit_type = top[0], top[1]
     category, sub = rules.taxonomy.from_rsit(rsit_class, rsit_type)
     report.setdefault("category", category)
     report.setdefault("subcategory", sub)
-    report.setdefault("discovered_at", min(e.time_observation for e in events))
-    report.setdefault("occurred_at", min(e.time_source for e in events))
-    names = sorted({e.feed_name for e in events})
-    report.setdefault("title", _("{n} events: {type}").format(n=len(events), type=rsit_type))
-    report.setdefault("affected_system", ", ".join(sorted({e.source_ip or e.source_fqdn or "" for e in events
-                                                           if e.source_ip or e.source_fqdn})[:50]))
-    report.setdefault("effects", _("Observed in feeds: {feeds}").format(feeds=", ".join(names)))
+    report.setdefault("discovered_at", ensure_utc(min(summary["first_seen"].to_list())))
+    report.setdefault("occurred_at", ensure_utc(min(summary["first_time"].to_list())))
+    feeds = sorted(summary["feed"].unique().to_list())
+    hosts = session.scalars(scope(select(func.coalesce(Event.source_ip, Event.source_fqdn)).distinct(), principal,
+                                  Event).where(Event.id.in_(_chunks(ids)[0]),
+                                               func.coalesce(Event.source_ip, Event.source_fqdn).is_not(None))
+                            .limit(50)).all()
+    report.setdefault("title", _("{n} events: {type}").format(n=int(summary["n"].sum()), type=rsit_type))
+    report.setdefault("affected_system", ", ".join(sorted(hosts)))
+    report.setdefault("effects", _("Observed in feeds: {feeds}").format(feeds=", ".join(feeds[:20])))
     report.setdefault("discovery_basis", _("earliest observation among the linked events"))
     incident = file_incident(session, principal, report, now=now, rules=rules, via="events")
-    link_events(session, principal, incident, [e.id for e in events], now=now)
+    link_events(session, principal, incident, ids, now=now)
     return incident
 
 

@@ -212,3 +212,47 @@ def test_from_events_endpoint_creates_one_incident(client, world, app_session, c
     made = client.post("/incidents/from-events", data={"csrf_token": token, "event_ids": [str(i) for i in ids[:2]]},
                        follow_redirects=False)
     assert made.status_code == 303
+
+
+def test_the_clock_job_alerts_the_coordinator_on_the_page_and_in_the_api(app, client, world, clock):
+    from datetime import timedelta
+
+    from commonwatch.incidents.jobs import JOBS
+
+    incident = _file(client, world, discovered_at=clock.now().isoformat(),
+                     impact={"cii_full_outage_minutes": 10}, involves_cii=True).json()
+    assert incident["route"] == "cii"
+    clock.advance(timedelta(minutes=61))
+    result = JOBS[0].run(app.state)
+    assert result.raised == 1  # the one coordinator; nobody owns the case yet
+    mine = client.get("/api/v1/incident-alerts", headers=world.auth("coordinator")).json()
+    assert [a["state"] for a in mine] == ["missed"] and incident["ref"] in mine[0]["message"]
+    assert client.get("/api/v1/incident-alerts", headers=world.auth("a")).json() == []
+    sign_in(client, world.users["coordinator"])
+    page = client.get(f"/incidents/{incident['id']}").text
+    assert 'class="alert"' in page and "passed at" in page
+    read = client.post("/api/v1/incident-alerts/read", json={"ids": [mine[0]["id"]]}, headers=world.auth("coordinator"))
+    assert read.json() == {"read": 1}
+
+
+def test_cli_checks_clocks_and_rules(app, settings, clock, tmp_path):
+    from typer.testing import CliRunner
+
+    from commonwatch.cli import app as cli
+    from commonwatch.runtime import Runtime, set_runtime
+
+    set_runtime(Runtime(settings, clock))
+    try:
+        runner = CliRunner()
+        ok = runner.invoke(cli, ["incidents", "rules-check"])
+        assert ok.exit_code == 0 and "ok" in ok.stdout and "provisional" in ok.stdout
+        bad = tmp_path / "rules" / "incident_sharing.yaml"
+        bad.parent.mkdir(parents=True)
+        bad.write_text("name: incident_sharing\nversion: 1\neffective: 2022-08-01\nfields: {}\nlevels: {}\n",
+                       encoding="utf-8")
+        refused = runner.invoke(cli, ["incidents", "rules-check", "--data-dir", str(tmp_path)])
+        assert refused.exit_code == 1 and "must list the fields shared" in refused.output
+        checked = runner.invoke(cli, ["incidents", "check-clocks"])
+        assert checked.exit_code == 0 and "incidents checked" in checked.stdout
+    finally:
+        set_runtime(None)

@@ -336,3 +336,21 @@ def test_attachments_are_type_checked_size_limited_and_stored_once(env, rules, t
         assert sum(1 for e in svc.list_timeline(s, a, incident) if e.kind == "attachment_refused") == len(refused)
         png = svc.add_attachment(s, a, incident, "screen.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 20, **kw)
         assert png.content_type == "image/png"
+
+
+def test_a_route_chosen_by_hand_survives_later_updates(env, rules):
+    _f, world, clock = env
+    with Sess(env) as s:
+        coordinator, a = principal(s, world, "coordinator"), principal(s, world, "a")
+        incident = svc.file_incident(s, coordinator, report(org_id=world.org_a, route="central_state_organ",
+                                                            impact={"pi_persons_leaked": 1_000_000}),
+                                     now=clock.now(), rules=rules)
+        assert incident.route == "central_state_organ" and incident.route_basis == "chosen on the incident"
+        assert incident.first_report_due == incident.discovered_at + timedelta(hours=2)
+        svc.update_report(s, a, incident, {"involves_cii": False, "route": "", "cause": "weak password"},
+                          now=clock.now(), rules=rules)
+        assert incident.route == "central_state_organ"
+        svc.update_report(s, a, incident, {"involves_cii": True}, now=clock.now(), rules=rules)
+        assert incident.route == "cii" and incident.first_report_due == incident.discovered_at + timedelta(hours=1)
+        assert "route: central_state_organ → cii" in [e for e in svc.list_timeline(s, coordinator, incident)
+                                                      if e.kind == "regraded"][-1].data["reason"]

@@ -422,10 +422,12 @@ def update_report(session: Session, principal: Principal, incident: Incident, da
             setattr(incident, key, value)
     if ("category" in changed or "subcategory" in changed) and "rsit_class" not in values:
         incident.rsit_class, incident.rsit_type = rules.taxonomy.rsit_for(incident.category, incident.subcategory)
-    if route is not None or involves is not None:
+    cii_changed = involves is not None and involves != incident.involves_cii
+    if route or cii_changed:
+        # A route chosen earlier stays unless a new one is chosen or the CII question changes.
         org = session.get(Organisation, incident.org_id)
-        cii, new_route, basis = _route_for(org, incident.involves_cii if involves is None else involves,
-                                           route or (incident.route if involves is None else None), rules)
+        cii, new_route, basis = _route_for(org, incident.involves_cii if involves is None else involves, route,
+                                           rules)
         if (cii, new_route) != (incident.involves_cii, incident.route):
             changed["route"] = (incident.route, new_route)
             incident.involves_cii, incident.route, incident.route_basis = cii, new_route, basis

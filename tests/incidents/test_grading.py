@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from commonwatch.errors import Invalid
 from commonwatch.incidents.grading import grade, parse_facts
@@ -191,3 +193,33 @@ def test_parse_grading_lists_several_problems_at_once():
     with pytest.raises(RulesError) as err:
         parse_grading(data, "test")
     assert "'op' must be 'ge' or 'true'" in str(err.value) and "needs both 'en' and 'zh'" in str(err.value)
+
+
+NUMERIC = [n for n, spec in GRADING.inputs.items() if spec.type in ("count", "minutes", "percent", "rmb")]
+_values = st.one_of(st.none(), st.booleans(), st.integers(-10**12, 10**12), st.floats(allow_nan=True),
+                    st.text(max_size=12))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from([*GRADING.inputs, "unknown_fact"]), _values, max_size=6))
+def test_any_facts_are_either_accepted_or_refused_naming_fields(raw):
+    try:
+        facts = parse_facts(raw, GRADING.inputs)
+    except Invalid as exc:
+        assert exc.errors and all(e.field.startswith("impact.") for e in exc.errors)
+        return
+    assert grade(facts, GRADING).level in GRADING.level_keys()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(NUMERIC), st.integers(0, 200_000_000), st.integers(0, 200_000_000),
+       st.sampled_from(["province", "prefecture"]), st.sampled_from(["provincial_gov", "prefecture_gov", "other"]))
+def test_a_larger_figure_never_lowers_the_level(name, x, y, admin_level, portal_kind):
+    low, high = sorted((x, y))
+    if GRADING.inputs[name].type == "percent":
+        low, high = low % 101, min(high % 101 + low % 101, 100)
+        low, high = sorted((low, high))
+    context = {"population_admin_level": admin_level, "portal_kind": portal_kind}
+    a = grade({**context, name: low}, GRADING).level
+    b = grade({**context, name: high}, GRADING).level
+    assert GRADING.rank(b) >= GRADING.rank(a)

@@ -22,6 +22,7 @@ from commonwatch.pdf import PdfDocument, Section, render_pdf
 from commonwatch.web.templating import format_datetime
 
 TO_FOLLOW = "待补报 / to follow"
+_STATES = {"running": "计时中 / running", "at_risk": "即将届满 / at risk", "missed": "已超时 / missed"}
 PROVISIONAL = "暂定 / provisional"
 
 
@@ -90,7 +91,7 @@ def initial_report(session: Session, incident: Incident, rules: IncidentRules, t
         ("报送对象 / Report to", "；".join(both(r) for r in route.first_recipients) + f" — {both(route.citation)}"),
         ("报告时限 / Deadline", _when(first.due_at, tz) if first else "—"),
         ("报告时间 / Reported", _when(incident.first_report_at, tz) if incident.first_report_at else
-         f"未报送 / not yet sent ({clock_state(first, now, rules.reporting)})" if first else "—"),
+         f"未报送 / not yet sent ({_STATES.get(clock_state(first, now, rules.reporting), '')})" if first else "—"),
         ("事件分类 / Classification", _category(incident, rules)),
     ]
     ransom = ""
@@ -131,7 +132,7 @@ def initial_report(session: Session, incident: Incident, rules: IncidentRules, t
         notes.append(f"{PROVISIONAL}：条目顺序和措辞据公开片段整理，待与官方文本核对。"
                      " Item order and wording reconstructed from fragments; to be checked against the official text.")
     return {"title": "网络安全事件报告（首次报告） / Cybersecurity incident report (initial report)",
-            "subtitle": f"{incident.ref} · {incident.title}", "head": head, "basis": _basis_rows(incident, rules),
+            "subtitle": f"{incident.ref} — {incident.title}", "head": head, "basis": _basis_rows(incident, rules),
             "items": items, "notes": notes}
 
 
@@ -165,7 +166,7 @@ def summary_report(session: Session, incident: Incident, rules: IncidentRules, t
     notes = [f"{both(rules.reporting.summary_citation)}。{rules.reporting.summary_text.zh} "
              f"{rules.reporting.summary_text.en}."]
     return {"title": "网络安全事件总结报告 / Cybersecurity incident summary report",
-            "subtitle": f"{incident.ref} · {incident.title}", "head": head, "basis": _basis_rows(incident, rules),
+            "subtitle": f"{incident.ref} — {incident.title}", "head": head, "basis": _basis_rows(incident, rules),
             "items": items, "notes": notes}
 
 

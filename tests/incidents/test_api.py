@@ -163,6 +163,10 @@ def test_partner_reads_its_share_and_posts_updates_with_its_token(client, world)
     timeline = client.get(f"/api/v1/incidents/{incident['id']}/timeline", headers=world.auth("coordinator")).json()
     assert any(e["kind"] == "partner_update" and "Server seized by BKA" in e["text"] for e in timeline)
     assert client.get(f"/api/v1/incidents/{incident['id']}", headers=world.auth("partner")).status_code == 404
+    revoked = client.post(f"/api/v1/incidents/{incident['id']}/shares/{sid}/revoke", headers=world.auth("coordinator"))
+    assert revoked.status_code == 200
+    assert client.get("/api/v1/shared-incidents", headers=world.auth("partner")).json() == []
+    assert client.get(f"/api/v1/shared-incidents/{sid}", headers=world.auth("partner")).status_code == 404
 
 
 def test_reports_come_out_as_bilingual_pdf_and_html(client, world):

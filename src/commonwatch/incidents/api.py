@@ -519,6 +519,21 @@ def share(incident_id: int, body: ShareIn, request: Request,
     return share_json(row)
 
 
+@router.post("/incidents/{incident_id}/shares/{share_id}/revoke")
+def revoke_share(incident_id: int, share_id: int, request: Request,
+                 principal: Principal = Depends(require("incidents.share")), db: Session = Depends(get_db)) -> dict:
+    """Stop sharing: the partner no longer reads the copy (what it already read cannot be recalled)."""
+    incident = svc.get_incident(db, principal, incident_id)
+    row = sharing.get_share(db, principal, share_id)
+    if row.incident_id != incident.id:
+        from commonwatch.errors import NotFound
+
+        raise NotFound("shared incident")
+    sharing.revoke(db, principal, row, now=now_of(request))
+    db.commit()
+    return {"revoked": row.id}
+
+
 def _report(request: Request, db: Session, principal: Principal, incident_id: int, kind: str) -> Response:
     rules, now = rules_of(request), now_of(request)
     incident = svc.get_incident(db, principal, incident_id)

@@ -260,3 +260,10 @@ def test_cli_checks_clocks_and_rules(app, settings, clock, tmp_path):
         assert checked.exit_code == 0 and "incidents checked" in checked.stdout
     finally:
         set_runtime(None)
+
+
+def test_the_named_recipient_appears_in_the_initial_report(client, world):
+    incident = _file(client, world, operator_province="北京市", impact={"pi_persons_leaked": 1_000_000}).json()
+    sign_in(client, world.users["a"])
+    html = client.get(f"/incidents/{incident['id']}/report/initial").text
+    assert "属地省级网信部门 / Provincial cyberspace administration where the operator is located（北京市）" in html

@@ -64,6 +64,13 @@ def _basis_rows(incident: Incident, rules: IncidentRules) -> list[list[str]]:
     return rows
 
 
+def _named_recipient(incident: Incident) -> str:
+    """The recipient the operator named for its route (department, organ or province), if any."""
+    named = {"cii": incident.protection_department, "central_state_organ": incident.parent_department,
+             "other": incident.operator_province}.get(incident.route, "")
+    return f"（{named}）" if named else ""
+
+
 def _category(incident: Incident, rules: IncidentRules) -> str:
     tax = rules.taxonomy
     cat = tax.category(incident.category)
@@ -88,7 +95,8 @@ def initial_report(session: Session, incident: Incident, rules: IncidentRules, t
         ("报告单位 / Reporting unit", f"{org.name_local or ''} {org.name}".strip() if org else "—"),
         ("事件级别 / Level", _level_text(incident, rules)),
         ("是否须报告 / Reportable", "是 / yes" if clocks.reportable else "否（一般事件）/ no (general incident)"),
-        ("报送对象 / Report to", "；".join(both(r) for r in route.first_recipients) + f" — {both(route.citation)}"),
+        ("报送对象 / Report to", "；".join(both(r) for r in route.first_recipients) + _named_recipient(incident)
+         + f" — {both(route.citation)}"),
         ("报告时限 / Deadline", _when(first.due_at, tz) if first else "—"),
         ("报告时间 / Reported", _when(incident.first_report_at, tz) if incident.first_report_at else
          f"未报送 / not yet sent ({_STATES.get(clock_state(first, now, rules.reporting), '')})" if first else "—"),

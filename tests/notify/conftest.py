@@ -40,7 +40,8 @@ class Received:
 
 
 class SinkHandler:
-    """Keeps every accepted message; can refuse the next N transactions, or hold one in DATA."""
+    """Keeps every accepted message; can refuse the next N transactions, or queue a message and
+    hold back the reply (so a client can die between the server taking the message and the 250)."""
 
     def __init__(self):
         self.messages: list[Received] = []
@@ -64,12 +65,13 @@ class SinkHandler:
             if self.refuse > 0:
                 self.refuse -= 1
                 return self.refuse_code
+        self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content
+                                      or envelope.content))
         if self.holding:
+            # Like a slow MTA: the message is queued, the reply is not yet sent.
             self.entered.set()
             while not self.hold.is_set():
                 await asyncio.sleep(0.02)
-        self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content
-                                      or envelope.content))
         return "250 2.0.0 queued"
 
 

@@ -149,6 +149,8 @@ class Notifier:
                         f"Check the mail server's log, then resend or mark it sent.")), now)
                 else:
                     self._finish(d, Outcome("retry", "a run stopped before sending this message"), now)
+                    if d.status == "retry":
+                        d.next_attempt_at = now  # nothing left the building: try again at once
                 count += 1
         return count
 

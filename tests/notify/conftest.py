@@ -182,3 +182,13 @@ def event_row(org_id: int | None, *, at: datetime, kind: str = "infected-system"
 
 def insert_events(session, rows: list[dict]) -> None:
     session.execute(insert(Event), rows)
+
+
+@pytest.fixture
+def settings(tmp_path, sqlite_url, gpg_homes) -> Settings:
+    """The app's settings for early-warning pages: no SMTP server (the outbox folder is used) and
+    a centre key in a short GnuPG home."""
+    centre = gpg_homes("centre")
+    centre.generate_centre_key("Test CERT", "cert@centre.example")
+    return Settings(data_dir=tmp_path / "data", database_url=sqlite_url, timezone="Asia/Shanghai",
+                    log_format="text", gnupg_home=centre.home, mail_from="cert@centre.example")

@@ -48,7 +48,7 @@ def test_encrypted_and_signed_digests_read_back_into_the_events(nenv, sink, gpg_
     # Alpha: encrypted to its key, signed by the centre; English; the CSV gives back every event.
     raw = by_rcpt["noc@alpha.example"].data
     outer = parse(raw)
-    assert outer["Subject"].startswith("[TLP:AMBER] Early warning: 6 security events")
+    assert outer["Subject"] == "[TLP:AMBER] Early warning for Alpha Telecom: security events: 6"
     assert outer["Auto-Submitted"] == "auto-generated"
     entity, signer = decrypt(alpha, raw)
     assert signer == nenv.centre.centre_key().fingerprint
@@ -66,7 +66,7 @@ def test_encrypted_and_signed_digests_read_back_into_the_events(nenv, sink, gpg_
     raw_b = by_rcpt["secret-b@bravo.example"].data
     msg_b = parse(raw_b)
     assert msg_b.get_content_type() == "multipart/signed" and msg_b.get_param("micalg") == "pgp-sha256"
-    assert msg_b["Subject"].startswith("[TLP:RED] 预警")
+    assert msg_b["Subject"] == "[TLP:RED] Bravo Grid SECRET-B 预警：安全事件 1 起"
     signed, signature = signed_parts(raw_b)
     assert verify_detached(nenv.centre, signed, signature) == nenv.centre.centre_key().fingerprint
     assert verify_detached(nenv.centre, signed.replace(b"203.0.113.5", b"203.0.113.6"), signature) == ""

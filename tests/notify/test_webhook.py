@@ -27,7 +27,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - the http.server interface
+            def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 if receiver.mode == "hang":
                     time.sleep(3)

@@ -220,8 +220,8 @@ def plan_frame(session: Session, frame: pl.DataFrame, now: datetime) -> PlanRepo
     rows = rows.with_columns(observation_keys(rows))
     suppressed = rows.join(_suppressions(session, recipients), on=["recipient", "obs_key"], how="semi")
     rows = rows.join(suppressed.select("recipient", "id"), on=["recipient", "id"], how="anti")
-    max_window = int(rows["window_s"].max() or 0)
-    since = rows["time_source"].min() - timedelta(seconds=max_window)
+    max_window = int(rows["window_s"].max() or 0) if rows.height else 0
+    since = (rows["time_source"].min() if rows.height else now) - timedelta(seconds=max_window)
     decided = fold_repeats(rows, _recent_warnings(session, recipients, since))
     warns = decided.filter(pl.col("disposition") == "warn")
     repeats = decided.filter(pl.col("disposition") == "repeat")

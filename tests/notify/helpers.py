@@ -19,11 +19,10 @@ def signed_parts(raw: bytes) -> tuple[bytes, bytes]:
     """(the signed entity exactly as sent, the armoured signature) of a multipart/signed message."""
     head, _sep, body = raw.partition(b"\r\n\r\n")
     boundary = re.search(rb'boundary="([^"]+)"', head).group(1)
-    pieces = body.split(b"\r\n--" + boundary)
-    first = body.split(b"--" + boundary + b"\r\n", 1)[1].split(b"\r\n--" + boundary, 1)[0]
-    signature_part = pieces[2] if len(pieces) > 2 else pieces[-1]
-    signature = signature_part.split(b"\r\n\r\n", 1)[1].split(b"\r\n--", 1)[0]
-    return first, signature
+    _preamble, first, second, _end = body.split(b"--" + boundary)
+    # Each part sits between the CRLF that ends a delimiter line and the CRLF that starts the next.
+    signature = second[2:-2].split(b"\r\n\r\n", 1)[1]
+    return first[2:-2], signature
 
 
 def verify_detached(keyring: Keyring, data: bytes, signature: bytes) -> str:

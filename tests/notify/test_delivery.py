@@ -87,12 +87,13 @@ def test_cadence_waits_for_the_digest_and_immediate_goes_at_once(nenv, sink):
     now = nenv.clock.now()
     with nenv.session() as s:
         policies.save_policy(s, w.org_a, {"cadence": "hourly", "immediate_severity": "critical"}, allowlist=[])
-        insert_events(s, [event_row(w.org_a, at=now, ip="198.51.100.20", severity="medium")])
+        insert_events(s, [event_row(w.org_a, at=now, ip="198.51.100.20", severity="medium", created_at=now)])
     assert nenv.notifier().run().sent == 0
     nenv.clock.advance(timedelta(minutes=59))
     assert nenv.notifier().run().sent == 0
     with nenv.session() as s:
-        insert_events(s, [event_row(w.org_a, at=nenv.clock.now(), ip="198.51.100.21", severity="critical")])
+        insert_events(s, [event_row(w.org_a, at=nenv.clock.now(), ip="198.51.100.21", severity="critical",
+                                    created_at=nenv.clock.now())])
     report = nenv.notifier().run()
     # The critical event is due at once and takes the waiting one along in the same digest.
     assert report.sent == 1 and len(sink.messages) == 1

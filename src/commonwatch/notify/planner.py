@@ -270,7 +270,10 @@ def _queue(session: Session, warns: pl.DataFrame, policies: dict[int, Effective]
     immediate = ((pl.col("cadence_s") == 0) | (pl.col("sev_rank") >= pl.col("imm_rank"))
                  | (pl.col("constituent_cii") & pl.col("cii_immediate") & ~pl.col("via_partner")))
     timed = warns.with_columns(
-        pl.when(immediate).then(pl.lit(now)).otherwise(pl.lit(now) + pl.duration(seconds=pl.col("cadence_s")))
+        # A digest is due one period after its first event was stored (not after planning ran, so
+        # a planning backlog does not delay it further).
+        pl.when(immediate).then(pl.lit(now))
+        .otherwise(pl.col("created_at").fill_null(pl.lit(now)) + pl.duration(seconds=pl.col("cadence_s")))
         .alias("due_at"))
     used = {int(o) for o in timed["recipient"].unique().to_list()}
     recipients = _recipients(session, {o: policies[o] for o in used})

@@ -70,7 +70,8 @@ def load_events(session: Session, delivery_id: int) -> pl.DataFrame:
     schema.update({"time.source": pl.Datetime("us", "UTC"), "source.port": pl.Int64, "source.asn": pl.Int64,
                    "destination.port": pl.Int64, "event_id": pl.Int64, "warning_id": pl.Int64,
                    "org_id": pl.Int64})
-    frame = pl.DataFrame([tuple(r) for r in rows], schema=schema, orient="row")
+    frame = pl.DataFrame([tuple(r) for r in rows], schema=schema, orient="row").with_columns(
+        pl.when(pl.col("extra").is_in(["null", "{}"])).then(None).otherwise(pl.col("extra")).alias("extra"))
     if frame.is_empty():
         return frame.with_columns(pl.lit(0, pl.Int64).alias("repeats"))
     ids = frame["warning_id"].to_list()

@@ -153,7 +153,7 @@ def intelmq_jsonl(events: pl.DataFrame) -> bytes:
 
 def build_digest(env: Environment, *, delivery_id: int, language: str, events: pl.DataFrame, centre: str,
                  centre_zh: str, org_name: str, org_name_local: str, timezone: str, base_url: str,
-                 attach_intelmq: bool, inline_per_type: int) -> Digest:
+                 attach_intelmq: bool, inline_per_type: int, partner: bool = False) -> Digest:
     """Render one digest in ``language`` (en or zh-CN)."""
     tlp = highest_tlp(events["tlp"].drop_nulls().unique().to_list()) if events.height else "AMBER"
     with i18n.use_language(language):
@@ -169,7 +169,7 @@ def build_digest(env: Environment, *, delivery_id: int, language: str, events: p
             "jsonl_name": f"commonwatch-{delivery_id}.intelmq.jsonl" if attach_intelmq else "",
             "repeats": int(events["repeats"].sum()) if events.height else 0, "pad": pad,
             "label_width": max([display_width(_("Type"))] + [display_width(r["label"]) for r in summary]) + 2,
-            "when": lambda v: format_datetime(v, timezone), "language": language,
+            "when": lambda v: format_datetime(v, timezone), "language": language, "partner": partner,
         }
         text = env.select_template([f"notify/digest.{language}.txt", "notify/digest.txt"]).render(**context)
         subject = env.select_template([f"notify/subject.{language}.txt", "notify/subject.txt"]).render(**context)

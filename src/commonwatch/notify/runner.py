@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from commonwatch.clock import Clock
 from commonwatch.config import Settings
-from commonwatch.constituency.models import Contact
+from commonwatch.constituency.models import Contact, Organisation, OrgKind
 from commonwatch.errors import Invalid
 from commonwatch.notify import planner, render, webhook
 from commonwatch.notify.config import NotifySettings
@@ -258,7 +258,8 @@ class Notifier:
             self.env, delivery_id=d.id, language=d.language, events=events, centre=self.settings.centre_name,
             centre_zh=self.settings.centre_name_zh, org_name=name, org_name_local=local,
             timezone=self.settings.timezone, base_url=self.settings.base_url,
-            attach_intelmq=policy.attach_intelmq, inline_per_type=self.nset.inline_events_per_type)
+            attach_intelmq=policy.attach_intelmq, inline_per_type=self.nset.inline_events_per_type,
+            partner=session.get(Organisation, d.org_id).kind == OrgKind.PARTNER_CERT)
         attachments = [(f"commonwatch-{d.id}.csv", "text/csv", digest.csv)]
         if digest.jsonl is not None:
             attachments.append((f"commonwatch-{d.id}.intelmq.jsonl", "application/x-ndjson", digest.jsonl))

@@ -31,7 +31,10 @@ class NotifySettings(BaseSettings):
     #: Events read per planning step.
     plan_chunk: int = 200_000
     #: Deliveries sent per run (the rest wait for the next run).
-    send_batch: int = 5_000
+    send_batch: int = 20_000
+    #: Threads sending at once, each with its own SMTP connection; signing and encrypting run in
+    #: gpg processes, so two threads keep two cores busy.
+    send_workers: int = 2
 
     @field_validator("retry_seconds", mode="before")
     @classmethod

@@ -7,6 +7,7 @@ ever enters its keyring; only keys saved on a contact are imported into the cent
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -109,13 +110,18 @@ class Keyring:
         self.gpg = gnupg.GPG(gpgbinary=binary, gnupghome=str(self.home))
         self.gpg.encoding = "utf-8"
         self._public: dict[str, KeyInfo] | None = None
+        self._centre: KeyInfo | None = None
+        #: fingerprint -> hash of the key text imported by this handle (so a run imports each once).
+        self._imported: dict[str, str] = {}
 
     # --- the centre's key ---------------------------------------------------------------------
 
     def centre_key(self) -> KeyInfo | None:
         """The secret key the centre signs with (the first one, if several were imported)."""
-        keys = self.gpg.list_keys(secret=True)
-        return _key_info(keys[0]) if keys else None
+        if self._centre is None:
+            keys = self.gpg.list_keys(secret=True)
+            self._centre = _key_info(keys[0]) if keys else None
+        return self._centre
 
     def generate_centre_key(self, name: str, email: str, expire: str = "2y") -> str:
         """A new Ed25519 signing key with a Curve25519 encryption subkey; returns its fingerprint.
@@ -128,6 +134,7 @@ class Keyring:
                                         name_real=name, name_email=email, expire_date=expire,
                                         no_protection=True)
         result = self.gpg.gen_key(params)
+        self._centre = None
         if not result.fingerprint:
             raise PgpError(f"key generation failed: {result.stderr.strip()[-300:]}")
         return str(result.fingerprint).upper()
@@ -137,6 +144,7 @@ class Keyring:
         if "PRIVATE KEY BLOCK" not in armored:
             raise PgpError("not an ASCII-armoured OpenPGP private key block")
         result = self.gpg.import_keys(armored)
+        self._centre = None
         secret = {_key_info(k).fingerprint for k in self.gpg.list_keys(secret=True)}
         imported = [str(f).upper() for f in result.fingerprints if str(f).upper() in secret]
         if not imported:
@@ -156,15 +164,13 @@ class Keyring:
     def ensure_public_key(self, fingerprint: str, armored: str) -> KeyInfo | None:
         """Make sure the contact's key (as the registry holds it now) is in the keyring; its state."""
         fingerprint = fingerprint.upper()
-        known = self.public_keys()
-        if armored.strip():
-            current = known.get(fingerprint)
-            # Re-import when the registry's copy may carry news (a revocation, a new expiry).
-            if current is None or not current.revoked:
-                self.gpg.import_keys(armored)
-                self._public = None
-                known = self.public_keys()
-        return known.get(fingerprint)
+        digest = hashlib.sha256(armored.strip().encode()).hexdigest()
+        if armored.strip() and self._imported.get(fingerprint) != digest:
+            # Import the registry's copy once per handle: it may carry news (a revocation, a new expiry).
+            self.gpg.import_keys(armored)
+            self._imported[fingerprint] = digest
+            self._public = None
+        return self.public_keys().get(fingerprint)
 
     # --- signing and encrypting ----------------------------------------------------------------
 

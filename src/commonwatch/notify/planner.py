@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import polars as pl
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from commonwatch.clock import ensure_utc
 from commonwatch.constituency.models import Contact, Organisation
-from commonwatch.events.models import Event
 from commonwatch.events.schema import SEVERITIES
+from commonwatch.notify.bulk import insert_frame, read_frame
 from commonwatch.notify.config import NotifySettings
 from commonwatch.notify.keys import observation_keys
 from commonwatch.notify.models import Delivery, EventWarning, LedgerEntry, PlannerState, Suppression
@@ -77,17 +77,18 @@ def plan(session: Session, now: datetime, nset: NotifySettings) -> PlanReport:
         state = PlannerState(id=1, planned_until=None)
         session.add(state)
         session.flush()
-    cols = [getattr(Event, c) for c in EVENT_COLUMNS]
-    stmt = select(*cols).where(or_(Event.org_id.is_not(None), Event.partner_org_id.is_not(None)))
-    if state.planned_until is not None:
-        stmt = stmt.where(Event.created_at > state.planned_until - timedelta(seconds=nset.overlap_seconds))
+    since = (state.planned_until - timedelta(seconds=nset.overlap_seconds)
+             if state.planned_until is not None else None)
+    sql = (f"SELECT {', '.join(EVENT_COLUMNS)} FROM events "  # noqa: S608 - fixed column names
+           "WHERE (org_id IS NOT NULL OR partner_org_id IS NOT NULL) AND id > ?"
+           + (" AND created_at > ?" if since is not None else "") + " ORDER BY id LIMIT ?")
     report = PlanReport()
     last_id = 0
     while True:
-        rows = session.execute(stmt.where(Event.id > last_id).order_by(Event.id).limit(nset.plan_chunk)).all()
-        if not rows:
+        params = (last_id, since, nset.plan_chunk) if since is not None else (last_id, nset.plan_chunk)
+        frame = read_frame(session, sql, params, EVENT_SCHEMA)
+        if frame.is_empty():
             break
-        frame = _rows_frame(rows, EVENT_SCHEMA)
         report.add(plan_frame(session, frame, now))
         last_id = int(frame["id"].max())
         session.flush()
@@ -115,9 +116,8 @@ def _policy_frame(policies: dict[int, Effective]) -> tuple[pl.DataFrame, pl.Data
 
 
 def _existing(session: Session, lo: int, hi: int) -> pl.DataFrame:
-    rows = session.execute(select(EventWarning.org_id, EventWarning.event_id)
-                           .where(EventWarning.event_id.between(lo, hi))).all()
-    return _rows_frame(rows, {"recipient": pl.Int64, "id": pl.Int64})
+    return read_frame(session, "SELECT org_id, event_id, id FROM notify_warnings WHERE event_id BETWEEN ? AND ?",
+                      (lo, hi), {"recipient": pl.Int64, "id": pl.Int64, "warning_id": pl.Int64})
 
 
 def _suppressions(session: Session, orgs: list[int]) -> pl.DataFrame:
@@ -130,14 +130,14 @@ def _suppressions(session: Session, orgs: list[int]) -> pl.DataFrame:
 
 def _recent_warnings(session: Session, orgs: list[int], since: datetime) -> pl.DataFrame:
     """The latest warned-about event per (recipient, observation) since ``since``."""
-    rows = []
+    schema = {"recipient": pl.Int64, "obs_key": pl.Int64, "prev_id": pl.Int64, "prev_time": pl.Datetime("us", "UTC")}
+    parts = []
     for part in _chunks(orgs):
-        rows += session.execute(
-            select(EventWarning.org_id, EventWarning.obs_key, EventWarning.id, EventWarning.time_source)
-            .where(EventWarning.disposition == "warn", EventWarning.org_id.in_(part),
-                   EventWarning.time_source >= since)).all()
-    frame = _rows_frame(rows, {"recipient": pl.Int64, "obs_key": pl.Int64, "prev_id": pl.Int64,
-                               "prev_time": pl.Datetime("us", "UTC")})
+        marks = ", ".join("?" for _ in part)
+        parts.append(read_frame(
+            session, "SELECT org_id, obs_key, id, time_source FROM notify_warnings "  # noqa: S608 - placeholders only
+            f"WHERE disposition = 'warn' AND time_source >= ? AND org_id IN ({marks})", (since, *part), schema))
+    frame = pl.concat(parts, how="vertical") if parts else pl.DataFrame(schema=schema)
     return frame.sort("prev_time").unique(["recipient", "obs_key"], keep="last")
 
 
@@ -192,12 +192,13 @@ def fold_repeats(rows: pl.DataFrame, recent: pl.DataFrame) -> pl.DataFrame:
     return pl.concat([known.select(keep), fresh.select(keep)], how="vertical")
 
 
-def _warning_rows(frame: pl.DataFrame, now: datetime) -> list[dict]:
+def _warning_rows(frame: pl.DataFrame, now: datetime) -> pl.DataFrame:
     return frame.select(
         pl.col("recipient").alias("org_id"), pl.col("id").alias("event_id"), "obs_key", "time_source",
-        "classification_type", "severity", pl.col("feed_name").fill_null(""), "disposition", "repeat_of_id",
-        pl.lit("open").alias("status"), pl.lit("").alias("comment"), pl.lit(now).alias("created_at"),
-    ).to_dicts()
+        "classification_type", "severity", pl.col("feed_name").fill_null(""), "disposition",
+        pl.col("repeat_of_id").cast(pl.Int64), pl.lit("open").alias("status"), pl.lit("").alias("comment"),
+        pl.lit(now).dt.cast_time_unit("us").alias("created_at"),
+    )
 
 
 def plan_frame(session: Session, frame: pl.DataFrame, now: datetime) -> PlanReport:
@@ -207,7 +208,7 @@ def plan_frame(session: Session, frame: pl.DataFrame, now: datetime) -> PlanRepo
         return report
     routes = route(frame)
     lo, hi = int(frame["id"].min()), int(frame["id"].max())
-    routes = routes.join(_existing(session, lo, hi), on=["recipient", "id"], how="anti")
+    routes = routes.join(_existing(session, lo, hi).drop("warning_id"), on=["recipient", "id"], how="anti")
     if routes.is_empty():
         return report
     recipients = sorted(set(routes["recipient"].to_list()))
@@ -228,18 +229,14 @@ def plan_frame(session: Session, frame: pl.DataFrame, now: datetime) -> PlanRepo
     suppressed = suppressed.with_columns(pl.lit("suppressed").alias("disposition"),
                                          pl.lit(None, pl.Int64).alias("repeat_of_id"))
 
-    first = _warning_rows(warns, now) + _warning_rows(suppressed, now)
-    if first:
-        session.execute(insert(EventWarning), first)
-    ids = _rows_frame(session.execute(
-        select(EventWarning.org_id, EventWarning.event_id, EventWarning.id)
-        .where(EventWarning.event_id.between(lo, hi))).all(),
-        {"recipient": pl.Int64, "id": pl.Int64, "warning_id": pl.Int64})
+    insert_frame(session, EventWarning.__table__,
+                 pl.concat([_warning_rows(warns, now), _warning_rows(suppressed, now)], how="vertical"))
+    ids = _existing(session, lo, hi)
     if not repeats.is_empty():
         anchors = ids.rename({"id": "anchor_event", "warning_id": "anchor_warning"})
         repeats = repeats.join(anchors, on=["recipient", "anchor_event"], how="left").with_columns(
             pl.coalesce("repeat_of_id", "anchor_warning").alias("repeat_of_id"))
-        session.execute(insert(EventWarning), _warning_rows(repeats, now))
+        insert_frame(session, EventWarning.__table__, _warning_rows(repeats, now))
     report.warned, report.repeats, report.suppressed = warns.height, repeats.height, suppressed.height
     report.queued = _queue(session, warns.join(ids, on=["recipient", "id"], how="inner"), policies, now)
     return report
@@ -280,10 +277,9 @@ def _queue(session: Session, warns: pl.DataFrame, policies: dict[int, Effective]
     ledger = timed.select("recipient", pl.col("id").alias("event_id"), "warning_id", "due_at").join(
         recipients, on="recipient", how="inner")
     rows = ledger.select(pl.col("recipient").alias("org_id"), "recipient_key", "contact_id", "channel",
-                         "warning_id", "event_id", "due_at", pl.lit(now).alias("created_at")).to_dicts()
-    if rows:
-        session.execute(insert(LedgerEntry), rows)
-    return len(rows)
+                         "warning_id", "event_id", pl.col("due_at").dt.cast_time_unit("us"),
+                         pl.lit(now).dt.cast_time_unit("us").alias("created_at"))
+    return insert_frame(session, LedgerEntry.__table__, rows)
 
 
 # --- assembling deliveries ------------------------------------------------------------------------

@@ -18,9 +18,10 @@ warning is never lost and never silently sent twice.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -161,6 +162,26 @@ class Notifier:
             ids = session.scalars(select(Delivery.id).where(
                 Delivery.status.in_(("pending", "retry")), Delivery.next_attempt_at <= now)
                 .order_by(Delivery.id).limit(self.nset.send_batch)).all()
+        workers = max(1, min(self.nset.send_workers, len(ids)))
+        if workers == 1:
+            self._send_ids(ids, report)
+            return report
+        parts: list[RunReport] = [RunReport() for _ in range(workers)]
+        # Each worker gets its own transport (one SMTP connection each) and its own keyring handle.
+        helpers = [replace(self, transport=None if self.transport is None or i else self.transport,
+                           _keyring=None, _keyring_checked=False) for i in range(workers)]
+        threads = [threading.Thread(target=helpers[i]._send_ids, args=(ids[i::workers], parts[i]),
+                                    name=f"notify-send-{i}") for i in range(workers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for part in parts:
+            for name in ("sent", "retry", "dead", "held"):
+                setattr(report, name, getattr(report, name) + getattr(part, name))
+        return report
+
+    def _send_ids(self, ids: list[int], report: RunReport) -> None:
         try:
             for delivery_id in ids:
                 status = self.send_one(delivery_id)
@@ -169,7 +190,6 @@ class Notifier:
         finally:
             if self.transport is not None:
                 self.transport.close()
-        return report
 
     def _claim(self, session: Session, delivery_id: int, now: datetime) -> bool:
         result = session.execute(

@@ -82,15 +82,15 @@ class EventWarning(TenantScoped, Base):
 
     __tablename__ = "notify_warnings"
     __table_args__ = (
-        UniqueConstraint("org_id", "event_id"),
+        # event first: the same index answers "which warnings exist for these events" by id range.
+        UniqueConstraint("event_id", "org_id"),
         Index("ix_notify_warnings_org_obs_time", "org_id", "obs_key", "time_source"),
-        Index("ix_notify_warnings_org_status", "org_id", "status"),
     )
     __audit__ = False  # bulk rows written by planning; feedback is audited through Feedback rows
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
-    event_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("events.id", ondelete="CASCADE"), index=True)
+    event_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("events.id", ondelete="CASCADE"))
     #: 64-bit hash of what was observed where (type, identifier, host, port, URL, malware).
     obs_key: Mapped[int] = mapped_column(BigInteger)
     time_source: Mapped[datetime]
@@ -123,7 +123,7 @@ class LedgerEntry(TenantScoped, Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     #: ``contact:<id>``, ``webhook:<org id>`` or ``nobody:<org id>`` (no one to tell).
     recipient_key: Mapped[str] = mapped_column(String(100))
-    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
     channel: Mapped[str] = mapped_column(String(16))
     warning_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("notify_warnings.id", ondelete="CASCADE"),

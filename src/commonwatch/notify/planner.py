@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import polars as pl
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from commonwatch.clock import ensure_utc
@@ -291,39 +291,48 @@ def _message_id(delivery_id: int, mail_from: str) -> str:
 
 def assemble(session: Session, now: datetime, nset: NotifySettings, *, mail_from: str,
              default_language: str = "en") -> tuple[int, int]:
-    """Turn each recipient's due ledger rows into deliveries; returns (deliveries, held for no contact)."""
+    """Turn each recipient's due ledger rows into deliveries; returns (deliveries, held for no contact).
+
+    Set-based: one read of the queue, one insert of the deliveries, one batched update binding the
+    ledger rows (a recipient's rows are split over several messages past ``max_events_per_message``).
+    """
     now = ensure_utc(now)
-    due = session.execute(
-        select(LedgerEntry.recipient_key, func.min(LedgerEntry.org_id), func.min(LedgerEntry.channel))
-        .where(LedgerEntry.delivery_id.is_(None))
-        .group_by(LedgerEntry.recipient_key)
-        .having(func.min(LedgerEntry.due_at) <= now)
-    ).all()
+    due = set(session.scalars(
+        select(LedgerEntry.recipient_key).where(LedgerEntry.delivery_id.is_(None))
+        .group_by(LedgerEntry.recipient_key).having(func.min(LedgerEntry.due_at) <= now)).all())
     if not due:
         return 0, 0
-    policies = effective_policies(session, {org for _k, org, _c in due})
-    contact_ids = [int(k.split(":", 1)[1]) for k, _o, _c in due if k.startswith("contact:")]
+    queued = read_frame(session, "SELECT id, recipient_key, org_id, channel FROM notify_ledger "
+                                 "WHERE delivery_id IS NULL", (),
+                        {"id": pl.Int64, "recipient_key": pl.String, "org_id": pl.Int64, "channel": pl.String})
+    queued = queued.filter(pl.col("recipient_key").is_in(sorted(due))).sort("id").with_columns(
+        (pl.int_range(pl.len()).over("recipient_key") // nset.max_events_per_message).alias("part"))
+    parts = (queued.group_by(["recipient_key", "part"])
+             .agg(pl.col("org_id").min(), pl.col("channel").first(), pl.col("id").min().alias("lo"),
+                  pl.col("id").max().alias("hi"), pl.len().alias("n"))
+             .sort(["lo"]))
+    policies = effective_policies(session, set(parts["org_id"].to_list()))
+    contact_ids = [int(k.split(":", 1)[1]) for k in due if k.startswith("contact:")]
     contacts = {c.id: c for part in _chunks(contact_ids)
                 for c in session.scalars(select(Contact).where(Contact.id.in_(part)))}
-    made = held = 0
-    for key, org_id, channel in due:
-        policy = policies[org_id]
-        while True:
-            delivery = _new_delivery(key, org_id, channel, policy, contacts, now, default_language)
-            session.add(delivery)
-            session.flush()
-            delivery.message_id = _message_id(delivery.id, mail_from)
-            batch = (select(LedgerEntry.id).where(LedgerEntry.recipient_key == key, LedgerEntry.delivery_id.is_(None))
-                     .order_by(LedgerEntry.id).limit(nset.max_events_per_message)).scalar_subquery()
-            bound = session.execute(update(LedgerEntry).where(LedgerEntry.id.in_(batch))
-                                    .values(delivery_id=delivery.id).execution_options(synchronize_session=False))
-            delivery.event_count = bound.rowcount or 0
-            made += 1
-            held += delivery.status == "held"
-            if delivery.event_count < nset.max_events_per_message:
-                break
+    rows = list(parts.iter_rows(named=True))
+    deliveries = [_new_delivery(r["recipient_key"], r["org_id"], r["channel"], policies[r["org_id"]], contacts, now,
+                                default_language) for r in rows]
+    for delivery, row in zip(deliveries, rows, strict=True):
+        delivery.event_count = row["n"]
+    session.add_all(deliveries)
     session.flush()
-    return made, held
+    for delivery in deliveries:
+        delivery.message_id = _message_id(delivery.id, mail_from)
+    session.flush()
+    ledger = LedgerEntry.__table__
+    session.connection().execute(
+        update(ledger).where(ledger.c.recipient_key == bindparam("b_key"), ledger.c.delivery_id.is_(None),
+                             ledger.c.id.between(bindparam("b_lo"), bindparam("b_hi")))
+        .values(delivery_id=bindparam("b_delivery")),
+        [{"b_key": r["recipient_key"], "b_lo": r["lo"], "b_hi": r["hi"], "b_delivery": d.id}
+         for r, d in zip(rows, deliveries, strict=True)])
+    return len(deliveries), sum(d.status == "held" for d in deliveries)
 
 
 def _new_delivery(key: str, org_id: int, channel: str, policy: Effective, contacts: dict[int, Contact],

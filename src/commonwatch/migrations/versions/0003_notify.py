@@ -95,12 +95,10 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], name=op.f('fk_notify_warnings_org_id_organisations'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['responded_by'], ['users.id'], name=op.f('fk_notify_warnings_responded_by_users'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_notify_warnings')),
-    sa.UniqueConstraint('org_id', 'event_id', name=op.f('uq_notify_warnings_org_id_event_id'))
+    sa.UniqueConstraint('event_id', 'org_id', name=op.f('uq_notify_warnings_event_id_org_id'))
     )
     with op.batch_alter_table('notify_warnings', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_notify_warnings_event_id'), ['event_id'], unique=False)
         batch_op.create_index('ix_notify_warnings_org_obs_time', ['org_id', 'obs_key', 'time_source'], unique=False)
-        batch_op.create_index('ix_notify_warnings_org_status', ['org_id', 'status'], unique=False)
         batch_op.create_index(batch_op.f('ix_notify_warnings_repeat_of_id'), ['repeat_of_id'], unique=False)
 
     op.create_table('notify_feedback',
@@ -142,7 +140,6 @@ def upgrade() -> None:
     sa.UniqueConstraint('recipient_key', 'event_id', name=op.f('uq_notify_ledger_recipient_key_event_id'))
     )
     with op.batch_alter_table('notify_ledger', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_notify_ledger_org_id'), ['org_id'], unique=False)
         batch_op.create_index('ix_notify_ledger_queue', ['delivery_id', 'due_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_notify_ledger_warning_id'), ['warning_id'], unique=False)
 
@@ -168,7 +165,6 @@ def downgrade() -> None:
     with op.batch_alter_table('notify_ledger', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_notify_ledger_warning_id'))
         batch_op.drop_index('ix_notify_ledger_queue')
-        batch_op.drop_index(batch_op.f('ix_notify_ledger_org_id'))
 
     op.drop_table('notify_ledger')
     with op.batch_alter_table('notify_feedback', schema=None) as batch_op:
@@ -178,9 +174,7 @@ def downgrade() -> None:
     op.drop_table('notify_feedback')
     with op.batch_alter_table('notify_warnings', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_notify_warnings_repeat_of_id'))
-        batch_op.drop_index('ix_notify_warnings_org_status')
         batch_op.drop_index('ix_notify_warnings_org_obs_time')
-        batch_op.drop_index(batch_op.f('ix_notify_warnings_event_id'))
 
     op.drop_table('notify_warnings')
     with op.batch_alter_table('notify_deliveries', schema=None) as batch_op:

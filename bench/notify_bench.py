@@ -162,8 +162,9 @@ def main() -> None:
         sessions = make_sessionmaker(engine)
         with session_scope(sessions, actor="bench") as s:
             s.execute(insert(Organisation), [
-                {"name": f"Bench Org {i:05d}", "name_local": f"测试单位 {i:05d}", "kind":
-                 "cii-operator" if i % 10 == 0 else "network-operator", "sector": "energy" if i % 10 == 0 else "telecom",
+                {"name": f"Bench Org {i:05d}", "name_local": f"测试单位 {i:05d}",
+                 "kind": "cii-operator" if i % 10 == 0 else "network-operator",
+                 "sector": "energy" if i % 10 == 0 else "telecom",
                  "country": "CN", "region": "", "notes": "", "created_at": now, "updated_at": now}
                 for i in range(args.orgs)])
             org_rows = s.execute(select(Organisation.id, Organisation.kind).order_by(Organisation.id)).all()

@@ -17,6 +17,7 @@ from commonwatch.access.principal import SYSTEM
 from commonwatch.clock import FrozenClock
 from commonwatch.constituency import services as registry
 from commonwatch.constituency.models import Contact
+from commonwatch.i18n import use_language
 from commonwatch.notify import policies, services
 from commonwatch.notify.models import Delivery
 from tests.notify.conftest import event_row, insert_events
@@ -112,6 +113,8 @@ def test_unusable_keys_and_addresses_are_held_with_the_reason(nenv, sink, gpg_ho
     assert report.held == 1 and not sink.messages
     (d,) = _deliveries(nenv)
     assert d.last_error == "encryption is required but noc@alpha.example has no OpenPGP key"
+    with use_language("zh-CN"):  # the log shows the reason in the viewer's language
+        assert services.reason_text(d) == "要求加密，但 noc@alpha.example 没有 OpenPGP 密钥"
 
     # A key that expires tomorrow, seen the day after.
     alpha = gpg_homes("alpha")

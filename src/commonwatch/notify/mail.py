@@ -24,6 +24,7 @@ from pathlib import Path
 
 from commonwatch.config import Settings
 from commonwatch.notify.pgp import Keyring
+from commonwatch.notify.reasons import Reason
 
 SMTP_POLICY = email_policy.SMTP
 CRLF = b"\r\n"
@@ -40,11 +41,18 @@ class Envelope:
 
 @dataclass
 class Outcome:
-    """What a transport reports: ``sent``, ``retry`` (temporary), ``dead`` (permanent) or ``held``."""
+    """What a transport reports: ``sent``, ``retry`` (temporary), ``dead`` (permanent) or ``held``,
+    with the reason (a code the log translates, and its English text)."""
 
     status: str
     error: str = ""
     remote_id: str = ""
+    reason: Reason | None = None
+
+    @classmethod
+    def because(cls, status: str, code: str, **args) -> Outcome:
+        why = Reason(code, args)
+        return cls(status, why.english(), "", why)
 
 
 def content_entity(text: str, attachments: list[tuple[str, str, bytes]]) -> bytes:
@@ -173,8 +181,8 @@ class SmtpTransport:
 
     @staticmethod
     def _refused(stage: str, code: int, reply: bytes) -> Outcome:
-        text = f"{stage}: {code} {reply.decode('utf-8', 'replace')}".strip()
-        return Outcome("dead" if 500 <= code < 600 else "retry", text)
+        return Outcome.because("dead" if 500 <= code < 600 else "retry", "refused", stage=stage,
+                               reply=f"{code} {reply.decode('utf-8', 'replace')}".strip())
 
     def send(self, envelope: Envelope, on_handoff: Callable[[], None]) -> Outcome:
         try:
@@ -182,10 +190,11 @@ class SmtpTransport:
                 self._conn = self._connect()
         except smtplib.SMTPAuthenticationError as exc:
             self._drop()
-            return Outcome("retry", f"authentication failed: {exc.smtp_code} {exc.smtp_error!r}")
+            return Outcome.because("retry", "auth_failed", detail=f"{exc.smtp_code} {exc.smtp_error!r}")
         except (OSError, smtplib.SMTPException) as exc:
             self._drop()
-            return Outcome("retry", f"cannot reach {self.settings.smtp_host}:{self.settings.smtp_port}: {exc}")
+            server = f"{self.settings.smtp_host}:{self.settings.smtp_port}"
+            return Outcome.because("retry", "unreachable", server=server, detail=str(exc))
         conn = self._conn
         handed = False
         try:
@@ -212,9 +221,8 @@ class SmtpTransport:
         except (OSError, smtplib.SMTPException) as exc:
             self._drop()
             if handed:
-                return Outcome("held", f"in doubt: the connection failed after the message was handed over "
-                                       f"({exc}); the server may have accepted it")
-            return Outcome("retry", f"connection failed: {exc}")
+                return Outcome.because("held", "in_doubt_connection", detail=str(exc))
+            return Outcome.because("retry", "connection_failed", detail=str(exc))
 
     def close(self) -> None:
         if self._conn is not None:

@@ -155,6 +155,8 @@ class Delivery(TenantScoped, Base):
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str] = mapped_column(Text, default="")
+    #: The same reason as a code and values (``notify.reasons``), shown in the viewer's language.
+    reason: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     #: Each attempt: when, outcome, reason.
     history: Mapped[list[Any]] = mapped_column(JSON, default=list)
     next_attempt_at: Mapped[datetime | None]

@@ -28,6 +28,7 @@ from commonwatch.notify.config import NotifySettings
 from commonwatch.notify.keys import observation_keys
 from commonwatch.notify.models import Delivery, EventWarning, LedgerEntry, PlannerState, Suppression
 from commonwatch.notify.policies import CADENCE_SECONDS, Effective, effective_policies
+from commonwatch.notify.reasons import Reason
 
 EVENT_COLUMNS = ("id", "event_key", "created_at", "time_source", "org_id", "partner_org_id", "classification_type",
                  "classification_identifier", "severity", "constituent_cii", "feed_name", "source_ip",
@@ -349,16 +350,21 @@ def _new_delivery(key: str, org_id: int, channel: str, policy: Effective, contac
             delivery.language = policy.language or contact.language or default_language
         if contact is None or not contact.wants("early-warning") or contact.org_id != org_id:
             delivery.status = "cancelled"
-            delivery.last_error = "the contact was removed or no longer takes early warnings"
+            _because(delivery, "contact_gone")
     elif kind == "webhook":
         delivery.address = policy.webhook_url
         if not policy.wants_webhook or not policy.webhook_url:
             delivery.status = "cancelled"
-            delivery.last_error = "the organisation's policy no longer sends warnings to a webhook"
+            _because(delivery, "no_webhook")
     else:
         delivery.status = "held"
-        delivery.last_error = "no active contact of this organisation takes early warnings, and it has no webhook"
+        _because(delivery, "nobody")
     return delivery
+
+
+def _because(delivery: Delivery, code: str, **args) -> None:
+    why = Reason(code, args)
+    delivery.last_error, delivery.reason = why.english(), why.as_json()
 
 
 def org_names(session: Session, org_ids: set[int]) -> dict[int, tuple[str, str]]:

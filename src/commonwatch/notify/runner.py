@@ -49,13 +49,18 @@ from commonwatch.notify.mail import (
 from commonwatch.notify.models import Delivery
 from commonwatch.notify.pgp import Keyring, PgpError, default_home, gpg_binary
 from commonwatch.notify.policies import effective_policies
+from commonwatch.notify.reasons import Reason
 from commonwatch.validation import normalise_email
 
 log = logging.getLogger("commonwatch.notify")
 
 
 class Held(Exception):
-    """The delivery cannot go out until the centre acts; the message says why."""
+    """The delivery cannot go out until the centre acts; the reason says why."""
+
+    def __init__(self, code: str, **args):
+        self.reason = Reason(code, args)
+        super().__init__(self.reason.english())
 
 
 @dataclass
@@ -144,12 +149,10 @@ class Notifier:
                                                            Delivery.lease_until < now)).all()
             for d in stale:
                 if d.handoff_at is not None:
-                    self._finish(d, Outcome("held", (
-                        f"in doubt: a run stopped after handing this message to the server at "
-                        f"{d.handoff_at.isoformat()}; it may have been delivered ({d.message_id or d.id}). "
-                        f"Check the mail server's log, then resend or mark it sent.")), now)
+                    self._finish(d, Outcome.because("held", "in_doubt", at=d.handoff_at.isoformat(),
+                                                    message_id=d.message_id or d.id), now)
                 else:
-                    self._finish(d, Outcome("retry", "a run stopped before sending this message"), now)
+                    self._finish(d, Outcome.because("retry", "stopped_before"), now)
                     if d.status == "retry":
                         d.next_attempt_at = now  # nothing left the building: try again at once
                 count += 1
@@ -216,10 +219,10 @@ class Notifier:
                     assert delivery is not None
                     send = self._prepare(session, delivery)
             except Held as exc:
-                outcome = Outcome("held", str(exc))
+                outcome = Outcome("held", str(exc), "", exc.reason)
             except (PgpError, Invalid, OSError, ValueError) as exc:
                 log.warning("delivery failed", extra={"delivery": delivery_id, "error": str(exc)})
-                outcome = Outcome("retry", f"{type(exc).__name__}: {exc}")
+                outcome = Outcome.because("retry", "failed", kind=type(exc).__name__, detail=str(exc))
             else:
                 def handoff() -> None:
                     with session.begin():
@@ -234,12 +237,14 @@ class Notifier:
                 return delivery.status
 
     def _finish(self, d: Delivery, outcome: Outcome, now: datetime) -> None:
-        status, error = outcome.status, outcome.error
+        status, error, why = outcome.status, outcome.error, outcome.reason
         schedule = self.nset.retry_seconds
         if status == "retry" and d.attempts > len(schedule):
-            status, error = "dead", f"{error} (gave up after {d.attempts} attempts)"
+            why = Reason("gave_up", {"detail": error, "n": d.attempts})
+            status, error = "dead", why.english()
         d.status = status
         d.last_error = error
+        d.reason = why.as_json() if why is not None else None
         d.lease_until = None
         d.history = [*(d.history or []), {"at": now.isoformat(), "attempt": d.attempts, "outcome": status,
                                           "reason": error[:500]}][-50:]
@@ -260,15 +265,15 @@ class Notifier:
         if d.channel == "webhook":
             return self._prepare_webhook(session, d)
         if d.channel != "email":
-            raise Held(d.last_error or "no recipient")
+            raise Held("nobody")
         policy = effective_policies(session, [d.org_id])[d.org_id]
         contact = session.get(Contact, d.contact_id) if d.contact_id else None
         if contact is None:
-            raise Held("the contact was removed")
+            raise Held("contact_gone")
         try:
             address = normalise_email(contact.email)
         except Invalid as exc:
-            raise Held(f"malformed address {contact.email!r}: {exc.errors[0].reason}") from None
+            raise Held("malformed_address", address=repr(contact.email), detail=exc.errors[0].reason) from None
         now = self.clock.now()
         recipient_key = self._recipient_key(contact, policy.encryption_required, now)
         events = render.load_events(session, d.id)
@@ -311,34 +316,35 @@ class Notifier:
         and impossible (no key, expired, revoked, unusable)."""
         if not contact.pgp_key.strip() or not contact.pgp_fingerprint:
             if required:
-                raise Held(f"encryption is required but {contact.email} has no OpenPGP key")
+                raise Held("no_key", email=contact.email)
             return None
         if contact.pgp_expires_at is not None and contact.pgp_expires_at <= now:
-            reason = (f"the OpenPGP key {contact.pgp_fingerprint} of {contact.email} expired on "
-                      f"{contact.pgp_expires_at.date().isoformat()}")
             if required:
-                raise Held(reason)
-            log.warning("sending unencrypted", extra={"contact": contact.id, "reason": reason})
+                raise Held("key_expired", fp=contact.pgp_fingerprint, email=contact.email,
+                           date=contact.pgp_expires_at.date().isoformat())
+            log.warning("sending unencrypted: key expired", extra={"contact": contact.id})
             return None
         keyring = self.keyring
         if keyring is None:
             if required:
-                raise Held("encryption is required but GnuPG is not installed on the server")
+                raise Held("no_gpg")
             return None
         info = keyring.ensure_public_key(contact.pgp_fingerprint, contact.pgp_key)
-        problem = ""
+        fp, email = contact.pgp_fingerprint, contact.email
+        problem: Held | None = None
         if info is None:
-            problem = f"the OpenPGP key {contact.pgp_fingerprint} of {contact.email} could not be imported"
+            problem = Held("key_unusable", fp=fp, email=email, detail="GnuPG could not import it")
         elif info.revoked:
-            problem = f"the OpenPGP key {info.fingerprint} of {contact.email} is revoked"
+            problem = Held("key_revoked", fp=fp, email=email)
         elif info.expired or (info.expires_at is not None and info.expires_at <= now):
-            problem = f"the OpenPGP key {info.fingerprint} of {contact.email} has expired"
+            problem = Held("key_expired", fp=fp, email=email,
+                           date=info.expires_at.date().isoformat() if info.expires_at else "?")
         elif not info.can_encrypt:
-            problem = f"the OpenPGP key {info.fingerprint} of {contact.email} cannot encrypt"
-        if problem:
+            problem = Held("key_unusable", fp=fp, email=email, detail="it has no encryption subkey")
+        if problem is not None:
             if required:
-                raise Held(problem)
-            log.warning("sending unencrypted", extra={"contact": contact.id, "reason": problem})
+                raise problem
+            log.warning("sending unencrypted", extra={"contact": contact.id, "reason": str(problem)})
             return None
         return contact.pgp_fingerprint
 
@@ -346,18 +352,18 @@ class Notifier:
         policy = effective_policies(session, [d.org_id])[d.org_id]
         url = policy.webhook_url or d.address
         if not url:
-            raise Held("the organisation's policy has no webhook URL")
+            raise Held("no_webhook")
         try:
             webhook.check_destination(url, self.settings.outbound_allowlist)
-        except Invalid as exc:
-            raise Held(f"{url}: {exc.errors[0].reason}") from None
+        except Invalid:
+            raise Held("not_allowlisted", url=url) from None
         keyring = self.keyring
         if keyring is None or not policy.webhook_secret:
-            raise Held("the webhook secret cannot be read (no GnuPG or no secret stored)")
+            raise Held("secret_unreadable", detail="no GnuPG, or no secret stored")
         try:
             secret = webhook.reveal_secret(keyring, policy.webhook_secret)
         except (PgpError, ValueError) as exc:
-            raise Held(f"the webhook secret cannot be read: {exc}") from None
+            raise Held("secret_unreadable", detail=str(exc)) from None
         events = render.load_events(session, d.id)
         name, _local = planner.org_names(session, {d.org_id}).get(d.org_id, (str(d.org_id), ""))
         tlp = render.highest_tlp(events["tlp"].drop_nulls().unique().to_list()) if events.height else "AMBER"
@@ -377,6 +383,6 @@ class Notifier:
                                   timeout=timeout)
             # A refused or failed call was not accepted, so it is safe to repeat; receivers also
             # recognise a repeat by X-Commonwatch-Delivery.
-            return Outcome(result.status, result.error, result.remote_id)
+            return Outcome(result.status, result.error, result.remote_id, result.reason)
 
         return send

@@ -28,6 +28,7 @@ from commonwatch.notify.models import (
 )
 from commonwatch.notify.planner import _recipients
 from commonwatch.notify.policies import effective_policies
+from commonwatch.notify.reasons import Reason, describe
 
 STATUS_LABELS = {
     "pending": N_("pending"), "sending": N_("sending"), "retry": N_("waiting to retry"), "sent": N_("sent"),
@@ -35,6 +36,11 @@ STATUS_LABELS = {
     "open": N_("open"), "acknowledged": N_("acknowledged"), "resolved": N_("resolved"),
     "false-positive": N_("false positive"),
 }
+
+
+def reason_text(d: Delivery) -> str:
+    """Why the delivery is where it is, in the viewer's language."""
+    return describe(d.reason, d.last_error) if d.last_error else ""
 
 
 def status_label(status: str) -> str:
@@ -111,7 +117,8 @@ def resend(session: Session, principal: Principal, delivery_id: int, now: dateti
     else:
         queued = requeue(session, d, now)
         d.status = "cancelled"
-        d.last_error = f"re-routed to the organisation's current recipients ({queued} ledger rows)"
+        why = Reason("rerouted", {"n": queued})
+        d.last_error, d.reason = why.english(), why.as_json()
         result = f"{queued} warnings queued for the organisation's current recipients"
     audit.record(session, "notify.resend", "notify_deliveries", d.id, before=before,
                  after={"status": d.status})

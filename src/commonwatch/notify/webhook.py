@@ -23,6 +23,7 @@ import httpx
 
 from commonwatch.errors import Invalid
 from commonwatch.i18n import _
+from commonwatch.notify.reasons import Reason
 
 SIGNATURE_HEADER = "X-Commonwatch-Signature"
 DELIVERY_HEADER = "X-Commonwatch-Delivery"
@@ -77,9 +78,13 @@ def verify_signature(secret: str, header: str, body: bytes) -> bool:
 
 @dataclass
 class HttpOutcome:
-    status: str  # sent | retry | dead
-    error: str = ""
+    status: str  # sent | retry | dead | held
+    reason: Reason | None = None
     remote_id: str = ""
+
+    @property
+    def error(self) -> str:
+        return self.reason.english() if self.reason else ""
 
 
 def post(url: str, body: bytes, secret: str, delivery_id: int, timestamp: int, *, allowlist: list[str],
@@ -87,8 +92,8 @@ def post(url: str, body: bytes, secret: str, delivery_id: int, timestamp: int, *
     """POST one signed body; server errors and time-outs are retried, other refusals are final."""
     try:
         check_destination(url, allowlist)
-    except Invalid as exc:
-        return HttpOutcome("held", f"{url}: {exc.errors[0].reason}")
+    except Invalid:
+        return HttpOutcome("held", Reason("not_allowlisted", {"url": url}))
     headers = {"Content-Type": "application/json", SIGNATURE_HEADER: signature(secret, timestamp, body),
                DELIVERY_HEADER: str(delivery_id), "Idempotency-Key": f"commonwatch-{delivery_id}",
                "User-Agent": "commonwatch-notify"}
@@ -96,12 +101,12 @@ def post(url: str, body: bytes, secret: str, delivery_id: int, timestamp: int, *
         with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
             resp = client.post(url, content=body, headers=headers)
     except httpx.TimeoutException:
-        return HttpOutcome("retry", f"no answer within {timeout:g} s")
+        return HttpOutcome("retry", Reason("timeout", {"seconds": f"{timeout:g}"}))
     except httpx.HTTPError as exc:
-        return HttpOutcome("retry", f"{type(exc).__name__}: {exc}")
+        return HttpOutcome("retry", Reason("failed", {"kind": type(exc).__name__, "detail": str(exc)}))
     if 200 <= resp.status_code < 300:
-        return HttpOutcome("sent", "", resp.headers.get("x-request-id", ""))
-    reason = f"HTTP {resp.status_code}: {resp.text[:200]}"
+        return HttpOutcome("sent", None, resp.headers.get("x-request-id", ""))
+    reason = Reason("http_status", {"status": resp.status_code, "body": resp.text[:200]})
     if resp.status_code >= 500 or resp.status_code in (408, 425, 429):
         return HttpOutcome("retry", reason)
     return HttpOutcome("dead", reason)

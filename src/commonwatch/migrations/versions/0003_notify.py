@@ -54,6 +54,7 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('last_error', sa.Text(), nullable=False),
+    sa.Column('reason', sa.JSON(), nullable=True),
     sa.Column('history', sa.JSON(), nullable=False),
     sa.Column('next_attempt_at', commonwatch.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('message_id', sa.String(length=255), nullable=False),

@@ -177,9 +177,11 @@ def main() -> None:
         cii = np.array([r[1] == "cii-operator" for r in org_rows])
         setup_s = time.perf_counter() - started
 
+        print(f"setup {setup_s:.1f} s", flush=True)
         started = time.perf_counter()
         store_events(engine, make_events(args.events, org_ids, cii, now, rng))
         ingest_s = time.perf_counter() - started
+        print(f"storing events {ingest_s:.1f} s (not part of notify)", flush=True)
 
         nset = NotifySettings(send_workers=args.workers, send_batch=10**9)
         notifier = Notifier(settings=settings, sessions=sessions, clock=FrozenClock(now),
@@ -187,6 +189,7 @@ def main() -> None:
         started = time.perf_counter()
         report = notifier.run(send=False)
         plan_s, assemble_s = report.seconds["plan"], report.seconds["assemble"]
+        print(f"plan {plan_s:.1f} s, assemble {assemble_s:.1f} s", flush=True)
         started = time.perf_counter()
         sent = notifier.send_due()
         send_s = time.perf_counter() - started

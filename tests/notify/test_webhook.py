@@ -30,7 +30,10 @@ class Receiver:
             def do_POST(self):
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 if receiver.mode == "hang":
-                    time.sleep(3)
+                    time.sleep(3)  # longer than the sender waits; then it gives up without processing
+                    self.send_response(504)
+                    self.end_headers()
+                    return
                 if receiver.mode == "error":
                     self.send_response(500)
                     self.end_headers()

@@ -1,15 +1,20 @@
-"""OpenPGP through GnuPG (python-gnupg): inspecting contacts' public keys.
+"""OpenPGP through GnuPG (python-gnupg): inspecting contacts' public keys, and the centre's keyring
+that signs and encrypts warnings.
 
-Keys are inspected in a throw-away GnuPG home so nothing the centre did not choose to trust ever
-enters its keyring.
+Pasted keys are inspected in a throw-away GnuPG home so nothing the centre did not choose to trust
+ever enters its keyring; only keys saved on a contact are imported into the centre's home.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
+import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import gnupg
 
@@ -65,3 +70,134 @@ def inspect_public_key(armored: str, field_name: str = "pgp_key") -> KeyInfo:
         expired=trust == "e",
         can_encrypt="E" in caps,
     )
+
+
+class PgpError(Exception):
+    """GnuPG refused an operation; the message says what GnuPG reported."""
+
+
+def default_home(settings) -> Path:
+    """The centre's GnuPG home: ``settings.gnupg_home`` or ``<data dir>/gnupg``."""
+    return Path(settings.gnupg_home) if settings.gnupg_home else settings.data_dir / "gnupg"
+
+
+def _key_info(key: dict) -> KeyInfo:
+    expires = key.get("expires") or ""
+    trust = key.get("trust") or ""
+    caps = key.get("cap") or ""
+    return KeyInfo(
+        fingerprint=(key.get("fingerprint") or "").upper(),
+        uids=list(key.get("uids") or []),
+        expires_at=datetime.fromtimestamp(int(expires), UTC) if expires.isdigit() else None,
+        revoked=trust == "r",
+        expired=trust == "e",
+        can_encrypt="E" in caps,
+    )
+
+
+class Keyring:
+    """The centre's GnuPG home: its own secret key (signing, protecting stored secrets) and the
+    public keys of contacts it chose to encrypt to (imported from the registry, addressed by the
+    fingerprint recorded on the contact, so a stale or foreign key is never used)."""
+
+    def __init__(self, home: Path):
+        binary = gpg_binary()
+        if binary is None:
+            raise PgpError("GnuPG (gpg) is not installed; install the Debian package gnupg")
+        self.home = Path(home)
+        self.home.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.home, 0o700)
+        self.gpg = gnupg.GPG(gpgbinary=binary, gnupghome=str(self.home))
+        self.gpg.encoding = "utf-8"
+        self._public: dict[str, KeyInfo] | None = None
+        self._centre: KeyInfo | None = None
+        #: fingerprint -> hash of the key text imported by this handle (so a run imports each once).
+        self._imported: dict[str, str] = {}
+
+    # --- the centre's key ---------------------------------------------------------------------
+
+    def centre_key(self) -> KeyInfo | None:
+        """The secret key the centre signs with (the first one, if several were imported)."""
+        if self._centre is None:
+            keys = self.gpg.list_keys(secret=True)
+            self._centre = _key_info(keys[0]) if keys else None
+        return self._centre
+
+    def generate_centre_key(self, name: str, email: str, expire: str = "2y") -> str:
+        """A new Ed25519 signing key with a Curve25519 encryption subkey; returns its fingerprint.
+
+        The key has no passphrase: the server signs unattended, so the key is protected by the
+        file permissions of the GnuPG home (0700) instead.
+        """
+        params = self.gpg.gen_key_input(key_type="EDDSA", key_curve="ed25519", key_usage="sign",
+                                        subkey_type="ECDH", subkey_curve="cv25519", subkey_usage="encrypt",
+                                        name_real=name, name_email=email, expire_date=expire,
+                                        no_protection=True)
+        result = self.gpg.gen_key(params)
+        self._centre = None
+        if not result.fingerprint:
+            raise PgpError(f"key generation failed: {result.stderr.strip()[-300:]}")
+        return str(result.fingerprint).upper()
+
+    def import_secret_key(self, armored: str) -> str:
+        """Import the centre's secret key (ASCII-armoured, without passphrase); returns its fingerprint."""
+        if "PRIVATE KEY BLOCK" not in armored:
+            raise PgpError("not an ASCII-armoured OpenPGP private key block")
+        result = self.gpg.import_keys(armored)
+        self._centre = None
+        secret = {_key_info(k).fingerprint for k in self.gpg.list_keys(secret=True)}
+        imported = [str(f).upper() for f in result.fingerprints if str(f).upper() in secret]
+        if not imported:
+            raise PgpError(f"no secret key was imported: {result.stderr.strip()[-300:]}")
+        return imported[0]
+
+    def export_public(self, fingerprint: str) -> str:
+        return str(self.gpg.export_keys(fingerprint))
+
+    # --- contacts' public keys -------------------------------------------------------------------
+
+    def public_keys(self) -> dict[str, KeyInfo]:
+        if self._public is None:
+            self._public = {_key_info(k).fingerprint: _key_info(k) for k in self.gpg.list_keys()}
+        return self._public
+
+    def ensure_public_key(self, fingerprint: str, armored: str) -> KeyInfo | None:
+        """Make sure the contact's key (as the registry holds it now) is in the keyring; its state."""
+        fingerprint = fingerprint.upper()
+        digest = hashlib.sha256(armored.strip().encode()).hexdigest()
+        if armored.strip() and self._imported.get(fingerprint) != digest:
+            # Import the registry's copy once per handle: it may carry news (a revocation, a new expiry).
+            self.gpg.import_keys(armored)
+            self._imported[fingerprint] = digest
+            self._public = None
+        return self.public_keys().get(fingerprint)
+
+    # --- signing and encrypting ----------------------------------------------------------------
+
+    def sign_detached(self, data: bytes, signer: str) -> bytes:
+        result = self.gpg.sign(data, keyid=signer, detach=True, binary=False,
+                               extra_args=["--digest-algo", "SHA256"])
+        if not result.data:
+            raise PgpError(f"signing failed: {result.status or result.stderr.strip()[-300:]}")
+        return bytes(result.data)
+
+    def encrypt(self, data: bytes, recipient: str, signer: str | None) -> bytes:
+        """OpenPGP-encrypt ``data`` to ``recipient`` (a fingerprint), signed by ``signer`` if given."""
+        result = self.gpg.encrypt(data, [recipient], sign=signer or None, always_trust=True, armor=True,
+                                  extra_args=["--digest-algo", "SHA256"])
+        if not result.ok:
+            raise PgpError(f"encryption to {recipient} failed: {result.status or result.stderr.strip()[-300:]}")
+        return bytes(result.data)
+
+    def decrypt(self, data: bytes | str) -> bytes:
+        result = self.gpg.decrypt(data)
+        if not result.ok:
+            raise PgpError(f"decryption failed: {result.status}")
+        return bytes(result.data)
+
+    def close(self) -> None:
+        """Stop the gpg-agent this home started (tests and short-lived homes)."""
+        gpgconf = shutil.which("gpgconf")
+        if gpgconf:
+            subprocess.run([gpgconf, "--homedir", str(self.home), "--kill", "gpg-agent"],
+                           check=False, capture_output=True, timeout=30)

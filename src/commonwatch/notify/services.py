@@ -1,0 +1,285 @@
+"""Early-warning workflows for pages and the API: the notification log, resend and mark sent,
+a recipient's warnings and its feedback (acknowledge, resolved, false positive), statistics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
+
+from commonwatch.access import audit
+from commonwatch.access.principal import Principal
+from commonwatch.db import get_scoped, scope
+from commonwatch.errors import Conflict, FieldError, Invalid, NotFound
+from commonwatch.events.models import Event
+from commonwatch.i18n import N_, _
+from commonwatch.notify.models import (
+    DELIVERY_STATUSES,
+    FEEDBACK_ACTIONS,
+    WARNING_STATUSES,
+    Delivery,
+    EventWarning,
+    Feedback,
+    LedgerEntry,
+    Suppression,
+)
+from commonwatch.notify.planner import _recipients
+from commonwatch.notify.policies import effective_policies
+from commonwatch.notify.reasons import Reason, describe
+
+STATUS_LABELS = {
+    "pending": N_("pending"), "sending": N_("sending"), "retry": N_("waiting to retry"), "sent": N_("sent"),
+    "held": N_("held"), "dead": N_("dead letter"), "cancelled": N_("cancelled"),
+    "open": N_("open"), "acknowledged": N_("acknowledged"), "resolved": N_("resolved"),
+    "false-positive": N_("false positive"),
+}
+
+
+def reason_text(d: Delivery) -> str:
+    """Why the delivery is where it is, in the viewer's language."""
+    return describe(d.reason, d.last_error) if d.last_error else ""
+
+
+def status_label(status: str) -> str:
+    label = STATUS_LABELS.get(status)
+    return _(label) if label else status
+
+
+# --- the notification log ------------------------------------------------------------------------
+
+@dataclass
+class DeliveryFilter:
+    status: str = ""
+    channel: str = ""
+    org_id: int | None = None
+    q: str = ""
+
+
+def list_deliveries(session: Session, principal: Principal, f: DeliveryFilter, *, page: int = 1,
+                    per_page: int = 50) -> tuple[list[Delivery], int]:
+    stmt = scope(select(Delivery), principal, Delivery)
+    if f.status:
+        stmt = stmt.where(Delivery.status == f.status)
+    if f.channel:
+        stmt = stmt.where(Delivery.channel == f.channel)
+    if f.org_id:
+        stmt = stmt.where(Delivery.org_id == f.org_id)
+    if f.q:
+        like = f"%{f.q.strip()}%"
+        stmt = stmt.where(Delivery.address.ilike(like) | Delivery.last_error.ilike(like)
+                          | Delivery.message_id.ilike(like))
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    page = max(page, 1)
+    rows = session.scalars(stmt.order_by(Delivery.id.desc()).offset((page - 1) * per_page).limit(per_page)).all()
+    return list(rows), total
+
+
+def status_counts(session: Session, principal: Principal) -> dict[str, int]:
+    rows = session.execute(scope(select(Delivery.status, func.count()), principal, Delivery)
+                           .group_by(Delivery.status)).all()
+    counts = {s: 0 for s in DELIVERY_STATUSES}
+    counts.update({s: n for s, n in rows})
+    return counts
+
+
+def get_delivery(session: Session, principal: Principal, delivery_id: int) -> Delivery:
+    row = get_scoped(session, principal, Delivery, delivery_id)
+    if row is None:
+        raise NotFound("delivery")
+    return row
+
+
+def delivery_events(session: Session, delivery_id: int, limit: int = 500) -> list[Any]:
+    return list(session.execute(
+        select(Event.id, Event.time_source, Event.classification_type, Event.severity, Event.source_ip,
+               Event.source_port, Event.source_fqdn, Event.feed_name, Event.tlp)
+        .join(LedgerEntry, LedgerEntry.event_id == Event.id).where(LedgerEntry.delivery_id == delivery_id)
+        .order_by(Event.time_source).limit(limit)).all())
+
+
+def resend(session: Session, principal: Principal, delivery_id: int, now: datetime) -> str:
+    """Send a held, dead or cancelled delivery again.
+
+    To its own recipient when that recipient still exists (same Message-ID: it is the same
+    message); otherwise its warnings are queued for the organisation's current recipients.
+    """
+    d = get_delivery(session, principal, delivery_id)
+    if d.status in ("pending", "sending", "retry"):
+        raise Conflict(_("this delivery is already waiting to be sent"))
+    before = {"status": d.status, "attempts": d.attempts}
+    if d.channel in ("email", "webhook") and d.status != "cancelled":
+        d.status, d.attempts, d.next_attempt_at, d.handoff_at, d.lease_until = "pending", 0, now, None, None
+        d.history = [*(d.history or []), {"at": now.isoformat(), "outcome": "resend", "reason": principal.actor}]
+        result = f"delivery {d.id} will be sent again"
+    else:
+        queued = requeue(session, d, now)
+        d.status = "cancelled"
+        why = Reason("rerouted", {"n": queued})
+        d.last_error, d.reason = why.english(), why.as_json()
+        result = f"{queued} warnings queued for the organisation's current recipients"
+    audit.record(session, "notify.resend", "notify_deliveries", d.id, before=before,
+                 after={"status": d.status})
+    session.flush()
+    return result
+
+
+def requeue(session: Session, d: Delivery, now: datetime) -> int:
+    """Queue a delivery's warnings for the organisation's current recipients (skipping any a
+    recipient already had: the ledger stays exactly-once)."""
+    policies = effective_policies(session, [d.org_id])
+    recipients = [r for r in _recipients(session, policies).iter_rows(named=True) if r["channel"] != "none"]
+    if not recipients:
+        raise Conflict(_("the organisation still has no contact taking early warnings and no webhook"))
+    items = session.execute(select(LedgerEntry.warning_id, LedgerEntry.event_id)
+                            .where(LedgerEntry.delivery_id == d.id)).all()
+    count = 0
+    for r in recipients:
+        have = set(session.scalars(select(LedgerEntry.event_id).where(
+            LedgerEntry.recipient_key == r["recipient_key"], LedgerEntry.event_id.in_([e for _w, e in items]))))
+        rows = [{"recipient_key": r["recipient_key"], "org_id": d.org_id, "contact_id": r["contact_id"],
+                 "channel": r["channel"], "warning_id": w, "event_id": e, "delivery_id": None, "due_at": now,
+                 "created_at": now} for w, e in items if e not in have]
+        if rows:
+            session.execute(insert(LedgerEntry), rows)
+            count += len(rows)
+    return count
+
+
+def mark_sent(session: Session, principal: Principal, delivery_id: int, now: datetime, note: str = "") -> None:
+    """The centre confirmed (e.g. from the mail server's log) that a held message was delivered."""
+    d = get_delivery(session, principal, delivery_id)
+    if d.status not in ("held", "dead"):
+        raise Conflict(_("only a held or dead delivery can be marked as sent"))
+    before = {"status": d.status}
+    d.status, d.sent_at, d.next_attempt_at = "sent", now, None
+    d.history = [*(d.history or []), {"at": now.isoformat(), "outcome": "marked sent",
+                                      "reason": f"{principal.actor} {note}".strip()}]
+    audit.record(session, "notify.mark_sent", "notify_deliveries", d.id, before=before, after={"status": "sent"})
+    session.flush()
+
+
+# --- warnings and feedback -----------------------------------------------------------------------
+
+@dataclass
+class WarningFilter:
+    status: str = ""
+    kind: str = ""
+    org_id: int | None = None
+
+
+def list_warnings(session: Session, principal: Principal, f: WarningFilter, *, page: int = 1,
+                  per_page: int = 50) -> tuple[list[Any], int]:
+    """Warnings sent to the principal's organisations (staff: all), newest first, with the event."""
+    stmt = scope(select(EventWarning, Event).join(Event, Event.id == EventWarning.event_id), principal,
+                 EventWarning).where(EventWarning.disposition == "warn")
+    if f.status:
+        stmt = stmt.where(EventWarning.status == f.status)
+    if f.kind:
+        stmt = stmt.where(EventWarning.classification_type == f.kind)
+    if f.org_id:
+        stmt = stmt.where(EventWarning.org_id == f.org_id)
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    page = max(page, 1)
+    rows = session.execute(stmt.order_by(EventWarning.time_source.desc(), EventWarning.id.desc())
+                           .offset((page - 1) * per_page).limit(per_page)).all()
+    return list(rows), total
+
+
+def get_warning(session: Session, principal: Principal, warning_id: int) -> EventWarning:
+    row = get_scoped(session, principal, EventWarning, warning_id)
+    if row is None or row.disposition != "warn":
+        raise NotFound("warning")
+    return row
+
+
+def repeat_count(session: Session, warning_id: int) -> int:
+    return session.scalar(select(func.count()).where(EventWarning.repeat_of_id == warning_id)) or 0
+
+
+def respond(session: Session, principal: Principal, warning_id: int, action: str, comment: str, *,
+            suppress: bool, now: datetime) -> Feedback:
+    """Record a recipient's answer; a false positive may suppress the same observation from now on."""
+    from commonwatch.web.deps import authorize
+
+    w = get_warning(session, principal, warning_id)
+    authorize(principal, "warnings.respond", w.org_id)
+    errors: list[FieldError] = []
+    if action not in FEEDBACK_ACTIONS:
+        errors.append(FieldError("action", _("must be one of {values}").format(values=", ".join(FEEDBACK_ACTIONS))))
+    comment = (comment or "").strip()
+    if len(comment) > 4000:
+        errors.append(FieldError("comment", _("is longer than {n} characters").format(n=4000)))
+    if action == "false-positive" and not comment:
+        errors.append(FieldError("comment", _("say why this is a false positive")))
+    if suppress and action != "false-positive":
+        errors.append(FieldError("suppress", _("only a false positive can suppress future warnings")))
+    if errors:
+        raise Invalid(errors)
+    feedback = Feedback(org_id=w.org_id, warning_id=w.id, user_id=principal.user_id or None, action=action,
+                        comment=comment, suppress=suppress, classification_type=w.classification_type,
+                        feed_name=w.feed_name, created_at=now)
+    session.add(feedback)
+    session.execute(update(EventWarning).where(EventWarning.id == w.id).values(
+        status=action, comment=comment, responded_by=principal.user_id or None, responded_at=now)
+        .execution_options(synchronize_session="fetch"))
+    if suppress:
+        existing = session.scalar(select(Suppression).where(Suppression.org_id == w.org_id,
+                                                            Suppression.obs_key == w.obs_key))
+        if existing is None:
+            session.add(Suppression(org_id=w.org_id, obs_key=w.obs_key, warning_id=w.id, comment=comment,
+                                    created_by=principal.user_id or None, active=True, created_at=now))
+        else:
+            existing.active = True
+            existing.comment = comment
+    session.flush()
+    return feedback
+
+
+def lift_suppression(session: Session, principal: Principal, warning_id: int) -> bool:
+    w = get_warning(session, principal, warning_id)
+    from commonwatch.web.deps import authorize
+
+    authorize(principal, "warnings.respond", w.org_id)
+    row = session.scalar(select(Suppression).where(Suppression.org_id == w.org_id, Suppression.obs_key == w.obs_key,
+                                                   Suppression.active.is_(True)))
+    if row is None:
+        return False
+    row.active = False
+    session.flush()
+    return True
+
+
+def is_suppressed(session: Session, w: EventWarning) -> bool:
+    return session.scalar(select(func.count()).where(Suppression.org_id == w.org_id, Suppression.obs_key == w.obs_key,
+                                                     Suppression.active.is_(True))) > 0
+
+
+def feedback_stats(session: Session, principal: Principal, since: datetime | None = None) -> dict[str, Any]:
+    """Warnings by status, feedback by action, and false positives per feed and type — the figures
+    a centre uses to judge its feeds (a feed with many false positives needs a look)."""
+    warn = scope(select(EventWarning.status, func.count()), principal, EventWarning).where(
+        EventWarning.disposition == "warn")
+    fb = scope(select(Feedback.action, func.count()), principal, Feedback)
+    fp = scope(select(Feedback.feed_name, Feedback.classification_type, func.count()), principal, Feedback).where(
+        Feedback.action == "false-positive")
+    rep = scope(select(func.count()), principal, EventWarning).where(EventWarning.disposition == "repeat")
+    sup = scope(select(func.count()), principal, EventWarning).where(EventWarning.disposition == "suppressed")
+    if since is not None:
+        warn = warn.where(EventWarning.created_at >= since)
+        fb, fp = fb.where(Feedback.created_at >= since), fp.where(Feedback.created_at >= since)
+        rep, sup = rep.where(EventWarning.created_at >= since), sup.where(EventWarning.created_at >= since)
+    statuses = {s: 0 for s in WARNING_STATUSES}
+    statuses.update(dict(session.execute(warn.group_by(EventWarning.status)).all()))
+    actions = {a: 0 for a in FEEDBACK_ACTIONS}
+    actions.update(dict(session.execute(fb.group_by(Feedback.action)).all()))
+    per_feed = [{"feed": f, "type": t, "false_positives": n} for f, t, n in session.execute(
+        fp.group_by(Feedback.feed_name, Feedback.classification_type).order_by(func.count().desc()).limit(20))]
+    total = sum(statuses.values())
+    answered = total - statuses["open"]
+    return {"warnings": total, "by_status": statuses, "feedback": actions, "answered": answered,
+            "answer_rate": round(answered / total, 3) if total else 0.0,
+            "repeats_counted": session.scalar(rep) or 0, "suppressed": session.scalar(sup) or 0,
+            "false_positives_by_feed": per_feed}

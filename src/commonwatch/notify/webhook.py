@@ -1,0 +1,116 @@
+"""Webhooks: a JSON body signed with HMAC-SHA256 under a per-destination secret, sent only to
+allowlisted URLs, with a timeout, never following redirects.
+
+The secret must be readable to sign, so it cannot be stored hashed like a password. It is stored
+OpenPGP-encrypted to the centre's own key: a copy of the database alone does not reveal it; the
+centre's GnuPG home (0700, in the data dir) is needed too. It is redacted from the audit log and
+shown once, when it is created or rotated.
+
+Receivers check ``X-Commonwatch-Signature: t=<unix time>,v1=<hex>`` where ``v1`` is
+HMAC-SHA256(secret, "<t>.<raw body>"), reject old timestamps, and use ``X-Commonwatch-Delivery``
+to recognise a retransmission.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import httpx
+
+from commonwatch.errors import Invalid
+from commonwatch.i18n import _
+from commonwatch.notify.reasons import Reason
+
+SIGNATURE_HEADER = "X-Commonwatch-Signature"
+DELIVERY_HEADER = "X-Commonwatch-Delivery"
+_SECRET_PREFIX = "pgp:"  # noqa: S105 - a format marker, not a secret
+
+
+def check_destination(url: str, allowlist: list[str], field: str = "webhook_url") -> str:
+    """The URL if it is http(s) and starts with an allowlisted prefix at a boundary, else Invalid."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise Invalid(field, _("must be an http or https URL"))
+    if parts.username or parts.password:
+        raise Invalid(field, _("must not carry a user name or password"))
+    for prefix in allowlist:
+        if url == prefix or (url.startswith(prefix) and (prefix.endswith("/") or url[len(prefix)] in "/?#")):
+            return url
+    raise Invalid(field, _("is not in the outbound allowlist (setting outbound_allowlist)"))
+
+
+def protect_secret(keyring, secret: str) -> str:
+    """The secret encrypted to the centre's key, as stored in the policy."""
+    if keyring is None:
+        raise Invalid("webhook_url", _("webhooks need the centre's key to protect their secret; "
+                                       "run: commonwatch notify key init"))
+    centre = keyring.centre_key()
+    if centre is None:
+        raise Invalid("webhook_url", _("webhooks need the centre's key to protect their secret; "
+                                       "run: commonwatch notify key init"))
+    return _SECRET_PREFIX + keyring.encrypt(secret.encode(), centre.fingerprint, None).decode("ascii")
+
+
+def reveal_secret(keyring, stored: str) -> str:
+    if not stored.startswith(_SECRET_PREFIX):
+        raise ValueError("the stored webhook secret is not in the expected form")
+    return keyring.decrypt(stored[len(_SECRET_PREFIX):]).decode()
+
+
+def signature(secret: str, timestamp: int, body: bytes) -> str:
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
+
+
+def verify_signature(secret: str, header: str, body: bytes) -> bool:
+    """What a receiver does (used by the tests' receiver and offered to integrators)."""
+    try:
+        fields = dict(part.split("=", 1) for part in header.split(","))
+        timestamp = int(fields["t"])
+    except (ValueError, KeyError):
+        return False
+    return hmac.compare_digest(signature(secret, timestamp, body), header)
+
+
+@dataclass
+class HttpOutcome:
+    status: str  # sent | retry | dead | held
+    reason: Reason | None = None
+    remote_id: str = ""
+
+    @property
+    def error(self) -> str:
+        return self.reason.english() if self.reason else ""
+
+
+def post(url: str, body: bytes, secret: str, delivery_id: int, timestamp: int, *, allowlist: list[str],
+         timeout: float) -> HttpOutcome:
+    """POST one signed body; server errors and time-outs are retried, other refusals are final."""
+    try:
+        check_destination(url, allowlist)
+    except Invalid:
+        return HttpOutcome("held", Reason("not_allowlisted", {"url": url}))
+    headers = {"Content-Type": "application/json", SIGNATURE_HEADER: signature(secret, timestamp, body),
+               DELIVERY_HEADER: str(delivery_id), "Idempotency-Key": f"commonwatch-{delivery_id}",
+               "User-Agent": "commonwatch-notify"}
+    try:
+        with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
+            resp = client.post(url, content=body, headers=headers)
+    except httpx.TimeoutException:
+        return HttpOutcome("retry", Reason("timeout", {"seconds": f"{timeout:g}"}))
+    except httpx.HTTPError as exc:
+        return HttpOutcome("retry", Reason("failed", {"kind": type(exc).__name__, "detail": str(exc)}))
+    if 200 <= resp.status_code < 300:
+        return HttpOutcome("sent", None, resp.headers.get("x-request-id", ""))
+    reason = Reason("http_status", {"status": resp.status_code, "body": resp.text[:200]})
+    if resp.status_code >= 500 or resp.status_code in (408, 425, 429):
+        return HttpOutcome("retry", reason)
+    return HttpOutcome("dead", reason)
+
+
+def body_json(payload: dict) -> bytes:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str).encode("utf-8")

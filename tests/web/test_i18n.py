@@ -61,3 +61,17 @@ def test_language_switch_never_redirects_off_site(anon):
     for target in ("https://evil.example/", "//evil.example", "javascript:alert(1)"):
         resp = anon.get("/lang/en", params={"next": target}, follow_redirects=False)
         assert resp.headers["location"] == "/"
+
+
+def test_one_translation_per_message_across_catalogues():
+    """Catalogues are merged at start-up: a message translated two ways would show either."""
+    from babel.messages.pofile import read_po
+
+    seen: dict[str, dict[str, list[str]]] = {}
+    for path in i18n.catalogue_files():
+        with path.open("rb") as fh:
+            for m in read_po(fh, locale="zh_CN"):
+                if m.id and m.string:
+                    seen.setdefault(m.id, {}).setdefault(m.string, []).append(path.parent.parent.name)
+    clashes = {k: v for k, v in seen.items() if len(v) > 1}
+    assert not clashes, clashes

@@ -55,7 +55,7 @@ def arrange(session, world, clock) -> Intel:
     services.grant(session, shared, world.org_a, read=True)
     private = services.create_collection(session, "Centre only SECRET-B", alias="centre")
     out.collection, out.private = shared.uuid, private.uuid
-    centre = services.Origin("test", None, world.ids["user_coordinator"], may_update_any=True)
+    centre = services.Origin("test", None, None, may_update_any=True)
     specs = {
         # name: (value, tlp, owner, shares orgs, shares users)
         "clear": ("192.0.2.1", "CLEAR", None, [], []),
@@ -66,12 +66,12 @@ def arrange(session, world, clock) -> Intel:
         "strict_a": ("192.0.2.5", "AMBER+STRICT", None, [world.org_a], []),
         "strict_unit": ("192.0.2.6", "AMBER+STRICT", None, [world.org_a_unit], []),
         "red_partner": ("192.0.2.7", "RED", None, [], [world.ids["user_partner"]]),
-        "red_coordinator": ("192.0.2.8", "RED", None, [], []),
+        "red_coordinator": ("192.0.2.8", "RED", None, [], [world.ids["user_coordinator"]]),
         "amber_centre": ("192.0.2.10", "AMBER", None, [], []),
     }
     for name, (value, label, owner, orgs, users) in specs.items():
         obj = indicator_obj(value, label, name=f"{name} SECRET-B" if owner == world.org_b else name)
-        origin = services.Origin("test", owner, world.ids["user_coordinator"], may_update_any=True)
+        origin = services.Origin("test", owner, None, may_update_any=True)
         report = services.store_objects(session, [obj], origin if owner else centre, now - timedelta(days=1))
         assert report.count("added") == 1, report.as_dict()
         services.set_shares(session, obj["id"], orgs, users)

@@ -523,7 +523,9 @@ def expire_indicator(session: Session, principal: Principal, indicator: Indicato
     if not principal.has("intel.write"):
         raise Forbidden()
     body = json.loads(_latest_row(session, indicator.stix_id).body)
-    until = max(now, indicator.valid_from + MS)
+    until = stix.parse_timestamp(stix.timestamp(now), "valid_until")
+    if indicator.valid_from >= until:  # it starts now or later: it ends before it starts being valid
+        body["valid_from"] = stix.timestamp(until - MS)
     body["valid_until"] = stix.timestamp(until)
     body["modified"] = stix.timestamp(_bump(now, indicator.modified))
     origin = Origin(source=indicator.source, owner_org_id=indicator.owner_org_id,

@@ -7,11 +7,12 @@ organisation (RED never leaves; AMBER+STRICT only to a partner that is a named r
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import uuid
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -285,7 +286,7 @@ def _related_names(session: Session, refs: list[str]) -> dict[str, tuple[str, st
     return out
 
 
-def stix_from_misp(event: MISPEvent, *, default_tlp: str, centre_id: str | None = None
+def stix_from_misp(event: MISPEvent, *, default_tlp: str, now: datetime
                    ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     """STIX objects for a MISP event's attributes, and a report of what was not mapped (and why)."""
     objects: list[dict[str, Any]] = []
@@ -308,18 +309,19 @@ def stix_from_misp(event: MISPEvent, *, default_tlp: str, centre_id: str | None 
             continue
         tags = [t.name for t in attr.tags]
         label = _tlp_from_tags(tags) or event_tlp or default_tlp
-        created = _ms(attr.timestamp) if getattr(attr, "timestamp", None) else _ms(datetime.now(UTC))
+        created = _ms(attr.timestamp) if getattr(attr, "timestamp", None) else _ms(now)
         obj: dict[str, Any] = {
             "type": "indicator", "spec_version": stix.SPEC, "id": f"indicator--{attr.uuid}", "created": created,
             "modified": created, "pattern": stix.pattern_for(v), "pattern_type": "stix",
             "valid_from": _ms(attr.first_seen) if getattr(attr, "first_seen", None) else created,
-            "x_misp_type": attr.type, "x_misp_category": attr.category, "x_misp_to_ids": bool(attr.to_ids),
+            "x_misp_type": attr.type, "x_misp_category": getattr(attr, "category", ""),
+            "x_misp_to_ids": bool(getattr(attr, "to_ids", False)),
             "x_misp_event_uuid": event.uuid}
         if getattr(attr, "last_seen", None):
             obj["valid_until"] = _ms(attr.last_seen)
-        if attr.comment:
+        if getattr(attr, "comment", ""):
             obj["name"] = attr.comment
-        obj["indicator_types"] = ["malicious-activity"] if attr.to_ids else ["anomalous-activity"]
+        obj["indicator_types"] = ["malicious-activity"] if obj["x_misp_to_ids"] else ["anomalous-activity"]
         labels, phases = [], []
         for tag in tags:
             low = tag.lower()
@@ -370,10 +372,11 @@ def import_misp_json(session: Session, raw: bytes | str | dict, origin: services
     for item in events:
         event = MISPEvent()
         try:
-            event.from_dict(**(item if "Event" in item else {"Event": item}))
+            # pymisp consumes the dict it is given: hand it a copy
+            event.from_dict(**copy.deepcopy(item if "Event" in item else {"Event": item}))
         except Exception as exc:  # pymisp raises bare exceptions for malformed events
             raise Invalid("Event", _("is not a MISP event: {reason}").format(reason=exc)) from None
-        objects, missing = stix_from_misp(event, default_tlp=origin.default_tlp)
+        objects, missing = stix_from_misp(event, default_tlp=origin.default_tlp, now=now)
         part = services.store_objects(session, objects, origin, now)
         report.results += part.results
         unmapped += missing

@@ -167,7 +167,9 @@ class CollectionEntry(Base):
 
     __tablename__ = "intel_collection_entries"
     __table_args__ = (UniqueConstraint("collection_id", "object_id"),
-                      Index("ix_intel_collection_entries_coll_added", "collection_id", "date_added"))
+                      Index("ix_intel_collection_entries_coll_added", "collection_id", "date_added"),
+                      # pages are read in entry order within one collection
+                      Index("ix_intel_collection_entries_coll_id", "collection_id", "id"))
     __audit__ = False
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

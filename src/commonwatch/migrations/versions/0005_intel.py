@@ -200,6 +200,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('intel_collection_entries', schema=None) as batch_op:
         batch_op.create_index('ix_intel_collection_entries_coll_added', ['collection_id', 'date_added'], unique=False)
+        batch_op.create_index('ix_intel_collection_entries_coll_id', ['collection_id', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_intel_collection_entries_object_id'), ['object_id'], unique=False)
 
     op.create_table('intel_sightings',
@@ -236,6 +237,7 @@ def downgrade() -> None:
     op.drop_table('intel_sightings')
     with op.batch_alter_table('intel_collection_entries', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_intel_collection_entries_object_id'))
+        batch_op.drop_index('ix_intel_collection_entries_coll_id')
         batch_op.drop_index('ix_intel_collection_entries_coll_added')
 
     op.drop_table('intel_collection_entries')

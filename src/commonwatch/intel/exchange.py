@@ -1,0 +1,443 @@
+"""Exchange with partners' systems: TAXII 2.1 collections (taxii2-client) and MISP instances.
+
+Every outbound URL must match ``settings.outbound_allowlist``; every request has the configured
+time limit and every response the size limit. What goes out passes the TLP rule for the partner
+organisation (RED never leaves; AMBER+STRICT only to a partner that is a named recipient).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import uuid
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import requests
+from pymisp import MISPAttribute, MISPEvent
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from commonwatch.access import audit
+from commonwatch.config import Settings
+from commonwatch.db import session_scope
+from commonwatch.errors import Forbidden, Invalid
+from commonwatch.i18n import _
+from commonwatch.intel import services, stix
+from commonwatch.intel import tlp as tlpmod
+from commonwatch.intel.models import Indicator, IntelObject, IntelShare, MispPeer, Subscription
+
+log = logging.getLogger("commonwatch.intel.exchange")
+
+
+# --- outbound limits -----------------------------------------------------------------------------------
+
+def check_url(settings: Settings, url: str) -> str:
+    """The URL if it is http(s) and matches an allowlisted prefix; else :class:`Forbidden`."""
+    if not url.lower().startswith(("http://", "https://")):
+        raise Invalid("url", _("must start with http:// or https://"))
+    if not any(url.startswith(prefix) for prefix in settings.outbound_allowlist):
+        raise Forbidden(_("{url} is not in the outbound allowlist (COMMONWATCH_OUTBOUND_ALLOWLIST)").format(url=url))
+    return url
+
+
+class TooLarge(Exception):
+    pass
+
+
+class LimitedSession(requests.Session):
+    """A requests session with a time limit, a size limit, the allowlist, and the last headers kept."""
+
+    def __init__(self, settings: Settings):
+        super().__init__()
+        self.settings = settings
+        self.last_headers: dict[str, str] = {}
+
+    def request(self, method, url, *args, **kwargs):  # type: ignore[override]
+        check_url(self.settings, url)
+        kwargs.setdefault("timeout", self.settings.outbound_timeout_seconds)
+        kwargs["stream"] = True
+        kwargs["allow_redirects"] = False
+        resp = super().request(method, url, *args, **kwargs)
+        body = bytearray()
+        for chunk in resp.iter_content(65536):
+            body += chunk
+            if len(body) > self.settings.outbound_max_bytes:
+                resp.close()
+                raise TooLarge(f"{url}: response larger than {self.settings.outbound_max_bytes} bytes")
+        resp._content = bytes(body)
+        self.last_headers = dict(resp.headers)
+        return resp
+
+
+class BearerAuth(requests.auth.AuthBase):
+    def __init__(self, token: str):
+        self.token = token
+
+    def __call__(self, r):
+        r.headers["Authorization"] = f"Bearer {self.token}"
+        return r
+
+
+def _taxii_collection(settings: Settings, sub: Subscription):
+    from taxii2client.common import _HTTPConnection
+    from taxii2client.v21 import Collection
+
+    conn = _HTTPConnection(version="2.1", user_agent="commonwatch")
+    session = LimitedSession(settings)
+    if sub.username and sub.secret:
+        session.auth = requests.auth.HTTPBasicAuth(sub.username, sub.secret)
+    elif sub.secret:
+        session.auth = BearerAuth(sub.secret)
+    conn.session = session
+    url = sub.collection_url if sub.collection_url.endswith("/") else sub.collection_url + "/"
+    return Collection(url, conn=conn), session
+
+
+# --- TAXII subscriptions ---------------------------------------------------------------------------------
+
+def poll_subscription(sessionmaker, settings: Settings, clock, sub_id: int, page_size: int = 100) -> dict[str, Any]:
+    """Take in what a partner's collection added since the last poll, one committed page at a time.
+
+    The ``X-TAXII-Date-Added-Last`` of each stored page becomes the next ``added_after``, so a
+    crash loses at most the page in hand and a re-run neither skips nor stores anything twice.
+    """
+    from taxii2client.v21 import as_pages
+
+    with session_scope(sessionmaker, actor="system intel-taxii") as session:
+        sub = session.get(Subscription, sub_id)
+        collection, http = _taxii_collection(settings, sub)
+        added_after = sub.added_after
+        name, org_id, default_tlp = sub.name, sub.org_id, sub.default_tlp
+    totals = {"added": 0, "unchanged": 0, "failed": 0, "pages": 0}
+    kwargs = {"added_after": added_after} if added_after else {}
+    try:
+        for envelope in as_pages(collection.get_objects, per_request=page_size, **kwargs):
+            last = http.last_headers.get("X-TAXII-Date-Added-Last") or http.last_headers.get(
+                "x-taxii-date-added-last")
+            with session_scope(sessionmaker, actor=f"system subscription:{name}") as session:
+                session.info["clock"] = clock
+                origin = services.Origin(source=f"subscription:{name}", owner_org_id=org_id, author_user_id=None,
+                                         default_tlp=default_tlp, accept_red=False)
+                report = services.store_objects(session, envelope.get("objects", []), origin, clock.now())
+                for key in ("added", "unchanged", "failed"):
+                    totals[key] += report.count(key)
+                totals["pages"] += 1
+                sub = session.get(Subscription, sub_id)
+                if last:
+                    sub.added_after = last
+                sub.last_polled_at = clock.now()
+                sub.last_error = "; ".join(f"{r.stix_id}: {r.reason}" for r in report.failures)[:2000]
+    except (requests.RequestException, TooLarge, Forbidden, Invalid, ValueError) as exc:
+        with session_scope(sessionmaker, actor=f"system subscription:{name}") as session:
+            sub = session.get(Subscription, sub_id)
+            sub.last_error = str(exc)[:2000]
+            sub.last_polled_at = clock.now()
+        raise
+    return totals
+
+
+def outbound_objects(session: Session, org_id: int, stix_ids: Iterable[str]) -> tuple[list[dict], list[str]]:
+    """The latest versions of the objects that TLP lets go to a partner organisation, and the refused ids."""
+    reader = tlpmod.partner_reader([org_id])
+    out, refused = [], []
+    for sid in dict.fromkeys(stix_ids):
+        row = session.scalar(select(IntelObject).where(IntelObject.stix_id == sid, IntelObject.latest.is_(True)))
+        if row is None:
+            refused.append(sid)
+            continue
+        shares = session.scalars(select(IntelShare).where(IntelShare.stix_id == sid)).all()
+        aud = tlpmod.Audience(row.tlp, row.owner_org_id, row.author_user_id,
+                              frozenset(s.org_id for s in shares if s.org_id),
+                              frozenset(s.user_id for s in shares if s.user_id))
+        if tlpmod.allows(reader, aud):
+            out.append(json.loads(row.body))
+        else:
+            refused.append(sid)
+    return out, refused
+
+
+def push_to_subscription(session: Session, settings: Settings, sub: Subscription, stix_ids: list[str]) -> dict:
+    """Post selected objects to a partner's collection; TLP decides what may go."""
+    objects, refused = outbound_objects(session, sub.org_id, stix_ids)
+    result: dict[str, Any] = {"sent": 0, "refused": refused, "status": None}
+    if objects:
+        collection, _http = _taxii_collection(settings, sub)
+        status = collection.add_objects({"objects": objects}, wait_for_completion=True, poll_interval=1, timeout=60)
+        result.update(sent=len(objects), status={"id": status.id, "status": status.status,
+                                                 "success_count": status.success_count,
+                                                 "failure_count": status.failure_count,
+                                                 "failures": status.failures or []})
+    audit.record(session, "intel.push", "intel_subscriptions", sub.id, after={
+        "sent": [o["id"] for o in objects], "refused": refused})
+    return result
+
+
+def poll_due(sessionmaker, settings: Settings, clock) -> dict[str, Any]:
+    """Poll every active subscription and MISP peer whose interval has passed."""
+    now = clock.now()
+    done: dict[str, Any] = {}
+    with session_scope(sessionmaker, actor="system intel-feeds") as session:
+        subs = [(s.id, s.name) for s in session.scalars(select(Subscription).where(Subscription.active.is_(True)))
+                if s.last_polled_at is None or now - s.last_polled_at >= timedelta(minutes=s.every_minutes)]
+        peers = [(p.id, p.name) for p in session.scalars(select(MispPeer))
+                 if p.last_polled_at is None or now - p.last_polled_at >= timedelta(hours=1)]
+    for sub_id, name in subs:
+        try:
+            done[f"taxii:{name}"] = poll_subscription(sessionmaker, settings, clock, sub_id)
+        except Exception as exc:
+            log.warning("subscription poll failed", extra={"subscription": name, "error": str(exc)})
+            done[f"taxii:{name}"] = {"error": str(exc)}
+    for peer_id, name in peers:
+        try:
+            with session_scope(sessionmaker, actor=f"system misp:{name}") as session:
+                session.info["clock"] = clock
+                done[f"misp:{name}"] = misp_pull(session, settings, session.get(MispPeer, peer_id), clock.now())
+        except Exception as exc:
+            log.warning("MISP pull failed", extra={"peer": name, "error": str(exc)})
+            done[f"misp:{name}"] = {"error": str(exc)}
+    return done
+
+
+# --- MISP --------------------------------------------------------------------------------------------------
+
+#: Our kinds -> MISP attribute types (export), and MISP types -> our kinds (import).
+MISP_TYPE = {"ipv4": "ip-dst", "ipv6": "ip-dst", "cidr": "ip-dst", "domain": "domain", "url": "url",
+             "email": "email-src", "md5": "md5", "sha1": "sha1", "sha256": "sha256"}
+FROM_MISP = {"ip-dst": None, "ip-src": None, "domain": "domain", "hostname": "domain", "url": "url", "link": "url",
+             "email-src": "email", "email-dst": "email", "email": "email", "md5": "md5", "sha1": "sha1",
+             "sha256": "sha256"}
+DISTRIBUTION = {"CLEAR": 3, "GREEN": 1, "AMBER": 0, "AMBER+STRICT": 0}
+CONFIDENCE_TAG = 'commonwatch:confidence="{n}"'
+
+
+def _tlp_tag(label: str) -> str:
+    return f"tlp:{label.lower()}"
+
+
+def _tlp_from_tags(tags: Iterable[str]) -> str | None:
+    found = []
+    for t in tags:
+        if t.lower().startswith("tlp:"):
+            try:
+                found.append(tlpmod.normalise(t[4:]))
+            except ValueError:
+                continue
+    return max(found, key=lambda label: tlpmod.RANK[label]) if found else None
+
+
+def _ms(value: datetime) -> str:
+    return stix.timestamp(value)
+
+
+def misp_event(session: Session, indicators: list[Indicator], *, info: str, event_uuid: str | None = None,
+               now: datetime) -> MISPEvent:
+    """A MISP event with one attribute per indicator (to_ids, TLP tag, galaxies and kill chain as tags)."""
+    event = MISPEvent()
+    event.uuid = event_uuid or str(uuid.uuid4())
+    event.info = info
+    event.date = now.date()
+    event.threat_level_id = 2
+    event.analysis = 2
+    strictest = max((i.tlp for i in indicators), key=lambda label: tlpmod.RANK[label], default="CLEAR")
+    event.distribution = DISTRIBUTION.get(strictest, 0)
+    event.add_tag(_tlp_tag(strictest))
+    names = _related_names(session, [r for i in indicators for r in (i.related or [])])
+    for ind in indicators:
+        if ind.kind not in MISP_TYPE:
+            continue
+        extra = ind.extra or {}
+        attr = MISPAttribute()
+        attr.from_dict(type=extra.get("x_misp_type", MISP_TYPE[ind.kind]), value=ind.value,
+                       category=extra.get("x_misp_category", "Network activity" if ind.kind in
+                                          ("ipv4", "ipv6", "cidr", "domain", "url") else "Payload delivery"),
+                       to_ids=bool(extra.get("x_misp_to_ids", "malicious-activity" in (ind.indicator_types or []))),
+                       comment=ind.name or "", uuid=ind.stix_id.split("--", 1)[1],
+                       distribution=DISTRIBUTION.get(ind.tlp, 0))
+        attr.first_seen = ind.valid_from
+        if ind.valid_until:
+            attr.last_seen = ind.valid_until
+        attr.add_tag(_tlp_tag(ind.tlp))
+        for ref in ind.related or []:
+            kind, name = names.get(ref, (None, None))
+            if kind == "malware":
+                attr.add_tag(f'misp-galaxy:malpedia="{name}"')
+            elif kind in ("threat-actor", "intrusion-set"):
+                attr.add_tag(f'misp-galaxy:threat-actor="{name}"')
+        for phase in ind.kill_chain_phases or []:
+            attr.add_tag(f"kill-chain:{phase['phase_name']}")
+        if ind.confidence is not None:
+            attr.add_tag(CONFIDENCE_TAG.format(n=ind.confidence))
+        for label in ind.labels or []:
+            attr.add_tag(label)
+        event.add_attribute(**attr.to_dict())
+    return event
+
+
+def _related_names(session: Session, refs: list[str]) -> dict[str, tuple[str, str]]:
+    out = {}
+    if refs:
+        for row in session.scalars(select(IntelObject).where(IntelObject.stix_id.in_(set(refs)),
+                                                             IntelObject.latest.is_(True))):
+            out[row.stix_id] = (row.type, json.loads(row.body).get("name", ""))
+    return out
+
+
+def stix_from_misp(event: MISPEvent, *, default_tlp: str, now: datetime
+                   ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """STIX objects for a MISP event's attributes, and a report of what was not mapped (and why)."""
+    objects: list[dict[str, Any]] = []
+    unmapped: list[dict[str, str]] = []
+    event_tags = [t.name for t in event.tags]
+    event_tlp = _tlp_from_tags(event_tags)
+    related: dict[str, dict[str, Any]] = {}
+    for attr in event.attributes:
+        kind = FROM_MISP.get(attr.type, "missing")
+        if kind == "missing":
+            unmapped.append({"uuid": attr.uuid, "type": attr.type, "reason": "attribute type not mapped"})
+            continue
+        value = str(attr.value)
+        if kind is None:
+            kind = stix.detect_kind(value)
+        try:
+            v = stix.normalise_value(kind, value)
+        except Invalid as exc:
+            unmapped.append({"uuid": attr.uuid, "type": attr.type, "reason": str(exc)})
+            continue
+        tags = [t.name for t in attr.tags]
+        label = _tlp_from_tags(tags) or event_tlp or default_tlp
+        created = _ms(attr.timestamp) if getattr(attr, "timestamp", None) else _ms(now)
+        obj: dict[str, Any] = {
+            "type": "indicator", "spec_version": stix.SPEC, "id": f"indicator--{attr.uuid}", "created": created,
+            "modified": created, "pattern": stix.pattern_for(v), "pattern_type": "stix",
+            "valid_from": _ms(attr.first_seen) if getattr(attr, "first_seen", None) else created,
+            "x_misp_type": attr.type, "x_misp_category": getattr(attr, "category", ""),
+            "x_misp_to_ids": bool(getattr(attr, "to_ids", False)),
+            "x_misp_event_uuid": event.uuid}
+        if getattr(attr, "last_seen", None):
+            obj["valid_until"] = _ms(attr.last_seen)
+        if getattr(attr, "comment", ""):
+            obj["name"] = attr.comment
+        obj["indicator_types"] = ["malicious-activity"] if obj["x_misp_to_ids"] else ["anomalous-activity"]
+        labels, phases = [], []
+        for tag in tags:
+            low = tag.lower()
+            if low.startswith("tlp:"):
+                continue
+            if low.startswith("misp-galaxy:"):
+                family, _eq, name = tag.partition("=")
+                kind_sdo = "threat-actor" if "threat-actor" in family else "malware"
+                name = name.strip('"')
+                key = f"{kind_sdo}:{name.lower()}"
+                if key not in related:
+                    sdo = {"type": kind_sdo, "spec_version": stix.SPEC,
+                           "id": f"{kind_sdo}--{uuid.uuid5(uuid.NAMESPACE_URL, 'misp-galaxy:' + key)}",
+                           "created": created, "modified": created, "name": name}
+                    if kind_sdo == "malware":
+                        sdo["is_family"] = True
+                    related[key] = stix.with_tlp(sdo, label)
+                rel_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{obj['id']}->{related[key]['id']}")
+                objects.append(stix.with_tlp({
+                    "type": "relationship", "spec_version": stix.SPEC, "id": f"relationship--{rel_id}",
+                    "created": created, "modified": created, "relationship_type": "indicates",
+                    "source_ref": obj["id"], "target_ref": related[key]["id"]}, label))
+            elif low.startswith("kill-chain:"):
+                phases.append({"kill_chain_name": services.KILL_CHAIN, "phase_name": tag.split(":", 1)[1]})
+            elif low.startswith("commonwatch:confidence="):
+                try:
+                    obj["confidence"] = int(tag.split("=", 1)[1].strip('"'))
+                except ValueError:
+                    labels.append(tag)
+            else:
+                labels.append(tag)
+        if labels:
+            obj["labels"] = labels
+        if phases:
+            obj["kill_chain_phases"] = phases
+        objects.insert(0, stix.with_tlp(obj, label))
+    return list(related.values()) + objects, unmapped
+
+
+def import_misp_json(session: Session, raw: bytes | str | dict, origin: services.Origin, now: datetime
+                     ) -> tuple[services.StoreReport, list[dict[str, str]]]:
+    """Import MISP event JSON (``{"Event": ...}`` or a list/``response`` of them)."""
+    data = raw if isinstance(raw, dict) else services.parse_json_document(
+        raw.encode() if isinstance(raw, str) else raw)
+    events = data.get("response", [data]) if isinstance(data, dict) else data
+    report = services.StoreReport()
+    unmapped: list[dict[str, str]] = []
+    for item in events:
+        event = MISPEvent()
+        try:
+            # pymisp consumes the dict it is given: hand it a copy
+            event.from_dict(**copy.deepcopy(item if "Event" in item else {"Event": item}))
+        except Exception as exc:  # pymisp raises bare exceptions for malformed events
+            raise Invalid("Event", _("is not a MISP event: {reason}").format(reason=exc)) from None
+        objects, missing = stix_from_misp(event, default_tlp=origin.default_tlp, now=now)
+        part = services.store_objects(session, objects, origin, now)
+        report.results += part.results
+        unmapped += missing
+    return report, unmapped
+
+
+def _misp_client(settings: Settings, peer: MispPeer) -> httpx.Client:
+    check_url(settings, peer.url)
+    return httpx.Client(base_url=peer.url.rstrip("/"), timeout=settings.outbound_timeout_seconds,
+                        follow_redirects=False, headers={"Authorization": peer.api_key, "Accept": "application/json",
+                                                         "Content-Type": "application/json",
+                                                         "User-Agent": "commonwatch"})
+
+
+def _limited_json(settings: Settings, resp: httpx.Response) -> Any:
+    resp.raise_for_status()
+    if len(resp.content) > settings.outbound_max_bytes:
+        raise TooLarge(f"response larger than {settings.outbound_max_bytes} bytes")
+    return resp.json()
+
+
+def misp_pull(session: Session, settings: Settings, peer: MispPeer, now: datetime) -> dict[str, Any]:
+    """Take in the events a MISP instance published since the last pull (``/events/restSearch``)."""
+    with _misp_client(settings, peer) as client, client.stream("POST", "/events/restSearch", json={
+            "returnFormat": "json", "published": True, "timestamp": peer.last_timestamp + 1}) as resp:
+        body = bytearray()
+        for chunk in resp.iter_bytes():
+            body += chunk
+            if len(body) > settings.outbound_max_bytes:
+                raise TooLarge(f"{peer.url}: response larger than {settings.outbound_max_bytes} bytes")
+        resp.raise_for_status()
+    data = json.loads(bytes(body))
+    events = data.get("response", []) if isinstance(data, dict) else data
+    origin = services.Origin(source=f"misp:{peer.name}", owner_org_id=peer.org_id, author_user_id=None,
+                             default_tlp=peer.default_tlp, accept_red=False)
+    report, unmapped = import_misp_json(session, {"response": events}, origin, now)
+    stamps = [int(e.get("Event", e).get("timestamp", 0) or 0) for e in events]
+    if stamps:
+        peer.last_timestamp = max(peer.last_timestamp, *stamps)
+    peer.last_polled_at = now
+    return {"events": len(events), "added": report.count("added"), "unchanged": report.count("unchanged"),
+            "failed": report.count("failed"), "unmapped": len(unmapped)}
+
+
+def misp_push(session: Session, settings: Settings, peer: MispPeer, stix_ids: list[str], *, info: str,
+              now: datetime) -> dict[str, Any]:
+    """Send selected indicators to a MISP instance as one event (TLP decides what may go)."""
+    objects, refused = outbound_objects(session, peer.org_id, stix_ids)
+    ids = [o["id"] for o in objects if o["type"] == "indicator"]
+    indicators = list(session.scalars(select(Indicator).where(Indicator.stix_id.in_(ids)))) if ids else []
+    result: dict[str, Any] = {"sent": 0, "refused": refused}
+    if indicators:
+        event_uuid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"commonwatch:{peer.id}:{info}"))
+        event = misp_event(session, indicators, info=info, event_uuid=event_uuid, now=now)
+        payload = json.loads(event.to_json())
+        with _misp_client(settings, peer) as client:
+            resp = client.post("/events/add", json={"Event": payload})
+            if resp.status_code in (403, 409):  # it exists: update it
+                resp = client.post(f"/events/edit/{event_uuid}", json={"Event": payload})
+            _limited_json(settings, resp)
+        result.update(sent=len(indicators), event_uuid=event_uuid)
+    audit.record(session, "intel.misp_push", "intel_misp_peers", peer.id, after={
+        "sent": [i.stix_id for i in indicators], "refused": refused})
+    return result

@@ -1,0 +1,239 @@
+"""Pages: search indicators, create/edit/expire one, see its sightings and versions, import STIX or
+MISP files, export any selection, and (centre staff) the exchange with partners."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from commonwatch.access.principal import Principal
+from commonwatch.constituency.models import Organisation
+from commonwatch.db import scope
+from commonwatch.errors import Invalid
+from commonwatch.i18n import N_, _
+from commonwatch.intel import exchange, services
+from commonwatch.intel import tlp as tlpmod
+from commonwatch.intel.api import _form_of, centre_of, export_response
+from commonwatch.intel.models import IntelCollection, MispPeer, Subscription
+from commonwatch.web.deps import get_db, require
+from commonwatch.web.nav import NavItem
+from commonwatch.web.pages import redirect, render
+
+router = APIRouter()
+NAV = [
+    NavItem(label=N_("Intelligence"), path="/intel", permission="intel.read", order=40),
+    NavItem(label=N_("Exchange"), path="/intel-exchange", permission="intel.exchange", order=41, staff_only=True),
+]
+KIND_LABELS = {"ipv4": N_("IPv4 address"), "ipv6": N_("IPv6 address"), "cidr": N_("Network (CIDR)"),
+               "domain": N_("Domain"), "url": N_("URL"), "email": N_("Email address"), "md5": "MD5",
+               "sha1": "SHA-1", "sha256": "SHA-256", "pattern": N_("STIX pattern")}
+STATUS_LABELS = {"live": N_("Live"), "expired": N_("Expired"), "revoked": N_("Revoked")}
+
+
+def _choices() -> dict[str, Any]:
+    return {"kinds": [(k, _(v)) for k, v in KIND_LABELS.items()], "tlps": [(t, t) for t in tlpmod.LEVELS],
+            "tlp_help": {k: _(v) for k, v in tlpmod.LABELS.items()},
+            "statuses": [(k, _(v)) for k, v in STATUS_LABELS.items()], "kind_label": lambda k: _(KIND_LABELS.get(k, k)),
+            "indicator_types": [(t, t) for t in services.INDICATOR_TYPES]}
+
+
+def _f(q: str, kind: str, tlp: str, status: str, source: str) -> services.IndicatorFilter:
+    return services.IndicatorFilter(q=q, kind=kind, tlp=tlp, status=status, source=source)
+
+
+@router.get("/intel")
+def indicator_list(request: Request, q: str = "", kind: str = "", tlp: str = "", status: str = "", source: str = "",
+                   page: int = 1, principal: Principal = Depends(require("intel.read")),
+                   db: Session = Depends(get_db)) -> HTMLResponse:
+    now = request.app.state.clock.now()
+    rows, total = services.search_indicators(db, principal, _f(q, kind, tlp, status, source), now, page=page)
+    from urllib.parse import urlencode
+
+    query = urlencode({"q": q, "kind": kind, "tlp": tlp, "status": status, "source": source})
+    return render(request, "intel/list.html", {
+        "title": _("Intelligence"), "rows": rows, "total": total, "page": max(page, 1),
+        "pages": max(1, -(-total // 50)), "f": {"q": q, "kind": kind, "tlp": tlp, "status": status, "source": source},
+        "query": query, "now": now, "can_write": principal.has("intel.write"), **_choices()})
+
+
+@router.get("/intel/export")
+def export_page(request: Request, format: str = "stix", q: str = "", kind: str = "", tlp: str = "", status: str = "",
+                source: str = "", principal: Principal = Depends(require("intel.read")),
+                db: Session = Depends(get_db)) -> Response:
+    now = request.app.state.clock.now()
+    rows = services.indicator_rows_for_export(db, principal, _f(q, kind, tlp, status, source), now)
+    return export_response(db, principal, rows, format, centre_of(request), now)
+
+
+def _form_page(request: Request, db: Session, *, ind, form: dict, errors: dict, status_code: int = 200) -> HTMLResponse:
+    orgs = [(o.id, o.name) for o in db.scalars(select(Organisation).order_by(Organisation.name))]
+    return render(request, "intel/form.html", {
+        "title": _("Edit indicator") if ind else _("New indicator"), "ind": ind, "form": form, "errors": errors,
+        "orgs": orgs, **_choices()}, status_code=status_code)
+
+
+@router.get("/intel/indicators/new")
+def new_form(request: Request, principal: Principal = Depends(require("intel.write")),
+             db: Session = Depends(get_db)) -> HTMLResponse:
+    return _form_page(request, db, ind=None, form={"tlp": "AMBER", "indicator_types": ["malicious-activity"]},
+                      errors={})
+
+
+_LISTS = ("indicator_types", "labels", "kill_chain_phases", "malware", "threat_actors", "share_users")
+_TEXTS = ("value", "kind", "name", "description", "tlp", "confidence", "valid_from", "valid_until", "source")
+
+
+async def _read_form(request: Request) -> dict[str, Any]:
+    form = await request.form()
+    data: dict[str, Any] = {k: str(form.get(k, "")) for k in _TEXTS if k in form}
+    data["indicator_types"] = [str(v) for v in form.getlist("indicator_types")]
+    for key in ("labels", "kill_chain_phases", "malware", "threat_actors", "share_users"):
+        data[key] = [str(form.get(key, ""))]
+    data["share_orgs"] = [int(v) for v in form.getlist("share_orgs") if str(v).isdigit()]
+    return data
+
+
+def _display(data: dict[str, Any]) -> dict[str, Any]:
+    out = dict(data)
+    for key in _LISTS:
+        if key != "indicator_types":
+            out[key] = ", ".join(v for v in data.get(key, []) if v)
+    return out
+
+
+@router.post("/intel/indicators")
+async def create(request: Request, principal: Principal = Depends(require("intel.write")),
+                 db: Session = Depends(get_db)) -> Response:
+    data = await _read_form(request)
+    try:
+        ind = services.save_indicator(db, principal, services.IndicatorForm(**data), request.app.state.clock.now(),
+                                      centre_id=centre_of(request)["id"], tz=_tz(request, principal))
+    except Invalid as exc:
+        db.rollback()
+        return _form_page(request, db, ind=None, form=_display(data), errors=exc.by_field(), status_code=422)
+    db.commit()
+    return redirect(f"/intel/indicators/{ind.id}", _("Indicator saved."))
+
+
+def _tz(request: Request, principal: Principal) -> str:
+    return principal.timezone or request.app.state.settings.timezone
+
+
+@router.get("/intel/indicators/{indicator_id}")
+def detail(indicator_id: int, request: Request, principal: Principal = Depends(require("intel.read")),
+           db: Session = Depends(get_db)) -> HTMLResponse:
+    ind = services.get_indicator(db, principal, indicator_id)
+    now = request.app.state.clock.now()
+    versions = services.versions_of(db, principal, ind.stix_id)
+    related = services._latest_visible(db, principal, ind.related or [])
+    return render(request, "intel/detail.html", {
+        "title": ind.name or ind.value or ind.stix_id, "ind": ind, "now": now, "live": ind.is_live(now),
+        "sightings": services.sightings_of(db, principal, ind), "versions": versions,
+        "related": [json.loads(r.body) for r in related], "can_write": principal.has("intel.write"),
+        "unmapped": json.dumps(ind.extra or {}, ensure_ascii=False, indent=2) if ind.extra else "", **_choices()})
+
+
+@router.get("/intel/indicators/{indicator_id}/edit")
+def edit_form(indicator_id: int, request: Request, principal: Principal = Depends(require("intel.write")),
+              db: Session = Depends(get_db)) -> HTMLResponse:
+    ind = services.get_indicator(db, principal, indicator_id)
+    form = _form_of(db, ind)
+    tz = _tz(request, principal)
+    from commonwatch.web.templating import format_datetime
+
+    form["valid_from"] = format_datetime(ind.valid_from, tz, with_zone=False)
+    form["valid_until"] = format_datetime(ind.valid_until, tz, with_zone=False) if ind.valid_until else ""
+    return _form_page(request, db, ind=ind, form=_display(form), errors={})
+
+
+@router.post("/intel/indicators/{indicator_id}/edit")
+async def update(indicator_id: int, request: Request, principal: Principal = Depends(require("intel.write")),
+                 db: Session = Depends(get_db)) -> Response:
+    ind = services.get_indicator(db, principal, indicator_id)
+    data = await _read_form(request)
+    try:
+        services.save_indicator(db, principal, services.IndicatorForm(**data), request.app.state.clock.now(),
+                                centre_id=centre_of(request)["id"], current=ind, tz=_tz(request, principal))
+    except Invalid as exc:
+        db.rollback()
+        return _form_page(request, db, ind=services.get_indicator(db, principal, indicator_id), form=_display(data),
+                          errors=exc.by_field(), status_code=422)
+    db.commit()
+    return redirect(f"/intel/indicators/{indicator_id}", _("Indicator saved."))
+
+
+@router.post("/intel/indicators/{indicator_id}/expire")
+def expire(indicator_id: int, request: Request, principal: Principal = Depends(require("intel.write")),
+           db: Session = Depends(get_db)) -> Response:
+    ind = services.get_indicator(db, principal, indicator_id)
+    services.expire_indicator(db, principal, ind, request.app.state.clock.now(), centre_id=centre_of(request)["id"])
+    db.commit()
+    return redirect(f"/intel/indicators/{indicator_id}", _("The indicator has expired."))
+
+
+@router.get("/intel/import")
+def import_form(request: Request, principal: Principal = Depends(require("intel.write"))) -> HTMLResponse:
+    return render(request, "intel/import.html", {"title": _("Import intelligence"), "report": None, "errors": {}})
+
+
+@router.post("/intel/import")
+async def import_upload(request: Request, file: UploadFile = File(...), format: str = Form("stix"),
+                        principal: Principal = Depends(require("intel.write")),
+                        db: Session = Depends(get_db)) -> HTMLResponse:
+    settings = request.app.state.settings
+    raw = await file.read(settings.max_import_bytes + 1)
+    ctx: dict[str, Any] = {"title": _("Import intelligence"), "report": None, "errors": {}, "unmapped": []}
+    if len(raw) > settings.max_import_bytes:
+        ctx["errors"] = {"file": _("is larger than the import limit ({n} bytes)").format(n=settings.max_import_bytes)}
+        return render(request, "intel/import.html", ctx, status_code=413)
+    origin = services.Origin(f"upload:{(file.filename or '')[:150]}", None, principal.user_id, may_update_any=True)
+    now = request.app.state.clock.now()
+    try:
+        if format == "misp":
+            report, ctx["unmapped"] = exchange.import_misp_json(db, raw, origin, now)
+        else:
+            report = services.import_bundle(db, raw, origin, now, settings.data_dir)
+    except Invalid as exc:
+        db.rollback()
+        ctx["errors"] = {"file": str(exc)}
+        return render(request, "intel/import.html", ctx, status_code=422)
+    db.commit()
+    ctx["report"] = report
+    return render(request, "intel/import.html", ctx)
+
+
+@router.get("/intel-exchange")
+def exchange_page(request: Request, principal: Principal = Depends(require("intel.exchange")),
+                  db: Session = Depends(get_db)) -> HTMLResponse:
+    collections = db.scalars(scope(select(IntelCollection), principal, IntelCollection)
+                             .order_by(IntelCollection.title)).all()
+    return render(request, "intel/exchange.html", {
+        "title": _("Exchange with partners"), "collections": collections,
+        "subscriptions": db.scalars(select(Subscription).order_by(Subscription.name)).all(),
+        "peers": db.scalars(select(MispPeer).order_by(MispPeer.name)).all(),
+        "orgs": {o.id: o.name for o in db.scalars(select(Organisation))}})
+
+
+@router.post("/intel-exchange/subscriptions/{subscription_id}/poll")
+def poll_now(subscription_id: int, request: Request, principal: Principal = Depends(require("intel.exchange")),
+             db: Session = Depends(get_db)) -> Response:
+    if db.get(Subscription, subscription_id) is None:
+        from commonwatch.errors import NotFound
+
+        raise NotFound("subscription")
+    state = request.app.state
+    try:
+        result = exchange.poll_subscription(state.sessionmaker, state.settings, state.clock, subscription_id)
+    except Exception as exc:  # shown to the person; the subscription keeps the error too
+        return redirect("/intel-exchange", _("The poll failed: {reason}").format(reason=str(exc)[:300]))
+    return redirect("/intel-exchange", _("{added} new objects, {unchanged} already held, {failed} refused.").format(
+        **{k: result[k] for k in ("added", "unchanged", "failed")}))
+
+
+
+

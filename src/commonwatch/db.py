@@ -150,11 +150,9 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
-    from commonwatch.access.audit import install_audit_listeners
+    import commonwatch.access.audit  # noqa: F401 - its listener audits every ORM session
 
-    factory = sessionmaker(bind=engine, expire_on_commit=False)
-    install_audit_listeners(factory)
-    return factory
+    return sessionmaker(bind=engine, expire_on_commit=False)
 
 
 @contextmanager

@@ -1,7 +1,7 @@
 """The hash-chained audit log.
 
-Every ORM change (create, update, delete) of an audited table is appended automatically in the
-same transaction, with the actor from ``session.info["actor"]``. Other notable acts (sign-in,
+Every ORM change (create, update, delete) of an audited table, in any session, is appended
+automatically in the same transaction, with the actor from ``session.info["actor"]``. Other notable acts (sign-in,
 token issued, a batch ingested) are appended with :func:`record`. Each link stores the hash of
 the previous one; :func:`verify` walks the chain and reports the first broken or missing link.
 """
@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import event, insert, inspect, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from commonwatch.access.models import AuditEntry, AuditHead
 from commonwatch.clock import ensure_utc, utcnow
@@ -175,9 +175,8 @@ def _after_flush(session: Session, _flush_context) -> None:
         append(session.connection(), entries, at=_session_now(session))
 
 
-def install_audit_listeners(factory: sessionmaker[Session]) -> None:
-    if not event.contains(factory, "after_flush", _after_flush):
-        event.listen(factory, "after_flush", _after_flush)
+# On the Session class itself, so every session — however it was made — is audited.
+event.listen(Session, "after_flush", _after_flush)
 
 
 @dataclass

@@ -228,7 +228,12 @@ def test_the_clock_job_alerts_the_coordinator_on_the_page_and_in_the_api(app, cl
     assert incident["route"] == "cii"
     clock.advance(timedelta(minutes=61))
     result = JOBS[0].run(app.state)
-    assert result.raised == 1  # the one coordinator; nobody owns the case yet
+    assert "1 alerts raised; 1 alerts mailed" in result  # the one coordinator; nobody owns the case yet
+    mailed = list((app.state.settings.data_dir / "notify" / "outbox").glob("incident-alert-*.eml"))
+    assert len(mailed) == 1
+    message = mailed[0].read_bytes().decode()
+    assert f"To: {world.users['coordinator']}" in message and incident["ref"] in message
+    assert "0 alerts raised; 0 alerts mailed" in JOBS[0].run(app.state)  # nothing twice
     mine = client.get("/api/v1/incident-alerts", headers=world.auth("coordinator")).json()
     assert [a["state"] for a in mine] == ["missed"] and incident["ref"] in mine[0]["message"]
     assert client.get("/api/v1/incident-alerts", headers=world.auth("a")).json() == []

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Benchmark: one incident from many selected events (bulk linking), and the deadline check over many
-open incidents. No peer tool models national levels or legal clocks (see docs/performance-incidents.md),
+open incidents. No peer tool models national levels or legal clocks (see docs/performance.md (Incidents)),
 so the peer figure is NA.
 
     .venv/bin/python bench/incidents_bench.py --events 100000 --incidents 2000

@@ -24,7 +24,7 @@ from commonwatch.pipeline.models import IngestRun
 #: (harmonisation name, column) in the order the insert statements use.
 EVENT_COLUMNS: list[tuple[str, str]] = [(f.name, f.column) for f in FIELDS] + [("source.ip_bin", "source_ip_bin")]
 STORE_EXTRA = ["batch_id", "created_at"]
-SQLITE_CACHE_KIB = 64 * 1024
+SQLITE_CACHE_KIB = 256 * 1024
 QUARANTINE_COLUMNS = ["record_key", "run_id", "feed_name", "source", "line", "reason", "raw", "created_at"]
 
 

@@ -1,0 +1,70 @@
+"""The store thread: batches grouped into transactions give the same store as one batch, and a
+failing store fails the run loudly, leaving nothing half-written."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select, text
+
+from commonwatch.db import make_sessionmaker
+from commonwatch.events.models import Event
+from commonwatch.feeds.collect import sources_from_path
+from commonwatch.feeds.registry import get_parser
+from commonwatch.pipeline.demo import samples_dir
+from commonwatch.pipeline.models import IngestRun
+from commonwatch.pipeline.runner import ingest_sources
+from tests.pipeline.helpers import count_events, seed_registry
+
+SAMPLE = samples_dir() / "2026-11-24-event4_sinkhole-asn-region-geo.csv"
+
+
+def run(engine, clock, commit_rows: int):
+    return ingest_sources(engine, make_sessionmaker(engine), sources_from_path(SAMPLE, clock.now()),
+                          get_parser("shadowserver"), feed_label="shadowserver", source_label=str(SAMPLE),
+                          clock=clock, data_dir=None, actor="test", commit_rows=commit_rows)
+
+
+def stored(engine) -> list[tuple]:
+    with engine.connect() as conn:
+        return sorted(conn.execute(select(Event.event_key, Event.source_ip, Event.org_id, Event.severity)).all())
+
+
+@pytest.mark.parametrize("commit_rows", [1, 3, 1_000_000])
+def test_small_batches_and_any_grouping_store_what_one_batch_stores(any_engine, clock, monkeypatch, commit_rows):
+    seed_registry(any_engine, clock)
+    whole = run(any_engine, clock, commit_rows)
+    expected = stored(any_engine)
+    with any_engine.begin() as conn:
+        conn.execute(text("DELETE FROM events"))
+
+    monkeypatch.setenv("COMMONWATCH_BATCH_ROWS", "2")
+    split = run(any_engine, clock, commit_rows)
+    assert split.status == "done"
+    assert stored(any_engine) == expected
+    assert (split.rows_read, split.events_stored, split.duplicates, split.quarantined) == (
+        whole.rows_read, whole.events_stored, whole.duplicates, whole.quarantined)
+
+
+def test_a_failing_store_fails_the_run_and_writes_nothing_half(engine, clock, monkeypatch):
+    seed_registry(engine, clock)
+    monkeypatch.setenv("COMMONWATCH_BATCH_ROWS", "2")
+    with engine.begin() as conn:
+        # The third event written aborts its statement, as a full disk or a lost connection would.
+        conn.execute(text("CREATE TRIGGER fail_third BEFORE INSERT ON events "
+                          "WHEN (SELECT count(*) FROM events) >= 2 BEGIN SELECT RAISE(ABORT, 'store failed'); END"))
+
+    with pytest.raises(Exception, match="store failed"):
+        run(engine, clock, commit_rows=1)
+
+    with make_sessionmaker(engine)() as session:
+        failed = session.scalars(select(IngestRun)).one()
+    assert failed.status == "failed" and "store failed" in failed.error
+    # Committed batches are whole: the first batch's two events and its counters, nothing of the next.
+    assert count_events(engine) == 2
+    assert failed.events_stored == 2
+
+    with engine.begin() as conn:
+        conn.execute(text("DROP TRIGGER fail_third"))
+    again = run(engine, clock, commit_rows=1)
+    assert again.status == "done"
+    assert count_events(engine) == again.events_stored + 2

@@ -1,7 +1,7 @@
-"""The in-process runner: collector -> parser -> stages -> store, one transaction per batch.
+"""The in-process runner: collector -> parser -> stages on the calling thread, store on its own.
 
 A run is recorded in ``ingest_runs`` and audited as one act when it ends. Killing the process at
-any point loses nothing and stores nothing twice: each batch commits atomically with the run's
+any point loses nothing and stores nothing twice: whole batches commit atomically with the run's
 counters, and writes are idempotent, so running the same input again completes the store.
 """
 

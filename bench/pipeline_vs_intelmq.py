@@ -12,7 +12,8 @@ an enrichment table (AS number and country for every routed /16); then in the sa
     GeoIP and ASN lookup experts and its file output on the same file (the first ``--peer-rows``
     rows; IntelMQ's cost per event does not depend on the file's length), events/s;
 (c) the matcher alone: IPv4 lookups per second against the 1,000,000-prefix index;
-(d) with ``--rss-rows N``: peak RSS of ``commonwatch ingest`` streaming an N-row file.
+(d) with ``--rss-rows N``: peak RSS of ``commonwatch ingest`` streaming an N-row file;
+(e) with ``--postgres URL``: (a) again on PostgreSQL (COPY), in a database of its own on that server.
 
 Ends with ``RESULT pipeline_vs_intelmq ours=... peer=... unit=events/s ratio=... goal=50``.
 """
@@ -191,7 +192,7 @@ from commonwatch.db import make_engine, make_sessionmaker
 from commonwatch.feeds.collect import sources_from_path
 from commonwatch.feeds.registry import get_parser
 from commonwatch.pipeline.runner import ingest_sources, load_references
-engine = make_engine("sqlite:///" + sys.argv[1]); factory = make_sessionmaker(engine)
+engine = make_engine(sys.argv[1]); factory = make_sessionmaker(engine)
 clock = FrozenClock(datetime(2026, 11, 25, 12, tzinfo=UTC))
 t0 = time.perf_counter(); refs = load_references(engine, factory, None); t_refs = time.perf_counter() - t0
 t0 = time.perf_counter()
@@ -204,9 +205,50 @@ print(json.dumps({"rows": run.rows_read, "stored": run.events_stored, "quarantin
 """
 
 
-def run_ours(db: Path, csv: Path) -> tuple[dict, int]:
+def postgres_copy(template: Path, server_url: str) -> str:
+    """A fresh PostgreSQL database holding the SQLite template's registry and enrichment tables;
+    returns its URL. The copy is made once into a template database, then cloned per run."""
+    import psycopg
+    from sqlalchemy import insert, select
+
+    from commonwatch import capabilities
+    from commonwatch.db import Base, make_engine
+    from commonwatch.migrate import upgrade
+
+    base, _, _ = server_url.rpartition("/")
+    admin = psycopg.connect(server_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True)
+    tpl, run = "commonwatch_bench_template", f"commonwatch_bench_{os.getpid()}"
+    if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (tpl,)).fetchone():
+        log("copying the registry into PostgreSQL (once) ...")
+        admin.execute(f"CREATE DATABASE {tpl}")
+        capabilities.import_models()
+        pg, lite = make_engine(f"{base}/{tpl}"), make_engine(f"sqlite:///{template}")
+        upgrade(pg)
+        with lite.connect() as src, pg.begin() as dst:
+            for name in ("organisations", "networks", "enrichment_loads", "enrichment_ranges"):
+                table = Base.metadata.tables[name]
+                result = src.execution_options(yield_per=50_000).execute(select(table))
+                for part in result.mappings().partitions():
+                    dst.execute(insert(table), [dict(r) for r in part])
+            dst.exec_driver_sql("SELECT setval('organisations_id_seq', (SELECT max(id) FROM organisations))")
+        pg.dispose()
+        lite.dispose()
+    admin.execute(f"DROP DATABASE IF EXISTS {run}")
+    admin.execute(f"CREATE DATABASE {run} TEMPLATE {tpl}")
+    admin.close()
+    return f"{base}/{run}"
+
+
+def drop_postgres(server_url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(server_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS commonwatch_bench_{os.getpid()}")
+
+
+def run_ours(db_url: str, csv: Path) -> tuple[dict, int]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    out = subprocess.run([sys.executable, "-c", OURS, str(db), str(csv)], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-c", OURS, db_url, str(csv)], capture_output=True, text=True,
                          check=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
     rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return json.loads(out.stdout.strip().splitlines()[-1]), max(rss, before)
@@ -268,6 +310,9 @@ def main() -> None:
     ap.add_argument("--skip-peer", action="store_true")
     ap.add_argument("--rss-rows", type=int, default=0, help="also stream a file of this many rows; report peak RSS")
     ap.add_argument("--seed", type=int, default=20261125)
+    ap.add_argument("--postgres", metavar="URL", default="",
+                    help="also run commonwatch on PostgreSQL (a server URL, e.g. postgresql://127.0.0.1:5432/test; "
+                         "the benchmark creates and drops databases of its own there)")
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
     DATA.mkdir(parents=True, exist_ok=True)
@@ -288,13 +333,19 @@ def main() -> None:
         db = work / "store.db"
         shutil.copy(template, db)
         log("commonwatch: ingesting ...")
-        ours, rss = run_ours(db, csv)
+        ours, rss = run_ours(f"sqlite:///{db}", csv)
         ours_rate = ours["rows"] / ours["seconds"]
         print(f"commonwatch: {ours['rows']:,} rows in {ours['seconds']:.1f} s = {ours_rate:,.0f} events/s "
               f"({ours['stored']:,} stored, {ours['quarantined']:,} quarantined); peak RSS {rss / 1024:.0f} MB; "
               f"reference data loaded in {ours['reference_load_seconds']:.1f} s")
         for stage, secs in sorted(ours["stages"].items(), key=lambda kv: -kv[1]):
             print(f"  {stage:<14} {secs:8.2f} s  {ours['rows'] / max(secs, 1e-9):>14,.0f} rows/s")
+        if args.postgres:
+            log("commonwatch on PostgreSQL: ingesting ...")
+            pg_run, _ = run_ours(postgres_copy(template, args.postgres), csv)
+            print(f"commonwatch on PostgreSQL: {pg_run['rows']:,} rows in {pg_run['seconds']:.1f} s = "
+                  f"{pg_run['rows'] / pg_run['seconds']:,.0f} events/s ({pg_run['stored']:,} stored); store "
+                  f"{pg_run['rows'] / max(pg_run['stages'].get('store', 0), 1e-9):,.0f} rows/s")
         lookups, build = matcher_rate(starts, ends, lengths, orgs, rng)
         print(f"matcher: {lookups:,.0f} IPv4 lookups/s against {PREFIXES:,} prefixes (index built in {build:.1f} s)")
         if args.rss_rows:
@@ -304,7 +355,7 @@ def main() -> None:
                 report(big, args.rss_rows, np.random.default_rng(args.seed + 2), starts, lengths)
             db2 = work / "store-rss.db"
             shutil.copy(template, db2)
-            big_run, big_rss = run_ours(db2, big)
+            big_run, big_rss = run_ours(f"sqlite:///{db2}", big)
             print(f"streaming {big_run['rows']:,} rows: {big_run['seconds']:.0f} s, "
                   f"{big_run['rows'] / big_run['seconds']:,.0f} events/s, peak RSS {big_rss / 1024:.0f} MB "
                   f"(goal < 1536 MB)")
@@ -321,6 +372,8 @@ def main() -> None:
               f"ratio={ours_rate / peer_rate:.1f} goal=50")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        if args.postgres:
+            drop_postgres(args.postgres)
 
 
 if __name__ == "__main__":

@@ -87,6 +87,19 @@ def constituency(rng: np.random.Generator):
     return starts, ends, lengths, orgs
 
 
+def current_layout(template: Path) -> bool:
+    """Whether a kept template has the page size commonwatch gives new databases today."""
+    from commonwatch.db import SQLITE_PAGE_SIZE
+
+    if not template.exists():
+        return False
+    con = sqlite3.connect(template)
+    try:
+        return con.execute("PRAGMA page_size").fetchone()[0] == SQLITE_PAGE_SIZE
+    finally:
+        con.close()
+
+
 def build_template(path: Path, rng: np.random.Generator, starts, ends, lengths, orgs, tsv: Path) -> None:
     """A migrated SQLite database with the constituency and the enrichment table loaded."""
     from commonwatch import capabilities
@@ -322,7 +335,7 @@ def main() -> None:
         starts, ends, lengths, orgs = constituency(rng)
         tsv, pyasn, mmdb = DATA / "ip2asn.tsv", DATA / "ipasn.dat", DATA / "country.mmdb"
         template = DATA / f"registry-{args.seed}.db"
-        if not all(p.exists() for p in (template, tsv, pyasn, mmdb)):
+        if not all(p.exists() for p in (template, tsv, pyasn, mmdb)) or not current_layout(template):
             log("generating enrichment files and the 100,000-organisation / 1,000,000-prefix registry ...")
             enrichment_files(rng, tsv, pyasn, mmdb)
             build_template(template, rng, starts, ends, lengths, orgs, tsv)

@@ -212,3 +212,22 @@ def test_an_empty_selection_exports_cleanly(client, world, fmt):
         assert resp.json() == []
     else:
         assert resp.text == ""
+
+
+def test_harmonisation_fields_kept_in_extra_go_back_to_their_names_in_intelmq(app, client, world):
+    # A Shadowserver report's region and city have no column: the store keeps them in extra under
+    # their harmonisation names. IntelMQ must get them as its own fields, and no empty values.
+    row = event_row(5, at=datetime.fromisoformat("2026-11-25T02:00:00+00:00"), org_id=world.org_a,
+                    extra={"source.geolocation.region": "Zhejiang", "source.geolocation.city": None,
+                           "malware.hash.sha256": "a" * 64, "tag": "http", "naics": "", "source.not_a_field": "x"})
+    with session_scope(app.state.sessionmaker, actor="test") as s:
+        insert_events(s, [row])
+    [raw] = _export(client, world.auth("admin"), format="intelmq").text.splitlines()
+    line = json.loads(raw)
+    assert line["source.geolocation.region"] == "Zhejiang"
+    assert line["malware.hash.sha256"] == "a" * 64
+    assert line["extra.tag"] == "http" and line["extra.source.not_a_field"] == "x"
+    assert not {"source.geolocation.city", "extra.source.geolocation.city", "extra.naics",
+                "extra.source.geolocation.region"} & set(line)
+    assert MessageFactory.unserialize(raw, harmonization=INTELMQ_HARMONISATION,
+                                      default_type="Event").to_dict() == line

@@ -12,8 +12,9 @@ Formats:
 - ``json``: an array of objects keyed by harmonisation name, ``extra`` an object; ``jsonl``: the
   same objects, one per line.
 - ``intelmq``: one IntelMQ event per line, as IntelMQ's file output writes them: only IntelMQ
-  harmonisation keys, ``extra`` flattened one level (``extra.<key>``), times ISO 8601 with
-  offset, empty values left out. commonwatch's own fields travel as ``extra.commonwatch.<name>``
+  harmonisation keys, ``extra`` flattened one level (``extra.<key>``; harmonisation fields the
+  store keeps in ``extra``, such as ``source.geolocation.region``, under their own names), times
+  ISO 8601 with offset, empty values left out. commonwatch's own fields travel as ``extra.commonwatch.<name>``
   (``extra.commonwatch.event.key``, ``extra.commonwatch.constituent.org_id``, ...), so a
   commonwatch that reads the lines back restores the event. TLP is mapped to the TLP 1.0 values
   IntelMQ accepts: CLEAR -> WHITE, GREEN, AMBER and RED unchanged, and AMBER+STRICT -> RED.
@@ -38,7 +39,7 @@ from commonwatch.access.principal import Principal
 from commonwatch.clock import ensure_utc
 from commonwatch.errors import Invalid
 from commonwatch.events import search
-from commonwatch.events.schema import FIELDS
+from commonwatch.events.schema import FIELDS, INTELMQ_FIELDS
 from commonwatch.exports import csv_text
 from commonwatch.i18n import _
 
@@ -91,8 +92,8 @@ def intelmq_record(row: Any) -> dict[str, Any]:
         if isinstance(value, datetime):
             value = _iso(value)
         if f.name == "extra":
-            for key, item in value.items():
-                out[f"extra.{key}"] = item
+            for key, item in intelmq_extra(value):
+                out.setdefault(key, item)
         elif f.name == "tlp":
             out["tlp"] = INTELMQ_TLP[value]
             own["tlp"] = value
@@ -103,6 +104,15 @@ def intelmq_record(row: Any) -> dict[str, Any]:
     for name, value in own.items():
         out[OWN_PREFIX + name] = value
     return out
+
+
+def intelmq_extra(extra: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    """``extra`` as IntelMQ keys: harmonisation fields kept in ``extra`` under their own names,
+    the rest as ``extra.<key>``; empty values left out, as IntelMQ leaves them out."""
+    for key, value in extra.items():
+        if value is None or value == "":
+            continue
+        yield (key if key in INTELMQ_FIELDS else f"extra.{key}"), value
 
 
 _BY_TYPE = {name: i for i, name in enumerate(_COLUMNS)}

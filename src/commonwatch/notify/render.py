@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from commonwatch import i18n
 from commonwatch.clock import ensure_utc
+from commonwatch.events.export import intelmq_extra
 from commonwatch.events.models import Event
 from commonwatch.events.schema import BY_NAME, SEVERITIES, TLP_LABELS
 from commonwatch.exports import write_csv
@@ -138,8 +139,8 @@ def event_dicts(events: pl.DataFrame, *, intelmq: bool) -> list[dict[str, Any]]:
         extra = json.loads(row["extra"]) if row["extra"] else None
         if intelmq:
             item["tlp"] = _INTELMQ_TLP.get(item.get("tlp", ""), item.get("tlp"))
-            for key, value in (extra or {}).items():
-                item[f"extra.{key}"] = value
+            for key, value in intelmq_extra(extra or {}):
+                item.setdefault(key, value)
         elif extra:
             item["extra"] = extra
         out.append(item)

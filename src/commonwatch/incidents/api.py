@@ -16,13 +16,13 @@ from commonwatch.constituency.models import Organisation
 from commonwatch.errors import Invalid
 from commonwatch.incidents import alerts, reports, sharing
 from commonwatch.incidents import services as svc
-from commonwatch.incidents.attachments import AttachmentRefused, blob_path
+from commonwatch.incidents.attachments import AttachmentRefused
 from commonwatch.incidents.clocks import CaseFacts, reporting_clocks, route_for_org_kind
 from commonwatch.incidents.grading import grade, parse_facts
 from commonwatch.incidents.models import Incident, IncidentAttachment, IncidentShare, IncidentTask
 from commonwatch.incidents.rules import IncidentRules, load_incident_rules
 from commonwatch.incidents.timing import parse_time
-from commonwatch.incidents.views import clocks_json, describe, grading_rows
+from commonwatch.incidents.views import attachment_download, clocks_json, describe, grading_rows
 from commonwatch.web.deps import get_db, require
 
 router = APIRouter(tags=["incidents"])
@@ -424,22 +424,7 @@ async def add_attachment(incident_id: int, request: Request, file: UploadFile = 
 def download_attachment(incident_id: int, attachment_id: int, request: Request,
                         principal: Principal = Depends(require("incidents.read")),
                         db: Session = Depends(get_db)) -> Response:
-    svc.get_incident(db, principal, incident_id)
-    row = svc.get_attachment(db, principal, attachment_id)
-    if row.incident_id != incident_id:
-        from commonwatch.errors import NotFound
-
-        raise NotFound("attachment")
-    path = blob_path(svc.attachment_root(request.app.state.settings.data_dir), row.sha256)
-    return Response(path.read_bytes(), media_type=row.content_type, headers={
-        "Content-Disposition": f"attachment; filename*=UTF-8''{_quote(row.filename)}",
-        "X-Content-SHA256": row.sha256})
-
-
-def _quote(name: str) -> str:
-    from urllib.parse import quote
-
-    return quote(name, safe="")
+    return attachment_download(db, principal, incident_id, attachment_id, request.app.state.settings.data_dir)
 
 
 @router.get("/incidents/{incident_id}/events")

@@ -17,16 +17,23 @@ from commonwatch.access.models import User
 from commonwatch.access.principal import Principal, Role
 from commonwatch.constituency.models import Organisation, OrgKind
 from commonwatch.db import scope
-from commonwatch.errors import Forbidden, Invalid, NotFound
+from commonwatch.errors import Forbidden, Invalid
 from commonwatch.events.models import Event
 from commonwatch.i18n import N_, _
 from commonwatch.incidents import alerts, reports, sharing
 from commonwatch.incidents import services as svc
-from commonwatch.incidents.attachments import AttachmentRefused, blob_path
+from commonwatch.incidents.attachments import AttachmentRefused
 from commonwatch.incidents.models import STATUSES, TASK_STATUSES, TRANSITIONS, Incident
 from commonwatch.incidents.rules import ROUTE_KEYS, TLP_LABELS, IncidentRules, load_incident_rules
 from commonwatch.incidents.timing import to_local_input
-from commonwatch.incidents.views import clock_rows, describe, grading_rows, level_label, state_label
+from commonwatch.incidents.views import (
+    attachment_download,
+    clock_rows,
+    describe,
+    grading_rows,
+    level_label,
+    state_label,
+)
 from commonwatch.web.deps import get_db, require
 from commonwatch.web.nav import NavItem
 from commonwatch.web.pages import redirect, render
@@ -381,15 +388,7 @@ async def attachment_post(incident_id: int, request: Request,
 def attachment_get(incident_id: int, attachment_id: int, request: Request,
                    principal: Principal = Depends(require("incidents.read")),
                    db: Session = Depends(get_db)) -> Response:
-    svc.get_incident(db, principal, incident_id)
-    row = svc.get_attachment(db, principal, attachment_id)
-    if row.incident_id != incident_id:
-        raise NotFound("attachment")
-    from urllib.parse import quote
-
-    path = blob_path(svc.attachment_root(request.app.state.settings.data_dir), row.sha256)
-    return Response(path.read_bytes(), media_type=row.content_type, headers={
-        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(row.filename, safe='')}"})
+    return attachment_download(db, principal, incident_id, attachment_id, request.app.state.settings.data_dir)
 
 
 @router.post("/incidents/{incident_id}/events")

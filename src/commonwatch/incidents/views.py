@@ -4,11 +4,20 @@ timeline in the reader's language."""
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+from fastapi import Response
+from sqlalchemy.orm import Session
+
+from commonwatch.access.principal import Principal
 from commonwatch.clock import ensure_utc
+from commonwatch.errors import NotFound
 from commonwatch.i18n import _
+from commonwatch.incidents import services as svc
 from commonwatch.incidents.alerts import clock_title
+from commonwatch.incidents.attachments import blob_path
 from commonwatch.incidents.clocks import at_risk_window, clock_state
 from commonwatch.incidents.models import Incident, TimelineEntry
 from commonwatch.incidents.rules import IncidentRules
@@ -144,3 +153,16 @@ def _fmt_iso(value: str | None, tz: str) -> str:
     if not value:
         return "—"
     return format_datetime(datetime.fromisoformat(value), tz)
+
+
+def attachment_download(db: Session, principal: Principal, incident_id: int, attachment_id: int,
+                        data_dir: Path) -> Response:
+    """One attachment of an incident the principal may read, as a download (API and pages alike)."""
+    svc.get_incident(db, principal, incident_id)
+    row = svc.get_attachment(db, principal, attachment_id)
+    if row.incident_id != incident_id:
+        raise NotFound("attachment")
+    path = blob_path(svc.attachment_root(data_dir), row.sha256)
+    return Response(path.read_bytes(), media_type=row.content_type, headers={
+        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(row.filename, safe='')}",
+        "X-Content-SHA256": row.sha256})

@@ -13,7 +13,12 @@ an enrichment table (AS number and country for every routed /16); then in the sa
     rows; IntelMQ's cost per event does not depend on the file's length), events/s;
 (c) the matcher alone: IPv4 lookups per second against the 1,000,000-prefix index;
 (d) with ``--rss-rows N``: peak RSS of ``commonwatch ingest`` streaming an N-row file;
-(e) with ``--postgres URL``: (a) again on PostgreSQL (COPY), in a database of its own on that server.
+(e) with ``--postgres URL``: (a) again on PostgreSQL (COPY), in a database of its own on that server;
+(f) the ceiling of a store that writes one SQLite row per event: the rows (a) stored, inserted again
+    by SQLite alone (``INSERT ... SELECT`` from the filled store into a fresh copy of the registry,
+    no Python per row) into the events table as commonwatch defines it, and into a bare copy of it
+    without indexes or constraints. No parser or stage runs here, so no row-per-event pipeline on
+    this machine can be faster than these rates.
 
 Ends with ``RESULT pipeline_vs_intelmq ours=... peer=... unit=events/s ratio=... goal=50``.
 """
@@ -267,6 +272,35 @@ def run_ours(db_url: str, csv: Path) -> tuple[dict, int]:
     return json.loads(out.stdout.strip().splitlines()[-1]), max(rss, before)
 
 
+def store_ceiling(template: Path, store: Path, work: Path) -> dict[str, float]:
+    """Rows/s SQLite alone sustains writing the stored events again (see (f) in the docstring)."""
+    from commonwatch.db import SQLITE_PAGE_SIZE
+    from commonwatch.pipeline.store import SQLITE_CACHE_KIB
+
+    target = work / "ceiling.db"
+    shutil.copy(template, target)
+    con = sqlite3.connect(target, isolation_level=None)
+    try:
+        assert con.execute("PRAGMA page_size").fetchone()[0] == SQLITE_PAGE_SIZE
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", f"cache_size=-{SQLITE_CACHE_KIB}"):
+            con.execute(f"PRAGMA {pragma}")
+        con.execute("ATTACH ? AS stored", (str(store),))
+        con.execute("CREATE TABLE bare_events AS SELECT * FROM stored.events WHERE 0")
+        rows = con.execute("SELECT count(*) FROM stored.events").fetchone()[0]
+        rates = {}
+        for label, table in (("indexed", "events"), ("bare", "bare_events")):
+            # The WHERE clause keeps SQLite from copying pages wholesale (its transfer optimisation),
+            # so every row goes through the ordinary insert, in the order the pipeline stored them.
+            t0 = time.perf_counter()
+            con.execute("BEGIN")
+            con.execute(f"INSERT OR IGNORE INTO main.{table} SELECT * FROM stored.events WHERE id > 0 ORDER BY id")
+            con.execute("COMMIT")
+            rates[label] = rows / (time.perf_counter() - t0)
+        return rates
+    finally:
+        con.close()
+
+
 def ensure_intelmq() -> Path:
     py = VENV / "bin" / "python"
     if not py.exists():
@@ -353,6 +387,9 @@ def main() -> None:
               f"reference data loaded in {ours['reference_load_seconds']:.1f} s")
         for stage, secs in sorted(ours["stages"].items(), key=lambda kv: -kv[1]):
             print(f"  {stage:<14} {secs:8.2f} s  {ours['rows'] / max(secs, 1e-9):>14,.0f} rows/s")
+        ceiling = store_ceiling(template, db, work)
+        print(f"store ceiling (SQLite alone, one row per event): {ceiling['indexed']:,.0f} rows/s into the events "
+              f"table with its indexes; {ceiling['bare']:,.0f} rows/s into a bare copy without indexes")
         if args.postgres:
             log("commonwatch on PostgreSQL: ingesting ...")
             pg_run, _ = run_ours(postgres_copy(template, args.postgres), csv)
@@ -381,6 +418,8 @@ def main() -> None:
         print(f"IntelMQ 3.5 ({' -> '.join(peer['bots'])}): {peer['events']:,} events in {peer['seconds']:.1f} s "
               f"= {peer_rate:,.0f} events/s")
         print(f"matcher goal: >= 5,000,000 lookups/s: {'met' if lookups >= 5e6 else 'NOT met'}")
+        print(f"ceiling of a one-row-per-event SQLite store on this machine: {ceiling['indexed'] / peer_rate:.1f}x "
+              f"IntelMQ with the events table's indexes, {ceiling['bare'] / peer_rate:.1f}x without any")
         print(f"RESULT pipeline_vs_intelmq ours={ours_rate:.0f} peer={peer_rate:.0f} unit=events/s "
               f"ratio={ours_rate / peer_rate:.1f} goal=50")
     finally:

@@ -27,7 +27,7 @@ class NotifySettings(BaseSettings):
     #: A digest larger than this is split over several messages (mail servers limit sizes).
     max_events_per_message: int = 20_000
     #: Events shown inline per type in the text body (all of them are in the attachment).
-    inline_events_per_type: int = 10
+    inline_events_per_type: int = Field(default=10, ge=0)
     #: Events read per planning step.
     plan_chunk: int = 200_000
     #: Deliveries sent per run (the rest wait for the next run).

@@ -101,23 +101,24 @@ def pad(value: Any, width: int) -> str:
 
 
 def summarise(events: pl.DataFrame, examples: int) -> list[dict[str, Any]]:
-    """One row per classification type: count, highest severity, re-observations, a few examples."""
-    ranked = events.with_columns(
-        pl.col("severity").replace_strict(_SEV_RANK, default=0, return_dtype=pl.Int32).alias("_rank"))
-    groups = (ranked.group_by("classification.type")
+    """One row per classification type: count, highest severity, re-observations and the first
+    ``examples`` events by severity, then time (ties keep the delivery's order)."""
+    groups = (events.lazy()
+              .with_columns(pl.col("severity").replace_strict(_SEV_RANK, default=0, return_dtype=pl.Int32)
+                            .alias("_rank"))
+              .group_by("classification.type")
               .agg(pl.len().alias("count"), pl.col("_rank").max().alias("rank"), pl.col("repeats").sum(),
-                   pl.col("source.ip").n_unique().alias("hosts"))
-              .sort(["rank", "count", "classification.type"], descending=[True, True, False]))
-    sample = (ranked.sort(["_rank", "time.source"], descending=[True, False])
-              .group_by("classification.type", maintain_order=True).head(examples))
-    out = []
-    for row in groups.iter_rows(named=True):
-        kind = row["classification.type"]
-        rows = sample.filter(pl.col("classification.type") == kind).iter_rows(named=True)
-        out.append({"type": kind, "label": type_label(kind), "count": row["count"], "hosts": row["hosts"],
-                    "severity": SEVERITIES[row["rank"]], "severity_label": severity_label(SEVERITIES[row["rank"]]),
-                    "repeats": row["repeats"], "advice": advice_for(kind), "examples": list(rows)})
-    return out
+                   pl.col("source.ip").n_unique().alias("hosts"),
+                   pl.struct(events.columns)
+                   .sort_by(["_rank", "time.source"], descending=[True, False], maintain_order=True)
+                   .head(max(examples, 0)).alias("examples"))
+              .sort(["rank", "count", "classification.type"], descending=[True, True, False])
+              .collect())
+    return [{"type": row["classification.type"], "label": type_label(row["classification.type"]),
+             "count": row["count"], "hosts": row["hosts"], "severity": SEVERITIES[row["rank"]],
+             "severity_label": severity_label(SEVERITIES[row["rank"]]), "repeats": row["repeats"],
+             "advice": advice_for(row["classification.type"]), "examples": row["examples"]}
+            for row in groups.iter_rows(named=True)]
 
 
 def csv_bytes(events: pl.DataFrame) -> bytes:

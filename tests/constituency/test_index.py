@@ -6,7 +6,7 @@ import ipaddress
 
 import numpy as np
 import polars as pl
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from commonwatch.constituency.index import (
@@ -36,6 +36,8 @@ def _nets(cidrs_orgs):
 
 def _brute(cidrs_orgs, ip: str) -> int:
     addr = ipaddress.ip_address(ip)
+    # An IPv4-mapped IPv6 address is the IPv4 host it carries, as the pipeline reads it.
+    addr = getattr(addr, "ipv4_mapped", None) or addr
     best = None
     for cidr, org in cidrs_orgs:
         net = ipaddress.ip_network(cidr)
@@ -55,6 +57,8 @@ prefix6 = st.builds(lambda a, p: str(ipaddress.ip_network((a, p), strict=False))
 @given(st.lists(st.tuples(st.one_of(prefix4, prefix6), st.integers(1, 5)), max_size=25),
        st.lists(st.one_of(st.integers(0, 2**32 - 1).map(lambda i: str(ipaddress.IPv4Address(i))),
                           st.integers(0, 2**128 - 1).map(lambda i: str(ipaddress.IPv6Address(i)))), max_size=30))
+@example(nets=[("::/80", 1)], ips=["::ffff:1.2.3.4"])  # mapped: the IPv4 host, not the IPv6 network
+@example(nets=[("1.2.3.0/24", 2)], ips=["::ffff:1.2.3.4", "::ffff:1.2.4.1"])
 def test_longest_prefix_agrees_with_brute_force(nets, ips):
     # Probe the edges of every network too: that is where an off-by-one would hide.
     probes = list(ips)

@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from commonwatch import __version__, capabilities
 from commonwatch.clock import Clock, SystemClock
 from commonwatch.config import Settings, get_settings
-from commonwatch.db import make_engine, make_sessionmaker
+from commonwatch.db import make_engine, make_sessionmaker, read_only_engine
 from commonwatch.errors import CommonwatchError, Invalid
 from commonwatch.i18n import _
 from commonwatch.web.deps import CsrfFailed, LoginRequired
@@ -95,7 +95,8 @@ def _add_operational_routes(app: FastAPI) -> None:
     @app.get("/healthz", include_in_schema=False)
     def healthz(request: Request) -> Response:
         try:
-            with request.app.state.engine.connect() as conn:
+            # A read: on SQLite it must not wait behind an ingest holding the write lock.
+            with read_only_engine(request.app.state.engine).connect() as conn:
                 conn.execute(text("SELECT 1"))
         except Exception as exc:
             log.warning("health check failed", extra={"error": str(exc)})

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import (
     BigInteger,
     DateTime,
+    Executable,
     Integer,
     MetaData,
     Select,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import JSON, TypeDecorator
@@ -132,6 +134,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 #: Bytes per page of a new SQLite database (SQLite's largest).
 SQLITE_PAGE_SIZE = 65536
+#: How long a SQLite writer waits for the write lock before it gives up.
+SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -146,14 +150,64 @@ def _configure_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cur.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):
-        # IMMEDIATE takes the write lock at the start, so a transaction that read first cannot
-        # fail later with SQLITE_BUSY when it writes; readers are never blocked in WAL mode.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        if conn.get_execution_options().get(READ_ONLY):
+            # DEFERRED reads a WAL snapshot and never waits for a writer; query_only makes a
+            # write in it an error instead of a wait for the write lock.
+            conn.exec_driver_sql("PRAGMA query_only=ON")
+            conn.exec_driver_sql("BEGIN")
+        else:
+            # IMMEDIATE takes the write lock at the start, so a transaction that read first
+            # cannot fail later with SQLITE_BUSY when it writes.
+            conn.exec_driver_sql("PRAGMA query_only=OFF")
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+#: Execution option of an engine whose transactions only read (see ``read_only_engine``).
+READ_ONLY = "commonwatch_read_only"
+
+
+def read_only_engine(engine: Engine) -> Engine:
+    """``engine`` for transactions that only read. On SQLite they do not take the write lock, so
+    they run while an ingest holds it for seconds, and a write in them fails at once; on
+    PostgreSQL readers never wait for writers anyway."""
+    return engine.execution_options(**{READ_ONLY: True})
+
+
+def write_after(session: Session, statement: Executable) -> None:
+    """Queue an advisory write (a browser session's last activity, a token's last use) for
+    ``run_writes_after``, so that a request that only reads needs no write lock for it."""
+    session.info.setdefault("writes_after", []).append(statement)
+
+
+def run_writes_after(engine: Engine, session: Session, wait_seconds: float = 1.0) -> bool:
+    """Run what ``write_after`` queued in a transaction of its own, waiting at most
+    ``wait_seconds`` for SQLite's write lock; False (nothing written) if it stayed busy. The
+    writes are advisory and repeat on a later request, so skipping them loses nothing."""
+    statements = session.info.pop("writes_after", [])
+    if not statements:
+        return True
+    with engine.connect() as conn:
+        # On the driver's connection: through SQLAlchemy the pragma would open the transaction.
+        pragma = conn.connection.driver_connection.execute if conn.dialect.name == "sqlite" else None
+        if pragma:
+            pragma(f"PRAGMA busy_timeout={int(wait_seconds * 1000)}")
+        try:
+            with conn.begin():
+                for statement in statements:
+                    conn.execute(statement)
+            return True
+        except OperationalError as exc:
+            if pragma and "locked" in str(exc.orig):
+                return False
+            raise
+        finally:
+            if pragma:
+                pragma(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -10,13 +10,14 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from commonwatch.access import audit
 from commonwatch.access.models import ApiToken, LoginAttempt, Membership, User, WebSession
 from commonwatch.access.principal import Principal, Role
 from commonwatch.config import Settings
+from commonwatch.db import write_after
 from commonwatch.errors import FieldError, Invalid, NotFound
 from commonwatch.i18n import _
 from commonwatch.validation import normalise_email
@@ -165,7 +166,7 @@ def resolve_token(session: Session, secret: str, now: datetime) -> ApiToken | No
     if token.expires_at is not None and token.expires_at <= now:
         return None
     if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=5):
-        token.last_used_at = now
+        write_after(session, update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now))
     return token
 
 
@@ -222,16 +223,19 @@ def _burn() -> None:
 
 
 def resolve_session(session: Session, settings: Settings, cookie: str, now: datetime) -> WebSession | None:
-    """The live browser session for a cookie, sliding its idle timer; None if expired or idle."""
+    """The live browser session for a cookie, sliding its idle timer; None if expired or idle.
+
+    The timer and the removal of a dead session are queued with ``write_after``: they are
+    advisory, and a request that only reads should not wait for the write lock for them."""
     ws = session.scalar(select(WebSession).where(WebSession.session_hash == sha256_hex(cookie)))
     if ws is None:
         return None
     idle = timedelta(minutes=settings.session_idle_minutes)
     if ws.expires_at <= now or now - ws.last_seen_at > idle or not ws.user.active:
-        session.delete(ws)
+        write_after(session, delete(WebSession).where(WebSession.id == ws.id))
         return None
     if now - ws.last_seen_at > timedelta(minutes=1):
-        ws.last_seen_at = now
+        write_after(session, update(WebSession).where(WebSession.id == ws.id).values(last_seen_at=now))
     return ws
 
 

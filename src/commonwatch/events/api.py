@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from commonwatch.access.principal import Principal
 from commonwatch.errors import Invalid
 from commonwatch.events import export, search, stats
-from commonwatch.web.deps import get_db, require
+from commonwatch.web.deps import get_db, require, writes
 
 router = APIRouter(tags=["events"])
 
@@ -131,6 +131,7 @@ def list_events(params: FilterParams = Depends(),
 @router.get("/events/export", response_class=StreamingResponse,
             responses={200: {"content": {t: {} for t in set(export.MEDIA_TYPES.values())},
                              "description": "The selection, streamed."}})
+@writes
 def export_events(request: Request, params: FilterParams = Depends(),
                   format: str = Query("csv", description="csv, json (an array), jsonl (JSON lines) or intelmq "
                                       "(IntelMQ JSON lines)."),

@@ -31,7 +31,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from commonwatch.access.principal import Principal
 from commonwatch.clock import ensure_utc
-from commonwatch.db import scope
+from commonwatch.db import read_only_engine, scope
 from commonwatch.errors import FieldError, Invalid
 from commonwatch.events.models import Event
 from commonwatch.events.schema import FIELDS, SEVERITIES, TLP_LABELS
@@ -520,6 +520,7 @@ def iter_rows(engine: Engine, principal: Principal, f: EventFilter, *, max_rows:
     """
     state = state if state is not None else StreamState()
     last: Position | None = None
+    engine = read_only_engine(engine)
     with engine.connect() as conn:
         dense = is_dense(conn, principal, f, up_to_id=up_to_id)
     while state.rows < max_rows:

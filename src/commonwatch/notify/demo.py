@@ -97,7 +97,6 @@ def load(ctx) -> None:
 
     session = ctx.session
     _ensure_centre_key(ctx.settings)
-    policies.default_policy(session)
     if "grid" in ctx.orgs and policies.own_policy(session, ctx.orgs["grid"].id) is None:
         policies.save_policy(session, ctx.orgs["grid"].id, {"cadence": "immediate", "min_severity": "low"},
                              allowlist=[])

@@ -167,7 +167,6 @@ async def _read_policy_form(request: Request) -> dict[str, Any]:
 def policy_default_form(request: Request, principal: Principal = Depends(require("notify.manage")),
                         db: Session = Depends(get_db)) -> HTMLResponse:
     p = policies.default_policy(db)
-    db.commit()
     return _policy_form(request, org=None, form=_policy_form_values(p), errors={}, has_secret=bool(p.webhook_secret))
 
 
@@ -181,7 +180,6 @@ def policy_form(org_id: int, request: Request, principal: Principal = Depends(re
                 db: Session = Depends(get_db)) -> HTMLResponse:
     org = registry.get_org(db, principal, org_id)
     p = policies.own_policy(db, org_id) or policies.default_policy(db)
-    db.commit()
     return _policy_form(request, org=org, form=_policy_form_values(p), errors={},
                         has_secret=bool(p.webhook_secret and p.org_id == org_id))
 

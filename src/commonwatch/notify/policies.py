@@ -58,15 +58,14 @@ class Effective:
 
 
 def default_policy(session: Session) -> Policy:
-    """The centre-wide default, created with the built-in values the first time it is asked for."""
+    """The centre-wide default: the stored one, or (not stored: reading never writes) the built-in
+    values until someone saves it."""
     policy = session.scalar(select(Policy).where(Policy.org_id.is_(None)).order_by(Policy.id).limit(1))
     if policy is None:
         policy = Policy(org_id=None, enabled=True, types=[], min_severity="low", cadence="daily",
                         immediate_severity="high", cii_immediate=True, channel="email", encryption_required=False,
                         language="", attach_intelmq=False, repeat_window_hours=168, webhook_url="",
                         webhook_secret="")
-        session.add(policy)
-        session.flush()
     return policy
 
 
@@ -170,6 +169,7 @@ def save_policy(session: Session, org_id: int | None, data: dict[str, Any], *, a
     fields = validate_policy({k: v for k, v in data.items() if k in POLICY_FIELDS}, allowlist)
     if org_id is None:
         policy = default_policy(session)
+        session.add(policy)  # the built-in values are stored the first time they are saved
     else:
         policy = own_policy(session, org_id)
         if policy is None:

@@ -12,11 +12,13 @@ from sqlalchemy.orm import Session
 
 from commonwatch.access import services as access
 from commonwatch.access.principal import Principal
+from commonwatch.db import read_only_engine, run_writes_after
 from commonwatch.errors import Forbidden
 
 SESSION_COOKIE = "cw_session"
 LANG_COOKIE = "cw_lang"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+WRITES = "__commonwatch_writes__"
 
 
 class LoginRequired(Exception):
@@ -33,19 +35,31 @@ class CsrfFailed(Exception):
 
 
 def get_db(request: Request) -> Iterator[Session]:
+    """The request's database session. A GET, HEAD or OPTIONS request only reads (on SQLite it
+    never waits for a writer, such as an ingest, and a write in it is an error); advisory writes
+    queued with ``db.write_after`` run once the request's own transaction is over."""
     state = request.app.state
-    session = state.sessionmaker()
+    safe = request.method in SAFE_METHODS and not getattr(request.scope.get("endpoint"), WRITES, False)
+    session = state.sessionmaker(bind=read_only_engine(state.engine)) if safe else state.sessionmaker()
     session.info["clock"] = state.clock
     session.info["actor"] = f"anonymous {client_ip(request)}"
     try:
         yield session
-        if session.new or session.dirty or session.deleted:
-            session.commit()  # incidental writes: a token's last use, a session's last activity
+        if not safe and (session.new or session.dirty or session.deleted):
+            session.commit()
     except BaseException:
         session.rollback()
         raise
     finally:
         session.close()
+        run_writes_after(state.engine, session)
+
+
+def writes(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a GET endpoint that writes (an export records who took what in the audit log): its
+    session takes the write lock as a POST's does, instead of failing as a read."""
+    setattr(endpoint, WRITES, True)
+    return endpoint
 
 
 def client_ip(request: Request) -> str:
@@ -87,7 +101,6 @@ def current_principal(request: Request, db: Session = Depends(get_db),
             return None
         ws = access.resolve_session(db, state.settings, cookie, now)
         if ws is None:
-            db.commit()  # forget the expired session now, whatever the request does next
             return None
         if request.method not in SAFE_METHODS and not (
             csrf and hmac.compare_digest(csrf.encode(), ws.csrf_token.encode())

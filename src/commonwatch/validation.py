@@ -47,6 +47,20 @@ def parse_cidr(value: str, field: str = "cidr") -> ipaddress.IPv4Network | ipadd
             value=text, network=loose)) from None
 
 
+#: IPv4-mapped IPv6 addresses (RFC 4291 2.5.5.2): the pipeline reads them as the IPv4 hosts they carry.
+IPV4_MAPPED = ipaddress.ip_network("::ffff:0:0/96")
+
+
+def parse_registry_network(value: str, field: str = "cidr") -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    """A network an organisation can hold: ``parse_cidr``, and no IPv6 network over the
+    IPv4-mapped range, whose addresses match as IPv4 and would never reach it."""
+    net = parse_cidr(value, field)
+    if net.version == 6 and net.overlaps(IPV4_MAPPED):
+        raise Invalid(field, _("{network} covers the IPv4-mapped addresses ::ffff:0:0/96, which are matched as "
+                               "IPv4 hosts: register the IPv4 networks instead").format(network=net))
+    return net
+
+
 def parse_asn(value: str | int, field: str = "asn") -> int:
     """An AS number from ``64500``, ``AS64500`` or ``as 64500``."""
     match = _ASN_RE.match(str(value).strip())

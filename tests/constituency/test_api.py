@@ -70,11 +70,21 @@ def test_parent_cycles_are_refused(client, coord):
     ("300.1.1.0/24", "not an IPv4 or IPv6 network"),
     ("2001:db8::1/32", "host bits set"),
     ("", "is empty"),
+    # Addresses here match as IPv4 hosts, so an IPv6 network over them would never be matched.
+    ("::ffff:0:0/96", "IPv4-mapped"),
+    ("::ffff:c000:200/120", "register the IPv4 networks instead"),
+    ("::/80", "IPv4-mapped"),
 ])
 def test_bad_networks(client, coord, world, cidr, reason):
     resp = client.post(f"/api/v1/organisations/{world.org_a}/networks", json={"cidr": cidr}, headers=coord)
     assert resp.status_code == 422
     assert resp.json()["detail"][0]["loc"][-1] == "cidr" and reason in resp.json()["detail"][0]["msg"]
+
+
+def test_ipv6_networks_beside_the_ipv4_mapped_range_are_registered(client, coord, world):
+    for cidr in ("::/96", "::1:0:0:0/96", "2001:db8::/32"):
+        resp = client.post(f"/api/v1/organisations/{world.org_a}/networks", json={"cidr": cidr}, headers=coord)
+        assert resp.status_code == 201, (cidr, resp.text)
 
 
 def test_networks_asns_domains_contacts_routes(client, coord, world):

@@ -22,6 +22,7 @@ Echo One,network-operator,telecom,192.0.2.0/24,AS65010,
 Echo Two,network-operator,telecom,192.0.2.1/24,,
 Echo Three,network-operator,teleco,,AS0,
 Echo Four,network-operator,telecom,,,not-an-email
+Echo Five,network-operator,telecom,::ffff:0:0/96,,
 """
 
 
@@ -60,7 +61,7 @@ def test_bad_rows_change_nothing_and_are_reported_by_line(client, world, engine)
     body = resp.json()
     assert body["applied"] is False
     lines = {(e["line"], e["field"]) for e in body["errors"]}
-    assert lines == {(3, "networks"), (4, "sector"), (4, "asns"), (5, "email")}, body["errors"]
+    assert lines == {(3, "networks"), (4, "sector"), (4, "asns"), (5, "email"), (6, "networks")}, body["errors"]
     assert (_count(engine, Organisation), _count(engine, Network)) == before
 
 
@@ -69,7 +70,7 @@ def test_partial_import_keeps_good_rows(client, world, engine):
                        headers={**world.auth("coordinator"), "Content-Type": "text/csv"})
     body = resp.json()
     assert resp.status_code == 200 and body["applied"] is True and body["created"] == 1
-    assert {e["line"] for e in body["errors"]} == {3, 4, 5}
+    assert {e["line"] for e in body["errors"]} == {3, 4, 5, 6}
     from sqlalchemy.orm import Session
 
     with Session(engine) as s:

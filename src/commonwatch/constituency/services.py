@@ -30,9 +30,9 @@ from commonwatch.validation import (
     normalise_domain,
     normalise_email,
     parse_asn,
-    parse_cidr,
     parse_country,
     parse_language,
+    parse_registry_network,
 )
 
 ORG_FIELDS = ("name", "name_local", "kind", "sector", "country", "region", "parent_id", "notes")
@@ -216,7 +216,7 @@ def search_orgs(session: Session, principal: Principal, f: OrgFilter, *, page: i
 # --- resources -----------------------------------------------------------------------------------
 
 def add_network(session: Session, org: Organisation, cidr: str, description: str = "") -> Network:
-    net = parse_cidr(cidr)
+    net = parse_registry_network(cidr)
     text = str(net)
     if session.scalar(select(Network.id).where(Network.org_id == org.id, Network.cidr == text)):
         raise Invalid("cidr", _("{cidr} is already registered for this organisation").format(cidr=text))

@@ -30,7 +30,7 @@ from commonwatch.errors import FieldError, Invalid
 from commonwatch.exports import csv_text
 from commonwatch.i18n import _
 from commonwatch.textio import decode_bytes
-from commonwatch.validation import normalise_domain, normalise_email, parse_asn, parse_cidr
+from commonwatch.validation import normalise_domain, normalise_email, parse_asn, parse_cidr, parse_registry_network
 
 CSV_COLUMNS = ("name", "name_local", "kind", "sector", "country", "region", "parent", "networks", "asns",
                "domains", "contacts", "notes")
@@ -161,7 +161,7 @@ def read_file(raw: bytes, fmt: str | None = None, filename: str = "") -> tuple[l
 def _resource_errors(data: dict[str, Any]) -> list[FieldError]:
     """Every bad network, AS number, domain and contact address of a record, found before any write."""
     errors: list[FieldError] = []
-    checks = [(parse_cidr, "networks", [i.get("cidr", "") if isinstance(i, dict) else i
+    checks = [(parse_registry_network, "networks", [i.get("cidr", "") if isinstance(i, dict) else i
                                         for i in data.get("networks") or []]),
               (parse_asn, "asns", data.get("asns") or []),
               (normalise_domain, "domains", data.get("domains") or []),

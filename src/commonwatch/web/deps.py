@@ -4,10 +4,12 @@ CSRF checks, and permission guards. Every router gets its principal from here.""
 from __future__ import annotations
 
 import hmac
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from fastapi import Depends, Request
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from commonwatch.access import services as access
@@ -19,6 +21,7 @@ SESSION_COOKIE = "cw_session"
 LANG_COOKIE = "cw_lang"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 WRITES = "__commonwatch_writes__"
+log = logging.getLogger("commonwatch.http")
 
 
 class LoginRequired(Exception):
@@ -45,14 +48,17 @@ def get_db(request: Request) -> Iterator[Session]:
     session.info["actor"] = f"anonymous {client_ip(request)}"
     try:
         yield session
-        if not safe and (session.new or session.dirty or session.deleted):
-            session.commit()
+        if session.new or session.dirty or session.deleted:
+            session.commit()  # in a read-only session this fails, loudly, rather than losing them
     except BaseException:
         session.rollback()
         raise
     finally:
         session.close()
-        run_writes_after(state.engine, session)
+        try:
+            run_writes_after(state.engine, session)
+        except SQLAlchemyError as exc:  # advisory: never the reason a request fails
+            log.warning("advisory write failed", extra={"error": str(exc)})
 
 
 def writes(endpoint: Callable[..., Any]) -> Callable[..., Any]:

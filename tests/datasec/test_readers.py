@@ -17,7 +17,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from openpyxl import Workbook
 
@@ -248,6 +248,7 @@ def test_zip_members_of_unsupported_kinds_are_named(tmp_path):
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.binary(max_size=600), kind=st.sampled_from(["csv", "tsv", "json", "jsonl", "txt", "csv.gz", "zip"]))
+@example(data=b"\r\x01", kind="csv")  # a carriage return inside the header line
 def test_any_bytes_either_scan_or_are_refused_with_a_reason(tmp_path, data, kind):
     """Fuzzed input: a report or an Invalid naming the file, never another exception."""
     path = tmp_path / f"fuzz.{kind}"

@@ -240,7 +240,11 @@ def _read_csv(fh: IO[bytes], name: str, separator: str, limits: Limits) -> Itera
 
 
 def _header(line: str, separator: str, name: str) -> list[str]:
-    row = next(csv.reader([line.lstrip("\ufeff").rstrip("\r")], delimiter=separator), [])
+    try:
+        row = next(csv.reader([line.lstrip("\ufeff").rstrip("\r")], delimiter=separator), [])
+    except csv.Error as exc:  # e.g. a carriage return inside the line
+        raise Invalid("file", _("{name}: the first line (the header) cannot be read: {reason}").format(
+            name=name, reason=exc)) from None
     if not row:
         raise Invalid("file", _("{name}: the first line (the header) is empty").format(name=name))
     seen: dict[str, int] = {}

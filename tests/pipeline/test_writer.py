@@ -12,16 +12,17 @@ from commonwatch.feeds.collect import sources_from_path
 from commonwatch.feeds.registry import get_parser
 from commonwatch.pipeline.demo import samples_dir
 from commonwatch.pipeline.models import IngestRun
-from commonwatch.pipeline.runner import ingest_sources
+from commonwatch.pipeline.runner import commit_due, ingest_sources
 from tests.pipeline.helpers import count_events, seed_registry
 
 SAMPLE = samples_dir() / "2026-11-24-event4_sinkhole-asn-region-geo.csv"
 
 
-def run(engine, clock, commit_rows: int):
+def run(engine, clock, commit_rows: int, commit_seconds: float = 3600.0):
     return ingest_sources(engine, make_sessionmaker(engine), sources_from_path(SAMPLE, clock.now()),
                           get_parser("shadowserver"), feed_label="shadowserver", source_label=str(SAMPLE),
-                          clock=clock, data_dir=None, actor="test", commit_rows=commit_rows)
+                          clock=clock, data_dir=None, actor="test", commit_rows=commit_rows,
+                          commit_seconds=commit_seconds)
 
 
 def stored(engine) -> list[tuple]:
@@ -68,3 +69,26 @@ def test_a_failing_store_fails_the_run_and_writes_nothing_half(engine, clock, mo
     again = run(engine, clock, commit_rows=1)
     assert again.status == "done"
     assert count_events(engine) == again.events_stored + 2
+
+
+
+@pytest.mark.parametrize(("pending", "open_s", "waiting", "due"), [
+    (100, 0.1, True, False),       # a batch is waiting and there is room: group it
+    (100, 0.1, False, True),       # nothing waits: commit now, a quiet feed is stored at once
+    (250_000, 0.1, True, True),    # enough rows
+    (100, 5.0, True, True),        # open long enough: other writers wait at most this and one batch
+])
+def test_when_the_store_commits(pending, open_s, waiting, due):
+    assert commit_due(pending, open_s, waiting, commit_rows=250_000, commit_seconds=5.0) is due
+
+
+def test_a_time_cap_of_zero_gives_the_store_of_one_batch(engine, clock, monkeypatch):
+    seed_registry(engine, clock)
+    whole = run(engine, clock, commit_rows=1_000_000)
+    expected = stored(engine)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM events"))
+    monkeypatch.setenv("COMMONWATCH_BATCH_ROWS", "2")
+    split = run(engine, clock, commit_rows=1_000_000, commit_seconds=0.0)
+    assert split.status == "done" and stored(engine) == expected
+    assert split.events_stored == whole.events_stored

@@ -33,6 +33,8 @@ from commonwatch.pipeline.store import write_batch
 
 #: Rows written per transaction at most, unless no batch waits (see ``BatchWriter``).
 COMMIT_ROWS = 250_000
+#: Seconds a store transaction stays open at most before it commits (see ``BatchWriter``).
+COMMIT_SECONDS = 5.0
 
 
 @dataclass
@@ -107,7 +109,7 @@ def ingest_sources(engine: Engine, sessionmaker, sources: Iterable[Source], pars
                    source_label: str, clock: Clock, data_dir: Path | None, actor: str = "cli",
                    dedup_window: timedelta = timedelta(days=1), refs: References | None = None,
                    on_progress: Callable[[Progress], None] | None = None,
-                   commit_rows: int = COMMIT_ROWS) -> RunSummary:
+                   commit_rows: int = COMMIT_ROWS, commit_seconds: float = COMMIT_SECONDS) -> RunSummary:
     """Ingest every source with ``parser``; returns the run's summary (also stored and audited)."""
     refs = refs or load_references(engine, sessionmaker, data_dir)
     run_id = start_run(engine, feed_label, source_label, actor, clock)
@@ -115,7 +117,7 @@ def ingest_sources(engine: Engine, sessionmaker, sources: Iterable[Source], pars
     progress = Progress()
     timings: dict[str, float] = {}
     status, error = "done", ""
-    writer = BatchWriter(engine, run_id, feed_label, clock, progress, timings, commit_rows)
+    writer = BatchWriter(engine, run_id, feed_label, clock, progress, timings, commit_rows, commit_seconds)
     try:
         for source in sources:
             for parsed in parse_safely(parser, source):
@@ -155,18 +157,21 @@ class BatchWriter:
     The database does its work with the GIL released (sqlite3 and psycopg both do), so on a machine
     with two cores the stages and the store run side by side instead of one after the other. At most
     one batch waits in the queue, which bounds memory. Batches are grouped into one transaction
-    until ``commit_rows`` rows are pending or no batch is waiting: fewer commits write each index
-    page fewer times, and a quiet feed is still committed at once. A transaction holds whole
-    batches and their run counters, so a crash loses only uncommitted batches, which a re-run
-    stores (writes are idempotent).
+    until ``commit_rows`` rows are pending, the transaction has been open ``commit_seconds``, or
+    no batch is waiting: fewer commits write each index page fewer times, a quiet feed is still
+    committed at once, and other writers (on SQLite: a sign-in, an edit) wait for the write lock
+    at most about ``commit_seconds`` plus one batch, however slow the store. A transaction holds
+    whole batches and their run counters, so a crash loses only uncommitted batches, which a
+    re-run stores (writes are idempotent).
     """
 
     _DONE = object()
 
     def __init__(self, engine: Engine, run_id: int, feed: str, clock: Clock, progress: Progress,
-                 timings: dict[str, float], commit_rows: int) -> None:
+                 timings: dict[str, float], commit_rows: int, commit_seconds: float = COMMIT_SECONDS) -> None:
         self.engine, self.run_id, self.feed, self.clock = engine, run_id, feed, clock
         self.progress, self.timings, self.commit_rows = progress, timings, max(commit_rows, 1)
+        self.commit_seconds = commit_seconds
         self.queue: queue.Queue = queue.Queue(maxsize=1)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, name="commonwatch-store", daemon=True)
@@ -199,7 +204,7 @@ class BatchWriter:
             raise self.error
 
     def _run(self) -> None:
-        conn, pending = None, 0
+        conn, pending, opened = None, 0, 0.0
         try:
             while True:
                 item = self.queue.get()
@@ -210,11 +215,13 @@ class BatchWriter:
                 if conn is None:
                     conn = self.engine.connect()
                     conn.begin()
+                    opened = t0
                 written = write_batch(conn, self.run_id, done.events, done.quarantine, feed=self.feed,
                                       source=source, now=self.clock.now(), rows_read=done.rows_in,
                                       duplicates_in_batch=done.duplicates_in_batch)
                 pending += done.rows_in
-                if pending >= self.commit_rows or self.queue.empty():
+                if commit_due(pending, time.perf_counter() - opened, not self.queue.empty(),
+                              self.commit_rows, self.commit_seconds):
                     conn.commit()
                     conn.close()
                     conn, pending = None, 0
@@ -233,6 +240,13 @@ class BatchWriter:
         finally:
             if conn is not None:
                 conn.close()
+
+
+def commit_due(pending_rows: int, open_seconds: float, batch_waiting: bool, commit_rows: int,
+               commit_seconds: float) -> bool:
+    """Whether the store thread commits after the batch it just wrote: enough rows, open long
+    enough, or no batch waiting to join the transaction."""
+    return pending_rows >= commit_rows or open_seconds >= commit_seconds or not batch_waiting
 
 
 def parse_safely(parser: Parser, source: Source):

@@ -101,6 +101,17 @@ def test_csv_with_quoted_newlines_across_blocks(tmp_path):
     assert report.rows == 40
 
 
+def test_ragged_rows_are_read_to_the_width_of_the_header(tmp_path):
+    """A short first row must not cut the rows after it; fields past the header are dropped."""
+    rows = _people(25)
+    body = "name,phone,email\nalice\n" + "".join(f"{r['name']},{r['phone']},{r['email']},extra,{r['id_no']}\n"
+                                               for r in rows)
+    (tmp_path / "r.csv").write_text(body, encoding="utf-8")
+    report = scan_path(tmp_path / "r.csv", today=TODAY)
+    assert {("phone", "cn_mobile", 25), ("email", "email", 25)} <= _found(report)
+    assert report.rows == 26 and not any(f.detector == "cn_resident_id" for f in report.findings)
+
+
 @pytest.mark.parametrize("encoding", ["gbk", "gb18030", "utf-16", "utf-16-le", "utf-8-sig"])
 def test_chinese_encodings_and_utf16(tmp_path, encoding):
     rows = _people()
@@ -249,6 +260,7 @@ def test_zip_members_of_unsupported_kinds_are_named(tmp_path):
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.binary(max_size=600), kind=st.sampled_from(["csv", "tsv", "json", "jsonl", "txt", "csv.gz", "zip"]))
 @example(data=b"\r\x01", kind="csv")  # a carriage return inside the header line
+@example(data=b"\x01\n,", kind="csv")  # a first row wider than the header
 def test_any_bytes_either_scan_or_are_refused_with_a_reason(tmp_path, data, kind):
     """Fuzzed input: a report or an Invalid naming the file, never another exception."""
     path = tmp_path / f"fuzz.{kind}"

@@ -227,15 +227,16 @@ def _read_csv(fh: IO[bytes], name: str, separator: str, limits: Limits) -> Itera
             if not chunk.strip():
                 continue
         try:
+            # The header sets the width, whatever the first row has: short rows get nulls, fields
+            # past the header are dropped (they have no name to report them under).
             frame = pl.read_csv(io.BytesIO(chunk.encode("utf-8")), has_header=False, separator=separator,
-                                new_columns=header, infer_schema=False, truncate_ragged_lines=True,
-                                quote_char='"')
-        except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, pl.exceptions.ShapeError) as exc:
+                                schema=dict.fromkeys(header, pl.String), truncate_ragged_lines=True,
+                                quote_char='"', missing_columns="insert", extra_columns="ignore")
+        except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, pl.exceptions.ShapeError,
+                pl.exceptions.SchemaError) as exc:
             raise Invalid("file", _("{name}: cannot parse the rows starting at line {line}: {reason}").format(
                 name=name, line=line_no, reason=str(exc).splitlines()[0])) from None
         line_no += chunk.count("\n")
-        if frame.width > len(header):
-            frame = frame.select(frame.columns[: len(header)])
         yield name, frame
 
 

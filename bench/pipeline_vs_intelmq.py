@@ -274,7 +274,7 @@ def run_ours(db_url: str, csv: Path) -> tuple[dict, int]:
 
 def store_ceiling(template: Path, store: Path, work: Path) -> dict[str, float]:
     """Rows/s SQLite alone sustains writing the stored events again (see (f) in the docstring)."""
-    from commonwatch.db import SQLITE_PAGE_SIZE
+    from commonwatch.db import SQLITE_CONNECTION_PRAGMAS, SQLITE_PAGE_SIZE
     from commonwatch.pipeline.store import SQLITE_CACHE_KIB
 
     target = work / "ceiling.db"
@@ -282,7 +282,7 @@ def store_ceiling(template: Path, store: Path, work: Path) -> dict[str, float]:
     con = sqlite3.connect(target, isolation_level=None)
     try:
         assert con.execute("PRAGMA page_size").fetchone()[0] == SQLITE_PAGE_SIZE
-        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", f"cache_size=-{SQLITE_CACHE_KIB}"):
+        for pragma in (*SQLITE_CONNECTION_PRAGMAS, f"cache_size=-{SQLITE_CACHE_KIB}"):
             con.execute(f"PRAGMA {pragma}")
         con.execute("ATTACH ? AS stored", (str(store),))
         con.execute("CREATE TABLE bare_events AS SELECT * FROM stored.events WHERE 0")

@@ -136,6 +136,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 SQLITE_PAGE_SIZE = 65536
 #: How long a SQLite writer waits for the write lock before it gives up.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+#: Set on every SQLite connection, after the page size.
+SQLITE_CONNECTION_PRAGMAS = ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON",
+                             f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -147,10 +150,8 @@ def _configure_sqlite(engine: Engine) -> None:
         # Takes effect only while the database is still empty, so it must come before WAL mode.
         # Large pages make the event store's B-trees shallower: bulk inserts run ~1.5x faster.
         cur.execute(f"PRAGMA page_size={SQLITE_PAGE_SIZE}")
-        cur.execute("PRAGMA journal_mode=WAL")
-        cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        for pragma in SQLITE_CONNECTION_PRAGMAS:
+            cur.execute(f"PRAGMA {pragma}")
         cur.close()
 
     @event.listens_for(engine, "begin")

@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 export COMMONWATCH_DATA_DIR ?= $(CURDIR)/var
 
-.PHONY: run test lint messages bench clean
+.PHONY: run test test-clock lint messages bench clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "commonwatch needs Python 3.11 or newer")'
@@ -27,6 +27,17 @@ lint: $(VENV)/.installed-test
 
 test: lint
 	$(BIN)/python -m pytest
+
+# The suites where commonwatch's injected clock meets a real one (GnuPG key times and signatures,
+# HTTP Last-Modified and conditional requests, cookie, session and token expiry), run again with
+# the machine's date a year ahead under libfaketime (Debian's faketime): they must not depend on
+# today's date. CI runs this after `make test`.
+CLOCK_SUITES ?= tests/notify tests/intel tests/constituency/test_contacts_pgp.py tests/access/test_auth.py \
+                tests/access/test_cli.py tests/feeds/test_collect.py
+CLOCK_OFFSET ?= +365d
+test-clock: $(VENV)/.installed-test
+	@command -v faketime >/dev/null || { echo "test-clock needs faketime (apt-get install faketime)"; exit 1; }
+	faketime -f '$(CLOCK_OFFSET)' $(BIN)/python -m pytest -p no:cacheprovider $(CLOCK_SUITES)
 
 # Re-extract messages after changing English texts; translate the new entries in each locale/zh_CN.po.
 messages: $(VENV)/.installed-test

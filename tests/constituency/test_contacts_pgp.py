@@ -1,16 +1,22 @@
-"""Contacts' PGP keys are checked with real GnuPG: usable, expired, revoked, wrong material."""
+"""Contacts' PGP keys are checked with real GnuPG: usable, expired, revoked, wrong material.
+
+The keys are made a day before the tests' clock, by that clock, so they are the same keys whatever
+the date today."""
 
 import subprocess
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
-from commonwatch.notify.pgp import gpg_binary
+from commonwatch.notify.pgp import faked_time_option, gpg_binary
+from tests.conftest import START
+
+MADE_AT = START - timedelta(days=1)
 
 
 def _gpg(home, *args, stdin: bytes | None = None) -> bytes:
-    return subprocess.run([gpg_binary(), "--homedir", str(home), "--batch", "--yes", *args], input=stdin,
-                          capture_output=True, check=True).stdout
+    return subprocess.run([gpg_binary(), "--homedir", str(home), "--batch", "--yes", *faked_time_option(MADE_AT),
+                           *args], input=stdin, capture_output=True, check=True).stdout
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +54,8 @@ def test_a_usable_key_is_stored_with_its_fingerprint(client, world, keys):
     assert len(resp.json()["pgp_fingerprint"]) == 40 and resp.json()["pgp_expires_at"]
 
 
-def test_expired_revoked_and_sign_only_keys_are_refused(client, world, keys, clock):
-    clock.set(datetime.now(UTC) + timedelta(days=1))  # the "old" key lived one second
+def test_expired_revoked_and_sign_only_keys_are_refused(client, world, keys):
+    # The "old" key lived one second, a day before the tests' clock.
     resp = _add(client, world, keys["old"])
     assert resp.status_code == 422 and "expired" in resp.json()["detail"][0]["msg"]
     resp = _add(client, world, keys["gone"])

@@ -105,8 +105,9 @@ def sink() -> Iterator[Sink]:
 
 
 @pytest.fixture
-def gpg_homes() -> Iterator[callable]:
-    """Makes GnuPG homes under a short path (gpg-agent sockets have a path length limit)."""
+def gpg_homes(clock) -> Iterator[callable]:
+    """Makes GnuPG homes under a short path (gpg-agent sockets have a path length limit), on the
+    test's clock: keys are made, and expire, at the test's time, whatever the date today."""
     if gpg_binary() is None:
         if CI:
             pytest.fail("gpg is required under CI=true (apt-get install gnupg)", pytrace=False)
@@ -115,7 +116,7 @@ def gpg_homes() -> Iterator[callable]:
     root = Path(tempfile.mkdtemp(prefix="cwg"))
 
     def make(name: str) -> Keyring:
-        keyring = Keyring(root / name)
+        keyring = Keyring(root / name, clock)
         made.append(keyring)
         return keyring
 

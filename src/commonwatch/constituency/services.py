@@ -290,7 +290,7 @@ def validate_contact_fields(data: dict[str, Any], now) -> dict[str, Any]:
             from commonwatch.notify.pgp import inspect_public_key
 
             try:
-                info = inspect_public_key(key_text)
+                info = inspect_public_key(key_text, now=now)
             except Invalid as exc:
                 errors.extend(exc.errors)
             else:

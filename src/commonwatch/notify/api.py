@@ -129,7 +129,7 @@ def keyring_for(request: Request):
     from commonwatch.notify.pgp import Keyring, PgpError, default_home
 
     try:
-        return Keyring(default_home(request.app.state.settings))
+        return Keyring(default_home(request.app.state.settings), request.app.state.clock)
     except PgpError:
         return None
 

@@ -51,7 +51,7 @@ def _keyring(rt):
     from commonwatch.notify.pgp import Keyring, PgpError, default_home
 
     try:
-        return Keyring(default_home(rt.settings))
+        return Keyring(default_home(rt.settings), rt.clock)
     except PgpError as exc:
         from commonwatch.cli import fail
 

@@ -53,11 +53,11 @@ _EVENTS = [
 ]
 
 
-def _ensure_centre_key(settings) -> None:
+def _ensure_centre_key(settings, clock) -> None:
     from commonwatch.notify.pgp import Keyring, PgpError, default_home
 
     try:
-        keyring = Keyring(default_home(settings))
+        keyring = Keyring(default_home(settings), clock)
         if keyring.centre_key() is None:
             keyring.generate_centre_key(settings.centre_name, settings.mail_from)
     except PgpError as exc:  # the demo still works, unsigned
@@ -96,7 +96,7 @@ def load(ctx) -> None:
     from commonwatch.web.templating import make_environment
 
     session = ctx.session
-    _ensure_centre_key(ctx.settings)
+    _ensure_centre_key(ctx.settings, ctx.clock)
     if "grid" in ctx.orgs and policies.own_policy(session, ctx.orgs["grid"].id) is None:
         policies.save_policy(session, ctx.orgs["grid"].id, {"cadence": "immediate", "min_severity": "low"},
                              allowlist=[])

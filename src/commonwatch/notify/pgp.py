@@ -3,6 +3,10 @@ that signs and encrypts warnings.
 
 Pasted keys are inspected in a throw-away GnuPG home so nothing the centre did not choose to trust
 ever enters its keyring; only keys saved on a contact are imported into the centre's home.
+
+Every gpg run is told the time by commonwatch's clock (``--faked-system-time``): whether a key has
+expired, when a key was created and the time in a signature are commonwatch's decisions, so they
+follow the same clock as the deadlines and digests around them, in production and in tests alike.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pathlib import Path
 
 import gnupg
 
+from commonwatch.clock import Clock, FrozenClock, SystemClock
 from commonwatch.errors import Invalid
 from commonwatch.i18n import _
 
@@ -40,8 +45,8 @@ def gpg_binary() -> str | None:
     return shutil.which("gpg") or shutil.which("gpg2")
 
 
-def inspect_public_key(armored: str, field_name: str = "pgp_key") -> KeyInfo:
-    """The facts of one ASCII-armoured public key; :class:`Invalid` if it is not one."""
+def inspect_public_key(armored: str, field_name: str = "pgp_key", *, now: datetime) -> KeyInfo:
+    """The facts of one ASCII-armoured public key as of ``now``; :class:`Invalid` if it is not one."""
     text = armored.strip()
     if "-----BEGIN PGP PUBLIC KEY BLOCK-----" not in text:
         raise Invalid(field_name, _("is not an ASCII-armoured OpenPGP public key block"))
@@ -51,25 +56,34 @@ def inspect_public_key(armored: str, field_name: str = "pgp_key") -> KeyInfo:
     if binary is None:
         raise Invalid(field_name, _("cannot be checked: GnuPG (gpg) is not installed on the server"))
     with tempfile.TemporaryDirectory(prefix="cw-gpg-") as home:
-        gpg = gnupg.GPG(gpgbinary=binary, gnupghome=home)
+        gpg = ClockedGPG(FrozenClock(now), gpgbinary=binary, gnupghome=home)
         keys = gpg.scan_keys_mem(text)
     primaries = [k for k in keys if k.get("type") == "pub"]
     if not primaries:
         raise Invalid(field_name, _("holds no OpenPGP public key that GnuPG can read"))
     if len(primaries) > 1:
         raise Invalid(field_name, _("holds {n} keys; paste exactly one").format(n=len(primaries)))
-    key = primaries[0]
-    expires = key.get("expires") or ""
-    trust = key.get("trust") or ""
-    caps = key.get("cap") or ""
-    return KeyInfo(
-        fingerprint=key.get("fingerprint", "").upper(),
-        uids=list(key.get("uids") or []),
-        expires_at=datetime.fromtimestamp(int(expires), UTC) if expires.isdigit() else None,
-        revoked=trust == "r",
-        expired=trust == "e",
-        can_encrypt="E" in caps,
-    )
+    return _key_info(primaries[0])
+
+
+def faked_time_option(at: datetime) -> list[str]:
+    """gpg's option that makes ``at`` its current time, frozen for the run."""
+    return ["--faked-system-time", f"{int(at.timestamp())}!"]
+
+
+class ClockedGPG(gnupg.GPG):
+    """python-gnupg whose every gpg run takes its time from a commonwatch clock.
+
+    The time is read per run (not set once in ``options``), so a long-lived handle follows a clock
+    that moves, and threads sharing the handle do not race on a shared option."""
+
+    def __init__(self, clock: Clock, **kwargs):
+        self.clock = clock  # before super().__init__, which already runs gpg --version
+        super().__init__(**kwargs)
+
+    def make_args(self, args, passphrase):
+        cmd = super().make_args(args, passphrase)
+        return [cmd[0], *faked_time_option(self.clock.now()), *cmd[1:]]
 
 
 class PgpError(Exception):
@@ -100,14 +114,14 @@ class Keyring:
     public keys of contacts it chose to encrypt to (imported from the registry, addressed by the
     fingerprint recorded on the contact, so a stale or foreign key is never used)."""
 
-    def __init__(self, home: Path):
+    def __init__(self, home: Path, clock: Clock | None = None):
         binary = gpg_binary()
         if binary is None:
             raise PgpError("GnuPG (gpg) is not installed; install the Debian package gnupg")
         self.home = Path(home)
         self.home.mkdir(parents=True, exist_ok=True)
         os.chmod(self.home, 0o700)
-        self.gpg = gnupg.GPG(gpgbinary=binary, gnupghome=str(self.home))
+        self.gpg = ClockedGPG(clock or SystemClock(), gpgbinary=binary, gnupghome=str(self.home))
         self.gpg.encoding = "utf-8"
         self._public: dict[str, KeyInfo] | None = None
         self._centre: KeyInfo | None = None

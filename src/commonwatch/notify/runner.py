@@ -101,7 +101,7 @@ class Notifier:
         if not self._keyring_checked:
             self._keyring_checked = True
             if gpg_binary() is not None:
-                self._keyring = Keyring(default_home(self.settings))
+                self._keyring = Keyring(default_home(self.settings), self.clock)
         return self._keyring
 
     def mail_transport(self):

@@ -275,7 +275,7 @@ def run_ours(db_url: str, csv: Path) -> tuple[dict, int]:
 def store_ceiling(template: Path, store: Path, work: Path) -> dict[str, float]:
     """Rows/s SQLite alone sustains writing the stored events again (see (f) in the docstring)."""
     from commonwatch.db import SQLITE_CONNECTION_PRAGMAS, SQLITE_PAGE_SIZE
-    from commonwatch.pipeline.store import SQLITE_CACHE_KIB
+    from commonwatch.events.store.sql import SQLITE_CACHE_KIB
 
     target = work / "ceiling.db"
     shutil.copy(template, target)

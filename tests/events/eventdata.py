@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+import polars as pl
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from commonwatch.events.models import Event
+from commonwatch.events.schema import FIELDS
 from commonwatch.net import ip_key
 
 TYPES = ("vulnerable-system", "infected-system", "phishing", "c2-server", "scanner")
@@ -76,3 +79,20 @@ def spread(n: int, *, end: datetime, org_ids: list[int | None], step: timedelta 
     """``n`` events going back from ``end``; every ``same_time_every`` share a time (ties for the keyset)."""
     return [event_row(i, at=end - step * (i // same_time_every), org_id=org_ids[i % len(org_ids)],
                       key_prefix=key_prefix) for i in range(n)]
+
+
+def as_batch(rows: Iterable[dict[str, Any]]) -> pl.DataFrame:
+    """Rows of :func:`event_row` as a processed batch (harmonisation names), as the pipeline
+    hands it to ``EventStore.append``."""
+    rows = list(rows)
+    data: dict[str, Any] = {}
+    schema: dict[str, Any] = {}
+    for f in FIELDS:
+        values = [r.get(f.column) for r in rows]
+        if f.column == "extra":
+            values = [json.dumps(v, ensure_ascii=False) if v is not None else None for v in values]
+        data[f.name] = values
+        schema[f.name] = f.dtype
+    data["source.ip_bin"] = [r.get("source_ip_bin") for r in rows]
+    schema["source.ip_bin"] = pl.Binary
+    return pl.DataFrame(data, schema=schema)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,7 +12,7 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from commonwatch.events.models import Event
-from commonwatch.events.schema import FIELDS
+from commonwatch.events.store import batch_from_rows
 from commonwatch.net import ip_key
 
 TYPES = ("vulnerable-system", "infected-system", "phishing", "c2-server", "scanner")
@@ -82,17 +81,5 @@ def spread(n: int, *, end: datetime, org_ids: list[int | None], step: timedelta 
 
 
 def as_batch(rows: Iterable[dict[str, Any]]) -> pl.DataFrame:
-    """Rows of :func:`event_row` as a processed batch (harmonisation names), as the pipeline
-    hands it to ``EventStore.append``."""
-    rows = list(rows)
-    data: dict[str, Any] = {}
-    schema: dict[str, Any] = {}
-    for f in FIELDS:
-        values = [r.get(f.column) for r in rows]
-        if f.column == "extra":
-            values = [json.dumps(v, ensure_ascii=False) if v is not None else None for v in values]
-        data[f.name] = values
-        schema[f.name] = f.dtype
-    data["source.ip_bin"] = [r.get("source_ip_bin") for r in rows]
-    schema["source.ip_bin"] = pl.Binary
-    return pl.DataFrame(data, schema=schema)
+    """Rows of :func:`event_row` as a processed batch, as the pipeline hands it to ``EventStore.append``."""
+    return batch_from_rows(list(rows))

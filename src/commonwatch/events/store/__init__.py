@@ -163,6 +163,27 @@ def event_store(bind: Any, kind: str | None = None) -> EventStore:
         value=kind, choices=", ".join(_IMPLEMENTATIONS)))
 
 
+def batch_from_rows(rows: Sequence[dict[str, Any]]) -> pl.DataFrame:
+    """Events given as dicts keyed by column (``source_ip``, ``extra`` as a dict) as a batch for
+    :meth:`EventStore.append`: harmonisation names, ``extra`` as JSON text, ``source.ip_bin`` filled
+    in from ``source.ip`` when absent. For the few events of demos and tests, not for feeds."""
+    import json
+
+    from commonwatch.net import ip_key
+
+    data: dict[str, list[Any]] = {}
+    schema: dict[str, Any] = {}
+    for f in FIELDS:
+        values = [r.get(f.column) for r in rows]
+        if f.column == "extra":
+            values = [json.dumps(v, ensure_ascii=False) if isinstance(v, dict) else v for v in values]
+        data[f.name], schema[f.name] = values, f.dtype
+    data["source.ip_bin"] = [r["source_ip_bin"] if r.get("source_ip_bin") is not None
+                             else ip_key(r["source_ip"]) if r.get("source_ip") else None for r in rows]
+    schema["source.ip_bin"] = pl.Binary
+    return pl.DataFrame(data, schema=schema)
+
+
 def records(frame: pl.DataFrame) -> list[SimpleNamespace]:
     """The rows of a fetched frame as objects with one attribute per column (for templates and
     response models that read ``e.source_ip``)."""

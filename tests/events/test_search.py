@@ -17,7 +17,7 @@ from commonwatch.events import search, stats
 from commonwatch.events.models import Event
 from commonwatch.events.store import sql
 from commonwatch.events.store.sql import SqlEventStore
-from tests.events.eventdata import SEVERITIES, insert_events, spread
+from tests.events.eventdata import SEVERITIES, insert_events, principals, spread
 
 END = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
 
@@ -39,13 +39,7 @@ def store(any_engine):
         ids = {r.event_key: r.id for r in s.execute(select(Event.event_key, Event.id))}
     for row in rows:
         row["id"] = ids[row["event_key"]]
-    who = {
-        "staff": Principal(1, "staff@x", Role.ANALYST),
-        "a": Principal(2, "a@x", Role.CONSTITUENT, frozenset({a})),
-        "b": Principal(3, "b@x", Role.CONSTITUENT, frozenset({b})),
-        "partner": Principal(4, "p@x", Role.PARTNER, frozenset({p})),
-        "nobody": Principal(5, "n@x", Role.CONSTITUENT, frozenset()),
-    }
+    who = principals(a, b, p)
     return {"factory": factory, "rows": rows, "a": a, "b": b, "p": p, "who": who, "engine": any_engine}
 
 

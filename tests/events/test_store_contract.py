@@ -12,13 +12,12 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import pytest
 
-from commonwatch.access.principal import Principal, Role
 from commonwatch.constituency import services as registry
 from commonwatch.db import make_engine, make_sessionmaker, session_scope
 from commonwatch.errors import Invalid, NotFound
 from commonwatch.events import search
 from commonwatch.events.store import MATCH_COLUMNS, StreamState, event_store
-from tests.events.eventdata import as_batch, spread
+from tests.events.eventdata import as_batch, principals, spread
 
 END = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
 N = 240
@@ -52,13 +51,7 @@ def env(request):
         ids = event_store(s, kind).existing_keys([r["event_key"] for r in rows])
     for row in rows:
         row["id"] = ids[row["event_key"]]
-    who = {
-        "staff": Principal(1, "staff@x", Role.ANALYST),
-        "a": Principal(2, "a@x", Role.CONSTITUENT, frozenset({a})),
-        "b": Principal(3, "b@x", Role.CONSTITUENT, frozenset({b})),
-        "partner": Principal(4, "p@x", Role.PARTNER, frozenset({p})),
-        "nobody": Principal(5, "n@x", Role.CONSTITUENT, frozenset()),
-    }
+    who = principals(a, b, p)
     visible = {
         "staff": lambda r: True,
         "a": lambda r: r["org_id"] == a,

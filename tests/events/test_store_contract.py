@@ -26,6 +26,7 @@ N = 240
 IMPLEMENTATIONS = [
     pytest.param(("sql", "sqlite"), id="sql-sqlite"),
     pytest.param(("sql", "postgresql"), id="sql-postgresql", marks=pytest.mark.postgres),
+    pytest.param(("parquet", "sqlite"), id="parquet"),
 ]
 
 
@@ -34,6 +35,8 @@ def env(request):
     """Orgs A, B and a partner P; N events over A, B and none, every 10th also routed to P, written
     through the store under test; principals of each kind."""
     kind, database = request.param
+    if kind == "parquet":
+        _store_folder(request)
     url = request.getfixturevalue("sqlite_url" if database == "sqlite" else "pg_url")
     engine = make_engine(url)
     factory = make_sessionmaker(engine)
@@ -62,6 +65,16 @@ def env(request):
     yield {"kind": kind, "factory": factory, "rows": rows, "a": a, "b": b, "p": p, "who": who,
            "visible": visible, "engine": engine}
     engine.dispose()
+
+
+def _store_folder(request) -> None:
+    """The Parquet store's folder, the test's own (the setting the factory reads)."""
+    from commonwatch.config import get_settings
+
+    monkeypatch = request.getfixturevalue("monkeypatch")
+    monkeypatch.setenv("COMMONWATCH_EVENT_STORE_DIR", str(request.getfixturevalue("tmp_path") / "events"))
+    get_settings.cache_clear()
+    request.addfinalizer(get_settings.cache_clear)
 
 
 def _newest_first(rows) -> list[int]:

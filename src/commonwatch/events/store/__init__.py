@@ -13,7 +13,7 @@ The contract every implementation meets is ``tests/events/test_store_contract.py
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from types import SimpleNamespace
@@ -24,7 +24,7 @@ import polars as pl
 from commonwatch.access.principal import Principal
 from commonwatch.errors import Invalid
 from commonwatch.events.schema import FIELDS
-from commonwatch.events.search import COUNT_CAP, DEFAULT_PAGE_SIZE, EventFilter, Page, Position
+from commonwatch.events.search import COUNT_CAP, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, EventFilter, Page, Position
 from commonwatch.i18n import _
 
 #: The stored columns and their Polars type, as :meth:`EventStore.fetch` and :meth:`EventStore.scan`
@@ -142,7 +142,7 @@ class EventStore(Protocol):
         ...
 
 
-_IMPLEMENTATIONS = ("sql",)
+_IMPLEMENTATIONS = ("sql", "parquet")
 
 
 def event_store(bind: Any, kind: str | None = None) -> EventStore:
@@ -151,14 +151,18 @@ def event_store(bind: Any, kind: str | None = None) -> EventStore:
     ``kind`` overrides the setting ``COMMONWATCH_EVENT_STORE`` (tests use it to run the contract
     on each implementation).
     """
-    if kind is None:
-        from commonwatch.config import get_settings
+    from commonwatch.config import get_settings
 
-        kind = get_settings().event_store
+    settings = get_settings()
+    kind = settings.event_store if kind is None else kind
     if kind == "sql":
         from commonwatch.events.store.sql import SqlEventStore
 
         return SqlEventStore(bind)
+    if kind == "parquet":
+        from commonwatch.events.store.parquet import opened
+
+        return opened(settings.event_store_dir or settings.data_dir / "events")
     raise Invalid("event_store", _("“{value}” is not one of: {choices}").format(
         value=kind, choices=", ".join(_IMPLEMENTATIONS)))
 
@@ -182,6 +186,38 @@ def batch_from_rows(rows: Sequence[dict[str, Any]]) -> pl.DataFrame:
                              else ip_key(r["source_ip"]) if r.get("source_ip") else None for r in rows]
     schema["source.ip_bin"] = pl.Binary
     return pl.DataFrame(data, schema=schema)
+
+
+def check_page_request(limit: int, after: str | None, before: str | None) -> None:
+    """A page size in range and at most one cursor (checked before any work is done)."""
+    if after and before:
+        raise Invalid("before", _("give either “cursor” or “before”, not both"))
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise Invalid("limit", _("must be between 1 and {max}").format(max=MAX_PAGE_SIZE))
+
+
+def keyset_page(ordered: Callable[..., list[Any]], *, limit: int, after: str | None, before: str | None,
+                total: int | None, exact: bool) -> Page:
+    """One page of a newest-first keyset walk, from a store's ``ordered(limit=, after=|before=)``.
+
+    The checks and the cursors are the same for every implementation; only ``ordered`` differs."""
+    check_page_request(limit, after, before)
+    if before:
+        rows = ordered(limit=limit + 1, before=Position.decode(before, "before"))
+        more_newer = len(rows) > limit
+        rows = rows[:limit][::-1]
+        page = Page(rows, limit=limit)
+        page.prev_cursor = Position(rows[0].time_source, rows[0].id).encode() if rows and more_newer else None
+        page.next_cursor = Position(rows[-1].time_source, rows[-1].id).encode() if rows else None
+    else:
+        rows = ordered(limit=limit + 1, after=Position.decode(after, "cursor") if after else None)
+        more_older = len(rows) > limit
+        rows = rows[:limit]
+        page = Page(rows, limit=limit)
+        page.next_cursor = Position(rows[-1].time_source, rows[-1].id).encode() if rows and more_older else None
+        page.prev_cursor = Position(rows[0].time_source, rows[0].id).encode() if rows and after else None
+    page.total, page.total_exact = total, exact
+    return page
 
 
 def records(frame: pl.DataFrame) -> list[SimpleNamespace]:

@@ -18,6 +18,7 @@ import io
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import polars as pl
@@ -52,7 +53,6 @@ from commonwatch.events.schema import FIELDS, SEVERITIES
 from commonwatch.events.search import (
     COUNT_CAP,
     DEFAULT_PAGE_SIZE,
-    MAX_PAGE_SIZE,
     UNORDERED_INDEXED,
     EventFilter,
     Page,
@@ -66,6 +66,8 @@ from commonwatch.events.store import (
     MATCH_COLUMNS,
     CountRow,
     StreamState,
+    check_page_request,
+    keyset_page,
 )
 from commonwatch.i18n import _
 from commonwatch.net import network_bounds
@@ -341,29 +343,11 @@ class SqlEventStore:
 
     def search_page(self, principal: Principal, f: EventFilter, *, limit: int = DEFAULT_PAGE_SIZE,
                     after: str | None = None, before: str | None = None, count: bool = True) -> Page:
-        if after and before:
-            raise Invalid("before", _("give either “cursor” or “before”, not both"))
-        if not 1 <= limit <= MAX_PAGE_SIZE:
-            raise Invalid("limit", _("must be between 1 and {max}").format(max=MAX_PAGE_SIZE))
+        check_page_request(limit, after, before)
         total, exact = self.count_capped(principal, f) if count else (None, True)
         dense = (not exact) if count and any(f.as_params().get(k) for k in UNORDERED_INDEXED) else None
-        if before:
-            rows = self.ordered(principal, f, limit=limit + 1, before=Position.decode(before, "before"), dense=dense)
-            more_newer = len(rows) > limit
-            rows = rows[:limit][::-1]
-            page = Page(rows, limit=limit)
-            page.prev_cursor = _position(rows[0]).encode() if rows and more_newer else None
-            page.next_cursor = _position(rows[-1]).encode() if rows else None
-        else:
-            start = Position.decode(after, "cursor") if after else None
-            rows = self.ordered(principal, f, limit=limit + 1, after=start, dense=dense)
-            more_older = len(rows) > limit
-            rows = rows[:limit]
-            page = Page(rows, limit=limit)
-            page.next_cursor = _position(rows[-1]).encode() if rows and more_older else None
-            page.prev_cursor = _position(rows[0]).encode() if rows and after else None
-        page.total, page.total_exact = total, exact
-        return page
+        return keyset_page(partial(self.ordered, principal, f, dense=dense), limit=limit, after=after,
+                           before=before, total=total, exact=exact)
 
     def count_capped(self, principal: Principal, f: EventFilter, cap: int = COUNT_CAP, *,
                      up_to_id: int | None = None) -> tuple[int, bool]:

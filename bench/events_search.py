@@ -35,6 +35,8 @@ from commonwatch.constituency.models import Organisation
 from commonwatch.db import make_engine, make_sessionmaker, session_scope
 from commonwatch.events import export, search
 from commonwatch.events.models import Event
+from commonwatch.events.store import sql
+from commonwatch.events.store.sql import SqlEventStore
 from commonwatch.migrate import upgrade
 from commonwatch.net import ip_key
 
@@ -84,19 +86,19 @@ def best_of(fn, repeat: int = 5) -> float:
 
 
 def page_by_offset(engine, principal, offset: int):
-    stmt = search.selection(principal, search.EventFilter()).order_by(*search.NEWEST_FIRST).offset(offset).limit(50)
+    stmt = sql.selection(principal, search.EventFilter()).order_by(*sql.NEWEST_FIRST).offset(offset).limit(50)
     with engine.connect() as conn:
         return conn.execute(stmt).all()
 
 
 def page_by_keyset(engine, principal, cursor: str | None):
     with SESSIONS[engine]() as s:
-        return search.search_page(s, principal, search.EventFilter(), limit=50, after=cursor, count=False).items
+        return SqlEventStore(s).search_page(principal, search.EventFilter(), limit=50, after=cursor, count=False).items
 
 
 def first_page(engine, principal, f):
     with SESSIONS[engine]() as s:
-        return search.ordered(s, principal, f, limit=51)
+        return SqlEventStore(s).ordered(principal, f, limit=51)
 
 
 def cursor_at(engine, principal, offset: int) -> str:

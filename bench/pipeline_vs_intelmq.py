@@ -264,10 +264,11 @@ def drop_postgres(server_url: str) -> None:
         admin.execute(f"DROP DATABASE IF EXISTS commonwatch_bench_{os.getpid()}")
 
 
-def run_ours(db_url: str, csv: Path) -> tuple[dict, int]:
+def run_ours(db_url: str, csv: Path, store: dict[str, str] | None = None) -> tuple[dict, int]:
+    """One ingest in a process of its own; ``store`` is the event store's settings (environment)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     out = subprocess.run([sys.executable, "-c", OURS, db_url, str(csv)], capture_output=True, text=True,
-                         check=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+                         check=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src"), **(store or {})})
     rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return json.loads(out.stdout.strip().splitlines()[-1]), max(rss, before)
 
@@ -275,7 +276,7 @@ def run_ours(db_url: str, csv: Path) -> tuple[dict, int]:
 def store_ceiling(template: Path, store: Path, work: Path) -> dict[str, float]:
     """Rows/s SQLite alone sustains writing the stored events again (see (f) in the docstring)."""
     from commonwatch.db import SQLITE_CONNECTION_PRAGMAS, SQLITE_PAGE_SIZE
-    from commonwatch.pipeline.store import SQLITE_CACHE_KIB
+    from commonwatch.events.store.sql import SQLITE_CACHE_KIB
 
     target = work / "ceiling.db"
     shutil.copy(template, target)
@@ -360,6 +361,8 @@ def main() -> None:
     ap.add_argument("--postgres", metavar="URL", default="",
                     help="also run commonwatch on PostgreSQL (a server URL, e.g. postgresql://127.0.0.1:5432/test; "
                          "the benchmark creates and drops databases of its own there)")
+    ap.add_argument("--store", choices=("sql", "parquet"), default="sql",
+                    help="the event store commonwatch ingests into (COMMONWATCH_EVENT_STORE)")
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
     DATA.mkdir(parents=True, exist_ok=True)
@@ -379,17 +382,19 @@ def main() -> None:
             report(csv, args.rows, np.random.default_rng(args.seed + 1), starts, lengths)
         db = work / "store.db"
         shutil.copy(template, db)
-        log("commonwatch: ingesting ...")
-        ours, rss = run_ours(f"sqlite:///{db}", csv)
+        store = {"COMMONWATCH_EVENT_STORE": args.store, "COMMONWATCH_EVENT_STORE_DIR": str(work / "events")}
+        log(f"commonwatch ({args.store} event store): ingesting ...")
+        ours, rss = run_ours(f"sqlite:///{db}", csv, store)
         ours_rate = ours["rows"] / ours["seconds"]
         print(f"commonwatch: {ours['rows']:,} rows in {ours['seconds']:.1f} s = {ours_rate:,.0f} events/s "
               f"({ours['stored']:,} stored, {ours['quarantined']:,} quarantined); peak RSS {rss / 1024:.0f} MB; "
               f"reference data loaded in {ours['reference_load_seconds']:.1f} s")
         for stage, secs in sorted(ours["stages"].items(), key=lambda kv: -kv[1]):
             print(f"  {stage:<14} {secs:8.2f} s  {ours['rows'] / max(secs, 1e-9):>14,.0f} rows/s")
-        ceiling = store_ceiling(template, db, work)
-        print(f"store ceiling (SQLite alone, one row per event): {ceiling['indexed']:,.0f} rows/s into the events "
-              f"table with its indexes; {ceiling['bare']:,.0f} rows/s into a bare copy without indexes")
+        if args.store == "sql":
+            ceiling = store_ceiling(template, db, work)
+            print(f"store ceiling (SQLite alone, one row per event): {ceiling['indexed']:,.0f} rows/s into the "
+                  f"events table with its indexes; {ceiling['bare']:,.0f} rows/s into a bare copy without indexes")
         if args.postgres:
             log("commonwatch on PostgreSQL: ingesting ...")
             pg_run, _ = run_ours(postgres_copy(template, args.postgres), csv)
@@ -405,7 +410,8 @@ def main() -> None:
                 report(big, args.rss_rows, np.random.default_rng(args.seed + 2), starts, lengths)
             db2 = work / "store-rss.db"
             shutil.copy(template, db2)
-            big_run, big_rss = run_ours(f"sqlite:///{db2}", big)
+            big_store = {**store, "COMMONWATCH_EVENT_STORE_DIR": str(work / "events-rss")}
+            big_run, big_rss = run_ours(f"sqlite:///{db2}", big, big_store)
             print(f"streaming {big_run['rows']:,} rows: {big_run['seconds']:.0f} s, "
                   f"{big_run['rows'] / big_run['seconds']:,.0f} events/s, peak RSS {big_rss / 1024:.0f} MB "
                   f"(goal < 1536 MB)")
@@ -418,8 +424,10 @@ def main() -> None:
         print(f"IntelMQ 3.5 ({' -> '.join(peer['bots'])}): {peer['events']:,} events in {peer['seconds']:.1f} s "
               f"= {peer_rate:,.0f} events/s")
         print(f"matcher goal: >= 5,000,000 lookups/s: {'met' if lookups >= 5e6 else 'NOT met'}")
-        print(f"ceiling of a one-row-per-event SQLite store on this machine: {ceiling['indexed'] / peer_rate:.1f}x "
-              f"IntelMQ with the events table's indexes, {ceiling['bare'] / peer_rate:.1f}x without any")
+        if args.store == "sql":
+            print(f"ceiling of a one-row-per-event SQLite store on this machine: "
+                  f"{ceiling['indexed'] / peer_rate:.1f}x IntelMQ with the events table's indexes, "
+                  f"{ceiling['bare'] / peer_rate:.1f}x without any")
         print(f"RESULT pipeline_vs_intelmq ours={ours_rate:.0f} peer={peer_rate:.0f} unit=events/s "
               f"ratio={ours_rate / peer_rate:.1f} goal=50")
     finally:

@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     login_max_failures_per_ip: int = 30
     max_upload_bytes: int = 25 * 1024 * 1024
     max_import_bytes: int = 50 * 1024 * 1024
+    #: Which event store holds the events: ``sql`` (the database above) or ``parquet`` (immutable
+    #: columnar segments in ``event_store_dir``). See ``events.store``.
+    event_store: str = "sql"
+    #: The Parquet store's folder; ``<data dir>/events`` when empty.
+    event_store_dir: Path | None = None
     #: Most events one export (API, page link or `events export`) may hold; narrower filters beyond.
     events_export_max_rows: int = 1_000_000
     #: Outbound URLs (feeds, webhooks, TAXII and MISP peers) must match one of these prefixes.

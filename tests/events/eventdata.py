@@ -7,10 +7,13 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+import polars as pl
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from commonwatch.access.principal import Principal, Role
 from commonwatch.events.models import Event
+from commonwatch.events.store import batch_from_rows
 from commonwatch.net import ip_key
 
 TYPES = ("vulnerable-system", "infected-system", "phishing", "c2-server", "scanner")
@@ -76,3 +79,19 @@ def spread(n: int, *, end: datetime, org_ids: list[int | None], step: timedelta 
     """``n`` events going back from ``end``; every ``same_time_every`` share a time (ties for the keyset)."""
     return [event_row(i, at=end - step * (i // same_time_every), org_id=org_ids[i % len(org_ids)],
                       key_prefix=key_prefix) for i in range(n)]
+
+
+def as_batch(rows: Iterable[dict[str, Any]]) -> pl.DataFrame:
+    """Rows of :func:`event_row` as a processed batch, as the pipeline hands it to ``EventStore.append``."""
+    return batch_from_rows(list(rows))
+
+
+def principals(a: int, b: int, p: int) -> dict[str, Principal]:
+    """Staff, constituents of A and of B, the partner P, and a constituent of no organisation."""
+    return {
+        "staff": Principal(1, "staff@x", Role.ANALYST),
+        "a": Principal(2, "a@x", Role.CONSTITUENT, frozenset({a})),
+        "b": Principal(3, "b@x", Role.CONSTITUENT, frozenset({b})),
+        "partner": Principal(4, "p@x", Role.PARTNER, frozenset({p})),
+        "nobody": Principal(5, "n@x", Role.CONSTITUENT, frozenset()),
+    }

@@ -18,6 +18,7 @@ from commonwatch.access.models import AuditEntry
 from commonwatch.db import session_scope
 from commonwatch.events import export, search
 from commonwatch.events.schema import BY_NAME, FIELDS
+from commonwatch.events.store import StreamState
 from commonwatch.net import ip_key
 from tests.events.eventdata import event_row, insert_events
 
@@ -196,7 +197,7 @@ def test_stream_reads_in_batches_and_stops_at_the_frozen_selection(app, world, e
     late = event_row(99_999, at=rows[0]["time_source"], org_id=None, key_prefix="late")
     with session_scope(app.state.sessionmaker, actor="test") as s:
         insert_events(s, [late])  # stored after the export was recorded: not part of it
-    state = search.StreamState()
+    state = StreamState()
     chunks = list(prepared.stream(state))
     assert state.batches == 3 and state.rows == 5000  # 2000-row reads, never the whole selection
     keys = [json.loads(x)["event.key"] for c in chunks for x in c.splitlines()]

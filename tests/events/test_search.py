@@ -15,7 +15,9 @@ from commonwatch.db import make_sessionmaker, session_scope
 from commonwatch.errors import Invalid
 from commonwatch.events import search, stats
 from commonwatch.events.models import Event
-from tests.events.eventdata import SEVERITIES, insert_events, spread
+from commonwatch.events.store import sql
+from commonwatch.events.store.sql import SqlEventStore
+from tests.events.eventdata import SEVERITIES, insert_events, principals, spread
 
 END = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
 
@@ -37,13 +39,7 @@ def store(any_engine):
         ids = {r.event_key: r.id for r in s.execute(select(Event.event_key, Event.id))}
     for row in rows:
         row["id"] = ids[row["event_key"]]
-    who = {
-        "staff": Principal(1, "staff@x", Role.ANALYST),
-        "a": Principal(2, "a@x", Role.CONSTITUENT, frozenset({a})),
-        "b": Principal(3, "b@x", Role.CONSTITUENT, frozenset({b})),
-        "partner": Principal(4, "p@x", Role.PARTNER, frozenset({p})),
-        "nobody": Principal(5, "n@x", Role.CONSTITUENT, frozenset()),
-    }
+    who = principals(a, b, p)
     return {"factory": factory, "rows": rows, "a": a, "b": b, "p": p, "who": who, "engine": any_engine}
 
 
@@ -89,7 +85,7 @@ def _cases(store) -> list[tuple[dict[str, str], object]]:
 
 
 def _ids(session, principal, f) -> list[int]:
-    stmt = search.selection(principal, f, Event.id).order_by(*search.NEWEST_FIRST)
+    stmt = sql.selection(principal, f, Event.id).order_by(*sql.NEWEST_FIRST)
     return list(session.scalars(stmt))
 
 
@@ -116,13 +112,13 @@ def test_tenancy_limits_every_selection(store):
         assert _ids(session, who["nobody"], everything) == []
         # A filter naming another tenant's organisation finds nothing, not B's events.
         assert _ids(session, who["a"], search.parse_filter({"org": str(store["b"])})) == []
-        assert search.count_capped(session, who["a"], search.parse_filter({"org": str(store["b"])})) == (0, True)
+        assert SqlEventStore(session).count_capped(who["a"], search.parse_filter({"org": str(store["b"])})) == (0, True)
 
 
 def _walk(session, principal, f, limit):
     seen, cursor, pages = [], None, 0
     while True:
-        page = search.search_page(session, principal, f, limit=limit, after=cursor, count=False)
+        page = SqlEventStore(session).search_page(principal, f, limit=limit, after=cursor, count=False)
         seen.extend(e.id for e in page.items)
         pages += 1
         if page.next_cursor is None:
@@ -141,7 +137,7 @@ def test_keyset_pages_cover_the_selection_in_order_both_ways(store):
         # Walk back from the last page with the `before` cursors: the same rows, reversed page by page.
         back, page = list(reversed([e.id for e in last.items])), last
         while page.prev_cursor:
-            page = search.search_page(session, staff, search.EventFilter(), limit=7, before=page.prev_cursor,
+            page = SqlEventStore(session).search_page(staff, search.EventFilter(), limit=7, before=page.prev_cursor,
                                       count=False)
             back.extend(reversed([e.id for e in page.items]))
         assert back == list(reversed(expected))
@@ -155,9 +151,9 @@ def test_keyset_pages_cover_the_selection_in_order_both_ways(store):
 def test_counts_are_exact_up_to_the_cap(store):
     staff = store["who"]["staff"]
     with store["factory"]() as session:
-        assert search.count_capped(session, staff, search.EventFilter()) == (600, True)
-        assert search.count_capped(session, staff, search.EventFilter(), cap=100) == (100, False)
-        page = search.search_page(session, staff, search.parse_filter({"type": "phishing"}), limit=5)
+        assert SqlEventStore(session).count_capped(staff, search.EventFilter()) == (600, True)
+        assert SqlEventStore(session).count_capped(staff, search.EventFilter(), cap=100) == (100, False)
+        page = SqlEventStore(session).search_page(staff, search.parse_filter({"type": "phishing"}), limit=5)
         assert (page.total, page.total_exact) == (120, True)
 
 
@@ -168,7 +164,7 @@ def test_bad_cursor_and_limits_name_their_field(store):
                               ({"limit": 0}, "limit"), ({"limit": 5000}, "limit"),
                               ({"after": search.Position(END, 1).encode(), "before": "x"}, "before")):
             with pytest.raises(Invalid) as err:
-                search.search_page(session, staff, search.EventFilter(), **kwargs)
+                SqlEventStore(session).search_page(staff, search.EventFilter(), **kwargs)
             assert err.value.errors[0].field == field
 
 
@@ -177,21 +173,21 @@ def test_statistics_count_by_dimension_for_the_viewer(store):
     since = END - timedelta(hours=2)
     window = [r for r in rows if since <= r["time_source"] < END + timedelta(seconds=1)]
     with store["factory"]() as session:
-        by_type = stats.counts(session, who["staff"], ["type"], since=since, until=END + timedelta(seconds=1))
+        by_type = SqlEventStore(session).counts(who["staff"], ["type"], since=since, until=END + timedelta(seconds=1))
         assert {r.key[0]: r.count for r in by_type} == _tally(window, "classification_type")
         assert [r.count for r in by_type] == sorted((r.count for r in by_type), reverse=True)
         own = [r for r in window if r["org_id"] == store["a"]]
-        by_sev = stats.counts(session, who["a"], ["severity"], since=since, until=END + timedelta(seconds=1))
+        by_sev = SqlEventStore(session).counts(who["a"], ["severity"], since=since, until=END + timedelta(seconds=1))
         assert {r.key[0]: r.count for r in by_sev} == _tally(own, "severity")
         assert [r.key[0] for r in stats.severity_order(by_sev)] == [
             s for s in reversed(SEVERITIES) if s in _tally(own, "severity")]
-        by_org_day = stats.counts(session, who["staff"], ["org", "day"])
+        by_org_day = SqlEventStore(session).counts(who["staff"], ["org", "day"])
         assert sum(r.count for r in by_org_day) == len(rows)
         days = {r.key[1] for r in by_org_day}
         assert days == {r["time_source"].date().isoformat() for r in rows}
         assert stats.org_names(session, who["a"], [store["a"], store["b"], None]) == {store["a"]: "A"}
         with pytest.raises(Invalid):
-            stats.counts(session, who["staff"], ["colour"])
+            SqlEventStore(session).counts(who["staff"], ["colour"])
 
 
 def _tally(rows, column) -> dict:
@@ -202,15 +198,15 @@ def _tally(rows, column) -> dict:
 
 
 def test_split_and_plain_tenancy_paths_agree(store):
-    """Constituents' pages are found per organisation (see search._branches); the result must be the
+    """Constituents' pages are found per organisation (see sql._branches); the result must be the
     plain tenancy condition's, with an event both owned and routed to the principal listed once."""
     rows, a, p = store["rows"], store["a"], store["p"]
     expected = [r["id"] for r in sorted(rows, key=lambda r: (r["time_source"], r["id"]), reverse=True)
                 if r["org_id"] == a or r["partner_org_id"] == p]
     assert any(r["org_id"] == a and r["partner_org_id"] == p for r in rows)
     both = Principal(6, "both@x", Role.CONSTITUENT, frozenset({a, p}))
-    many = Principal(7, "many@x", Role.CONSTITUENT, frozenset({a, p, *range(10_000, 10_000 + search.SPLIT_MAX)}))
-    assert search._branches(both) is not None and search._branches(many) is None
+    many = Principal(7, "many@x", Role.CONSTITUENT, frozenset({a, p, *range(10_000, 10_000 + sql.SPLIT_MAX)}))
+    assert sql._branches(both) is not None and sql._branches(many) is None
     with store["factory"]() as session:
         for principal in (both, many):
             seen, _pages, _last = _walk(session, principal, search.EventFilter(), limit=13)
@@ -223,9 +219,9 @@ def test_dense_filters_select_the_same_events_by_either_plan(store):
     with store["factory"]() as session:
         for params, _predicate in _cases(store):
             f = search.parse_filter(params)
-            by_index = search.ordered(session, staff, f, limit=1000, dense=False)
-            by_time = search.ordered(session, staff, f, limit=1000, dense=True)
+            by_index = SqlEventStore(session).ordered(staff, f, limit=1000, dense=False)
+            by_time = SqlEventStore(session).ordered(staff, f, limit=1000, dense=True)
             assert [r.id for r in by_index] == [r.id for r in by_time], params
-        assert search.is_dense(session, staff, search.parse_filter({"country": "CN"})) is False
-        small = search.count_capped(session, staff, search.parse_filter({"country": "CN"}), cap=50)
+        assert SqlEventStore(session).is_dense(staff, search.parse_filter({"country": "CN"})) is False
+        small = SqlEventStore(session).count_capped(staff, search.parse_filter({"country": "CN"}), cap=50)
         assert small == (50, False) and len(rows) > 50

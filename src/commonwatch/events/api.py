@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from commonwatch.access.principal import Principal
 from commonwatch.errors import Invalid
 from commonwatch.events import export, search, stats
+from commonwatch.events.store import event_store
 from commonwatch.web.deps import get_db, require, writes
 
 router = APIRouter(tags=["events"])
@@ -119,7 +120,7 @@ def list_events(params: FilterParams = Depends(),
     """Events newest first (time.source, then id), with keyset pagination through cursors."""
     try:
         f = search.parse_filter(params.values)
-        page = search.search_page(db, principal, f, limit=limit, after=cursor, before=before, count=count)
+        page = event_store(db).search_page(principal, f, limit=limit, after=cursor, before=before, count=count)
     except Invalid as exc:
         return _invalid_response(exc)
     body = {"items": [export.event_record(e) for e in page.items], "next_cursor": page.next_cursor,
@@ -156,7 +157,7 @@ def export_events(request: Request, params: FilterParams = Depends(),
 @router.get("/events/stats", response_model=StatsOut)
 def event_stats(request: Request, params: FilterParams = Depends(),
                 by: str = Query("type", description="Comma-separated: type, taxonomy, severity, org, feed, "
-                                "country, sector, tlp, day."),
+                                "country, sector, tlp, partner, hour, day."),
                 principal: Principal = Depends(require("events.read")), db: Session = Depends(get_db)) -> Response:
     """Counts of matching events grouped by the dimensions in ``by``; the period defaults to 24 hours."""
     now = request.app.state.clock.now()
@@ -165,7 +166,7 @@ def event_stats(request: Request, params: FilterParams = Depends(),
         dims = [d.strip() for d in by.split(",") if d.strip()]
         since = f.time_from or now - timedelta(hours=24)
         until = f.time_to
-        rows = stats.counts(db, principal, dims, since=since, until=until, f=f)
+        rows = event_store(db).counts(principal, dims, since=since, until=until, f=f)
     except Invalid as exc:
         return _invalid_response(exc)
     body = StatsOut(since=since, until=until, by=dims, total=stats.totals(rows),
@@ -176,4 +177,4 @@ def event_stats(request: Request, params: FilterParams = Depends(),
 @router.get("/events/{event_id}", response_model=EventOut)
 def get_event(event_id: int, principal: Principal = Depends(require("events.read")),
               db: Session = Depends(get_db)) -> Response:
-    return JSONResponse(export.event_record(search.get_event(db, principal, event_id)))
+    return JSONResponse(export.event_record(event_store(db).get(principal, event_id)))

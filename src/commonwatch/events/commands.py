@@ -13,6 +13,7 @@ import typer
 from commonwatch.access.principal import SYSTEM
 from commonwatch.errors import Invalid
 from commonwatch.events import export, search
+from commonwatch.events.store import StreamState
 from commonwatch.runtime import get_runtime
 
 #: The ``events`` command group; other capabilities' event commands (``rematch``) add themselves here.
@@ -54,7 +55,7 @@ def events_export(
     except Invalid as exc:
         fail("; ".join((f"--{e.field.replace('_', '-')}: " if e.field in params or e.field == "format" else "")
                        + e.reason for e in exc.errors))
-    state = search.StreamState()
+    state = StreamState()
     if output is None:
         for chunk in prepared.stream(state):
             sys.stdout.write(chunk)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from commonwatch.access.principal import Principal
 from commonwatch.events import stats
 from commonwatch.events.pages import severity_label
+from commonwatch.events.store import event_store
 from commonwatch.i18n import _
 
 PERIOD = timedelta(hours=24)
@@ -24,8 +25,9 @@ def panels(db: Session, principal: Principal, state: Any) -> list[dict[str, Any]
     now = state.clock.now()
     since = now - PERIOD
     window = {"from": since.isoformat(timespec="seconds")}
-    by_type = stats.counts(db, principal, ["type"], since=since)
-    by_severity = stats.severity_order(stats.counts(db, principal, ["severity"], since=since))
+    store = event_store(db)
+    by_type = store.counts(principal, ["type"], since=since)
+    by_severity = stats.severity_order(store.counts(principal, ["severity"], since=since))
     total = stats.totals(by_type)
 
     def link(**params: str) -> str:

@@ -1,6 +1,6 @@
 """Exports of any filtered selection of events: CSV, JSON (array or lines) and IntelMQ JSON lines.
 
-Each export is a stream of text chunks fed by :func:`search.iter_rows` (keyset batches), so the
+Each export is a stream of text chunks fed by ``EventStore.iter_rows`` (keyset batches), so the
 whole selection is never in memory. An export is refused before the first byte when the
 selection holds more events than ``settings.events_export_max_rows``, and recorded in the audit
 log as one act: who, which filter, which format, how many rows.
@@ -40,6 +40,7 @@ from commonwatch.clock import ensure_utc
 from commonwatch.errors import Invalid
 from commonwatch.events import search
 from commonwatch.events.schema import FIELDS, INTELMQ_FIELDS
+from commonwatch.events.store import StreamState, event_store
 from commonwatch.exports import csv_text
 from commonwatch.i18n import _
 
@@ -68,14 +69,14 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def _values(row: Any) -> tuple[Any, ...]:
-    """The values of a row of :data:`search.EXPORT_COLUMNS` (or of an ``Event``) in that order."""
+    """The values of a row of :data:`store.sql.EXPORT_COLUMNS` (or of an ``Event``) in that order."""
     if isinstance(row, Row):
         return tuple(row)
     return tuple(getattr(row, column) for column in _COLUMNS)
 
 
 def event_record(row: Any) -> dict[str, Any]:
-    """An event (row of :data:`search.EXPORT_COLUMNS` or an ``Event``) keyed by harmonisation name."""
+    """An event (row of :data:`store.sql.EXPORT_COLUMNS` or an ``Event``) keyed by harmonisation name."""
     out = dict(zip(_NAMES, _values(row), strict=True))
     for name in _TIME_NAMES:
         out[name] = _iso(out[name])
@@ -122,7 +123,7 @@ _JSON_CELLS = (_BY_TYPE["extra"],)
 
 
 def _csv_cells(row: Any) -> list[Any]:
-    """One row (in :data:`search.EXPORT_COLUMNS` order) as CSV cells; only the few typed cells are touched."""
+    """One row (in :data:`store.sql.EXPORT_COLUMNS` order) as CSV cells; only the few typed cells are touched."""
     cells = list(row)
     for i in _TIME_CELLS:
         cells[i] = _iso(cells[i])
@@ -193,8 +194,8 @@ class Prepared:
     rows: int  # events in the selection when the export was recorded
     up_to_id: int  # the selection is frozen there: events stored later are not in this export
 
-    def stream(self, state: search.StreamState | None = None) -> Iterator[str]:
-        rows = search.iter_rows(self.engine, self.principal, self.filter, max_rows=self.rows,
+    def stream(self, state: StreamState | None = None) -> Iterator[str]:
+        rows = event_store(self.engine).iter_rows(self.principal, self.filter, max_rows=self.rows,
                                 up_to_id=self.up_to_id, state=state)
         return render(self.format, rows)
 
@@ -211,8 +212,9 @@ def prepare(session: Session, engine: Engine, principal: Principal, f: search.Ev
     (less any deleted meanwhile), however many arrive during a long download.
     """
     fmt = check_format(fmt)
-    up_to_id = search.latest_id(session, principal, f)
-    n, within = search.count_capped(session, principal, f, cap=max_rows, up_to_id=up_to_id)
+    store = event_store(session)
+    up_to_id = store.latest_id(principal, f)
+    n, within = store.count_capped(principal, f, cap=max_rows, up_to_id=up_to_id)
     if not within:
         raise Invalid("limit", _("the selection holds more than {max} events, the export limit; "
                                  "narrow the filters (for example the time range)").format(max=f"{max_rows:,}"))

@@ -18,6 +18,7 @@ from commonwatch.db import get_scoped, scope
 from commonwatch.errors import Invalid
 from commonwatch.events import export, search, stats
 from commonwatch.events.schema import FIELDS, SEVERITIES, TLP_LABELS
+from commonwatch.events.store import event_store
 from commonwatch.i18n import N_, _
 from commonwatch.web.deps import get_db, require
 from commonwatch.web.nav import NavItem
@@ -86,7 +87,7 @@ def event_search(request: Request, principal: Principal = Depends(require("event
     f = None
     try:
         f = search.parse_filter(form, naive_zone=tz)
-        page = search.search_page(db, principal, f, limit=search.DEFAULT_PAGE_SIZE,
+        page = event_store(db).search_page(principal, f, limit=search.DEFAULT_PAGE_SIZE,
                                   after=query.get("cursor") or None, before=query.get("before") or None)
     except Invalid as exc:
         errors = exc.by_field()
@@ -110,7 +111,7 @@ def event_search(request: Request, principal: Principal = Depends(require("event
 @router.get("/events/{event_id}")
 def event_detail(event_id: int, request: Request, principal: Principal = Depends(require("events.read")),
                  db: Session = Depends(get_db)) -> HTMLResponse:
-    event = search.get_event(db, principal, event_id)
+    event = event_store(db).get(principal, event_id)
     org = get_scoped(db, principal, Organisation, event.org_id) if event.org_id else None
     partner = get_scoped(db, principal, Organisation, event.partner_org_id) if event.partner_org_id else None
     same_ip: list[Any] = []
@@ -120,7 +121,7 @@ def event_detail(event_id: int, request: Request, principal: Principal = Depends
     except Invalid:
         same_ip_filter = None  # an address the store could not parse has no neighbours to show
     if same_ip_filter is not None:
-        nearby = search.ordered(db, principal, same_ip_filter, limit=SAME_IP_SHOWN + 1)
+        nearby = event_store(db).ordered(principal, same_ip_filter, limit=SAME_IP_SHOWN + 1)
         same_ip = [r for r in nearby if r.id != event.id][:SAME_IP_SHOWN]
         same_ip_link = _link("/events", same_ip_filter.as_params())
     record = export.event_record(event)

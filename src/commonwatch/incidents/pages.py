@@ -18,7 +18,8 @@ from commonwatch.access.principal import Principal, Role
 from commonwatch.constituency.models import Organisation, OrgKind
 from commonwatch.db import scope
 from commonwatch.errors import Forbidden, Invalid
-from commonwatch.events.models import Event
+from commonwatch.events.search import EventFilter
+from commonwatch.events.store import event_store
 from commonwatch.i18n import N_, _
 from commonwatch.incidents import alerts, reports, sharing
 from commonwatch.incidents import services as svc
@@ -199,12 +200,8 @@ async def incident_create(request: Request, principal: Principal = Depends(requi
 def from_events_page(request: Request, org_id: int | None = None, type: str = "", ids: str = "",
                      principal: Principal = Depends(require("incidents.manage")),
                      db: Session = Depends(get_db)) -> HTMLResponse:
-    stmt = scope(select(Event), principal, Event)
-    if org_id:
-        stmt = stmt.where(Event.org_id == org_id)
-    if type:
-        stmt = stmt.where(Event.classification_type == type)
-    events = db.scalars(stmt.order_by(Event.time_source.desc()).limit(200)).all()
+    f = EventFilter(org_id=org_id or None, classification_type=type or None)
+    events = event_store(db).ordered(principal, f, limit=200)
     orgs = [(o.id, o.name) for o in db.scalars(select(Organisation).order_by(Organisation.name))
             if o.kind != OrgKind.PARTNER_CERT]
     preselected = {p for p in ids.replace(",", " ").split() if p.isdigit()}

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from sqlalchemy import func, literal, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from commonwatch.access import audit
@@ -26,9 +26,9 @@ from commonwatch.access.models import User
 from commonwatch.access.principal import STAFF_ROLES, Principal, Role
 from commonwatch.clock import ensure_utc
 from commonwatch.constituency.models import Organisation, OrgKind
-from commonwatch.db import UTCDateTime, get_scoped, scope
+from commonwatch.db import get_scoped, scope
 from commonwatch.errors import FieldError, Forbidden, Invalid, NotFound
-from commonwatch.events.models import Event
+from commonwatch.events.store import event_store, records
 from commonwatch.i18n import _
 from commonwatch.incidents import attachments as files
 from commonwatch.incidents.clocks import CaseFacts, Clocks, reporting_clocks, route_for_org_kind
@@ -665,14 +665,7 @@ def _chunks(ids: list[int]) -> list[list[int]]:
 
 def _missing_events(session: Session, principal: Principal, ids: list[int]) -> list[int]:
     """The ids that are not stored events the principal may see (set-based: no row loaded as an object)."""
-    found = 0
-    for chunk in _chunks(ids):
-        found += session.scalar(scope(select(func.count(Event.id)), principal, Event).where(Event.id.in_(chunk))) or 0
-    if found == len(set(ids)):
-        return []
-    seen: set[int] = set()
-    for chunk in _chunks(ids):
-        seen.update(session.scalars(scope(select(Event.id), principal, Event).where(Event.id.in_(chunk))))
+    seen = set(event_store(session).fetch(principal, ids, ())["id"].to_list())
     return sorted(set(ids) - seen)
 
 
@@ -681,21 +674,21 @@ def _refuse_missing(missing: list[int]) -> None:
         raise Invalid("event_ids", _("unknown event ids: {ids}").format(ids=", ".join(map(str, missing[:20]))))
 
 
-def _event_summary(session: Session, principal: Principal, ids: list[int]) -> pl.DataFrame:
-    """Per organisation, class, type and feed: how many of the events, and their earliest times.
+#: The event columns an incident filed from events is built from.
+_SUMMARY_COLUMNS = ("org_id", "classification_taxonomy", "classification_type", "feed_name", "time_observation",
+                    "time_source", "source_ip", "source_fqdn")
+#: The event columns shown beside an incident (its page, its API, the from-events form).
+LINKED_COLUMNS = ("time_source", "feed_name", "source_ip", "source_fqdn", "classification_taxonomy",
+                  "classification_type", "org_id")
 
-    Aggregated by the database chunk by chunk, so 100,000 selected events come back as a few rows.
-    """
-    parts = []
-    for chunk in _chunks(ids):
-        stmt = scope(select(Event.org_id, Event.classification_taxonomy, Event.classification_type, Event.feed_name,
-                            func.count(Event.id), func.min(Event.time_observation), func.min(Event.time_source)),
-                     principal, Event).where(Event.id.in_(chunk)).group_by(
-            Event.org_id, Event.classification_taxonomy, Event.classification_type, Event.feed_name)
-        parts.extend(tuple(r) for r in session.execute(stmt))
-    frame = pl.DataFrame(parts, schema=["org_id", "taxonomy", "type", "feed", "n", "first_seen", "first_time"],
-                         orient="row", infer_schema_length=None)
-    return frame
+
+def _event_summary(events: pl.DataFrame) -> pl.DataFrame:
+    """Per organisation, class, type and feed: how many of the events, and their earliest times
+    (columnar: 100,000 selected events come back as a few rows)."""
+    return (events.group_by(["org_id", "classification_taxonomy", "classification_type", "feed_name"])
+            .agg(pl.len().alias("n"), pl.col("time_observation").min().alias("first_seen"),
+                 pl.col("time_source").min().alias("first_time"))
+            .rename({"classification_taxonomy": "taxonomy", "classification_type": "type", "feed_name": "feed"}))
 
 
 def _parse_ids(raw: Any, field: str) -> list[int]:
@@ -721,8 +714,7 @@ def link_events(session: Session, principal: Principal, incident: Incident, even
                 now: datetime) -> int:
     """Link stored events to the incident; returns how many were new.
 
-    One ``INSERT ... SELECT`` per chunk of ids: the database copies the ids it lets the principal see and
-    skips those already linked, with no Python loop over the events.
+    The store confirms the principal may see every id; the links not made yet are inserted in chunks.
     """
     if not principal.has("incidents.manage"):
         raise Forbidden()
@@ -730,16 +722,12 @@ def link_events(session: Session, principal: Principal, incident: Incident, even
     _refuse_missing(_missing_events(session, principal, ids))
     stamp = ensure_utc(now)
     table = IncidentEvent.__table__
-    already = select(IncidentEvent.event_id).where(IncidentEvent.incident_id == incident.id)
-    count = select(func.count(IncidentEvent.id)).where(IncidentEvent.incident_id == incident.id)
-    before = session.scalar(count) or 0
-    for chunk in _chunks(ids):
-        source = scope(select(literal(incident.id), Event.id, literal(stamp, UTCDateTime()),
-                              literal(principal.actor)), principal, Event).where(
-            Event.id.in_(chunk), Event.id.not_in(already))
-        session.execute(table.insert().from_select(["incident_id", "event_id", "linked_at", "linked_by"], source))
-    # Counted, not taken from rowcount: drivers do not all report it for INSERT ... SELECT.
-    added = (session.scalar(count) or 0) - before
+    already = set(session.scalars(select(IncidentEvent.event_id).where(IncidentEvent.incident_id == incident.id)))
+    new = sorted(set(ids) - already)
+    for start in range(0, len(new), _CHUNK):
+        session.execute(table.insert(), [{"incident_id": incident.id, "event_id": event_id, "linked_at": stamp,
+                                          "linked_by": principal.actor} for event_id in new[start:start + _CHUNK]])
+    added = len(new)
     if added:
         audit.record(session, "incident.link_events", "incidents", incident.id,
                      after={"events": added, "first": min(ids)}, actor=principal.actor)
@@ -748,12 +736,12 @@ def link_events(session: Session, principal: Principal, incident: Incident, even
 
 
 def linked_events(session: Session, principal: Principal, incident: Incident,
-                  limit: int = 200) -> tuple[list[Event], int]:
-    base = select(Event).join(IncidentEvent, IncidentEvent.event_id == Event.id).where(
-        IncidentEvent.incident_id == incident.id)
-    stmt = scope(base, principal, Event)
-    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
-    return list(session.scalars(stmt.order_by(Event.time_source.desc()).limit(limit))), total
+                  limit: int = 200) -> tuple[list[Any], int]:
+    """The newest ``limit`` linked events the principal may see, and how many it may see in all."""
+    ids = session.scalars(select(IncidentEvent.event_id).where(IncidentEvent.incident_id == incident.id)).all()
+    store = event_store(session)
+    total = store.fetch(principal, ids, ()).height
+    return records(store.fetch(principal, ids, LINKED_COLUMNS, newest_first=True, limit=limit)), total
 
 
 def create_from_events(session: Session, principal: Principal, event_ids: Any, data: dict[str, Any], *,
@@ -763,7 +751,8 @@ def create_from_events(session: Session, principal: Principal, event_ids: Any, d
         raise Forbidden()
     ids = _parse_ids(event_ids, "event_ids")
     _refuse_missing(_missing_events(session, principal, ids))
-    summary = _event_summary(session, principal, ids)
+    events = event_store(session).fetch(principal, ids, _SUMMARY_COLUMNS)
+    summary = _event_summary(events)
     report = dict(data)
     if not report.get("org_id"):
         orgs = summary["org_id"].drop_nulls().unique().to_list()
@@ -780,10 +769,8 @@ def create_from_events(session: Session, principal: Principal, event_ids: Any, d
     report.setdefault("discovered_at", ensure_utc(min(summary["first_seen"].to_list())))
     report.setdefault("occurred_at", ensure_utc(min(summary["first_time"].to_list())))
     feeds = sorted(summary["feed"].unique().to_list())
-    hosts = session.scalars(scope(select(func.coalesce(Event.source_ip, Event.source_fqdn)).distinct(), principal,
-                                  Event).where(Event.id.in_(_chunks(ids)[0]),
-                                               func.coalesce(Event.source_ip, Event.source_fqdn).is_not(None))
-                            .limit(50)).all()
+    hosts = (events.sort("id").head(_CHUNK).select(pl.coalesce("source_ip", "source_fqdn").alias("host"))
+             .drop_nulls().unique()["host"].head(50).to_list())
     report.setdefault("title", _("{n} events: {type}").format(n=int(summary["n"].sum()), type=rsit_type))
     report.setdefault("affected_system", ", ".join(sorted(hosts)))
     report.setdefault("effects", _("Observed in feeds: {feeds}").format(feeds=", ".join(feeds[:20])))

@@ -13,12 +13,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from commonwatch.access.principal import Principal, Role
+from commonwatch.access.principal import SYSTEM, Principal, Role
 from commonwatch.clock import ensure_utc
 from commonwatch.constituency.models import Organisation, OrgKind
 from commonwatch.db import get_scoped, scope
 from commonwatch.errors import Forbidden, Invalid, NotFound
-from commonwatch.events.models import Event
+from commonwatch.events.store import event_store
 from commonwatch.i18n import _
 from commonwatch.incidents.models import Incident, IncidentComment, IncidentEvent, IncidentShare
 from commonwatch.incidents.rules import TLP_LABELS, IncidentRules
@@ -28,10 +28,11 @@ MAX_INDICATORS = 500
 
 
 def _indicators(session: Session, incident: Incident) -> list[str]:
-    rows = session.execute(
-        select(Event.source_ip, Event.source_fqdn, Event.source_url).join(
-            IncidentEvent, IncidentEvent.event_id == Event.id).where(IncidentEvent.incident_id == incident.id)
-        .limit(MAX_INDICATORS * 3)).all()
+    # Read as the system: what is shared is decided by the share's own rules, not the reader's tenancy.
+    ids = session.scalars(select(IncidentEvent.event_id).where(IncidentEvent.incident_id == incident.id)
+                          .order_by(IncidentEvent.id).limit(MAX_INDICATORS * 3)).all()
+    rows = (event_store(session).fetch(SYSTEM, ids, ("source_ip", "source_fqdn", "source_url")).sort("id")
+            .drop("id").rows())
     seen: list[str] = []
     for row in rows:
         for value in row:

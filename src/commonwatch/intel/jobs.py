@@ -20,10 +20,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from commonwatch.access import audit
+from commonwatch.access.principal import SYSTEM
 from commonwatch.db import session_scope
 from commonwatch.errors import Invalid
-from commonwatch.events.models import Event
 from commonwatch.events.schema import SEVERITIES
+from commonwatch.events.store import event_store
 from commonwatch.intel import services, stix
 from commonwatch.intel import tlp as tlpmod
 from commonwatch.intel.models import Indicator, IntelShare, IntelState, Sighting
@@ -112,19 +113,10 @@ def promotion_rules(data_dir: Path | None) -> list[PromotionRule]:
 _EVENT_COLUMNS = ("id", "time_source", "feed_name", "source_ip", "source_ip_bin", "source_fqdn", "source_url",
                   "destination_ip", "destination_fqdn", "classification_type", "malware_name", "org_id", "severity",
                   "tlp")
-_SCHEMA = {"id": pl.Int64, "time_source": pl.Datetime("us", "UTC"), "feed_name": pl.String, "source_ip": pl.String,
-           "source_ip_bin": pl.Binary, "source_fqdn": pl.String, "source_url": pl.String,
-           "destination_ip": pl.String, "destination_fqdn": pl.String, "classification_type": pl.String,
-           "malware_name": pl.String, "org_id": pl.Int64, "severity": pl.String, "tlp": pl.String}
-
-
 def read_events(session: Session, after_id: int, limit: int = CHUNK) -> pl.DataFrame:
-    """Events with ``id > after_id`` (at most ``limit``), as columns."""
-    cols = [getattr(Event, c) for c in _EVENT_COLUMNS]
-    rows = session.execute(select(*cols).where(Event.id > after_id).order_by(Event.id).limit(limit)).all()
-    data = {name: list(values) for name, values in zip(_EVENT_COLUMNS, zip(*rows, strict=True), strict=True)} \
-        if rows else {name: [] for name in _EVENT_COLUMNS}
-    return pl.DataFrame(data, schema=_SCHEMA)
+    """Events with ``id > after_id`` (at most ``limit``), as columns. Promotion and sightings work
+    for the centre over every tenant's events, so they read as the system."""
+    return event_store(session).scan(SYSTEM, _EVENT_COLUMNS, after_id=after_id, limit=limit)
 
 
 def _tlp_rank(column: str) -> pl.Expr:

@@ -260,22 +260,18 @@ def warning_list(status: str = "", type: str = "", org_id: int | None = None, pa
 @router.get("/warnings/{warning_id}", response_model=WarningOut)
 def warning_get(warning_id: int, principal: Principal = Depends(require_warnings_reader),
                 db: Session = Depends(get_db)):
-    from commonwatch.events.models import Event
-
     w = services.get_warning(db, principal, warning_id)
-    return _warning_out(w, db.get(Event, w.event_id))
+    return _warning_out(w, services.warning_event(db, w))
 
 
 @router.post("/warnings/{warning_id}/feedback", response_model=WarningOut)
 def warning_feedback(warning_id: int, body: FeedbackIn, request: Request,
                      principal: Principal = Depends(require("warnings.respond")), db: Session = Depends(get_db)):
-    from commonwatch.events.models import Event
-
     services.respond(db, principal, warning_id, body.action, body.comment, suppress=body.suppress,
                      now=request.app.state.clock.now())
     db.commit()
     w = services.get_warning(db, principal, warning_id)
-    return _warning_out(w, db.get(Event, w.event_id))
+    return _warning_out(w, services.warning_event(db, w))
 
 
 @router.get("/stats")

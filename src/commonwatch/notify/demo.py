@@ -7,9 +7,9 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
-from commonwatch.events.models import Event
+from commonwatch.events.store import batch_from_rows, event_store
 from commonwatch.notify import policies
 from commonwatch.notify.models import EventWarning, Feedback
 
@@ -84,7 +84,6 @@ def _events(ctx) -> list[dict]:
             "partner_org_id": partner_row.id if partner_row else None,
             "constituent_sector": org_row.sector if org_row else None,
             "constituent_cii": bool(org_row and org_row.is_cii), "severity": severity, "tlp": tlp,
-            "created_at": at + timedelta(minutes=30),
         })
     return rows
 
@@ -103,14 +102,14 @@ def load(ctx) -> None:
     if "partner_de" in ctx.orgs and policies.own_policy(session, ctx.orgs["partner_de"].id) is None:
         policies.save_policy(session, ctx.orgs["partner_de"].id, {"min_severity": "medium", "language": "en",
                                                                    "attach_intelmq": True}, allowlist=[])
+    store = event_store(session)
     rows = _events(ctx)
-    have = set(session.scalars(select(Event.event_key).where(Event.event_key.in_([r["event_key"] for r in rows]))))
-    missing = [r for r in rows if r["event_key"] not in have]
-    if missing:
+    # Stored a day ago (batch 0: no ingest run), so that daily digests are due in this run.
+    inserted = store.append(batch_from_rows(rows), batch_id=0, now=ctx.clock.now() - timedelta(hours=24))
+    if inserted:
         from commonwatch.access import audit
 
-        session.execute(insert(Event), missing)
-        audit.record(session, "events.demo", "events", "", after={"inserted": len(missing)})
+        audit.record(session, "events.demo", "events", "", after={"inserted": inserted})
     # The run writes in its own transactions (one writer at a time on SQLite): commit first.
     session.commit()
     notifier = Notifier(settings=ctx.settings, sessions=make_sessionmaker(session.get_bind()), clock=ctx.clock,
@@ -125,8 +124,9 @@ def _answer_one(ctx) -> None:
     bank = ctx.orgs.get("bank")
     if bank is None:
         return
-    warning = session.scalar(select(EventWarning).join(Event, Event.id == EventWarning.event_id).where(
-        Event.event_key == "demo-notify-b1", EventWarning.org_id == bank.id))
+    event_id = event_store(session).existing_keys(["demo-notify-b1"]).get("demo-notify-b1")
+    warning = session.scalar(select(EventWarning).where(EventWarning.event_id == event_id,
+                                                        EventWarning.org_id == bank.id))
     if warning is None or session.scalar(select(Feedback.id).where(Feedback.warning_id == warning.id)):
         return
     now = ctx.clock.now()

@@ -15,7 +15,6 @@ from commonwatch.constituency import services as registry
 from commonwatch.constituency.models import Organisation
 from commonwatch.db import scope
 from commonwatch.errors import Conflict, Invalid
-from commonwatch.events.models import Event
 from commonwatch.events.schema import SEVERITIES
 from commonwatch.i18n import N_, _, pick
 from commonwatch.notify import policies, services
@@ -240,7 +239,7 @@ def warnings_page(request: Request, status: str = "", type: str = "", page: int 
 def _warning_page(request: Request, db: Session, principal: Principal, warning_id: int, *, errors: dict | None = None,
                   form: dict | None = None, status_code: int = 200) -> HTMLResponse:
     w = services.get_warning(db, principal, warning_id)
-    event = db.get(Event, w.event_id)
+    event = services.warning_event(db, w)
     history = db.scalars(select(Feedback).where(Feedback.warning_id == w.id).order_by(Feedback.id.desc())).all()
     return render(request, "notify/warning.html", {
         "title": type_label(w.classification_type), "w": w, "e": event, "history": history,

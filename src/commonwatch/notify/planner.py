@@ -20,9 +20,11 @@ import polars as pl
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
+from commonwatch.access.principal import SYSTEM
 from commonwatch.clock import ensure_utc
 from commonwatch.constituency.models import Contact, Organisation
 from commonwatch.events.schema import SEVERITIES
+from commonwatch.events.store import event_store
 from commonwatch.notify.bulk import insert_frame, read_frame
 from commonwatch.notify.config import NotifySettings
 from commonwatch.notify.keys import observation_keys
@@ -33,13 +35,6 @@ from commonwatch.notify.reasons import Reason
 EVENT_COLUMNS = ("id", "event_key", "created_at", "time_source", "org_id", "partner_org_id", "classification_type",
                  "classification_identifier", "severity", "constituent_cii", "feed_name", "source_ip",
                  "source_port", "source_fqdn", "source_url", "malware_name")
-EVENT_SCHEMA = {
-    "id": pl.Int64, "event_key": pl.String, "created_at": pl.Datetime("us", "UTC"),
-    "time_source": pl.Datetime("us", "UTC"), "org_id": pl.Int64, "partner_org_id": pl.Int64,
-    "classification_type": pl.String, "classification_identifier": pl.String, "severity": pl.String,
-    "constituent_cii": pl.Boolean, "feed_name": pl.String, "source_ip": pl.String, "source_port": pl.Int64,
-    "source_fqdn": pl.String, "source_url": pl.String, "malware_name": pl.String,
-}
 _SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
 _IN_CHUNK = 5000
 
@@ -80,14 +75,14 @@ def plan(session: Session, now: datetime, nset: NotifySettings) -> PlanReport:
         session.flush()
     since = (state.planned_until - timedelta(seconds=nset.overlap_seconds)
              if state.planned_until is not None else None)
-    sql = (f"SELECT {', '.join(EVENT_COLUMNS)} FROM events "  # noqa: S608 - fixed column names
-           "WHERE (org_id IS NOT NULL OR partner_org_id IS NOT NULL) AND id > ?"
-           + (" AND created_at > ?" if since is not None else "") + " ORDER BY id LIMIT ?")
+    store = event_store(session)
     report = PlanReport()
     last_id = 0
     while True:
-        params = (last_id, since, nset.plan_chunk) if since is not None else (last_id, nset.plan_chunk)
-        frame = read_frame(session, sql, params, EVENT_SCHEMA)
+        # Every routed event stored since the watermark, whoever it belongs to: the planner works
+        # for the centre, so it reads as the system.
+        frame = store.scan(SYSTEM, EVENT_COLUMNS, after_id=last_id, limit=nset.plan_chunk, created_after=since,
+                           routed=True)
         if frame.is_empty():
             break
         report.add(plan_frame(session, frame, now))

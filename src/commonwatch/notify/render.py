@@ -13,14 +13,15 @@ from typing import Any
 
 import polars as pl
 from jinja2 import Environment
-from sqlalchemy import Text, cast, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from commonwatch import i18n
+from commonwatch.access.principal import SYSTEM
 from commonwatch.clock import ensure_utc
 from commonwatch.events.export import intelmq_extra
-from commonwatch.events.models import Event
 from commonwatch.events.schema import BY_NAME, SEVERITIES, TLP_LABELS
+from commonwatch.events.store import event_store
 from commonwatch.exports import write_csv
 from commonwatch.i18n import N_, _
 from commonwatch.notify.advice import advice_for, severity_label, type_label
@@ -59,20 +60,15 @@ class Digest:
 
 def load_events(session: Session, delivery_id: int) -> pl.DataFrame:
     """The events of one delivery with their warning ids and how often each was seen again."""
-    cols = [cast(Event.extra, Text).label("extra") if name == "extra" else
-            getattr(Event, BY_NAME[name].column).label(name) for name in CSV_FIELDS]
-    stmt = (select(*cols, Event.id.label("event_id"), LedgerEntry.warning_id, Event.org_id.label("org_id"))
-            .join(LedgerEntry, LedgerEntry.event_id == Event.id)
-            .where(LedgerEntry.delivery_id == delivery_id).order_by(Event.time_source, Event.id))
-    result = session.execute(stmt)
-    names = list(result.keys())
-    rows = result.all()
-    schema: dict[str, Any] = {n: pl.String for n in names}
-    schema.update({"time.source": pl.Datetime("us", "UTC"), "source.port": pl.Int64, "source.asn": pl.Int64,
-                   "destination.port": pl.Int64, "event_id": pl.Int64, "warning_id": pl.Int64,
-                   "org_id": pl.Int64})
-    frame = pl.DataFrame([tuple(r) for r in rows], schema=schema, orient="row").with_columns(
-        pl.when(pl.col("extra").is_in(["null", "{}"])).then(None).otherwise(pl.col("extra")).alias("extra"))
+    # The delivery's ledger names its events; the store gives their columns (it joins nothing).
+    # The delivery's own scope was checked by its caller, so the events are read as the system.
+    links = pl.DataFrame(session.execute(select(LedgerEntry.event_id, LedgerEntry.warning_id)
+                                         .where(LedgerEntry.delivery_id == delivery_id)).all(),
+                         schema={"event_id": pl.Int64, "warning_id": pl.Int64}, orient="row")
+    names = {BY_NAME[name].column: name for name in CSV_FIELDS}
+    events = event_store(session).fetch(SYSTEM, links["event_id"].to_list(), [*names, "org_id"])
+    frame = (events.rename({"id": "event_id", **names}).join(links, on="event_id", how="inner")
+             .sort(["time.source", "event_id"]).select([*CSV_FIELDS, "event_id", "warning_id", "org_id"]))
     if frame.is_empty():
         return frame.with_columns(pl.lit(0, pl.Int64).alias("repeats"))
     ids = frame["warning_id"].to_list()

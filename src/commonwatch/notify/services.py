@@ -11,10 +11,10 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from commonwatch.access import audit
-from commonwatch.access.principal import Principal
+from commonwatch.access.principal import SYSTEM, Principal
 from commonwatch.db import get_scoped, scope
 from commonwatch.errors import Conflict, FieldError, Invalid, NotFound
-from commonwatch.events.models import Event
+from commonwatch.events.store import event_store, records
 from commonwatch.i18n import N_, _
 from commonwatch.notify.models import (
     DELIVERY_STATUSES,
@@ -92,12 +92,31 @@ def get_delivery(session: Session, principal: Principal, delivery_id: int) -> De
     return row
 
 
+#: The event columns the warning pages and API show beside a warning.
+WARNING_EVENT_COLUMNS = ("event_key", "time_source", "feed_name", "classification_type", "classification_identifier",
+                         "severity", "tlp", "source_ip", "source_port", "source_asn", "source_as_name", "source_fqdn",
+                         "source_url", "protocol_transport", "protocol_application", "malware_name")
+
+
 def delivery_events(session: Session, delivery_id: int, limit: int = 500) -> list[Any]:
-    return list(session.execute(
-        select(Event.id, Event.time_source, Event.classification_type, Event.severity, Event.source_ip,
-               Event.source_port, Event.source_fqdn, Event.feed_name, Event.tlp)
-        .join(LedgerEntry, LedgerEntry.event_id == Event.id).where(LedgerEntry.delivery_id == delivery_id)
-        .order_by(Event.time_source).limit(limit)).all())
+    """The first ``limit`` events of a delivery, oldest first. Its ledger names them; they are read
+    as the system because the caller already checked the delivery's scope."""
+    ids = session.scalars(select(LedgerEntry.event_id).where(LedgerEntry.delivery_id == delivery_id)).all()
+    frame = event_store(session).fetch(SYSTEM, ids, ("time_source", "classification_type", "severity", "source_ip",
+                                                      "source_port", "source_fqdn", "feed_name", "tlp"))
+    return records(frame.sort(["time_source", "id"]).head(limit))
+
+
+def warning_events(session: Session, warnings: list[EventWarning]) -> dict[int, Any]:
+    """The event of each warning, by event id. Read as the system: the warnings were already
+    scoped to the reader, and each event is what was sent to that warning's recipient."""
+    frame = event_store(session).fetch(SYSTEM, [w.event_id for w in warnings], WARNING_EVENT_COLUMNS)
+    return {e.id: e for e in records(frame)}
+
+
+def warning_event(session: Session, warning: EventWarning) -> Any:
+    """The event of one warning (see :func:`warning_events`), or None if it is no longer stored."""
+    return warning_events(session, [warning]).get(warning.event_id)
 
 
 def resend(session: Session, principal: Principal, delivery_id: int, now: datetime) -> str:
@@ -173,8 +192,7 @@ class WarningFilter:
 def list_warnings(session: Session, principal: Principal, f: WarningFilter, *, page: int = 1,
                   per_page: int = 50) -> tuple[list[Any], int]:
     """Warnings sent to the principal's organisations (staff: all), newest first, with the event."""
-    stmt = scope(select(EventWarning, Event).join(Event, Event.id == EventWarning.event_id), principal,
-                 EventWarning).where(EventWarning.disposition == "warn")
+    stmt = scope(select(EventWarning), principal, EventWarning).where(EventWarning.disposition == "warn")
     if f.status:
         stmt = stmt.where(EventWarning.status == f.status)
     if f.kind:
@@ -183,9 +201,10 @@ def list_warnings(session: Session, principal: Principal, f: WarningFilter, *, p
         stmt = stmt.where(EventWarning.org_id == f.org_id)
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     page = max(page, 1)
-    rows = session.execute(stmt.order_by(EventWarning.time_source.desc(), EventWarning.id.desc())
-                           .offset((page - 1) * per_page).limit(per_page)).all()
-    return list(rows), total
+    warnings = list(session.scalars(stmt.order_by(EventWarning.time_source.desc(), EventWarning.id.desc())
+                                    .offset((page - 1) * per_page).limit(per_page)))
+    events = warning_events(session, warnings)
+    return [(w, events.get(w.event_id)) for w in warnings], total
 
 
 def get_warning(session: Session, principal: Principal, warning_id: int) -> EventWarning:

@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import polars as pl
-from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from commonwatch.access.audit import record
+from commonwatch.access.principal import SYSTEM
 from commonwatch.constituency.index import match_constituents, parse_ips
 from commonwatch.enrichment.services import enrich
-from commonwatch.events.models import Event
+from commonwatch.events.store import MATCH_COLUMNS, event_store
 from commonwatch.events.taxonomy import classify
 from commonwatch.pipeline.stages import References
 
@@ -25,13 +25,10 @@ _READ = {"id": "id", "source_ip": "source.ip", "source_asn": "source.asn", "sour
          "classification_taxonomy": "old_taxonomy", "org_id": "old_org", "partner_org_id": "old_partner",
          "constituent_sector": "old_sector", "constituent_cii": "old_cii", "severity": "old_severity",
          "gbt_category": "old_gbt"}
-_SCHEMA = {"id": pl.Int64, "source.ip": pl.String, "source.asn": pl.Int64, "source.as_name": pl.String,
-           "source.geolocation.cc": pl.String, "source.fqdn": pl.String, "classification.type": pl.String,
-           "classification.identifier": pl.String, "old_taxonomy": pl.String, "old_org": pl.Int64,
-           "old_partner": pl.Int64, "old_sector": pl.String, "old_cii": pl.Boolean, "old_severity": pl.String,
-           "old_gbt": pl.String}
-_NEW = ["source.asn", "source.as_name", "source.geolocation.cc", "constituent.org_id", "constituent.partner_org_id",
-        "constituent.sector", "constituent.cii", "severity", "gbt20986.category", "classification.taxonomy", "id"]
+#: The outcome of each of the store's MATCH_COLUMNS, by the batch name it has after classify.
+_NEW = dict(zip(MATCH_COLUMNS, ("source.asn", "source.as_name", "source.geolocation.cc", "constituent.org_id",
+                                "constituent.partner_org_id", "constituent.sector", "constituent.cii", "severity",
+                                "gbt20986.category", "classification.taxonomy"), strict=True))
 
 
 @dataclass
@@ -45,15 +42,14 @@ def rematch(engine: Engine, sessionmaker, refs: References, since: datetime, *, 
     """Re-run enrich, match and classify on events with ``time.source >= since``."""
     result = RematchResult()
     last_id = 0
-    cols = [getattr(Event, c) for c in _READ]
     while True:
         with engine.begin() as conn:
-            rows = conn.execute(select(*cols).where(Event.time_source >= since, Event.id > last_id)
-                                .order_by(Event.id).limit(chunk)).all()
-            if not rows:
+            store = event_store(conn)
+            # Rematch works for the centre over every tenant's events: it reads as the system.
+            frame = store.scan(SYSTEM, list(_READ), after_id=last_id, limit=chunk, since=since).rename(_READ)
+            if frame.is_empty():
                 break
-            last_id = rows[-1][0]
-            frame = pl.DataFrame([tuple(r) for r in rows], schema=_SCHEMA, orient="row")
+            last_id = int(frame["id"].max())
             result.examined += frame.height
             frame = frame.with_columns(pl.col("source.asn").alias("old_asn"),
                                        pl.col("source.geolocation.cc").alias("old_cc"))
@@ -72,14 +68,8 @@ def rematch(engine: Engine, sessionmaker, refs: References, since: datetime, *, 
                 | pl.col("source.asn").ne_missing(pl.col("old_asn"))
                 | pl.col("source.geolocation.cc").ne_missing(pl.col("old_cc"))
             )
-            if changed.height:
-                marker = "?" if conn.dialect.name == "sqlite" else "%s"
-                sets = ", ".join(f"{c}={marker}" for c in (
-                    "source_asn", "source_as_name", "source_cc", "org_id", "partner_org_id", "constituent_sector",
-                    "constituent_cii", "severity", "gbt_category", "classification_taxonomy"))
-                sql = f"UPDATE events SET {sets} WHERE id={marker}"  # noqa: S608
-                conn.exec_driver_sql(sql, changed.select(_NEW).rows())
-                result.changed += changed.height
+            result.changed += store.rewrite_match(
+                changed.select("id", *(pl.col(new).alias(column) for column, new in _NEW.items())))
     with sessionmaker() as session:
         session.info["actor"] = actor
         if clock is not None:

@@ -1,0 +1,226 @@
+"""The event store seam: every read and write of stored events goes through :class:`EventStore`.
+
+No module outside this package names the events table. A reader gets ids from its own table
+(ledger entries, warnings, incident links) and asks the store for those events' columns; the store
+never joins with other tables, so an implementation that is not SQL (columnar segments, ClickHouse)
+can stand behind the same interface. Tenancy is applied here, once: every read takes the acting
+principal (a constituent sees its organisations' events, a partner what is routed to it, staff all).
+
+:func:`event_store` is the one factory; the setting ``COMMONWATCH_EVENT_STORE`` selects the
+implementation (``sql``: the table on SQLite or PostgreSQL, :mod:`commonwatch.events.store.sql`).
+The contract every implementation meets is ``tests/events/test_store_contract.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from types import SimpleNamespace
+from typing import Any, Protocol
+
+import polars as pl
+
+from commonwatch.access.principal import Principal
+from commonwatch.errors import Invalid
+from commonwatch.events.schema import FIELDS
+from commonwatch.events.search import COUNT_CAP, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, EventFilter, Page, Position
+from commonwatch.i18n import _
+
+#: The stored columns and their Polars type, as :meth:`EventStore.fetch` and :meth:`EventStore.scan`
+#: return them. Integers are Int64 whatever their width; ``extra`` is its JSON text.
+COLUMN_TYPES: dict[str, pl.DataType] = {
+    "id": pl.Int64(),
+    **{f.column: (pl.Int64() if f.dtype in (pl.Int32, pl.Int64) else
+                  f.dtype if isinstance(f.dtype, pl.DataType) else f.dtype())
+       for f in FIELDS},
+    "source_ip_bin": pl.Binary(),
+    "batch_id": pl.Int64(),
+    "created_at": pl.Datetime("us", "UTC"),
+}
+#: The columns ``events rematch`` may rewrite (enrichment, match and classification outcomes).
+MATCH_COLUMNS: tuple[str, ...] = (
+    "source_asn", "source_as_name", "source_cc", "org_id", "partner_org_id", "constituent_sector",
+    "constituent_cii", "severity", "gbt_category", "classification_taxonomy")
+#: Dimensions :meth:`EventStore.counts` groups by (besides the time buckets ``hour`` and ``day``).
+DIMENSIONS: dict[str, str] = {
+    "type": "classification_type",
+    "taxonomy": "classification_taxonomy",
+    "severity": "severity",
+    "org": "org_id",
+    "partner": "partner_org_id",
+    "feed": "feed_name",
+    "country": "source_cc",
+    "sector": "constituent_sector",
+    "tlp": "tlp",
+}
+BUCKETS: tuple[str, ...] = ("hour", "day")
+#: Ids per request when fetching by id: well under SQLite's and PostgreSQL's parameter limits.
+ID_CHUNK = 5000
+
+
+@dataclass(frozen=True)
+class CountRow:
+    key: tuple[Any, ...]  # one value per dimension asked for, in that order
+    count: int
+
+
+@dataclass
+class StreamState:
+    """What a stream has done so far (for the audit record and the CLI summary)."""
+
+    rows: int = 0
+    batches: int = 0
+
+
+class EventStore(Protocol):
+    """What every event store offers. Rows of :meth:`ordered`, :meth:`iter_rows` and :meth:`get` have
+    the attributes ``id`` and each :data:`schema.FIELDS` column (``extra`` as a dict)."""
+
+    name: str
+
+    # --- writing
+    def append(self, events: pl.DataFrame, *, batch_id: int, now: datetime) -> int:
+        """Store a processed batch (harmonisation-named columns plus ``source.ip_bin``); an
+        ``event.key`` already stored is skipped. Returns how many were new."""
+        ...
+
+    def existing_keys(self, keys: Sequence[str]) -> dict[str, int]:
+        """The stored event id of each of ``keys`` that is stored."""
+        ...
+
+    def rewrite_match(self, changes: pl.DataFrame) -> int:
+        """Set :data:`MATCH_COLUMNS` of the events in ``changes`` (columns ``id`` and those)."""
+        ...
+
+    # --- reading, always under the principal's tenancy
+    def search_page(self, principal: Principal, f: EventFilter, *, limit: int = DEFAULT_PAGE_SIZE,
+                    after: str | None = None, before: str | None = None, count: bool = True) -> Page:
+        """One page, newest first, after the ``after`` cursor or before the ``before`` one."""
+        ...
+
+    def ordered(self, principal: Principal, f: EventFilter, *, limit: int, after: Position | None = None,
+                before: Position | None = None, up_to_id: int | None = None,
+                dense: bool | None = None) -> list[Any]:
+        """Up to ``limit`` rows newest first after ``after`` (oldest first after ``before``)."""
+        ...
+
+    def count_capped(self, principal: Principal, f: EventFilter, cap: int = COUNT_CAP, *,
+                     up_to_id: int | None = None) -> tuple[int, bool]:
+        """``(n, True)`` when ``n <= cap`` events match, else ``(cap, False)``."""
+        ...
+
+    def get(self, principal: Principal, event_id: int) -> Any:
+        """One event the principal may read, else :class:`NotFound`."""
+        ...
+
+    def fetch(self, principal: Principal, ids: Sequence[int], columns: Sequence[str], *,
+              newest_first: bool = False, limit: int | None = None) -> pl.DataFrame:
+        """The events among ``ids`` the principal may read, with ``id`` and ``columns``."""
+        ...
+
+    def scan(self, principal: Principal, columns: Sequence[str], *, after_id: int = 0, limit: int,
+             since: datetime | None = None, created_after: datetime | None = None,
+             routed: bool = False) -> pl.DataFrame:
+        """Events with ``id > after_id`` in id order (at most ``limit``): a watermark walk for the
+        planner, promotion and rematch. ``since`` bounds ``time_source``, ``created_after`` the
+        storage time; ``routed`` keeps events matched to an organisation or a partner."""
+        ...
+
+    def counts(self, principal: Principal, by: Sequence[str], *, since: datetime | None = None,
+               until: datetime | None = None, f: EventFilter | None = None) -> list[CountRow]:
+        """Events in ``[since, until)`` counted per combination of ``by``, largest first."""
+        ...
+
+    def latest_id(self, principal: Principal, f: EventFilter) -> int:
+        """The highest id in a selection (0 if empty): freezes it for a count and a stream."""
+        ...
+
+    def iter_rows(self, principal: Principal, f: EventFilter, *, max_rows: int, batch: int = 2000,
+                  up_to_id: int | None = None, state: StreamState | None = None) -> Iterator[Any]:
+        """Every matching row newest first, read in short batches (an export)."""
+        ...
+
+
+_IMPLEMENTATIONS = ("sql", "parquet")
+
+
+def event_store(bind: Any, kind: str | None = None) -> EventStore:
+    """The configured event store, bound to ``bind`` (a Session, Connection or Engine).
+
+    ``kind`` overrides the setting ``COMMONWATCH_EVENT_STORE`` (tests use it to run the contract
+    on each implementation).
+    """
+    from commonwatch.config import get_settings
+
+    settings = get_settings()
+    kind = settings.event_store if kind is None else kind
+    if kind == "sql":
+        from commonwatch.events.store.sql import SqlEventStore
+
+        return SqlEventStore(bind)
+    if kind == "parquet":
+        from commonwatch.events.store.parquet import opened
+
+        return opened(settings.event_store_dir or settings.data_dir / "events")
+    raise Invalid("event_store", _("“{value}” is not one of: {choices}").format(
+        value=kind, choices=", ".join(_IMPLEMENTATIONS)))
+
+
+def batch_from_rows(rows: Sequence[dict[str, Any]]) -> pl.DataFrame:
+    """Events given as dicts keyed by column (``source_ip``, ``extra`` as a dict) as a batch for
+    :meth:`EventStore.append`: harmonisation names, ``extra`` as JSON text, ``source.ip_bin`` filled
+    in from ``source.ip`` when absent. For the few events of demos and tests, not for feeds."""
+    import json
+
+    from commonwatch.net import ip_key
+
+    data: dict[str, list[Any]] = {}
+    schema: dict[str, Any] = {}
+    for f in FIELDS:
+        values = [r.get(f.column) for r in rows]
+        if f.column == "extra":
+            values = [json.dumps(v, ensure_ascii=False) if isinstance(v, dict) else v for v in values]
+        data[f.name], schema[f.name] = values, f.dtype
+    data["source.ip_bin"] = [r["source_ip_bin"] if r.get("source_ip_bin") is not None
+                             else ip_key(r["source_ip"]) if r.get("source_ip") else None for r in rows]
+    schema["source.ip_bin"] = pl.Binary
+    return pl.DataFrame(data, schema=schema)
+
+
+def check_page_request(limit: int, after: str | None, before: str | None) -> None:
+    """A page size in range and at most one cursor (checked before any work is done)."""
+    if after and before:
+        raise Invalid("before", _("give either “cursor” or “before”, not both"))
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise Invalid("limit", _("must be between 1 and {max}").format(max=MAX_PAGE_SIZE))
+
+
+def keyset_page(ordered: Callable[..., list[Any]], *, limit: int, after: str | None, before: str | None,
+                total: int | None, exact: bool) -> Page:
+    """One page of a newest-first keyset walk, from a store's ``ordered(limit=, after=|before=)``.
+
+    The checks and the cursors are the same for every implementation; only ``ordered`` differs."""
+    check_page_request(limit, after, before)
+    if before:
+        rows = ordered(limit=limit + 1, before=Position.decode(before, "before"))
+        more_newer = len(rows) > limit
+        rows = rows[:limit][::-1]
+        page = Page(rows, limit=limit)
+        page.prev_cursor = Position(rows[0].time_source, rows[0].id).encode() if rows and more_newer else None
+        page.next_cursor = Position(rows[-1].time_source, rows[-1].id).encode() if rows else None
+    else:
+        rows = ordered(limit=limit + 1, after=Position.decode(after, "cursor") if after else None)
+        more_older = len(rows) > limit
+        rows = rows[:limit]
+        page = Page(rows, limit=limit)
+        page.next_cursor = Position(rows[-1].time_source, rows[-1].id).encode() if rows and more_older else None
+        page.prev_cursor = Position(rows[0].time_source, rows[0].id).encode() if rows and after else None
+    page.total, page.total_exact = total, exact
+    return page
+
+
+def records(frame: pl.DataFrame) -> list[SimpleNamespace]:
+    """The rows of a fetched frame as objects with one attribute per column (for templates and
+    response models that read ``e.source_ip``)."""
+    return [SimpleNamespace(**row) for row in frame.iter_rows(named=True)]

@@ -1,0 +1,591 @@
+"""The event store as immutable Apache Parquet segments, read with Polars (predicate pushdown).
+
+Layout of the store's folder (``event_store_dir``, by default ``<data dir>/events``)::
+
+    manifest.json               the committed state: next id, generation, the live segments
+    writer.lock                 one writer at a time (flock); readers never take it
+    segments/<day>/<gen>-<n>.parquet
+                                events of one UTC day, sorted by (time_source, id)
+
+A segment is written under a temporary name, flushed to disk and renamed; then a new manifest is
+written the same way. The manifest's rename is the commit: a reader lists only the segments the
+manifest names, so a half-written segment is never read, and readers (the web server, the CLI,
+workers: any number of processes) never wait for the writer. Segments are never changed in place:
+``rewrite_match`` writes replacements and commits them in one manifest, so a reader sees the old
+set or the new one, never an event twice or missing. Files a manifest no longer names are deleted
+by a later writer once :data:`RETIRE_SECONDS` have passed (a reader holding an older manifest can
+finish), and files no manifest ever named (a writer killed mid-write) are deleted likewise.
+
+Exact deduplication by ``event_key`` uses the keys of every committed segment, held in memory by
+the writing process (loaded once from the segments, extended by each append), so it holds across
+restarts and crashes: the segments are the record.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import polars as pl
+
+from commonwatch.access.principal import Principal
+from commonwatch.errors import Invalid, NotFound
+from commonwatch.events.schema import FIELDS, SEVERITIES
+from commonwatch.events.search import (
+    COUNT_CAP,
+    DEFAULT_PAGE_SIZE,
+    EventFilter,
+    Page,
+    Position,
+)
+from commonwatch.events.store import (
+    BUCKETS,
+    COLUMN_TYPES,
+    DIMENSIONS,
+    MATCH_COLUMNS,
+    CountRow,
+    StreamState,
+    check_page_request,
+    keyset_page,
+)
+from commonwatch.i18n import _
+from commonwatch.net import network_bounds
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+#: How long a file the manifest no longer names is kept for readers that still hold an older one.
+RETIRE_SECONDS = 120.0
+#: Rows per Parquet row group: small enough that statistics prune most of a segment for a filter.
+ROW_GROUP_ROWS = 64 * 1024
+#: Compaction merges a day's segments smaller than this into ones of up to this many rows.
+COMPACT_ROWS = 2_000_000
+COLUMNS: tuple[str, ...] = tuple(COLUMN_TYPES)
+#: Harmonisation name -> stored column, for a batch as the pipeline hands it over.
+RENAME: dict[str, str] = {**{f.name: f.column for f in FIELDS}, "source.ip_bin": "source_ip_bin"}
+SCHEMA = pl.Schema(COLUMN_TYPES)
+
+
+@dataclass
+class Manifest:
+    generation: int = 0
+    next_id: int = 1
+    #: Each live segment: file (relative), rows, min_id, max_id, min_time, max_time (ISO, UTC).
+    segments: list[dict[str, Any]] = field(default_factory=list)
+    #: Files no longer live: [file, unix time retired].
+    retired: list[list[Any]] = field(default_factory=list)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _replace_durably(tmp: Path, final: Path) -> None:
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, final)
+    _fsync_dir(final.parent)
+
+
+def storage_error(folder: Path, exc: Exception) -> Invalid:
+    """A write the folder refused (full disk, read-only, permissions), named with the folder."""
+    return Invalid("event_store_dir", _("cannot write events to {folder}: {reason}").format(
+        folder=folder, reason=getattr(exc, "strerror", None) or exc))
+
+
+@contextmanager
+def _written(tmp: Path, final: Path) -> Iterator[Path]:
+    """Write ``tmp``, then make it ``final`` durably; on any failure nothing is left behind.
+    (Polars reports a full disk as a ComputeError, not an OSError.)"""
+    try:
+        yield tmp
+        _replace_durably(tmp, final)
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        tmp.unlink(missing_ok=True)
+        raise OSError(getattr(exc, "errno", None), getattr(exc, "strerror", None) or str(exc)) from None
+
+
+# --- filters as Polars expressions -------------------------------------------------------------------
+
+def visible_to(principal: Principal) -> pl.Expr:
+    """The tenancy condition: staff all, others their organisations' events and those routed to them."""
+    if principal.sees_all_tenants:
+        return pl.lit(True)
+    if not principal.org_ids:
+        return pl.lit(False)
+    ids = sorted(principal.org_ids)
+    return (pl.col("org_id").is_in(ids) | pl.col("partner_org_id").is_in(ids)).fill_null(False)
+
+
+def filter_expr(f: EventFilter) -> pl.Expr:
+    """The conditions of a filter, as the SQL store's ``conditions`` states them."""
+    c = pl.col
+    out: list[pl.Expr] = []
+    if f.time_from is not None:
+        out.append(c("time_source") >= f.time_from)
+    if f.time_to is not None:
+        out.append(c("time_source") < f.time_to)
+    if f.unmatched:
+        out.append(c("org_id").is_null())
+    elif f.org_id is not None:
+        out.append(c("org_id") == f.org_id)
+    if f.sector is not None:
+        out.append(c("constituent_sector") == f.sector)
+    if f.cii is not None:
+        out.append(c("constituent_cii") == f.cii)
+    if f.classification_type is not None:
+        out.append(c("classification_type") == f.classification_type)
+    if f.classification_taxonomy is not None:
+        out.append(c("classification_taxonomy") == f.classification_taxonomy)
+    if f.feed_name is not None:
+        out.append(c("feed_name").str.starts_with(f.feed_name[:-1]) if f.feed_name.endswith("*")
+                   else c("feed_name") == f.feed_name)
+    if f.network is not None:
+        low, high = network_bounds(f.network)
+        out.append((c("source_ip_bin") >= pl.lit(low, pl.Binary)) & (c("source_ip_bin") <= pl.lit(high, pl.Binary)))
+    if f.asn is not None:
+        out.append(c("source_asn") == f.asn)
+    if f.country is not None:
+        out.append(c("source_cc") == f.country)
+    if f.severity is not None:
+        out.append(c("severity") == f.severity)
+    if f.min_severity is not None:
+        out.append(c("severity").is_in(list(SEVERITIES[SEVERITIES.index(f.min_severity):])))
+    if f.tlp is not None:
+        out.append(c("tlp") == f.tlp)
+    return pl.all_horizontal(out).fill_null(False) if out else pl.lit(True)
+
+
+def older_than(pos: Position) -> pl.Expr:
+    t = pl.lit(pos.time_source).dt.cast_time_unit("us")
+    return (pl.col("time_source") < t) | ((pl.col("time_source") == t) & (pl.col("id") < pos.id))
+
+
+def newer_than(pos: Position) -> pl.Expr:
+    t = pl.lit(pos.time_source).dt.cast_time_unit("us")
+    return (pl.col("time_source") > t) | ((pl.col("time_source") == t) & (pl.col("id") > pos.id))
+
+
+def as_records(frame: pl.DataFrame) -> list[SimpleNamespace]:
+    """Rows as objects with one attribute per column, ``extra`` as a dict (as the SQL store's rows)."""
+    out = []
+    for row in frame.iter_rows(named=True):
+        if "extra" in row:
+            row["extra"] = json.loads(row["extra"]) if row["extra"] else None
+        out.append(SimpleNamespace(**row))
+    return out
+
+
+def _position(row: Any) -> Position:
+    return Position(row.time_source, row.id)
+
+
+# --- the writer's key index, one per store folder in this process -----------------------------------------
+
+_INDEXES: dict[Path, tuple[int, pl.DataFrame]] = {}
+_INDEX_LOCK = threading.Lock()
+
+
+def _forget_index(location: Path) -> None:
+    with _INDEX_LOCK:
+        _INDEXES.pop(location.resolve(), None)
+
+
+def _carry_index(location: Path, before: int, after: int) -> None:
+    """A commit that kept every key (compaction, rewrite): the cached index stays valid."""
+    with _INDEX_LOCK:
+        cached = _INDEXES.get(location.resolve())
+        if cached is not None and cached[0] == before:
+            _INDEXES[location.resolve()] = (after, cached[1])
+
+
+class ParquetEventStore:
+    """:class:`~commonwatch.events.store.EventStore` on Parquet segments in ``location``."""
+
+    name = "parquet"
+
+    def __init__(self, location: Path | str):
+        self.location = Path(location)
+
+    # --- the manifest
+
+    def manifest(self) -> Manifest:
+        path = self.location / MANIFEST
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            return Manifest()
+        return Manifest(data["generation"], data["next_id"], data["segments"], data.get("retired", []))
+
+    def _commit(self, m: Manifest) -> None:
+        m.generation += 1
+        with _written(self.location / f".{MANIFEST}.{uuid.uuid4().hex}", self.location / MANIFEST) as tmp:
+            tmp.write_text(json.dumps({"generation": m.generation, "next_id": m.next_id, "segments": m.segments,
+                                       "retired": m.retired}))
+
+    @contextmanager
+    def _writing(self) -> Iterator[Manifest]:
+        """The manifest under the writer lock; unnamed files are cleaned first."""
+        try:
+            (self.location / "segments").mkdir(parents=True, exist_ok=True)
+            lock = open(self.location / "writer.lock", "a+b")  # noqa: SIM115 - held for the block
+        except OSError as exc:
+            raise storage_error(self.location, exc) from None
+        with lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            m = self.manifest()
+            self._collect_garbage(m)
+            try:
+                yield m
+            except OSError as exc:
+                raise storage_error(self.location, exc) from None
+
+    def _collect_garbage(self, m: Manifest) -> None:
+        live = {s["file"] for s in m.segments}
+        now = time.time()
+        keep = []
+        for name, at in m.retired:
+            if now - at >= RETIRE_SECONDS:
+                (self.location / name).unlink(missing_ok=True)
+            else:
+                keep.append([name, at])
+        m.retired = keep
+        known = live | {name for name, _at in keep}
+        for path in (self.location / "segments").rglob("*"):
+            rel = str(path.relative_to(self.location))
+            # A writer killed before its manifest: its files were never read; remove them.
+            if path.is_file() and rel not in known and now - path.stat().st_mtime >= RETIRE_SECONDS:
+                path.unlink(missing_ok=True)
+
+    def _write_segments(self, m: Manifest, frame: pl.DataFrame) -> list[dict[str, Any]]:
+        """One segment per UTC day of ``frame``, each sorted by (time_source, id); not yet committed."""
+        out = []
+        days = frame.with_columns(pl.col("time_source").dt.strftime("%Y-%m-%d").alias("_day"))
+        for (day,), part in days.group_by(["_day"], maintain_order=True):
+            part = part.drop("_day").sort(["time_source", "id"])
+            folder = self.location / "segments" / str(day)
+            folder.mkdir(parents=True, exist_ok=True)
+            name = f"{m.generation + 1:010d}-{uuid.uuid4().hex[:12]}.parquet"
+            with _written(folder / f".{name}.tmp", folder / name) as tmp:
+                part.write_parquet(tmp, compression="zstd", statistics=True, row_group_size=ROW_GROUP_ROWS)
+            out.append({"file": f"segments/{day}/{name}", "rows": part.height,
+                        "min_id": int(part["id"].min()), "max_id": int(part["id"].max()),
+                        "min_time": part["time_source"].min().isoformat(),
+                        "max_time": part["time_source"].max().isoformat()})
+        return out
+
+    # --- upkeep
+
+    def compact(self) -> int:
+        """Merge each day's small segments into larger ones; returns how many segments went.
+
+        The merged segment replaces its parts in one manifest commit, so a reader sees either the
+        parts or the whole, never both and never neither."""
+        merged = 0
+        with self._writing() as m:
+            by_day: dict[str, list[dict[str, Any]]] = {}
+            for seg in m.segments:
+                if seg["rows"] < COMPACT_ROWS:
+                    by_day.setdefault(seg["file"].split("/")[1], []).append(seg)
+            groups: list[list[dict[str, Any]]] = []
+            for parts in by_day.values():
+                group: list[dict[str, Any]] = []
+                for seg in parts:
+                    if group and sum(g["rows"] for g in group) + seg["rows"] > COMPACT_ROWS:
+                        groups.append(group)
+                        group = []
+                    group.append(seg)
+                groups.append(group)
+            for group in (g for g in groups if len(g) > 1):
+                whole = pl.concat([pl.read_parquet(self.location / g["file"]) for g in group])
+                new = self._write_segments(m, whole)
+                gone = {g["file"] for g in group}
+                m.segments = [s for s in m.segments if s["file"] not in gone] + new
+                m.retired += [[name, time.time()] for name in sorted(gone)]
+                merged += len(group)
+            if merged:
+                before = m.generation
+                self._commit(m)
+                _carry_index(self.location, before, m.generation)
+        return merged
+
+    def check(self) -> list[str]:
+        """Set aside every live segment that cannot be read whole (truncated, corrupt, missing):
+        it is moved to ``corrupt/`` and leaves the manifest, so it is never read; returns what was
+        found, one line a segment, for the log and the operator."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        problems: list[str] = []
+        if not (self.location / MANIFEST).exists():
+            return problems
+        with self._writing() as m:
+            bad = []
+            for seg in m.segments:
+                path = self.location / seg["file"]
+                try:
+                    rows = pq.read_metadata(path).num_rows
+                    reason = None if rows == seg["rows"] else _("holds {n} rows, the manifest says {m}").format(
+                        n=rows, m=seg["rows"])
+                except (OSError, pa.ArrowException) as exc:
+                    reason = str(exc) or type(exc).__name__
+                if reason is not None:
+                    bad.append(seg)
+                    problems.append(_("segment {file} set aside: {reason}").format(file=seg["file"], reason=reason))
+            if bad:
+                corrupt = self.location / "corrupt"
+                corrupt.mkdir(exist_ok=True)
+                for seg in bad:
+                    path = self.location / seg["file"]
+                    if path.exists():
+                        os.replace(path, corrupt / path.name)
+                gone = {seg["file"] for seg in bad}
+                m.segments = [s for s in m.segments if s["file"] not in gone]
+                self._commit(m)
+                _forget_index(self.location)
+        return problems
+
+    # --- reading
+
+    def _lazy(self, m: Manifest | None = None, *, min_id: int | None = None, max_id: int | None = None,
+              time_from: datetime | None = None, time_to: datetime | None = None) -> pl.LazyFrame:
+        """The live segments that can hold rows in the given id and time ranges (pruned by the
+        manifest's bounds before any file is opened)."""
+        m = m or self.manifest()
+        files = []
+        for s in m.segments:
+            if min_id is not None and s["max_id"] < min_id:
+                continue
+            if max_id is not None and s["min_id"] > max_id:
+                continue
+            if time_from is not None and datetime.fromisoformat(s["max_time"]) < time_from:
+                continue
+            if time_to is not None and datetime.fromisoformat(s["min_time"]) >= time_to:
+                continue
+            files.append(str(self.location / s["file"]))
+        if not files:
+            return pl.LazyFrame(schema=SCHEMA)
+        return pl.scan_parquet(files, schema=SCHEMA)
+
+    def _selection(self, principal: Principal, f: EventFilter, *, up_to_id: int | None = None) -> pl.LazyFrame:
+        lf = self._lazy(max_id=up_to_id, time_from=f.time_from, time_to=f.time_to)
+        lf = lf.filter(visible_to(principal) & filter_expr(f))
+        return lf if up_to_id is None else lf.filter(pl.col("id") <= up_to_id)
+
+    # --- writing
+
+    def append(self, events: pl.DataFrame, *, batch_id: int, now: datetime) -> int:
+        if not events.height:
+            return 0
+        batch = events.rename({k: v for k, v in RENAME.items() if k in events.columns})
+        batch = batch.unique("event_key", keep="first", maintain_order=True)
+        with self._writing() as m:
+            index = self._key_index(m)
+            fresh = batch.join(index.select("event_key"), on="event_key", how="anti")
+            if not fresh.height:
+                return 0
+            fresh = fresh.with_columns(
+                pl.int_range(m.next_id, m.next_id + fresh.height, dtype=pl.Int64).alias("id"),
+                pl.lit(batch_id, pl.Int64).alias("batch_id"),
+                pl.lit(now).dt.cast_time_unit("us").dt.convert_time_zone("UTC").alias("created_at"),
+            )
+            fresh = fresh.select([pl.col(c).cast(t) if c in fresh.columns else pl.lit(None, t).alias(c)
+                                  for c, t in COLUMN_TYPES.items()])
+            m.segments += self._write_segments(m, fresh)
+            m.next_id += fresh.height
+            self._commit(m)
+            self._extend_index(m.generation, index, fresh.select("event_key", "id"))
+            return fresh.height
+
+    def _key_index(self, m: Manifest) -> pl.DataFrame:
+        with _INDEX_LOCK:
+            cached = _INDEXES.get(self.location.resolve())
+        if cached is not None and cached[0] == m.generation:
+            return cached[1]
+        index = self._lazy(m).select("event_key", "id").collect()
+        with _INDEX_LOCK:
+            _INDEXES[self.location.resolve()] = (m.generation, index)
+        return index
+
+    def _extend_index(self, generation: int, index: pl.DataFrame, new: pl.DataFrame) -> None:
+        with _INDEX_LOCK:
+            _INDEXES[self.location.resolve()] = (generation, pl.concat([index, new], rechunk=False))
+
+    def existing_keys(self, keys: Sequence[str]) -> dict[str, int]:
+        wanted = pl.DataFrame({"event_key": list(set(keys))}, schema={"event_key": pl.String})
+        found = self._lazy().select("event_key", "id").join(wanted.lazy(), on="event_key", how="semi").collect()
+        return dict(zip(found["event_key"].to_list(), found["id"].to_list(), strict=True))
+
+    def rewrite_match(self, changes: pl.DataFrame) -> int:
+        if not changes.height:
+            return 0
+        changes = changes.select([pl.col("id").cast(pl.Int64),
+                                  *(pl.col(c).cast(COLUMN_TYPES[c]) for c in MATCH_COLUMNS)])
+        low, high = int(changes["id"].min()), int(changes["id"].max())
+        with self._writing() as m:
+            touched, kept, added = [], [], []
+            for s in m.segments:
+                if s["max_id"] < low or s["min_id"] > high:
+                    kept.append(s)
+                    continue
+                part = pl.read_parquet(self.location / s["file"])
+                hit = part.join(changes.select("id"), on="id", how="semi")
+                if not hit.height:
+                    kept.append(s)
+                    continue
+                updated = part.update(changes, on="id", how="left", include_nulls=True).select(COLUMNS)
+                touched.append(s)
+                added += self._write_segments(m, updated)
+            if not touched:
+                return 0
+            m.segments = kept + added
+            m.retired += [[s["file"], time.time()] for s in touched]
+            before = m.generation
+            self._commit(m)
+            _carry_index(self.location, before, m.generation)
+        found = self._lazy(min_id=low, max_id=high).filter(pl.col("id").is_in(changes["id"].implode())) \
+            .select(pl.len()).collect().item()
+        return int(found)
+
+    # --- search
+
+    def ordered(self, principal: Principal, f: EventFilter, *, limit: int, after: Position | None = None,
+                before: Position | None = None, up_to_id: int | None = None,
+                dense: bool | None = None) -> list[SimpleNamespace]:
+        lf = self._selection(principal, f, up_to_id=up_to_id)
+        if before is not None:
+            lf = lf.filter(newer_than(before)).sort(["time_source", "id"]).head(limit)
+        else:
+            if after is not None:
+                lf = lf.filter(older_than(after))
+            lf = lf.sort(["time_source", "id"], descending=True).head(limit)
+        return as_records(lf.collect())
+
+    def search_page(self, principal: Principal, f: EventFilter, *, limit: int = DEFAULT_PAGE_SIZE,
+                    after: str | None = None, before: str | None = None, count: bool = True) -> Page:
+        check_page_request(limit, after, before)
+        total, exact = self.count_capped(principal, f) if count else (None, True)
+        return keyset_page(partial(self.ordered, principal, f), limit=limit, after=after, before=before,
+                           total=total, exact=exact)
+
+    def count_capped(self, principal: Principal, f: EventFilter, cap: int = COUNT_CAP, *,
+                     up_to_id: int | None = None) -> tuple[int, bool]:
+        n = int(self._selection(principal, f, up_to_id=up_to_id).select(pl.len()).collect().item())
+        return (n, True) if n <= cap else (cap, False)
+
+    def get(self, principal: Principal, event_id: int) -> SimpleNamespace:
+        frame = self._lazy(min_id=event_id, max_id=event_id).filter(
+            (pl.col("id") == event_id) & visible_to(principal)).collect()
+        if not frame.height:
+            raise NotFound("event")
+        return as_records(frame.select(["id", *(f.column for f in FIELDS)]))[0]
+
+    # --- by id and by watermark
+
+    def fetch(self, principal: Principal, ids: Sequence[int], columns: Sequence[str], *,
+              newest_first: bool = False, limit: int | None = None) -> pl.DataFrame:
+        names = ["id", *(c for c in columns if c != "id")]
+        if not ids:
+            return pl.DataFrame(schema={c: COLUMN_TYPES[c] for c in names})
+        wanted = pl.Series("id", sorted(set(ids)), dtype=pl.Int64)
+        lf = self._lazy(min_id=int(wanted.min()), max_id=int(wanted.max())).filter(
+            pl.col("id").is_in(wanted.implode()) & visible_to(principal))
+        if newest_first:
+            lf = lf.sort(["time_source", "id"], descending=True)
+        if limit is not None:
+            lf = lf.head(limit)
+        return lf.select(names).collect()
+
+    def scan(self, principal: Principal, columns: Sequence[str], *, after_id: int = 0, limit: int,
+             since: datetime | None = None, created_after: datetime | None = None,
+             routed: bool = False) -> pl.DataFrame:
+        names = ["id", *(c for c in columns if c != "id")]
+        lf = self._lazy(min_id=after_id + 1, time_from=since).filter(
+            (pl.col("id") > after_id) & visible_to(principal))
+        if since is not None:
+            lf = lf.filter(pl.col("time_source") >= since)
+        if created_after is not None:
+            lf = lf.filter(pl.col("created_at") > created_after)
+        if routed:
+            lf = lf.filter(pl.col("org_id").is_not_null() | pl.col("partner_org_id").is_not_null())
+        return lf.sort("id").head(limit).select(names).collect()
+
+    # --- aggregates and streams
+
+    def counts(self, principal: Principal, by: Sequence[str], *, since: datetime | None = None,
+               until: datetime | None = None, f: EventFilter | None = None) -> list[CountRow]:
+        choices = ", ".join([*DIMENSIONS, *BUCKETS])
+        if not by:
+            raise Invalid("by", _("name at least one of: {choices}").format(choices=choices))
+        keys: list[pl.Expr] = []
+        for name in by:
+            if name in BUCKETS:
+                fmt = "%Y-%m-%dT%H:00" if name == "hour" else "%Y-%m-%d"
+                keys.append(pl.col("time_source").dt.convert_time_zone("UTC").dt.strftime(fmt).alias(name))
+            elif name in DIMENSIONS:
+                keys.append(pl.col(DIMENSIONS[name]).alias(name))
+            else:
+                raise Invalid("by", _("“{value}” is not one of: {choices}").format(value=name, choices=choices))
+        f = f or EventFilter()
+        lf = self._lazy(time_from=max(filter(None, (since, f.time_from)), default=None),
+                        time_to=min(filter(None, (until, f.time_to)), default=None))
+        lf = lf.filter(visible_to(principal) & filter_expr(f))
+        if since is not None:
+            lf = lf.filter(pl.col("time_source") >= since)
+        if until is not None:
+            lf = lf.filter(pl.col("time_source") < until)
+        grouped = lf.group_by(keys).agg(pl.len().alias("n")).collect()
+        grouped = grouped.sort(["n", *by], descending=[True, *([False] * len(by))], nulls_last=True)
+        return [CountRow(tuple(row[:-1]), int(row[-1])) for row in grouped.select([*by, "n"]).iter_rows()]
+
+    def latest_id(self, principal: Principal, f: EventFilter) -> int:
+        value = self._selection(principal, f).select(pl.col("id").max()).collect().item()
+        return int(value or 0)
+
+    def iter_rows(self, principal: Principal, f: EventFilter, *, max_rows: int, batch: int = 2000,
+                  up_to_id: int | None = None, state: StreamState | None = None) -> Iterator[SimpleNamespace]:
+        state = state if state is not None else StreamState()
+        last: Position | None = None
+        while state.rows < max_rows:
+            size = min(batch, max_rows - state.rows)
+            rows = self.ordered(principal, f, limit=size, after=last, up_to_id=up_to_id)
+            if not rows:
+                return
+            state.batches += 1
+            state.rows += len(rows)
+            last = _position(rows[-1])
+            yield from rows
+            if len(rows) < size:
+                return
+
+
+_CHECKED: set[Path] = set()
+
+
+def opened(location: Path | str) -> ParquetEventStore:
+    """The store in ``location``; the first time a process opens it, its segments are checked
+    (:meth:`ParquetEventStore.check`) and what was set aside is logged."""
+    store = ParquetEventStore(location)
+    key = store.location.resolve()
+    if key not in _CHECKED:
+        _CHECKED.add(key)
+        for problem in store.check():
+            log.error("event store: %s", problem)
+    return store

@@ -69,11 +69,12 @@ def test_every_indicator_carries_citation_and_status():
     for ind in GRADING.indicators:
         assert ind.citation.en and ind.citation.zh, ind.id
         assert ind.status in ("verified", "provisional"), ind.id
-    # Unverified draft values are provisional; the two-source figures are verified (facts 1.4).
+    # Only figures read in the official text (PRIMARY) are verified; the annex is known through
+    # secondary sources (facts 1.4), so even its two-source figures are provisional.
     by_id = {i.id: i for i in GRADING.indicators}
     assert by_id["maj-cii-full-2h"].provisional and by_id["rel-content-views-10k"].provisional
     assert by_id["rel-loss-5m"].provisional  # single source
-    assert not by_id["rel-pi-1m"].provisional and not by_id["eml-pi-100m"].provisional
+    assert by_id["rel-pi-1m"].provisional and by_id["eml-pi-100m"].provisional  # SECONDARY, two sources
 
 
 @pytest.mark.parametrize(("facts", "level"), [
@@ -112,7 +113,7 @@ def test_the_highest_level_wins_and_every_fired_indicator_is_named():
     assert result.level == "重大"
     assert {f.indicator.id for f in result.fired} == {"maj-pi-10m", "rel-pi-1m", "rel-cii-full-10min"}
     assert [f.indicator.id for f in result.deciding()] == ["maj-pi-10m"]
-    assert not result.provisional
+    assert result.provisional  # the annex's figures are SECONDARY
 
 
 def test_a_level_resting_on_provisional_indicators_says_so():
@@ -160,7 +161,7 @@ def test_an_operators_copy_wins(tmp_path):
 
 @pytest.mark.parametrize(("old", "new", "message"), [
     (PI_1M, PI_1M.replace("1000000", "-3"), "rel-pi-1m: 'threshold' must be a number"),
-    ("    status: verified\n    confidence: SECONDARY\n", "    status: maybe\n    confidence: SECONDARY\n",
+    ("    status: provisional\n", "    status: maybe\n",
      "'status' must be one of verified, provisional"),
     ("    input: pi_persons_leaked\n", "    input: pi_leaked\n", "'input' 'pi_leaked' is not defined"),
     ("    level: 较大\n", "    level: 很大\n", "'level' must be one of"),

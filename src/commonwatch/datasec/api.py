@@ -17,7 +17,7 @@ from commonwatch.constituency.models import Organisation
 from commonwatch.datasec import services as ds
 from commonwatch.datasec.ftz import describe, load_ftz_lists
 from commonwatch.datasec.models import AssessmentApproval, DataAsset, Scan, TransferAssessment
-from commonwatch.datasec.scanner import scan_path
+from commonwatch.datasec.scanner import is_possible, possible_reason, scan_path
 from commonwatch.db import get_scoped
 from commonwatch.errors import Invalid, NotFound
 from commonwatch.i18n import _
@@ -139,19 +139,24 @@ def asset_grade(asset_id: int, body: GradeIn, request: Request,
 
 # --- scans ------------------------------------------------------------------------------------------
 
-def scan_out(s: Scan, with_findings: bool = True) -> dict[str, Any]:
+def scan_out(s: Scan, with_findings: bool = True, data_dir: Path | None = None) -> dict[str, Any]:
+    """A scan; findings that failed their check digit are listed apart under ``possible_findings``
+    with the reason in both languages, and gave the scan none of its categories."""
     out: dict[str, Any] = {
         "id": s.id, "org_id": s.org_id, "asset_id": s.asset_id, "source": s.source, "kind": s.kind, "rows": s.rows,
         "parts": s.parts, "sampled": s.sampled, "pi_categories": s.pi_categories,
         "sensitive_categories": s.sensitive_categories, "created_at": s.created_at.isoformat(),
     }
     if with_findings:
-        out["findings"] = [{
+        rows = [({
             "part": f.part, "field": f.field, "detector": f.detector, "count": f.count, "rows": f.rows,
             "rows_total": f.rows_total, "share": f.share, "confidence": f.confidence,
             "pi_category": f.pi_category or None,
             "sensitive_category": f.sensitive_category or None, "minors": f.minors, "samples": f.samples,
-        } for f in s.findings]
+        }, is_possible(f.detector, data_dir)) for f in s.findings]
+        out["findings"] = [r for r, possible in rows if not possible]
+        out["possible_findings"] = [{**r, "possible": True, "reason": possible_reason(r["detector"], data_dir)}
+                                    for r, possible in rows if possible]
     return out
 
 
@@ -162,9 +167,9 @@ def scans_list(org_id: int | None = None, principal: Principal = Depends(require
 
 
 @router.get("/datasec/scans/{scan_id}")
-def scan_get(scan_id: int, principal: Principal = Depends(require("datasec.read")),
+def scan_get(scan_id: int, request: Request, principal: Principal = Depends(require("datasec.read")),
              db: Session = Depends(get_db)) -> dict[str, Any]:
-    return scan_out(ds.get_scan(db, principal, scan_id))
+    return scan_out(ds.get_scan(db, principal, scan_id), data_dir=_data_dir(request))
 
 
 @router.post("/datasec/scans", status_code=201)
@@ -177,7 +182,7 @@ async def scan_upload(request: Request, org_id: int = Form(...), asset_id: int |
     scan = ds.record_scan(db, principal, org_id, report, _now(request), asset_id=asset_id,
                           data_dir=_data_dir(request))
     db.commit()
-    return scan_out(scan)
+    return scan_out(scan, data_dir=_data_dir(request))
 
 
 async def scan_upload_file(request: Request, upload: UploadFile):

@@ -72,18 +72,23 @@ def _print(report, scan_id: int | None) -> None:
     out = Console()
     out.print(f"{report.source}: {report.rows:,} rows in {len(report.parts)} part(s)"
               + (" (sampled)" if report.sampled else ""), highlight=False)
-    if not report.findings:
+    if not report.confirmed:
         out.print("no personal information found", highlight=False)
     else:
         t = Table(show_lines=False)
         for col in ("part", "field", "detector", "count", "rows", "share", "confidence", "sensitive (PIPL 28)",
                     "masked samples"):
             t.add_column(col)
-        for f in report.findings:
+        for f in report.confirmed:
             t.add_row(f.part, f.field, f.detector, f"{f.count:,}", f"{f.rows:,}", f"{f.share:.1%}",
                       f"{f.confidence:.2f}", (f.sensitive_category or "") + (
                           f" (+{f.minors:,} under 14)" if f.minors else ""), ", ".join(f.samples))
         out.print(t)
+    if report.possible:
+        out.print("possible matches (failed their check digit; not counted as personal information):",
+                  highlight=False)
+        for f in report.possible:
+            out.print(f"  {f.part} {f.field} {f.detector}: {f.count:,} ({', '.join(f.samples)})", highlight=False)
     if scan_id:
         out.print(f"recorded as scan {scan_id}", highlight=False)
 

@@ -63,6 +63,8 @@ class Decision:
     warnings: list[dict[str, Any]] = field(default_factory=list)
     citations: list[dict[str, Any]] = field(default_factory=list)
     rules_version: str = ""
+    #: Whether this transfer counts towards the year's totals, and the rule that says so.
+    counting: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -115,11 +117,51 @@ def validate_rules(data: dict[str, Any], origin: str) -> dict[str, Any]:
     for key in ("years", "extension_window_working_days", "extension_years"):
         if not isinstance(sa.get(key), int):
             raise RulesError(origin, f"validity.security_assessment lacks the integer '{key}'")
+    check_exempt_counting(data, origin)
     wd = data["working_days"]
     for key in ("holidays", "makeup_working_days", "years_configured"):
         if not isinstance(wd.get(key), list):
             raise RulesError(origin, f"working_days.{key} must be a list")
     return data
+
+
+def check_exempt_counting(data: dict[str, Any], origin: str) -> None:
+    """``counting.exempt_transfers``: a yes/no with the exemption rules it covers, its citation and mark."""
+    rule = (data.get("counting") or {}).get("exempt_transfers")
+    where = "counting.exempt_transfers"
+    if not isinstance(rule, dict) or not isinstance(rule.get("count"), bool):
+        raise RulesError(origin, f"{where} must say whether exempt transfers count (count: true or false)")
+    exempt = {r["id"] for r in data["decision_order"] if r.get("decision") == "exempt"}
+    listed = rule.get("exempt_rules")
+    if not isinstance(listed, list) or not listed or any(r not in exempt for r in listed):
+        raise RulesError(origin, f"{where}.exempt_rules must list exempt rules of the decision order")
+    for key in ("id", "en", "zh", "en_counted", "zh_counted"):
+        if not rule.get(key):
+            raise RulesError(origin, f"{where} lacks '{key}'")
+    check_citation(rule, origin, where, data["sources"])
+
+
+def exempt_counting(rules: dict[str, Any]) -> dict[str, Any]:
+    """The rule on whether Arts. 3-6 exempt transfers count towards the year."""
+    return rules["counting"]["exempt_transfers"]
+
+
+def not_counted_rules(rules: dict[str, Any]) -> list[str]:
+    """Decision rules whose transfers do not add to the year's totals (empty if exempt ones count)."""
+    rule = exempt_counting(rules)
+    return [] if rule["count"] else list(rule["exempt_rules"])
+
+
+def counting_record(rules: dict[str, Any], rule_id: str) -> dict[str, Any]:
+    """What an assessment records about counting: the choice in force, its citation and mark, and
+    whether the transfer decided by ``rule_id`` counts."""
+    rule = exempt_counting(rules)
+    covered = rule_id in rule["exempt_rules"]
+    return {"id": rule["id"], "exempt_transfers_count": rule["count"],
+            "this_transfer_counted": not covered or rule["count"],
+            "en": rule["en_counted"] if rule["count"] else rule["en"],
+            "zh": rule["zh_counted"] if rule["count"] else rule["zh"],
+            "citation": cite(rule["citation"], rules["sources"]), "status": rule["status"]}
 
 
 # --- citations in both languages --------------------------------------------------------------------
@@ -220,6 +262,11 @@ def decide(inputs: TransferInputs, recorded_ytd: tuple[int, int], rules: dict[st
     if chosen is None:
         raise RulesError("crossborder.yaml", "no rule of the decision order matched; the table is incomplete")
     facts["mechanism"] = chosen["decision"]
+    counting = counting_record(rules, chosen["id"])
+    if not counting["this_transfer_counted"]:
+        # An exemption of Arts. 3-6 decided it without the volumes: its persons stay out of the year.
+        after_ns, after_s = before_ns, before_s
+        facts.update(ytd_non_sensitive=after_ns, ytd_sensitive=after_s)
     year = inputs.transfer_date.year
     counts = {
         "year": year, "window": {"from": date(year, 1, 1).isoformat(), "to": date(year, 12, 31).isoformat()},
@@ -231,6 +278,7 @@ def decide(inputs: TransferInputs, recorded_ytd: tuple[int, int], rules: dict[st
         mechanism=chosen["decision"],
         rule=_item(chosen, sources, step=chosen.get("step"), inference=bool(chosen.get("inference"))),
         counts=counts, rules_version=f"{rules['name']} v{rules['version']} ({rules['effective']})",
+        counting=counting,
     )
     decision.thresholds = threshold_report(facts, before_ns, before_s, rules) if inputs.contains_pi else []
     decision.obligations = [_obligation(o, sources, inputs, rules) for o in rules["obligations"]
@@ -240,7 +288,7 @@ def decide(inputs: TransferInputs, recorded_ytd: tuple[int, int], rules: dict[st
     if covering_approval and decision.mechanism == "security_assessment":
         decision.warnings.append(_covered(covering_approval, rules))
     cited = [decision.rule["citation"]] + [o["citation"] for o in decision.obligations] + [
-        w["citation"] for w in decision.warnings if w.get("citation")]
+        w["citation"] for w in decision.warnings if w.get("citation")] + [counting["citation"]]
     decision.citations = [c for i, c in enumerate(cited) if c not in cited[:i]]
     return decision
 

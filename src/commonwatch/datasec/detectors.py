@@ -80,18 +80,24 @@ def luhn_valid(values: pl.Series) -> np.ndarray:
 PROVINCE_CODES = np.zeros(100, dtype=bool)
 PROVINCE_CODES[[11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33, 34, 35, 36, 37, 41, 42, 43, 44, 45, 46, 50, 51, 52, 53,
                 54, 61, 62, 63, 64, 65, 71, 81, 82]] = True
+#: First two digits an 18-digit number of the GB 11643 layout may start with: the provinces, and 83
+#: (the 830000 address code of residence permits for Taiwan residents; 81/82 serve Hong Kong and
+#: Macao residents' permits as well as the regions' GB/T 2260 codes).
+ID_REGION_CODES = PROVINCE_CODES.copy()
+ID_REGION_CODES[83] = True
 ORG_CODE_WEIGHTS = np.array([3, 7, 9, 10, 5, 8, 4, 2], dtype=np.int64)
 
 
 def resident_id_valid(values: pl.Series, today: date) -> tuple[np.ndarray, np.ndarray]:
-    """(valid, under 14) for 18-character resident ID numbers: MOD 11-2 check, a province-level
-    address code (or 9, the foreigners' permanent residence card) and a real birth date."""
+    """(valid, under 14) for 18-character numbers of the GB 11643 layout: MOD 11-2 check, a
+    province-level address code (or 9, the foreigners' permanent residence card, or 83, Taiwan
+    residents' residence permits) and a real birth date."""
     m = char_matrix(values.str.to_uppercase(), 18)
     if m.shape[0] == 0:
         return np.zeros(0, dtype=bool), np.zeros(0, dtype=bool)
     digits = m[:, :17].astype(np.int64) - 48
     province = digits[:, 0] * 10 + digits[:, 1]
-    check_ok = (ID_CHECK[(digits @ ID_WEIGHTS) % 11] == m[:, 17]) & (PROVINCE_CODES[province] | (digits[:, 0] == 9))
+    check_ok = (ID_CHECK[(digits @ ID_WEIGHTS) % 11] == m[:, 17]) & (ID_REGION_CODES[province] | (digits[:, 0] == 9))
     year = digits[:, 6] * 1000 + digits[:, 7] * 100 + digits[:, 8] * 10 + digits[:, 9]
     month = digits[:, 10] * 10 + digits[:, 11]
     day = digits[:, 12] * 10 + digits[:, 13]
@@ -201,9 +207,22 @@ def _digits(col: str = "value") -> pl.Expr:
     return pl.col(col).str.replace_all(r"[^0-9]", "")
 
 
+def _gb11643(df: pl.DataFrame, ctx: ScanContext, permit: bool) -> pl.DataFrame:
+    """Numbers of the GB 11643 layout (written whole or in 6-8-4 groups): resident ID numbers, or,
+    with ``permit``, the residence permits of Hong Kong, Macao and Taiwan residents (rules file)."""
+    compact = df["value"].str.replace_all(" ", "")
+    valid, minors = resident_id_valid(compact, ctx.today)
+    is_permit = compact.str.slice(0, 6).is_in(ctx.table["residence_permit_prefixes"]).to_numpy()
+    keep = valid & (is_permit if permit else ~is_permit)
+    return df.with_columns(pl.Series("valid", keep), pl.Series("minor", minors & keep))
+
+
 def _v_resident_id(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
-    valid, minors = resident_id_valid(df["value"], ctx.today)
-    return df.with_columns(pl.Series("valid", valid), pl.Series("minor", minors))
+    return _gb11643(df, ctx, permit=False)
+
+
+def _v_residence_permit(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
+    return _gb11643(df, ctx, permit=True)
 
 
 def _v_uscc(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
@@ -330,9 +349,19 @@ def validate_identifier_rules(data: dict[str, Any]) -> dict[str, Any]:
     """Refuse a malformed ``pi_identifiers`` file with the reason."""
     origin = "pi_identifiers.yaml"
     for key in ("detectors", "mobile_prefixes", "plate_provinces", "address_regions", "negative_headers",
-                "sensitive_categories", "pi_categories"):
+                "negative_context", "residence_permit_prefixes", "sensitive_categories", "pi_categories"):
         if key not in data:
             raise RulesError(origin, f"lacks '{key}'")
+    neg = data["negative_context"]
+    if not isinstance(neg, dict) or not neg.get("words") or not isinstance(neg.get("applies_to"), list):
+        raise RulesError(origin, "negative_context needs a list of 'words' and a list 'applies_to'")
+    unknown = [n for n in neg["applies_to"] if n not in DETECTOR_NAMES]
+    if unknown:
+        raise RulesError(origin, f"negative_context.applies_to names unknown detectors: {unknown}")
+    bad_prefix = [p for p in data["residence_permit_prefixes"] if not re.fullmatch(r"[1-9]\d{5}", str(p))]
+    if bad_prefix:
+        raise RulesError(origin, f"residence_permit_prefixes has entries that are not 6-digit address codes: "
+                                 f"{bad_prefix[:5]}")
     for name in DETECTOR_NAMES:
         spec = data["detectors"].get(name)
         if not isinstance(spec, dict):
@@ -347,6 +376,8 @@ def validate_identifier_rules(data: dict[str, Any]) -> dict[str, Any]:
         cat = spec.get("sensitive_category")
         if cat is not None and cat not in data["sensitive_categories"]:
             raise RulesError(origin, f"detector '{name}': unknown sensitive category '{cat}'")
+        if spec.get("possible") and not all((spec.get("possible_reason") or {}).get(k) for k in ("en", "zh")):
+            raise RulesError(origin, f"detector '{name}': a possible-only detector needs possible_reason en and zh")
         pcat = spec.get("pi_category")
         if pcat is not None and pcat not in data["pi_categories"]:
             raise RulesError(origin, f"detector '{name}': unknown PI category '{pcat}'")
@@ -367,10 +398,15 @@ def build_detectors(table: dict[str, Any]) -> list[Detector]:
     regions = "|".join(re.escape(r) for r in table["address_regions"])
     letters = "A-HJ-NP-Z"
     d = "[0-9]"
+    # 18 characters of the GB 11643 layout, whole or in groups of 6, 8 and 4 separated by a space.
+    id_tail = rf"(?:{d}{{11}}| {d}{{8}} {d}{{3}})[0-9Xx]"
+    permits = "|".join(re.escape(p) for p in table["residence_permit_prefixes"])
     card = (r"(?:(?:卡号|银行卡|card)[^0-9A-Za-z]{0,8})?" + B
             + rf"[2-6]{d}{{3}}(?:[ -]?{d}{{4}}){{2}}[ -]?{d}{{1,4}}(?:[ -]?{d}{{1,3}})?" + B)
     return [
-        Detector("cn_resident_id", B + rf"[1-9]{d}{{16}}[0-9Xx]" + B, _v_resident_id, group="ids"),
+        Detector("cn_resident_id", B + rf"[1-9]{d}{{5}}{id_tail}" + B, _v_resident_id, group="ids"),
+        Detector("hmt_residence_permit", B + rf"(?:{permits}){id_tail}" + B, _v_residence_permit,
+                 context=r"居住证|residence permit", group="ids"),
         Detector("cn_uscc", B + rf"[0-9{letters}]{{2}}{d}{{6}}[0-9{letters}]{{10}}" + B, _v_uscc, group="ids"),
         Detector("cn_mobile", r"(?:\+86[- ]?|" + B + r"86[- ]?|" + B + rf")1[3-9]{d}[- ]?{d}{{4}}[- ]?{d}{{4}}" + B,
                  _v_mobile, group="phone"),
@@ -386,8 +422,16 @@ def build_detectors(table: dict[str, Any]) -> list[Detector]:
                  group="ids"),
         Detector("cn_passport", B + rf"(?:E[{letters}]{d}{{7}}|[EG]{d}{{8}}|[PSD]E{d}{{7}}|K{d}{{8}}|MA{d}{{7}})" + B,
                  _v_always, context=r"护照|passport", group="ids"),
-        Detector("hk_macao_permit", B + rf"[HM]{d}{{8}}(?:{d}{{2}})?" + B, _v_always, context=r"回乡证|通行证|permit",
-                 group="ids"),
+        # Older forms: 14/15 + 7 digits (non-chip ordinary), P./S. + 7, S + 8, D + 7; too plain to
+        # report without a passport header or keyword.
+        Detector("cn_passport_old", B + rf"(?:1[45]{d}{{7}}|[PS]\.{d}{{7}}|S{d}{{8}}|D{d}{{7}})" + B, _v_always,
+                 context=r"护照|passport"),
+        # The card prints H/M and the 8-digit lifetime number; the renewal count may follow it,
+        # joined or after a space, a hyphen or in brackets.
+        Detector("hk_macao_permit", B + rf"[HM]{d}{{8}}(?:[(（]{d}{{2}}[)）]|(?:[ -]?{d}{{2}})?" + B + ")",
+                 _v_always, context=r"回乡证|通行证|permit", group="ids"),
+        Detector("tw_compatriot_permit", B + rf"{d}{{8}}(?:[(（]{d}{{2}}[)）]|(?:[ -]?{d}{{2}})?" + B + ")",
+                 _v_always, context=r"台胞证|台湾居民来往大陆通行证"),
         Detector("vehicle_plate", "[" + provinces + "][" + letters + r"][·• ]?"
                  + rf"(?:[DF][{letters}0-9]{d}{{4}}|{d}{{5}}[DF]|[{letters}0-9]{{5}})" + B, _v_always, group="han"),
         Detector("email", r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,24}" + B, _v_email,
@@ -402,9 +446,9 @@ def build_detectors(table: dict[str, Any]) -> list[Detector]:
     ]
 
 
-DETECTOR_NAMES = ("cn_resident_id", "cn_uscc", "cn_mobile", "cn_landline", "cn_bank_card", "cn_bank_card_unchecked",
-                  "payment_card", "iban", "cn_passport", "hk_macao_permit", "vehicle_plate", "email", "ipv4", "ipv6",
-                  "imei", "gps", "cn_postal_address")
+DETECTOR_NAMES = ("cn_resident_id", "hmt_residence_permit", "cn_uscc", "cn_mobile", "cn_landline", "cn_bank_card",
+                  "cn_bank_card_unchecked", "payment_card", "iban", "cn_passport", "cn_passport_old", "hk_macao_permit",
+                  "tw_compatriot_permit", "vehicle_plate", "email", "ipv4", "ipv6", "imei", "gps", "cn_postal_address")
 
 
 # --- header words ---------------------------------------------------------------------------------
@@ -426,10 +470,29 @@ def header_signal(header: str, detector: str, table: dict[str, Any]) -> int:
     return 0
 
 
+def negative_context_regex(table: dict[str, Any]) -> str:
+    """The rules' negative-context words (order, invoice, tracking numbers ...) as one alternation,
+    longest first so that 订单号 wins over 单号; case-insensitive."""
+    words = sorted(table["negative_context"]["words"], key=len, reverse=True)
+    return "(?i:" + "|".join(re.escape(w) for w in words) + ")"
+
+
+def header_is_negative_context(header: str, detector: str, table: dict[str, Any]) -> bool:
+    """True where the header names an order, invoice or tracking number (and does not also name this
+    detector's kind of data, as 订单联系电话 does): its values are not reported as this identifier."""
+    neg = table["negative_context"]
+    if detector not in neg["applies_to"] or header_signal(header, detector, table) > 0:
+        return False
+    h = _norm_header(header)
+    return bool(h) and any(_norm_header(w) in h for w in neg["words"])
+
+
 # --- finding matches -------------------------------------------------------------------------------
 
 FOUND_SCHEMA = {"row": pl.UInt32, "detector": pl.String, "value": pl.String, "context": pl.Boolean,
                 "minor": pl.Boolean, "confidence": pl.Float64}
+#: Text allowed between a context word and the value it qualifies.
+CONTEXT_GAP = "[^0-9A-Za-z]{0,8}"
 
 
 def empty_found() -> pl.DataFrame:
@@ -441,36 +504,49 @@ def find(values: pl.Series, header: str, ctx: ScanContext, detectors: list[Detec
 
     Vectorised: the detectors' regexes run over the whole column in one parallel Polars query
     (each distinct pattern once), then each detector checks its candidates columnwise. The header
-    raises or lowers the confidence; matches below the rules' ``min_confidence`` are dropped.
+    raises or lowers the confidence; a negative context (an order or invoice number word in the
+    header or just before the value) drops the match; matches below the rules' ``min_confidence``
+    are dropped. Where two detectors accept the same value, the one the header names wins.
     """
     table = ctx.table
     values = values.cast(pl.String)
     signals = {det.name: header_signal(header, det.name, table) for det in detectors}
     patterns = {det.name: det.full_pattern(signals[det.name] > 0) for det in detectors}
+    negative = table["negative_context"]["applies_to"]
+    neg_prefix = f"(?:{negative_context_regex(table)}){CONTEXT_GAP}"
     groups: dict[str, list[str]] = {}
+    guarded: set[str] = set()
     for det in detectors:
         members = groups.setdefault(det.group or det.name, [])
         if patterns[det.name] not in members:
             members.append(patterns[det.name])
+        if det.name in negative:
+            guarded.add(det.group or det.name)
     names = list(groups)
+
+    def group_regex(g: str) -> str:
+        alternation = "|".join(f"(?:{p})" for p in groups[g])
+        # A negative-context word just before the value is captured with it, then marks it.
+        return f"(?:{neg_prefix})?(?:{alternation})" if g in guarded else alternation
+
     extracted = pl.LazyFrame({"v": values}).select(
-        [pl.col("v").str.extract_all("|".join(f"(?:{p})" for p in groups[g])).alias(f"g{i}")
-         for i, g in enumerate(names)]).collect()
+        [pl.col("v").str.extract_all(group_regex(g)).alias(f"g{i}") for i, g in enumerate(names)]).collect()
     candidates: dict[str, pl.DataFrame] = {}
     frames = []
-    for det in detectors:
+    for order, det in enumerate(detectors):
         spec = table["detectors"][det.name]
         signal = signals[det.name]
         group = det.group or det.name
         if group not in candidates:
-            candidates[group] = _candidates(extracted[f"g{names.index(group)}"])
+            candidates[group] = _candidates(extracted[f"g{names.index(group)}"],
+                                            f"^{neg_prefix}" if group in guarded else None)
         found = candidates[group]
         if len(groups[group]) > 1 and found.height:
             found = found.filter(pl.col("value").str.contains(f"^(?:{patterns[det.name]})$"))
         if found.height == 0:
             continue
         if det.context:
-            ctx_re = f"^(?:{det.context})[^0-9A-Za-z]{{0,8}}"
+            ctx_re = f"^(?:{det.context}){CONTEXT_GAP}"
             found = found.with_columns(pl.col("value").str.contains(ctx_re).alias("context"),
                                        pl.col("value").str.replace(ctx_re, "").alias("value"))
         else:
@@ -485,23 +561,37 @@ def find(values: pl.Series, header: str, ctx: ScanContext, detectors: list[Detec
         conf = (pl.lit(base + boost) + pl.when(pl.col("context")).then(float(table["context_boost"])).otherwise(0.0))
         if spec.get("header_required") and signal <= 0:
             conf = pl.when(pl.col("context")).then(conf).otherwise(0.0)
-        checked = checked.with_columns(conf.clip(0.0, 0.99).alias("confidence"), pl.lit(det.name).alias("detector"))
+        if det.name in negative:
+            if header_is_negative_context(header, det.name, table):
+                conf = pl.lit(0.0)
+            else:
+                conf = pl.when(pl.col("negated")).then(0.0).otherwise(conf)
+        checked = checked.with_columns(conf.clip(0.0, 0.99).alias("confidence"), pl.lit(det.name).alias("detector"),
+                                       pl.lit(signal).alias("_signal"), pl.lit(order).alias("_order"))
         checked = checked.filter(pl.col("confidence") >= float(table["min_confidence"]))
-        frames.append(checked.select(list(FOUND_SCHEMA)))
+        frames.append(checked.select([*FOUND_SCHEMA, "_signal", "_order"]))
     if not frames:
         return empty_found()
-    found = pl.concat(frames).cast(FOUND_SCHEMA)  # type: ignore[arg-type]
-    # One value is one identifier: where two detectors accept the same text (an ID number that
-    # happens to pass the USCC check), the earlier, more specific detector keeps it.
-    return found.unique(subset=["row", "value"], keep="first", maintain_order=True)
+    found = pl.concat(frames)
+    # One value is one identifier. Where two detectors accept the same text (a bank card that also
+    # passes the USCC check), the detector the header names keeps it; with no header word for
+    # either, the earlier, more specific detector does (an ID number is not a credit code).
+    found = found.sort(["row", "_signal", "_order"], descending=[False, True, False])
+    found = found.unique(subset=["row", "value"], keep="first", maintain_order=True)
+    return found.sort(["_order", "row"]).select(list(FOUND_SCHEMA)).cast(FOUND_SCHEMA)  # type: ignore[arg-type]
 
 
-def _candidates(matches: pl.Series) -> pl.DataFrame:
+def _candidates(matches: pl.Series, negative_prefix: str | None) -> pl.DataFrame:
+    """One row per match; ``negated`` where a negative-context word came with it (then stripped)."""
     frame = pl.DataFrame({"row": pl.int_range(0, matches.len(), dtype=pl.UInt32, eager=True), "value": matches})
     frame = frame.filter(pl.col("value").list.len() > 0)
     if frame.height == 0:
-        return pl.DataFrame(schema={"row": pl.UInt32, "value": pl.String})
-    return frame.explode("value").drop_nulls("value")
+        return pl.DataFrame(schema={"row": pl.UInt32, "value": pl.String, "negated": pl.Boolean})
+    frame = frame.explode("value").drop_nulls("value")
+    if negative_prefix is None:
+        return frame.with_columns(pl.lit(False).alias("negated"))
+    return frame.with_columns(pl.col("value").str.contains(negative_prefix).alias("negated"),
+                              pl.col("value").str.replace(negative_prefix, "").alias("value"))
 
 
 # --- masking ----------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from commonwatch.datasec import services as ds
 from commonwatch.datasec.detectors import identifier_rules
 from commonwatch.datasec.ftz import load_ftz_lists
 from commonwatch.datasec.grading import grade_label, grading_rules
-from commonwatch.datasec.scanner import category_label, detector_label
+from commonwatch.datasec.scanner import category_label, detector_label, is_possible, possible_reason
 from commonwatch.errors import Invalid
 from commonwatch.i18n import N_, _, pick
 from commonwatch.web.deps import get_db, require
@@ -54,6 +54,9 @@ def _helpers(request: Request) -> dict[str, Any]:
         "grade_label": lambda level, sub=None: grade_label(level, sub, grading),
         "detector_label": lambda name: detector_label(name, dd),
         "category_label": lambda code: category_label(code, dd),
+        "is_possible": lambda name: is_possible(name, dd),
+        "possible_reason": lambda name: pick(**possible_reason(name, dd)),
+        "detector_status": lambda name: table["detectors"].get(name, {}).get("status", ""),
         "mechanism_label": lambda m: xb.mechanism_label(m, rules),
         "pi_choices": [(k, pick(v["en"], v["zh"])) for k, v in table["pi_categories"].items()],
         "sensitive_choices": [(k, pick(v["en"], v["zh"])) for k, v in table["sensitive_categories"].items()],

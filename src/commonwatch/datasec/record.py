@@ -96,7 +96,9 @@ def build_record(db: Session, principal: Principal, org_id: int | None, now: dat
                     _both(mech["en"], mech["zh"]),
                     f"{r['rule']['citation']['zh']} / {r['rule']['citation']['en']} [{r['rule']['status']}]",
                     f"{c.get('non_sensitive_after', 0):,} / {c.get('sensitive_after', 0):,}"
-                    + ("" if t.recorded else " (未计入 / not recorded)")])
+                    + ("" if t.recorded else " (未计入 / not recorded)")
+                    + ("" if r.get("counting", {}).get("this_transfer_counted", True)
+                       else " (豁免，本次未计入 / exempt, not counted)")])
             sections.append(Section(f"{name} — 数据出境评估 / Cross-border assessments", paragraphs=[
                 "本年累计为一般个人信息 / 敏感个人信息人数（含本次）。Year to date: persons with non-sensitive / "
                 "sensitive personal information, this transfer included."], table=rows))
@@ -104,9 +106,13 @@ def build_record(db: Session, principal: Principal, org_id: int | None, now: dat
                 r = t.result
                 obligations = [f"{o['zh']} / {o['en']} ({o['citation']['en']})" for o in r.get("obligations", [])]
                 warnings = [f"{w['zh']} / {w['en']}" for w in r.get("warnings", [])]
+                counting = r.get("counting")
+                counted = (f"{counting['zh']} / {counting['en']} ({counting['citation']['en']}) [{counting['status']}]"
+                           if counting else "—")
                 sections.append(Section(f"{t.title} ({t.transfer_date.isoformat()})",
                                         paragraphs=[f"{r['rule']['zh']} / {r['rule']['en']}"],
-                                        facts=[("义务 / Obligations", "\n".join(obligations) or "—"),
+                                        facts=[("豁免出境是否计入 / Exempt transfers counted", counted),
+                                               ("义务 / Obligations", "\n".join(obligations) or "—"),
                                                ("提示 / Warnings", "\n".join(warnings) or "—"),
                                                ("规则版本 / Rules", r.get("rules_version", ""))]))
     if not sections:

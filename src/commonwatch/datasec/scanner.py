@@ -43,6 +43,8 @@ class Finding:
     sensitive_category: str | None
     samples: list[str]
     minors: int = 0
+    #: A possible match only (it failed its check digit): shown apart and counted nowhere.
+    possible: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -58,13 +60,22 @@ class ScanReport:
     sampled: bool = False
 
     @property
+    def confirmed(self) -> list[Finding]:
+        """Findings that passed their checks; only these give the scan its categories."""
+        return [f for f in self.findings if not f.possible]
+
+    @property
+    def possible(self) -> list[Finding]:
+        return [f for f in self.findings if f.possible]
+
+    @property
     def pi_categories(self) -> list[str]:
-        return sorted({f.pi_category for f in self.findings if f.pi_category})
+        return sorted({f.pi_category for f in self.confirmed if f.pi_category})
 
     @property
     def sensitive_categories(self) -> list[str]:
-        cats = {f.sensitive_category for f in self.findings if f.sensitive_category}
-        if any(f.minors for f in self.findings):
+        cats = {f.sensitive_category for f in self.confirmed if f.sensitive_category}
+        if any(f.minors for f in self.confirmed):
             cats.add("minors_under_14")
         return sorted(cats)
 
@@ -72,7 +83,8 @@ class ScanReport:
         return {"source": self.source, "kind": self.kind, "rows": self.rows, "parts": self.parts,
                 "sampled": self.sampled, "pi_categories": self.pi_categories,
                 "sensitive_categories": self.sensitive_categories,
-                "findings": [f.as_dict() for f in self.findings]}
+                "findings": [f.as_dict() for f in self.confirmed],
+                "possible_findings": [f.as_dict() for f in self.possible]}
 
 
 @dataclass
@@ -128,7 +140,7 @@ class Scanner:
                 share=round(t.rows / total, 6) if total else 0.0,
                 confidence=round(t.confidence_sum / t.count, 3) if t.count else 0.0,
                 pi_category=spec.get("pi_category"), sensitive_category=spec.get("sensitive_category"),
-                samples=list(t.samples), minors=t.minors))
+                samples=list(t.samples), minors=t.minors, possible=bool(spec.get("possible"))))
         return ScanReport(source=source, kind=kind, rows=sum(self._rows.values()), parts=dict(self._rows),
                           findings=findings, sampled=sampled)
 
@@ -167,6 +179,19 @@ def scan_database(url: str, *, today: date, data_dir: Path | None = None, sample
 def detector_label(name: str, data_dir: Path | None = None) -> str:
     spec = identifier_rules(data_dir)["detectors"].get(name)
     return pick(spec["en"], spec["zh"]) if spec else name
+
+
+def is_possible(detector: str, data_dir: Path | None = None) -> bool:
+    """True for a detector whose findings are possible matches only (the rules' ``possible``)."""
+    spec = identifier_rules(data_dir)["detectors"].get(detector)
+    return bool(spec and spec.get("possible"))
+
+
+def possible_reason(detector: str, data_dir: Path | None = None) -> dict[str, str]:
+    """Why a possible match is not counted, in both languages (from the rules file)."""
+    spec = identifier_rules(data_dir)["detectors"].get(detector) or {}
+    reason = spec.get("possible_reason") or {}
+    return {"en": reason.get("en", ""), "zh": reason.get("zh", "")}
 
 
 def category_label(code: str | None, data_dir: Path | None = None) -> str:

@@ -298,12 +298,17 @@ def get_scan(db: Session, principal: Principal, scan_id: int) -> Scan:
 
 # --- cross-border assessments ---------------------------------------------------------------------
 
-def recorded_ytd(db: Session, org_id: int, year: int) -> tuple[int, int]:
-    """Persons (non-sensitive, sensitive) of the transfers recorded for ``org_id`` in ``year``."""
-    row = db.execute(select(func.coalesce(func.sum(TransferAssessment.persons_non_sensitive), 0),
-                            func.coalesce(func.sum(TransferAssessment.persons_sensitive), 0))
-                     .where(TransferAssessment.org_id == org_id, TransferAssessment.year == year,
-                            TransferAssessment.recorded.is_(True))).one()
+def recorded_ytd(db: Session, org_id: int, year: int, data_dir: Path | None = None) -> tuple[int, int]:
+    """Persons (non-sensitive, sensitive) of the transfers recorded for ``org_id`` in ``year``;
+    transfers exempt under Arts. 3-6 count only if the rules say so (``counting.exempt_transfers``)."""
+    stmt = (select(func.coalesce(func.sum(TransferAssessment.persons_non_sensitive), 0),
+                   func.coalesce(func.sum(TransferAssessment.persons_sensitive), 0))
+            .where(TransferAssessment.org_id == org_id, TransferAssessment.year == year,
+                   TransferAssessment.recorded.is_(True)))
+    excluded = xb.not_counted_rules(xb.crossborder_rules(data_dir))
+    if excluded:
+        stmt = stmt.where(TransferAssessment.rule_id.not_in(excluded))
+    row = db.execute(stmt).one()
     return int(row[0]), int(row[1])
 
 
@@ -318,7 +323,7 @@ class YearSummary:
 def year_summary(db: Session, org_id: int, year: int, data_dir: Path | None = None) -> YearSummary:
     """The year-to-date counts and, for each threshold not yet reached, how many persons remain."""
     rules = xb.crossborder_rules(data_dir)
-    ns, s = recorded_ytd(db, org_id, year)
+    ns, s = recorded_ytd(db, org_id, year, data_dir)
     share = float(rules.get("approach_warning_share", 0.9))
     headroom = []
     for name, t in rules["thresholds"].items():
@@ -384,7 +389,7 @@ def preview_assessment(db: Session, principal: Principal, org_id: Any, data: dic
     xb.check_inputs(inputs, rules, set(load_ftz_lists(data_dir)))
     approval = covering_approval(db, org.id, inputs.transfer_date)
     cover = {"reference": approval.reference, "valid_until": approval.valid_until.isoformat()} if approval else None
-    decision = xb.decide(inputs, recorded_ytd(db, org.id, inputs.transfer_date.year), rules,
+    decision = xb.decide(inputs, recorded_ytd(db, org.id, inputs.transfer_date.year, data_dir), rules,
                          covering_approval=cover)
     return org, inputs, decision
 

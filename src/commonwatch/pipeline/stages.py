@@ -18,7 +18,7 @@ import polars as pl
 
 from commonwatch.constituency.index import ConstituencyIndex, IpColumns, match_constituents, parse_ips
 from commonwatch.enrichment.services import EnrichmentIndex, enrich
-from commonwatch.events.schema import BY_NAME, FIELDS, TLP_LABELS
+from commonwatch.events.schema import BY_NAME, FIELDS, INTELMQ_FIELDS, TLP_LABELS
 from commonwatch.events.taxonomy import Taxonomy, classify
 from commonwatch.feeds.base import LINE, ParsedBatch
 from commonwatch.i18n import _
@@ -73,12 +73,41 @@ class Processed:
 
 # --- normalise ------------------------------------------------------------------------------------------
 
+#: ISO 8601 spellings the formats above miss -> the one extended form they read: ``(regex, replacement)``
+#: applied in order. Basic format (``20261124T081000``), a comma before the fraction, minutes
+#: without seconds, ``Z``/``UTC``/``GMT`` after a space, and the offsets ``+08``, ``+0800``, ``+08:00``
+#: (with or without a space before them, as Shadowserver and abuse.ch exports write them).
+_ISO_REWRITES: tuple[tuple[str, str], ...] = (
+    ("\u2212", "-"),  # U+2212 MINUS SIGN, which ISO 8601 allows in offsets
+    (r"^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})", "${1}-${2}-${3}T${4}:${5}:${6}"),
+    (r"^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})", "${1}-${2}-${3}T${4}:${5}"),
+    (r"^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})(?:(:\d{2}(?:[.,]\d+)?))?", "${1}T${2}${3}"),
+    (r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2})([^:\d]|$)", "${1}:00${2}"),
+    (r"(:\d{2}),(\d+)", "${1}.${2}"),
+    (r"(?i)(:\d{2}(?:\.\d+)?)\s*(?:Z|UTC|GMT)$", "${1}+00:00"),
+    (r"(:\d{2}(?:\.\d+)?)\s*([+-]\d{2})$", "${1}${2}:00"),
+    (r"(:\d{2}(?:\.\d+)?)\s*([+-]\d{2}):?(\d{2})$", "${1}${2}:${3}"),
+)
+_ISO_FORMATS = ("%Y-%m-%dT%H:%M:%S%:z", "%Y-%m-%dT%H:%M:%S%.f%:z")
+
+
+def iso_time_text(text: pl.Expr) -> pl.Expr:
+    """Any ISO 8601 date-time spelling with a zone (and the feeds' variants of it) rewritten to
+    ``YYYY-MM-DDTHH:MM:SS[.f]+HH:MM``, with Polars string kernels (no Python per value)."""
+    for pattern, replacement in _ISO_REWRITES:
+        text = text.str.replace(pattern, replacement)
+    return text
+
+
 def _time_parsers(text: pl.Expr) -> list[pl.Expr]:
     exprs = [text.str.to_datetime(f, strict=False, time_unit="us").dt.replace_time_zone("UTC")
              for f in _NAIVE_FORMATS]
     exprs += [text.str.to_datetime(f, strict=False, time_unit="us", time_zone="UTC") for f in _TZ_FORMATS]
     exprs.append(pl.when(text.str.contains(r"^\d{9,10}(?:\.\d+)?$")).then(
         (text.cast(pl.Float64, strict=False) * 1_000_000).cast(pl.Int64).cast(TIME_TYPE)))
+    # Last, so a feed's usual spelling never pays for the rewrite.
+    iso = iso_time_text(text)
+    exprs += [iso.str.to_datetime(f, strict=False, time_unit="us", time_zone="UTC") for f in _ISO_FORMATS]
     return exprs
 
 
@@ -106,6 +135,35 @@ def parse_time_series(values: pl.Series) -> pl.Series:
         if len(todo) and frame[todo]["t"].is_null().all():
             break
     return out
+
+
+#: Control characters no event field keeps (C0 but tab, line feed and carriage return; DEL; C1):
+#: PostgreSQL cannot store NUL, and the others hide text from the analyst reading it.
+_CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"
+#: In a field the store has a column for, tab and line breaks are not text either.
+_CONTROL_IN_COLUMN = r"[\x00-\x1f\x7f-\x9f]"
+
+
+def strip_control_chars(frame: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]:
+    """Control characters removed from every text field (columnar); returns the frame and, per
+    field, how many values held one, so the run's notes can say what was changed."""
+    found: dict[str, int] = {}
+    fixes = []
+    for name, dtype in frame.schema.items():
+        if dtype != pl.String or name.startswith("_"):
+            continue
+        pattern = _CONTROL_IN_COLUMN if name in BY_NAME else _CONTROL
+        count = frame[name].str.contains(pattern).sum()
+        if count:
+            found[name] = int(count)
+            fixes.append(pl.col(name).str.replace_all(pattern, ""))
+    return (frame.with_columns(fixes) if fixes else frame), found
+
+
+def control_chars_note(found: dict[str, int]) -> str:
+    """The run's note for :func:`strip_control_chars`: which fields, how many values."""
+    return _("control characters (NUL and the like) were removed from {n} value(s) in {fields}").format(
+        n=sum(found.values()), fields=", ".join(sorted(found)))
 
 
 def _blank_to_null(frame: pl.DataFrame) -> pl.DataFrame:
@@ -218,7 +276,7 @@ def reasons(frame: pl.DataFrame, params: Params) -> pl.Expr:
 def extra_json(frame: pl.DataFrame) -> pl.Expr:
     """Fields that are not columns of the store, as one JSON object (``extra.`` prefix removed)."""
     names = [c for c in frame.columns if not c.startswith("_") and c != LINE and c not in BY_NAME
-             and (c.startswith("extra.") or "." in c)]
+             and (c.startswith("extra.") or "." in c or c in INTELMQ_FIELDS)]
     if not names:
         return pl.lit(None, pl.String)
     fields = [pl.col(c).cast(pl.String).alias(c.removeprefix("extra.")) for c in names]
@@ -264,9 +322,15 @@ def process_batch(parsed: ParsedBatch, refs: References, params: Params, timer=N
     bad_rows = pl.DataFrame({"line": [b.line for b in parsed.bad], "reason": [b.reason for b in parsed.bad],
                              "raw": [b.raw for b in parsed.bad]},
                             schema={"line": pl.Int64, "reason": pl.String, "raw": pl.String})
+    # A quarantined record is kept as it was, but NUL cannot be stored: shown as U+FFFD.
+    bad_rows = bad_rows.with_columns(pl.col("raw").str.replace_all("\x00", "\ufffd", literal=True))
+    notes = list(parsed.notes)
     if raw.is_empty():
-        return Processed(_empty_events(), bad_rows, rows_in, 0, list(parsed.notes), timings)
+        return Processed(_empty_events(), bad_rows, rows_in, 0, notes, timings)
     t0 = clock()
+    raw, controls = strip_control_chars(raw)
+    if controls:
+        notes.append(control_chars_note(controls))
     raw = raw.with_row_index("_row")
     frame, _ips = normalise(raw, params)
     t0 = lap("normalise", t0)
@@ -299,7 +363,7 @@ def process_batch(parsed: ParsedBatch, refs: References, params: Params, timer=N
     t0 = lap("classify", t0)
     events = _to_store_frame(good)
     lap("shape", t0)
-    return Processed(events, bad_rows, rows_in, dups, list(parsed.notes), timings)
+    return Processed(events, bad_rows, rows_in, dups, notes, timings)
 
 
 def _ip6_rows(frame: pl.DataFrame) -> dict[int, int]:

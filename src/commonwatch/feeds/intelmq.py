@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import polars as pl
 
 from commonwatch.errors import Invalid
-from commonwatch.events.schema import BY_NAME
+from commonwatch.events.schema import BY_NAME, INTELMQ_FIELDS
 from commonwatch.feeds.abusech import json_start, objects_frame
 from commonwatch.feeds.base import LINE, ParsedBatch, Source
 from commonwatch.feeds.common import batch_rows_setting, iter_json_lines, load_json_document, records_frame
@@ -52,7 +52,7 @@ def intelmq_to_fields(frame: pl.DataFrame) -> pl.DataFrame:
     for col in frame.columns:
         if col == LINE or col in NOT_FIELDS:
             continue
-        if col in BY_NAME or col.startswith("extra.") or col.startswith("source.") or col.startswith("destination."):
+        if col in BY_NAME or col in INTELMQ_FIELDS or col.startswith(("extra.", "source.", "destination.")):
             target = col
         elif col == "tlp":
             exprs.append(pl.col(col).str.to_uppercase().str.replace("^TLP:", "").replace({"WHITE": "CLEAR"})

@@ -273,3 +273,17 @@ def test_update_schema_into_a_file_keeping_existing_reports(tmp_path):
     assert not (tmp_path / "data" / "feeds").exists()  # the operator's copy is untouched
     _path, _added, changed = update_schema(published, tmp_path / "data", target=target)
     assert changed == ["scan_http"]
+
+
+def test_tuned_shadowserver_reports_place_fields_as_the_published_schema():
+    [sink] = parse("shadowserver", (samples_dir() / "2026-11-24-event4_sinkhole_http-asn-region-geo.csv").read_bytes(),
+                   "2026-11-24-event4_sinkhole_http-asn-region-geo.csv")
+    row = sink.frame.row(0, named=True)
+    assert (row["destination.fqdn"], row["destination.reverse_dns"]) == ("c2.badhost.example", "sinkhole.example")
+    [dev] = parse("shadowserver", (samples_dir() / "2026-11-24-device_id-asn-region-geo.csv").read_bytes(),
+                  "2026-11-24-device_id-asn-region-geo.csv")
+    row = dev.frame.row(0, named=True)
+    assert (row["product.vendor"], row["product.name"]) == ("MikroTik", "RB750")
+    [web] = parse("shadowserver", (samples_dir() / "2026-11-24-compromised_website-asn-region-geo.csv").read_bytes(),
+                  "2026-11-24-compromised_website-asn-region-geo.csv")
+    assert web.frame["event_description.text"][0] == "ecommerce"

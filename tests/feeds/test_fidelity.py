@@ -189,6 +189,8 @@ def test_phishtank_details_give_network_and_asn():
     row = batch.frame.row(0, named=True)
     assert (row["source.ip"], row["source.network"], row["source.asn"], row["source.geolocation.cc"]) == \
         ("192.0.2.30", "192.0.2.0/24", "64496", "CN")
+    assert row["event_description.target"] == "Microsoft"
+    assert row["event_description.url"] == "http://www.phishtank.com/phish_detail.php?phish_id=8800003"
 
 
 # --- control characters ---------------------------------------------------------------------------------

@@ -124,7 +124,7 @@ def test_abusech_spamhaus_phishing_intelmq():
     [o] = parse_sample("openphish", "openphish.txt")
     assert o.frame.height == 4 and o.frame["time.source"][0] == NOW.isoformat()
     [pc] = parse_sample("phishtank", "phishtank.csv")
-    assert pc.frame["extra.target"][1] == "Demo Commercial Bank"
+    assert pc.frame["event_description.target"][1] == "Demo Commercial Bank"
     [pj] = parse_sample("phishtank", "phishtank.json")
     assert pj.frame["source.ip"][0] == "192.0.2.30"
     [im] = parse_sample("intelmq", "intelmq.jsonl")

@@ -41,9 +41,11 @@ class OpenPhishParser:
 class PhishTankParser:
     name = "phishtank"
     description = "PhishTank-style verified phishing URLs (CSV or JSON)"
-    MAPPING = {"phish_id": "extra.phish_id", "url": "source.url", "phish_detail_url": "extra.reference",
+    #: As IntelMQ's PhishTank parser places them: the detail page and the target are
+    #: ``event_description.*``.
+    MAPPING = {"phish_id": "extra.phish_id", "url": "source.url", "phish_detail_url": "event_description.url",
                "submission_time": "time.source", "verified": "extra.verified", "verification_time":
-               "extra.verification_time", "online": "extra.online", "target": "extra.target",
+               "extra.verification_time", "online": "extra.online", "target": "event_description.target",
                "details": "extra.details"}
     #: Fields of the first ``details`` entry: the hosting address, its network and AS, its country.
     DETAILS = {"ip_address": "source.ip", "cidr_block": "source.network", "announcing_network": "source.asn",

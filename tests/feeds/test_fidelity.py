@@ -91,15 +91,25 @@ def test_feodotracker_without_first_seen_is_dated_by_last_online_and_hostname_is
     assert batch.notes == ["1 entr(y/ies) without first_seen: dated by last_online"]
 
 
-@pytest.mark.parametrize("text", [
+OFFSET_FORMS = [
     "2026-11-24T08:10:00+08", "2026-11-24T08:10:00+0800", "2026-11-24T08:10:00+08:00", "2026-11-24 08:10:00+08",
     "2026-11-24 08:10:00 +0800", "2026-11-24T00:10:00+00", "2026-11-24 00:10:00 +00", "2026-11-24T00:10:00Z",
     "2026-11-24 00:10:00 UTC", "2026-11-24 00:10:00 GMT", "20261124T081000+0800", "20261124T001000Z",
     "2026-11-24T08:10+08:00", "2026-11-23T19:10:00-05", "2026-11-23T19:10:00-0500", "2026-11-23T19:10:00\u221205:00",
-    "2026-11-24T08:10:00,000+08", "2026-11-24T00:10:00.000000Z",
-])
+    "2026-11-24T08:10:00,000+08", "2026-11-24T00:10:00.000000Z", "2026-11-24 08:10:00.0+08",
+]
+
+
+@pytest.mark.parametrize("text", OFFSET_FORMS)
 def test_every_iso_8601_offset_form_is_read(text):
     assert parse_time_series(pl.Series([text])).to_list() == [datetime(2026, 11, 24, 0, 10, tzinfo=UTC)]
+
+
+def test_a_column_mixing_every_form_is_read_whatever_comes_first():
+    forms = list(OFFSET_FORMS)
+    for values in (forms, forms[::-1], ["2026-11-24 00:10:00"] * 300 + forms):
+        got = parse_time_series(pl.Series(values)).to_list()
+        assert set(got) == {datetime(2026, 11, 24, 0, 10, tzinfo=UTC)}, values
 
 
 def test_dates_without_offsets_are_read_as_before():

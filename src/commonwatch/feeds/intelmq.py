@@ -6,6 +6,7 @@ commonwatch does not store as columns travel in ``extra``; TLP 1.0 ``WHITE`` bec
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 
 import polars as pl
@@ -33,9 +34,17 @@ class IntelMQParser:
             yield _with_time_fallback(ParsedBatch(intelmq_to_fields(frame), bad, notes))
 
     def _parse_array(self, source: Source) -> Iterator[ParsedBatch]:
-        data = load_json_document(source)
+        raw = source.stream.read()
+        try:
+            data = load_json_document(_again(source, raw))
+        except Invalid:
+            # Not one JSON document: JSON lines whose first line is broken. Read line by line,
+            # so every line is an event or a quarantined record with its reason.
+            data = None
         if not isinstance(data, list):
-            raise Invalid("file", _("an IntelMQ JSON document is a list of events"))
+            for frame, bad, notes in iter_json_lines(_again(source, raw)):
+                yield _with_time_fallback(ParsedBatch(intelmq_to_fields(frame), bad, notes))
+            return
         if not data:
             yield ParsedBatch(intelmq_to_fields(records_frame([], [])), [], [_("the file has no data rows")])
             return
@@ -43,6 +52,11 @@ class IntelMQParser:
         for start in range(0, len(data), step):
             frame, bad = objects_frame(data[start:start + step], first=start + 1)
             yield _with_time_fallback(ParsedBatch(intelmq_to_fields(frame), bad, []))
+
+
+def _again(source: Source, raw: bytes) -> Source:
+    """The same document, to be read once more."""
+    return Source(source.name, io.BufferedReader(io.BytesIO(raw)), source.fetched_at, len(raw))
 
 
 def intelmq_to_fields(frame: pl.DataFrame) -> pl.DataFrame:

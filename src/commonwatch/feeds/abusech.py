@@ -14,10 +14,16 @@ from commonwatch.i18n import _
 PROVIDER = "abuse.ch"
 
 
-def _sniff_json(source: Source) -> bool:
-    """Is the document JSON (it starts with ``[`` or ``{``)? Peeks without consuming the stream."""
+def json_start(source: Source) -> bytes:
+    """The document's first byte after a BOM and white space (``b"["`` for a JSON array, ``b"{"``
+    for an object or JSON lines); peeks without consuming the stream."""
     head = source.stream.peek(64)[:64] if hasattr(source.stream, "peek") else b""
-    return head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith((b"[", b"{"))
+    return head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+
+
+def _sniff_json(source: Source) -> bool:
+    """Is the document JSON (it starts with ``[`` or ``{``)?"""
+    return json_start(source) in (b"[", b"{")
 
 
 class URLhausParser:
@@ -42,7 +48,8 @@ class FeodoTrackerParser:
     CSV = {"first_seen_utc": "time.source", "first_seen": "time.source", "dst_ip": "source.ip",
            "dst_port": "source.port", "c2_status": "extra.status", "last_online": "extra.last_online",
            "malware": "malware.name"}
-    JSON = {"ip_address": "source.ip", "port": "source.port", "status": "extra.status", "hostname": "source.fqdn",
+    JSON = {"ip_address": "source.ip", "port": "source.port", "status": "extra.status",
+            "hostname": "source.reverse_dns",
             "as_number": "source.asn", "as_name": "source.as_name", "country": "source.geolocation.cc",
             "first_seen": "time.source", "last_online": "extra.last_online", "malware": "malware.name"}
     CONSTANTS = {"feed.name": "feodotracker", "feed.provider": PROVIDER, "classification.type": "c2-server",
@@ -56,24 +63,46 @@ class FeodoTrackerParser:
                 return
             if not isinstance(data, list):
                 raise Invalid("file", _("a Feodo Tracker JSON blocklist is a list of objects"))
-            yield _objects_batch(data, self.JSON, self.CONSTANTS)
+            yield _last_online_fallback(_objects_batch(data, self.JSON, self.CONSTANTS))
             return
         for frame, bad, notes, _h in iter_csv(source, comment="#", header_in_comment=True):
-            yield ParsedBatch(rename_to_fields(frame, self.CSV, constants=self.CONSTANTS), bad, notes)
+            yield _last_online_fallback(ParsedBatch(rename_to_fields(frame, self.CSV, constants=self.CONSTANTS),
+                                                    bad, notes))
 
 
-def _objects_batch(items: list, mapping: dict[str, str], constants: dict[str, str],
-                   numbers: list[int] | None = None) -> ParsedBatch:
+def _last_online_fallback(parsed: ParsedBatch) -> ParsedBatch:
+    """An entry without ``first_seen`` is dated by its ``last_online`` day (as IntelMQ does), and
+    the run's notes say how many were."""
+    frame = parsed.frame
+    if frame.is_empty() or "extra.last_online" not in frame.columns:
+        return parsed
+    seen = pl.col("time.source") if "time.source" in frame.columns else pl.lit(None, pl.String)
+    used = frame.select((seen.is_null() & pl.col("extra.last_online").is_not_null()).sum()).item()
+    if used:
+        parsed.frame = frame.with_columns(pl.coalesce(seen, pl.col("extra.last_online")).alias("time.source"))
+        parsed.notes = [*parsed.notes, _("{n} entr(y/ies) without first_seen: dated by last_online").format(n=used)]
+    return parsed
+
+
+def objects_frame(items: list, numbers: list[int] | None = None, first: int = 1,
+                  ) -> tuple[pl.DataFrame, list[BadRecord]]:
+    """String columns from a list of JSON objects, numbered from ``first`` (or by ``numbers``);
+    an item that is not an object becomes a :class:`BadRecord`."""
     objs, nums, bad = [], [], []
     for i, item in enumerate(items):
-        n = numbers[i] if numbers else i + 1
+        n = numbers[i] if numbers else first + i
         if isinstance(item, dict):
             objs.append(item)
             nums.append(n)
         else:
             bad.append(BadRecord(n, _("a JSON object was expected"), str(item)[:RAW_KEEP]))
-    frame = records_frame(objs, nums)
-    notes = [] if objs or bad else [_("the file has no data rows")]
+    return records_frame(objs, nums), bad
+
+
+def _objects_batch(items: list, mapping: dict[str, str], constants: dict[str, str],
+                   numbers: list[int] | None = None) -> ParsedBatch:
+    frame, bad = objects_frame(items, numbers)
+    notes = [] if frame.height or bad else [_("the file has no data rows")]
     return ParsedBatch(rename_to_fields(frame, mapping, constants=constants), bad, notes)
 
 

@@ -55,14 +55,21 @@ def feeds_list() -> None:
 
 @feeds_app.command("update-schema")
 def feeds_update_schema(path: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True,
-                                                    help="Shadowserver's published schema JSON.")) -> None:
+                                                    help="Shadowserver's published schema JSON."),
+                        output: Path | None = typer.Option(
+                            None, "--output", help="Write this file instead of the operator's copy "
+                            "(maintainers: src/commonwatch/feeds/data/shadowserver-schema.json)."),
+                        keep_existing: bool = typer.Option(
+                            False, "--keep-existing", help="Report types already installed keep their "
+                            "mapping; only new ones are added.")) -> None:
     """Refresh the Shadowserver report mappings from Shadowserver's schema JSON (offline)."""
     from commonwatch.cli import fail
     from commonwatch.feeds.shadowserver import update_schema
 
     rt = get_runtime()
     try:
-        target, added, changed = update_schema(path, rt.settings.data_dir)
+        target, added, changed = update_schema(path, rt.settings.data_dir, target=output,
+                                               keep_existing=keep_existing)
     except Invalid as exc:
         fail(str(exc))
     typer.echo(f"installed {target}: {len(added)} new report type(s){': ' + ', '.join(added) if added else ''}; "

@@ -262,7 +262,8 @@ def iter_csv(source: Source, *, sep: str = ",", comment: str | None = None, head
         frame = pl.DataFrame({"line": block.lines, "n": numbers})
         frame = frame.filter(pl.col("line").str.strip_chars() != "")
         if comment:
-            is_comment = pl.col("line").str.starts_with(comment)
+            # As IntelMQ: a comment line may start with spaces or tabs.
+            is_comment = pl.col("line").str.strip_chars_start(" \t").str.starts_with(comment)
             comments = frame.filter(is_comment)
             if cols is None and header_in_comment and comments.height:
                 data_start = frame.filter(~is_comment)
@@ -271,7 +272,7 @@ def iter_csv(source: Source, *, sep: str = ",", comment: str | None = None, head
                 candidates = before["line"].to_list()
                 for c in reversed(candidates):
                     if sep in c:
-                        last_comment = c.lstrip(comment)
+                        last_comment = c.lstrip(" \t").lstrip(comment)
                         break
             frame = frame.filter(~is_comment)
         if cols is None:

@@ -9,7 +9,7 @@ The mapping file (YAML)::
     comment: "#"                # csv: lines starting with this are skipped
     header: null                # csv: a list of column names when the file has no header row
     records: data               # json: the key of the list of records (omit for a top-level list)
-    columns:                    # feed column -> harmonisation field (extra.* allowed)
+    columns:                    # feed column -> any IntelMQ harmonisation field, or extra.*
       ip: source.ip
       seen: time.source
     constants:                  # fields with a fixed value
@@ -25,10 +25,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import yaml
 
 from commonwatch.errors import Invalid
-from commonwatch.events.schema import BY_NAME
+from commonwatch.events.schema import BY_NAME, INTELMQ_FIELDS
 from commonwatch.feeds.abusech import _objects_batch
 from commonwatch.feeds.base import ParsedBatch, Source
 from commonwatch.feeds.common import iter_csv, iter_json_lines, load_json_document, records_frame, rename_to_fields
@@ -38,7 +39,19 @@ FORMATS = ("csv", "json", "jsonl")
 
 
 def _known_field(name: str) -> bool:
-    return name in BY_NAME or name.startswith(("extra.", "source.", "destination.", "classification.", "feed."))
+    """A commonwatch field, any IntelMQ harmonisation field (kept in ``extra`` under its own name
+    when the store has no column for it), or ``extra.<anything>``."""
+    return (name in BY_NAME or name in INTELMQ_FIELDS
+            or name.startswith(("extra.", "source.", "destination.", "classification.", "feed.")))
+
+
+def with_url_scheme(frame: pl.DataFrame) -> pl.DataFrame:
+    """A ``*.url`` value without ``://`` gets ``http://`` in front, as IntelMQ's generic CSV parser
+    does (its ``default_url_protocol``)."""
+    urls = [c for c in frame.columns if c.endswith(".url") and frame.schema[c] == pl.String]
+    return frame.with_columns([
+        pl.when(pl.col(c).is_null() | pl.col(c).str.contains("://", literal=True)).then(pl.col(c))
+        .otherwise(pl.lit("http://") + pl.col(c)).alias(c) for c in urls])
 
 
 def load_mapping(path: Path) -> dict[str, Any]:
@@ -106,7 +119,8 @@ class GenericParser:
             if not self.keep:
                 b.frame = b.frame.select([c for c in b.frame.columns if not c.startswith("extra.")
                                           or c in self.mapping.values()])
+            b.frame = with_url_scheme(b.frame)
             yield b
 
     def _rename(self, frame):
-        return rename_to_fields(frame, self.mapping, keep_extra=self.keep, constants=self.constants)
+        return with_url_scheme(rename_to_fields(frame, self.mapping, keep_extra=self.keep, constants=self.constants))

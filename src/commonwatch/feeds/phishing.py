@@ -41,10 +41,15 @@ class OpenPhishParser:
 class PhishTankParser:
     name = "phishtank"
     description = "PhishTank-style verified phishing URLs (CSV or JSON)"
-    MAPPING = {"phish_id": "extra.phish_id", "url": "source.url", "phish_detail_url": "extra.reference",
+    #: As IntelMQ's PhishTank parser places them: the detail page and the target are
+    #: ``event_description.*``.
+    MAPPING = {"phish_id": "extra.phish_id", "url": "source.url", "phish_detail_url": "event_description.url",
                "submission_time": "time.source", "verified": "extra.verified", "verification_time":
-               "extra.verification_time", "online": "extra.online", "target": "extra.target",
+               "extra.verification_time", "online": "extra.online", "target": "event_description.target",
                "details": "extra.details"}
+    #: Fields of the first ``details`` entry: the hosting address, its network and AS, its country.
+    DETAILS = {"ip_address": "source.ip", "cidr_block": "source.network", "announcing_network": "source.asn",
+               "country": "source.geolocation.cc", "rir": "extra.rir", "detail_time": "extra.detail_time"}
     CONSTANTS = {"feed.name": "phishtank", "feed.provider": "PhishTank", "classification.type": "phishing",
                  "classification.identifier": "phishtank"}
 
@@ -57,13 +62,13 @@ class PhishTankParser:
             if not isinstance(data, list):
                 raise Invalid("file", _("a PhishTank JSON document is a list of objects"))
             for item in data:
-                # The first detail row names the hosting address; lift it to source.ip.
+                # The first detail row describes the hosting network, as IntelMQ reads it.
                 if isinstance(item, dict) and isinstance(item.get("details"), list) and item["details"]:
                     first = item["details"][0]
                     if isinstance(first, dict):
-                        item.setdefault("ip_address", first.get("ip_address"))
-                        item.setdefault("country", first.get("country"))
-            mapping = {**self.MAPPING, "ip_address": "source.ip", "country": "source.geolocation.cc"}
+                        for key in self.DETAILS:
+                            item.setdefault(key, first.get(key))
+            mapping = {**self.MAPPING, **self.DETAILS}
             yield _objects_batch(data, mapping, self.CONSTANTS)
             return
         for frame, bad, notes, _h in iter_csv(source):

@@ -45,7 +45,7 @@ _FACTORIES: dict[str, tuple[Callable[[Path | None], Parser], str, str]] = {
     "openphish": (_simple("phishing", "OpenPhishParser"), N_("OpenPhish-style phishing URL list"), "text"),
     "phishtank": (_simple("phishing", "PhishTankParser"), N_("PhishTank-style verified phishing URLs"),
                   "CSV, JSON"),
-    "intelmq": (_simple("intelmq", "IntelMQParser"), N_("IntelMQ events (file output bot)"), "JSON lines"),
+    "intelmq": (_simple("intelmq", "IntelMQParser"), N_("IntelMQ events (file output bot)"), "JSON lines, JSON"),
 }
 GENERIC_PREFIX = "generic:"
 

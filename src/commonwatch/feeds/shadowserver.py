@@ -35,6 +35,14 @@ GENERIC = {"timestamp": "time.source", "ip": "source.ip", "src_ip": "source.ip",
            "url": "source.url", "http_host": "source.fqdn"}
 
 
+#: Report types under the names Shadowserver used before the scan_ prefix -> today's name.
+LEGACY_NAMES = {"cisco_smart_install": "scan_cisco_smart_install"}
+#: Schema fields commonwatch computes itself: Shadowserver's value is kept in ``extra`` instead.
+OWN_FIELDS = {"severity": "extra.severity"}
+#: Schema targets that are not event fields (IntelMQ reads the column but stores nothing).
+NOT_FIELDS = frozenset({"not_in_idf", "__IGNORE__"})
+
+
 @dataclass(frozen=True)
 class Report:
     name: str
@@ -74,6 +82,9 @@ def parse_schema(data: Any, origin: str = SCHEMA_FILE) -> dict[str, Report]:
                 field, column = entry[0], entry[1]
                 if field.endswith("."):
                     field = field + column
+                field = OWN_FIELDS.get(field, field)
+                if field in NOT_FIELDS:
+                    continue
                 mapping.setdefault(column, field)
                 if key == "required_fields":
                     required.append(column)
@@ -82,8 +93,10 @@ def parse_schema(data: Any, origin: str = SCHEMA_FILE) -> dict[str, Report]:
             raise Invalid(origin, _("report {name}: constant_fields must be an object").format(name=name))
         if not required:
             raise Invalid(origin, _("report {name} has no required_fields").format(name=name))
-        reports[name] = Report(name, str(spec.get("feed_name") or name), mapping, tuple(required),
-                               {k: str(v) for k, v in constants.items()})
+        # Files are named by the report's file_name (event4_sinkhole), which may differ from its key.
+        file_name = str(spec.get("file_name") or name)
+        reports[file_name] = Report(file_name, str(spec.get("feed_name") or name), mapping, tuple(required),
+                                    {k: str(v) for k, v in constants.items()})
     if not reports:
         raise Invalid(origin, _("contains no report types"))
     return reports
@@ -98,20 +111,39 @@ def load_schema(data_dir: Path | None = None) -> dict[str, Report]:
     return parse_schema(data, str(path))
 
 
-def update_schema(source_file: Path, data_dir: Path) -> tuple[Path, list[str], list[str]]:
-    """Install a newer schema JSON as the operator's copy; returns (path, added, changed) report names."""
+def _read_json(path: Path) -> Any:
     try:
-        data = json.loads(source_file.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise Invalid(str(source_file), _("is not a readable JSON file: {error}").format(error=exc)) from None
+        raise Invalid(str(path), _("is not a readable JSON file: {error}").format(error=exc)) from None
+
+
+def _by_file_name(data: dict[str, Any]) -> dict[str, Any]:
+    """The schema's entries keyed by the report type its files carry (``file_name``)."""
+    return {(str(v.get("file_name") or k) if isinstance(v, dict) and not k.startswith("_") else k): v
+            for k, v in data.items()}
+
+
+def update_schema(source_file: Path, data_dir: Path, *, target: Path | None = None,
+                  keep_existing: bool = False) -> tuple[Path, list[str], list[str]]:
+    """Install a newer schema JSON as the operator's copy (or as ``target``, e.g. the shipped
+    mapping); returns (path, added, changed) report names. With ``keep_existing`` the report
+    types already installed keep their mapping and only new ones are added."""
+    data = _by_file_name(_read_json(source_file))
     new = parse_schema(data, str(source_file))
-    old = load_schema(data_dir)
+    target = target or data_dir / "feeds" / SCHEMA_FILE
+    installed = _by_file_name(_read_json(target)) if target.is_file() else None
+    old = parse_schema(installed, str(target)) if installed else load_schema(data_dir)
+    if keep_existing and installed:
+        data = {**data, **{k: v for k, v in installed.items() if k in old or k.startswith("_")}}
+        data["_meta"] = {**(installed.get("_meta") or {}), "generated_from": source_file.name,
+                         "source_meta": _read_json(source_file).get("_meta")}
+        new = parse_schema(data, str(source_file))
     added = sorted(set(new) - set(old))
     changed = sorted(n for n in set(new) & set(old) if new[n] != old[n])
-    target = data_dir / "feeds" / SCHEMA_FILE
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False), encoding="utf-8")
+    tmp.write_text(json.dumps(dict(sorted(data.items())), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     tmp.replace(target)  # atomic: a parser never reads half a schema
     return target, added, changed
 
@@ -122,6 +154,7 @@ def report_from_name(name: str, reports: dict[str, Report]) -> str | None:
     if not m:
         return None
     candidate = m.group(1).lower()
+    candidate = LEGACY_NAMES.get(candidate, candidate)
     if candidate in reports:
         return candidate
     # Names such as scan_http_asn: take the longest known report that starts the name.

@@ -18,7 +18,7 @@ import polars as pl
 
 from commonwatch.constituency.index import ConstituencyIndex, IpColumns, match_constituents, parse_ips
 from commonwatch.enrichment.services import EnrichmentIndex, enrich
-from commonwatch.events.schema import BY_NAME, FIELDS, TLP_LABELS
+from commonwatch.events.schema import BY_NAME, FIELDS, INTELMQ_FIELDS, TLP_LABELS
 from commonwatch.events.taxonomy import Taxonomy, classify
 from commonwatch.feeds.base import LINE, ParsedBatch
 from commonwatch.i18n import _
@@ -73,12 +73,48 @@ class Processed:
 
 # --- normalise ------------------------------------------------------------------------------------------
 
+#: ISO 8601 date-times with a zone, in the spellings the formats above miss: basic format
+#: (``20261124T081000``), a comma before the fraction, minutes without seconds, ``Z``/``UTC``/``GMT``
+#: after a space, and the offsets ``+08``, ``+0800``, ``+08:00`` (with or without a space before
+#: them, as Shadowserver and abuse.ch exports write them; U+2212 as the minus sign too).
+_ISO_ANY = (r"^(\d{4})-?(\d{2})-?(\d{2})[T ](\d{2}):?(\d{2})(?::?(\d{2}))?(?:[.,](\d+))?\s*"
+            r"(?:(?i:(Z|UTC|GMT))|([+\-\x{2212}])(\d{2}):?(\d{2})?)$")
+_ISO_FORMAT = "%Y-%m-%dT%H:%M:%S%.f%:z"
+_HOUR_OFFSET = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?[+-]\d{2}$"
+#: Values whose spelling decides the order in which the formats are tried.
+_TIME_SAMPLE = 256
+
+
+def iso_time_text(text: pl.Expr) -> pl.Expr:
+    """Any ISO 8601 date-time spelling with a zone (and the feeds' variants of it) rewritten to
+    ``YYYY-MM-DDTHH:MM:SS.f+HH:MM``: one regex pass and a concatenation (Polars kernels, no Python
+    per value); null where the text is not such a spelling."""
+    g = text.str.extract_groups(_ISO_ANY)
+
+    def part(i: int) -> pl.Expr:
+        return g.struct.field(str(i))
+
+    sign = part(9).str.replace("\u2212", "-", literal=True)
+    zone = pl.when(part(8).is_not_null()).then(pl.lit("+00:00")).otherwise(
+        pl.concat_str([sign, part(10), pl.lit(":"), part(11).fill_null("00")]))
+    return pl.concat_str([part(1), pl.lit("-"), part(2), pl.lit("-"), part(3), pl.lit("T"), part(4), pl.lit(":"),
+                          part(5), pl.lit(":"), part(6).fill_null("00"), pl.lit("."),
+                          part(7).fill_null("0").str.slice(0, 9), zone])
+
+
 def _time_parsers(text: pl.Expr) -> list[pl.Expr]:
     exprs = [text.str.to_datetime(f, strict=False, time_unit="us").dt.replace_time_zone("UTC")
              for f in _NAIVE_FORMATS]
     exprs += [text.str.to_datetime(f, strict=False, time_unit="us", time_zone="UTC") for f in _TZ_FORMATS]
     exprs.append(pl.when(text.str.contains(r"^\d{9,10}(?:\.\d+)?$")).then(
         (text.cast(pl.Float64, strict=False) * 1_000_000).cast(pl.Int64).cast(TIME_TYPE)))
+    # Last, so a feed's usual spelling never pays for the rewrite.
+    # An hour-only offset (``+08``, Shadowserver's and PostgreSQL's spelling) is common enough for
+    # a fast path of its own: two zeros make it ``+0800``.
+    hour_offset = pl.when(text.str.contains(_HOUR_OFFSET)).then(text + "00")
+    exprs += [hour_offset.str.to_datetime(f, strict=False, time_unit="us", time_zone="UTC")
+              for f in ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z")]
+    exprs.append(iso_time_text(text).str.to_datetime(_ISO_FORMAT, strict=False, time_unit="us", time_zone="UTC"))
     return exprs
 
 
@@ -88,11 +124,18 @@ def parse_times(col: pl.Expr) -> pl.Expr:
 
 
 def parse_time_series(values: pl.Series) -> pl.Series:
-    """Like :func:`parse_times`, but a feed's one format costs one pass: each further format is
-    tried only on the values the earlier ones left unparsed."""
+    """Like :func:`parse_times`, but a feed's one format costs one pass: the formats are tried
+    in the order that suits the first values (a sample), each further one only on the values the
+    earlier ones left unparsed."""
     text = values.str.strip_chars()
     frame = pl.DataFrame({"t": text})
     parsers = _time_parsers(pl.col("t"))
+    sample = frame.filter(pl.col("t").is_not_null()).head(_TIME_SAMPLE)
+    if sample.height:
+        hits = sample.select([p.is_not_null().sum().alias(str(i)) for i, p in enumerate(parsers)]).row(0)
+        # Stable: formats that read equally many sample values keep their order.
+        parsers = [p for _hits, _i, p in sorted(zip(hits, range(len(parsers)), parsers, strict=True),
+                                                key=lambda t: -t[0])]
     out = pl.Series("t", [None] * len(text), dtype=TIME_TYPE)
     todo = np.arange(len(text))
     for parser in parsers:
@@ -106,6 +149,35 @@ def parse_time_series(values: pl.Series) -> pl.Series:
         if len(todo) and frame[todo]["t"].is_null().all():
             break
     return out
+
+
+#: Control characters no event field keeps (C0 but tab, line feed and carriage return; DEL; C1):
+#: PostgreSQL cannot store NUL, and the others hide text from the analyst reading it.
+_CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"
+#: In a field the store has a column for, tab and line breaks are not text either.
+_CONTROL_IN_COLUMN = r"[\x00-\x1f\x7f-\x9f]"
+
+
+def strip_control_chars(frame: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, int]]:
+    """Control characters removed from every text field (columnar); returns the frame and, per
+    field, how many values held one, so the run's notes can say what was changed."""
+    found: dict[str, int] = {}
+    fixes = []
+    for name, dtype in frame.schema.items():
+        if dtype != pl.String or name.startswith("_"):
+            continue
+        pattern = _CONTROL_IN_COLUMN if name in BY_NAME else _CONTROL
+        count = frame[name].str.contains(pattern).sum()
+        if count:
+            found[name] = int(count)
+            fixes.append(pl.col(name).str.replace_all(pattern, ""))
+    return (frame.with_columns(fixes) if fixes else frame), found
+
+
+def control_chars_note(found: dict[str, int]) -> str:
+    """The run's note for :func:`strip_control_chars`: which fields, how many values."""
+    return _("control characters (NUL and the like) were removed from {n} value(s) in {fields}").format(
+        n=sum(found.values()), fields=", ".join(sorted(found)))
 
 
 def _blank_to_null(frame: pl.DataFrame) -> pl.DataFrame:
@@ -218,7 +290,7 @@ def reasons(frame: pl.DataFrame, params: Params) -> pl.Expr:
 def extra_json(frame: pl.DataFrame) -> pl.Expr:
     """Fields that are not columns of the store, as one JSON object (``extra.`` prefix removed)."""
     names = [c for c in frame.columns if not c.startswith("_") and c != LINE and c not in BY_NAME
-             and (c.startswith("extra.") or "." in c)]
+             and (c.startswith("extra.") or "." in c or c in INTELMQ_FIELDS)]
     if not names:
         return pl.lit(None, pl.String)
     fields = [pl.col(c).cast(pl.String).alias(c.removeprefix("extra.")) for c in names]
@@ -264,9 +336,15 @@ def process_batch(parsed: ParsedBatch, refs: References, params: Params, timer=N
     bad_rows = pl.DataFrame({"line": [b.line for b in parsed.bad], "reason": [b.reason for b in parsed.bad],
                              "raw": [b.raw for b in parsed.bad]},
                             schema={"line": pl.Int64, "reason": pl.String, "raw": pl.String})
+    # A quarantined record is kept as it was, but NUL cannot be stored: shown as U+FFFD.
+    bad_rows = bad_rows.with_columns(pl.col("raw").str.replace_all("\x00", "\ufffd", literal=True))
+    notes = list(parsed.notes)
     if raw.is_empty():
-        return Processed(_empty_events(), bad_rows, rows_in, 0, list(parsed.notes), timings)
+        return Processed(_empty_events(), bad_rows, rows_in, 0, notes, timings)
     t0 = clock()
+    raw, controls = strip_control_chars(raw)
+    if controls:
+        notes.append(control_chars_note(controls))
     raw = raw.with_row_index("_row")
     frame, _ips = normalise(raw, params)
     t0 = lap("normalise", t0)
@@ -299,7 +377,7 @@ def process_batch(parsed: ParsedBatch, refs: References, params: Params, timer=N
     t0 = lap("classify", t0)
     events = _to_store_frame(good)
     lap("shape", t0)
-    return Processed(events, bad_rows, rows_in, dups, list(parsed.notes), timings)
+    return Processed(events, bad_rows, rows_in, dups, notes, timings)
 
 
 def _ip6_rows(frame: pl.DataFrame) -> dict[int, int]:

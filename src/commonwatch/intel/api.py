@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from commonwatch import outbound
 from commonwatch.access.principal import Principal
 from commonwatch.db import scope
 from commonwatch.errors import Invalid, NotFound
@@ -299,7 +300,7 @@ def list_subscriptions(principal: Principal = Depends(require("intel.exchange"))
 def create_subscription(body: SubscriptionIn, request: Request,
                         principal: Principal = Depends(require("intel.exchange")),
                         db: Session = Depends(get_db)) -> dict[str, Any]:
-    exchange.check_url(request.app.state.settings, body.collection_url)
+    outbound.check(body.collection_url, request.app.state.settings.outbound_allowlist, "collection_url")
     sub = Subscription(**body.model_dump())
     db.add(sub)
     db.commit()
@@ -329,7 +330,7 @@ def push(subscription_id: int, body: PublishIn, request: Request,
 @router.post("/intel/misp-peers", status_code=201)
 def create_peer(body: MispPeerIn, request: Request, principal: Principal = Depends(require("intel.exchange")),
                 db: Session = Depends(get_db)) -> dict[str, Any]:
-    exchange.check_url(request.app.state.settings, body.url)
+    outbound.check(body.url, request.app.state.settings.outbound_allowlist, "url")
     peer = MispPeer(**body.model_dump())
     db.add(peer)
     db.commit()

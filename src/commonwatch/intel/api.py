@@ -17,7 +17,7 @@ from commonwatch.errors import Invalid, NotFound
 from commonwatch.exports import csv_text
 from commonwatch.intel import exchange, services, stix
 from commonwatch.intel.models import Indicator, IntelCollection, MispPeer, Subscription
-from commonwatch.web.deps import get_db, require
+from commonwatch.web.deps import SearchText, get_db, require
 
 router = APIRouter(tags=["intel"])
 
@@ -94,7 +94,7 @@ def _filter(q: str, kind: str, tlp: str, status: str, source: str) -> services.I
 
 
 @router.get("/indicators", response_model=IndicatorPage)
-def list_indicators(request: Request, q: str = "", kind: str = "", tlp: str = "", status: str = "",
+def list_indicators(request: Request, q: SearchText = "", kind: str = "", tlp: str = "", status: str = "",
                     source: str = "", page: int = Query(1, ge=1), per_page: int = Query(50, ge=1, le=500),
                     principal: Principal = Depends(require("intel.read")), db: Session = Depends(get_db)):
     now = request.app.state.clock.now()
@@ -114,7 +114,7 @@ def create_indicator(body: IndicatorIn, request: Request, principal: Principal =
 
 
 @router.get("/indicators/export")
-def export_indicators(request: Request, format: str = "stix", q: str = "", kind: str = "", tlp: str = "",
+def export_indicators(request: Request, format: str = "stix", q: SearchText = "", kind: str = "", tlp: str = "",
                       status: str = "", source: str = "", principal: Principal = Depends(require("intel.read")),
                       db: Session = Depends(get_db)) -> Response:
     """The selection as a STIX 2.1 bundle, MISP event JSON or CSV; only what the reader may see."""
@@ -312,6 +312,7 @@ def poll(subscription_id: int, request: Request, principal: Principal = Depends(
          db: Session = Depends(get_db)) -> dict[str, Any]:
     if db.get(Subscription, subscription_id) is None:
         raise NotFound("subscription")
+    db.rollback()  # end this request's transaction: the poll commits page by page in its own (SQLite: one writer)
     state = request.app.state
     return exchange.poll_subscription(state.sessionmaker, state.settings, state.clock, subscription_id)
 

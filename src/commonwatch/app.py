@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DataError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from commonwatch import __version__, capabilities
@@ -22,6 +23,7 @@ from commonwatch.config import Settings, get_settings
 from commonwatch.db import make_engine, make_sessionmaker, read_only_engine
 from commonwatch.errors import CommonwatchError, Invalid
 from commonwatch.i18n import _
+from commonwatch.web import db_refusals
 from commonwatch.web.deps import CsrfFailed, LoginRequired
 from commonwatch.web.middleware import CommonwatchMiddleware
 from commonwatch.web.nav import collect_nav
@@ -158,6 +160,22 @@ def _add_error_handlers(app: FastAPI) -> None:
                                 headers=getattr(exc, "headers", None))
         title = _("Not found") if exc.status_code == 404 else _("Method not allowed")
         return _error_page(request, exc.status_code, title, _("There is nothing here, or you may not see it."))
+
+    @app.exception_handler(OverflowError)
+    async def out_of_range(request: Request, exc: OverflowError) -> Response:
+        return JSONResponse({"detail": db_refusals.out_of_range(request)}, status_code=422)
+
+    @app.exception_handler(DataError)
+    async def unstorable(request: Request, exc: DataError) -> Response:
+        wide = [d for d in db_refusals.out_of_range(request) if d["loc"][0] != "body"]
+        return JSONResponse({"detail": wide or db_refusals.data_error(exc)}, status_code=422)
+
+    @app.exception_handler(IntegrityError)
+    async def refused_write(request: Request, exc: IntegrityError) -> Response:
+        status, detail = db_refusals.integrity(request, exc)
+        if _wants_html(request) and isinstance(detail, str):
+            return _error_page(request, status, _("Conflict"), detail)
+        return JSONResponse({"detail": detail}, status_code=status)
 
     @app.exception_handler(RequestValidationError)
     async def request_invalid(request: Request, exc: RequestValidationError) -> Response:

@@ -65,10 +65,15 @@ class Settings(BaseSettings):
     event_store_dir: Path | None = None
     #: Most events one export (API, page link or `events export`) may hold; narrower filters beyond.
     events_export_max_rows: int = 1_000_000
-    #: Outbound URLs (feeds, webhooks, TAXII and MISP peers) must match one of these prefixes.
+    #: Outbound URLs (feeds, webhooks, TAXII and MISP peers) must lie under one of these URLs
+    #: (same scheme, host and port; path prefix on a "/" boundary): see commonwatch.outbound.
     outbound_allowlist: Annotated[list[str], NoDecode] = Field(default_factory=list)
     outbound_timeout_seconds: float = 30.0
     outbound_max_bytes: int = 512 * 1024 * 1024
+    #: Redirect hops one outbound request may follow (each target is checked like the first URL).
+    outbound_max_redirects: int = 5
+    #: CA certificates (PEM) trusted for outbound https instead of the system's; empty: the system's.
+    outbound_ca_file: Path | None = None
     smtp_host: str = ""
     smtp_port: int = 25
     smtp_security: str = "starttls"  # none | starttls | tls
@@ -83,7 +88,12 @@ class Settings(BaseSettings):
     @classmethod
     def _split_list(cls, value: Any) -> Any:
         if isinstance(value, str):
-            return [v.strip() for v in value.split(",") if v.strip()]
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if isinstance(value, list):
+            from commonwatch.outbound import parse_entry
+
+            for entry in value:
+                parse_entry(entry)  # a malformed entry stops the start with its reason
         return value
 
     @classmethod

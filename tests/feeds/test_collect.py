@@ -15,9 +15,10 @@ from sqlalchemy import select
 from commonwatch.config import Settings
 from commonwatch.db import make_sessionmaker, session_scope
 from commonwatch.errors import Conflict, Invalid
-from commonwatch.feeds.collect import check_allowed, fetch_url
+from commonwatch.feeds.collect import fetch_url
 from commonwatch.feeds.models import FeedSubscription
 from commonwatch.feeds.services import fetch_due, subscribe
+from commonwatch.outbound import Policy, check
 from commonwatch.pipeline.demo import samples_dir
 from commonwatch.pipeline.models import IngestRun
 from tests.pipeline.helpers import count_events, seed_registry
@@ -86,20 +87,24 @@ def server():
     httpd.server_close()
 
 
+def _policy(allow: list[str], max_bytes: int = 10_000, timeout: float = 5) -> Policy:
+    return Policy(tuple(allow), timeout, max_bytes, 5)
+
+
 def test_allowlist():
     with pytest.raises(Invalid, match="not on the outbound allowlist"):
-        check_allowed("https://feeds.example/x", ["https://other.example/"])
+        check("https://feeds.example/x", ["https://other.example/"])
     with pytest.raises(Invalid, match="not an http"):
-        check_allowed("file:///etc/passwd", ["file://"])
-    check_allowed("https://feeds.example/x", ["https://feeds.example/"])
+        check("file:///etc/passwd", ["file://"])
+    check("https://feeds.example/x", ["https://feeds.example/"])
 
 
 def test_fetch_then_conditional_request(server):
     allow = [server + "/"]
-    first = fetch_url(server + "/feodo.csv", allowlist=allow, max_bytes=10_000, timeout=5)
+    first = fetch_url(server + "/feodo.csv", _policy(allow, 10_000, 5))
     assert first.status == 200 and first.body.read_bytes() == BODY and first.etag == '"v1"'
     first.body.unlink()
-    second = fetch_url(server + "/feodo.csv", allowlist=allow, max_bytes=10_000, timeout=5, etag=first.etag,
+    second = fetch_url(server + "/feodo.csv", _policy(allow, 10_000, 5), etag=first.etag,
                        last_modified=first.last_modified)
     assert second.not_modified and second.body is None
     assert Handler.requests[-1]["inm"] == '"v1"' and Handler.requests[-1]["ims"] == "Tue, 24 Nov 2026 08:05:01 GMT"
@@ -108,18 +113,18 @@ def test_fetch_then_conditional_request(server):
 def test_size_and_time_limits_and_redirects(server):
     allow = [server + "/"]
     with pytest.raises(Invalid, match="over the limit of 1000"):
-        fetch_url(server + "/big", allowlist=allow, max_bytes=1000, timeout=5)
+        fetch_url(server + "/big", _policy(allow, 1000, 5))
     with pytest.raises(Invalid, match="more than the limit of 20000"):
-        fetch_url(server + "/endless", allowlist=allow, max_bytes=20_000, timeout=5)
+        fetch_url(server + "/endless", _policy(allow, 20_000, 5))
     with pytest.raises(Invalid, match="took longer than 0.5 s"):
-        fetch_url(server + "/slow", allowlist=allow, max_bytes=1000, timeout=0.5)
+        fetch_url(server + "/slow", _policy(allow, 1000, 0.5))
     with pytest.raises(Invalid, match="not on the outbound allowlist"):
-        fetch_url(server + "/moved", allowlist=allow, max_bytes=1000, timeout=5)
-    moved = fetch_url(server + "/moved-ok", allowlist=allow, max_bytes=10_000, timeout=5)
+        fetch_url(server + "/moved", _policy(allow, 1000, 5))
+    moved = fetch_url(server + "/moved-ok", _policy(allow, 10_000, 5))
     assert moved.body.read_bytes() == BODY
     moved.body.unlink()
     with pytest.raises(Invalid, match="answered HTTP 404"):
-        fetch_url(server + "/missing", allowlist=allow, max_bytes=1000, timeout=5)
+        fetch_url(server + "/missing", _policy(allow, 1000, 5))
 
 
 def test_scheduled_fetch_ingests_and_then_sends_conditional_requests(server, engine, clock, tmp_path):

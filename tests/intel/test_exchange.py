@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from commonwatch.app import create_app
 from commonwatch.config import Settings
 from commonwatch.db import make_engine, session_scope
-from commonwatch.errors import Forbidden
+from commonwatch.errors import Invalid
 from commonwatch.intel import exchange, services
 from commonwatch.intel.models import Indicator, IntelCollection, IntelObject, MispPeer, Subscription
 from tests.conftest import build_world
@@ -68,7 +68,7 @@ def test_subscription_to_a_partner_commonwatch(app, world, clock, partner_centre
     with serve_app(partner_centre) as base:
         url = f"{base}/taxii2/api/collections/{partner_centre.state.collection}/"
         sub_id = _subscription(app, world, url, secret=partner_centre.state.world.tokens["partner"])
-        with pytest.raises(Forbidden):
+        with pytest.raises(Invalid, match="not on the outbound allowlist"):
             exchange.poll_subscription(app.state.sessionmaker, app.state.settings, clock, sub_id, page_size=10)
         _allow(app, base + "/taxii2/")
         got = exchange.poll_subscription(app.state.sessionmaker, app.state.settings, clock, sub_id, page_size=10)
@@ -201,7 +201,7 @@ def test_misp_pull_and_push_over_http(app, world, clock):
             peer = MispPeer(name="partner misp", org_id=world.partner, url=base, api_key="key-123")
             s.add(peer)
             s.flush()
-            with pytest.raises(Forbidden):
+            with pytest.raises(Invalid, match="not on the outbound allowlist"):
                 exchange.misp_pull(s, app.state.settings, peer, clock.now())
             _allow(app, base)
             got = exchange.misp_pull(s, app.state.settings, peer, clock.now())
@@ -227,7 +227,5 @@ def test_misp_pull_and_push_over_http(app, world, clock):
             peer = MispPeer(name="wrong key", org_id=world.partner, url=base2, api_key="key-123")
             s.add(peer)
             s.flush()
-            import httpx
-
-            with pytest.raises(httpx.HTTPStatusError):
+            with pytest.raises(exchange.PeerFailed, match="answered HTTP 403 Authentication failed"):
                 exchange.misp_pull(s, app.state.settings, peer, clock.now())

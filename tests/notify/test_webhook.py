@@ -14,7 +14,8 @@ from sqlalchemy import select
 from commonwatch.errors import Invalid
 from commonwatch.notify import policies
 from commonwatch.notify.models import Delivery, Policy
-from commonwatch.notify.webhook import DELIVERY_HEADER, SIGNATURE_HEADER, check_destination, verify_signature
+from commonwatch.notify.webhook import DELIVERY_HEADER, SIGNATURE_HEADER, verify_signature
+from commonwatch.outbound import check as check_destination
 from tests.notify.conftest import event_row, insert_events
 
 

@@ -18,7 +18,7 @@ from commonwatch.access.principal import Principal, Role, role_label
 from commonwatch.constituency.models import Organisation
 from commonwatch.errors import Invalid, NotFound
 from commonwatch.i18n import N_, _
-from commonwatch.web.deps import LANG_COOKIE, SESSION_COOKIE, client_ip, get_db, require, require_principal
+from commonwatch.web.deps import LANG_COOKIE, SESSION_COOKIE, SearchText, client_ip, get_db, require, require_principal
 from commonwatch.web.nav import NavItem
 from commonwatch.web.pages import redirect, render, safe_next
 
@@ -192,7 +192,7 @@ def _parse_org_ids(values: list[str]) -> list[int]:
 
 
 @router.get("/admin/users")
-def users_page(request: Request, q: str = "", principal: Principal = Depends(require("users.read")),
+def users_page(request: Request, q: SearchText = "", principal: Principal = Depends(require("users.read")),
                db: Session = Depends(get_db)) -> HTMLResponse:
     stmt = select(User).order_by(User.email)
     if q:

@@ -18,7 +18,7 @@ from commonwatch.constituency.models import Contact, Domain, Network, OrgAsn
 from commonwatch.db import scope
 from commonwatch.errors import Invalid
 from commonwatch.i18n import _, pick
-from commonwatch.web.deps import authorize, get_db, require
+from commonwatch.web.deps import SearchText, authorize, get_db, require
 
 router = APIRouter(tags=["constituency"])
 
@@ -180,7 +180,7 @@ def sectors(principal: Principal = Depends(require("registry.read"))):
 
 
 @router.get("/organisations", response_model=OrgPage)
-def list_orgs(q: str = "", kind: str = "", sector: str = "", country: str = "", cii: bool | None = None,
+def list_orgs(q: SearchText = "", kind: str = "", sector: str = "", country: str = "", cii: bool | None = None,
               page: int = Query(1, ge=1), per_page: int = Query(50, ge=1, le=500),
               principal: Principal = Depends(require("registry.read")), db: Session = Depends(get_db)):
     rows, total = registry.search_orgs(db, principal, registry.OrgFilter(q, kind, sector, country, cii),

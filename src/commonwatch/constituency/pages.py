@@ -26,7 +26,7 @@ from commonwatch.constituency.models import (
 from commonwatch.db import scope
 from commonwatch.errors import Invalid
 from commonwatch.i18n import N_, _
-from commonwatch.web.deps import authorize, get_db, require
+from commonwatch.web.deps import SearchText, authorize, get_db, require
 from commonwatch.web.nav import NavItem
 from commonwatch.web.pages import redirect, render
 
@@ -51,7 +51,7 @@ def _choices() -> dict[str, Any]:
 
 
 @router.get("/organisations")
-def org_list(request: Request, q: str = "", kind: str = "", sector: str = "", country: str = "", page: int = 1,
+def org_list(request: Request, q: SearchText = "", kind: str = "", sector: str = "", country: str = "", page: int = 1,
              principal: Principal = Depends(require("registry.read")), db: Session = Depends(get_db)) -> HTMLResponse:
     per_page = 50
     rows, total = registry.search_orgs(db, principal, registry.OrgFilter(q, kind, sector, country),

@@ -1,9 +1,9 @@
 """Collectors: turn a file, a folder or an HTTP(S) URL into :class:`Source` documents.
 
 Compression is recognised by its magic bytes, not the file name: a gzip file is decompressed as
-a stream, a zip file yields each member as its own source. HTTP fetches pass the outbound
-allowlist, stop at the size and time limits, and send ``If-None-Match``/``If-Modified-Since`` so an
-unchanged feed costs one round trip and no parsing.
+a stream, a zip file yields each member as its own source. HTTP fetches obey the outbound policy
+(:mod:`commonwatch.outbound`: allowlist, redirects, size and time limits) and send
+``If-None-Match``/``If-Modified-Since`` so an unchanged feed costs one round trip and no parsing.
 """
 
 from __future__ import annotations
@@ -11,20 +11,20 @@ from __future__ import annotations
 import gzip
 import io
 import tempfile
-import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
-from urllib.parse import urlsplit
 
 import httpx
 
+from commonwatch import outbound
 from commonwatch.errors import Invalid
 from commonwatch.feeds.base import Source
 from commonwatch.i18n import _
+from commonwatch.outbound import Policy
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZIP_MAGIC = b"PK\x03\x04"
@@ -122,69 +122,37 @@ class FetchResult:
         return self.status == 304
 
 
-def check_allowed(url: str, allowlist: list[str]) -> None:
-    """Outbound URLs must be http(s) and start with an allowlisted prefix."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise Invalid("url", _("“{url}” is not an http(s) URL").format(url=url))
-    if not any(url.startswith(prefix) for prefix in allowlist if prefix):
-        raise Invalid("url", _("“{url}” is not on the outbound allowlist (settings.outbound_allowlist)").format(
-            url=url))
-
-
-def fetch_url(url: str, *, allowlist: list[str], max_bytes: int, timeout: float, etag: str = "",
-              last_modified: str = "", client: httpx.Client | None = None) -> FetchResult:
-    """GET ``url`` into a temporary file within the limits; a conditional request when we have
-    the validators of the last fetch. Redirects are followed only to allowlisted URLs."""
-    check_allowed(url, allowlist)
+def fetch_url(url: str, policy: Policy, *, etag: str = "", last_modified: str = "") -> FetchResult:
+    """GET ``url`` into a temporary file under the outbound policy (allowlist, redirects, size and
+    time limits: :mod:`commonwatch.outbound`); a conditional request when we have the validators of
+    the last fetch."""
     headers = {"User-Agent": "commonwatch feed collector", "Accept-Encoding": "gzip"}
     if etag:
         headers["If-None-Match"] = etag
     if last_modified:
         headers["If-Modified-Since"] = last_modified
-    own = client is None
-    client = client or httpx.Client(timeout=timeout, follow_redirects=False)
-    deadline = time.monotonic() + timeout
     try:
-        for _hop in range(5):
-            with client.stream("GET", url, headers=headers, timeout=timeout) as resp:
-                if resp.status_code in (301, 302, 303, 307, 308):
-                    target = str(resp.url.join(resp.headers.get("location", "")))
-                    check_allowed(target, allowlist)
-                    url = target
-                    continue
-                if resp.status_code == 304:
-                    return FetchResult(url, 304, None, resp.headers.get("etag", etag),
-                                       resp.headers.get("last-modified", last_modified))
-                if resp.status_code != 200:
-                    raise Invalid("url", _("{url} answered HTTP {status}").format(url=url, status=resp.status_code))
-                declared = int(resp.headers.get("content-length") or 0)
-                if declared > max_bytes:
-                    raise Invalid("url", _("{url} is {size} bytes, over the limit of {limit}").format(
-                        url=url, size=declared, limit=max_bytes))
-                tmp = tempfile.NamedTemporaryFile(prefix="commonwatch-feed-", delete=False)  # noqa: SIM115 - the caller owns it
-                size = 0
-                try:
-                    with tmp:
-                        for chunk in resp.iter_bytes(1 << 16):
-                            size += len(chunk)
-                            if size > max_bytes:
-                                raise Invalid("url", _("{url} sent more than the limit of {limit} bytes").format(
-                                    url=url, limit=max_bytes))
-                            if time.monotonic() > deadline:
-                                raise Invalid("url", _("{url} took longer than {seconds} s").format(
-                                    url=url, seconds=timeout))
-                            tmp.write(chunk)
-                except BaseException:
-                    Path(tmp.name).unlink(missing_ok=True)
-                    raise
-                return FetchResult(url, 200, Path(tmp.name), resp.headers.get("etag", ""),
-                                   resp.headers.get("last-modified", ""), size)
-        raise Invalid("url", _("{url} redirected too many times").format(url=url))
+        with outbound.open_exchange(policy, "GET", url, field="url", headers=headers) as opened:
+            resp, url = opened.response, opened.url
+            if resp.status_code == 304:
+                return FetchResult(url, 304, None, resp.headers.get("etag", etag),
+                                   resp.headers.get("last-modified", last_modified))
+            if resp.status_code != 200:
+                raise Invalid("url", _("{url} answered HTTP {status}").format(url=url, status=resp.status_code))
+            tmp = tempfile.NamedTemporaryFile(prefix="commonwatch-feed-", delete=False)  # noqa: SIM115 - the caller owns it
+            size = 0
+            try:
+                with tmp:
+                    for chunk in opened.iter_body():
+                        size += len(chunk)
+                        tmp.write(chunk)
+            except BaseException:
+                Path(tmp.name).unlink(missing_ok=True)
+                raise
+            return FetchResult(url, 200, Path(tmp.name), resp.headers.get("etag", ""),
+                               resp.headers.get("last-modified", ""), size)
     except httpx.TimeoutException:
-        raise Invalid("url", _("{url} took longer than {seconds} s").format(url=url, seconds=timeout)) from None
+        raise Invalid("url", _("{url} took longer than {seconds} s").format(
+            url=url, seconds=f"{policy.timeout:g}")) from None
     except httpx.HTTPError as exc:
         raise Invalid("url", _("{url} could not be fetched: {error}").format(url=url, error=exc)) from None
-    finally:
-        if own:
-            client.close()

@@ -8,8 +8,9 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from commonwatch import outbound
 from commonwatch.errors import Conflict, Invalid
-from commonwatch.feeds.collect import check_allowed, fetch_url, sources_from_path
+from commonwatch.feeds.collect import fetch_url, sources_from_path
 from commonwatch.feeds.models import FeedSubscription
 from commonwatch.feeds.registry import get_parser
 from commonwatch.i18n import _
@@ -17,7 +18,7 @@ from commonwatch.i18n import _
 
 def subscribe(session: Session, name: str, url: str, feed: str, every_minutes: int, allowlist: list[str],
               data_dir: Path | None = None) -> FeedSubscription:
-    check_allowed(url, allowlist)
+    outbound.check(url, allowlist, "url")
     get_parser(feed, data_dir)  # an unknown feed name is refused now, not at the first fetch
     if every_minutes < 5:
         raise Invalid("every", _("must be at least 5 minutes"))
@@ -37,7 +38,7 @@ def due(session: Session, now: datetime) -> list[FeedSubscription]:
             or s.last_fetched_at + timedelta(minutes=s.every_minutes) <= now]
 
 
-def fetch_due(engine, sessionmaker, settings, clock, *, client=None) -> list[str]:
+def fetch_due(engine, sessionmaker, settings, clock) -> list[str]:
     """Fetch every due subscription and ingest what changed; returns one status line per feed."""
     from commonwatch.pipeline.runner import ingest_sources
 
@@ -47,9 +48,7 @@ def fetch_due(engine, sessionmaker, settings, clock, *, client=None) -> list[str
     for sid, name, url, feed, etag, last_modified in subs:
         status, new_etag, new_lm = "", etag, last_modified
         try:
-            result = fetch_url(url, allowlist=settings.outbound_allowlist, max_bytes=settings.outbound_max_bytes,
-                               timeout=settings.outbound_timeout_seconds, etag=etag, last_modified=last_modified,
-                               client=client)
+            result = fetch_url(url, outbound.Policy.of(settings), etag=etag, last_modified=last_modified)
             new_etag, new_lm = result.etag, result.last_modified
             if result.not_modified:
                 status = "not modified"

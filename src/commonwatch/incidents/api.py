@@ -23,7 +23,7 @@ from commonwatch.incidents.models import Incident, IncidentAttachment, IncidentS
 from commonwatch.incidents.rules import IncidentRules, load_incident_rules
 from commonwatch.incidents.timing import parse_time
 from commonwatch.incidents.views import attachment_download, clocks_json, describe, grading_rows
-from commonwatch.web.deps import get_db, require
+from commonwatch.web.deps import SearchText, get_db, require
 
 router = APIRouter(tags=["incidents"])
 
@@ -260,7 +260,7 @@ def grade_preview(body: GradeIn, request: Request,
 # --- incidents -------------------------------------------------------------------------------------
 
 @router.get("/incidents")
-def list_incidents(request: Request, q: str = "", status: str = "", level: str = "", open_only: bool = False,
+def list_incidents(request: Request, q: SearchText = "", status: str = "", level: str = "", open_only: bool = False,
                    page: int = 1, per_page: int = 50, principal: Principal = Depends(require("incidents.read")),
                    db: Session = Depends(get_db)) -> dict[str, Any]:
     rules, now = rules_of(request), now_of(request)

@@ -10,13 +10,14 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from commonwatch import outbound
 from commonwatch.access.principal import Principal
 from commonwatch.db import scope
 from commonwatch.errors import Invalid, NotFound
 from commonwatch.exports import csv_text
 from commonwatch.intel import exchange, services, stix
 from commonwatch.intel.models import Indicator, IntelCollection, MispPeer, Subscription
-from commonwatch.web.deps import get_db, require
+from commonwatch.web.deps import SearchText, get_db, require
 
 router = APIRouter(tags=["intel"])
 
@@ -93,7 +94,7 @@ def _filter(q: str, kind: str, tlp: str, status: str, source: str) -> services.I
 
 
 @router.get("/indicators", response_model=IndicatorPage)
-def list_indicators(request: Request, q: str = "", kind: str = "", tlp: str = "", status: str = "",
+def list_indicators(request: Request, q: SearchText = "", kind: str = "", tlp: str = "", status: str = "",
                     source: str = "", page: int = Query(1, ge=1), per_page: int = Query(50, ge=1, le=500),
                     principal: Principal = Depends(require("intel.read")), db: Session = Depends(get_db)):
     now = request.app.state.clock.now()
@@ -113,7 +114,7 @@ def create_indicator(body: IndicatorIn, request: Request, principal: Principal =
 
 
 @router.get("/indicators/export")
-def export_indicators(request: Request, format: str = "stix", q: str = "", kind: str = "", tlp: str = "",
+def export_indicators(request: Request, format: str = "stix", q: SearchText = "", kind: str = "", tlp: str = "",
                       status: str = "", source: str = "", principal: Principal = Depends(require("intel.read")),
                       db: Session = Depends(get_db)) -> Response:
     """The selection as a STIX 2.1 bundle, MISP event JSON or CSV; only what the reader may see."""
@@ -299,7 +300,7 @@ def list_subscriptions(principal: Principal = Depends(require("intel.exchange"))
 def create_subscription(body: SubscriptionIn, request: Request,
                         principal: Principal = Depends(require("intel.exchange")),
                         db: Session = Depends(get_db)) -> dict[str, Any]:
-    exchange.check_url(request.app.state.settings, body.collection_url)
+    outbound.check(body.collection_url, request.app.state.settings.outbound_allowlist, "collection_url")
     sub = Subscription(**body.model_dump())
     db.add(sub)
     db.commit()
@@ -311,6 +312,7 @@ def poll(subscription_id: int, request: Request, principal: Principal = Depends(
          db: Session = Depends(get_db)) -> dict[str, Any]:
     if db.get(Subscription, subscription_id) is None:
         raise NotFound("subscription")
+    db.rollback()  # end this request's transaction: the poll commits page by page in its own (SQLite: one writer)
     state = request.app.state
     return exchange.poll_subscription(state.sessionmaker, state.settings, state.clock, subscription_id)
 
@@ -329,7 +331,7 @@ def push(subscription_id: int, body: PublishIn, request: Request,
 @router.post("/intel/misp-peers", status_code=201)
 def create_peer(body: MispPeerIn, request: Request, principal: Principal = Depends(require("intel.exchange")),
                 db: Session = Depends(get_db)) -> dict[str, Any]:
-    exchange.check_url(request.app.state.settings, body.url)
+    outbound.check(body.url, request.app.state.settings.outbound_allowlist, "url")
     peer = MispPeer(**body.model_dump())
     db.add(peer)
     db.commit()

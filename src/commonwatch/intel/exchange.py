@@ -1,7 +1,8 @@
 """Exchange with partners' systems: TAXII 2.1 collections (taxii2-client) and MISP instances.
 
-Every outbound URL must match ``settings.outbound_allowlist``; every request has the configured
-time limit and every response the size limit. What goes out passes the TLP rule for the partner
+Every request obeys the outbound policy (:mod:`commonwatch.outbound`: allowlist, redirects, the
+address checked is the one connected to, time and size limits); a peer that fails is reported as
+:class:`PeerFailed` with what it said. What goes out passes the TLP rule for the partner
 organisation (RED never leaves; AMBER+STRICT only to a partner that is a named recipient).
 """
 
@@ -21,10 +22,11 @@ from pymisp import MISPAttribute, MISPEvent
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from commonwatch import outbound
 from commonwatch.access import audit
 from commonwatch.config import Settings
 from commonwatch.db import session_scope
-from commonwatch.errors import Forbidden, Invalid
+from commonwatch.errors import CommonwatchError, Invalid
 from commonwatch.i18n import _
 from commonwatch.intel import services, stix
 from commonwatch.intel import tlp as tlpmod
@@ -33,44 +35,48 @@ from commonwatch.intel.models import Indicator, IntelObject, IntelShare, MispPee
 log = logging.getLogger("commonwatch.intel.exchange")
 
 
-# --- outbound limits -----------------------------------------------------------------------------------
+# --- outbound requests ---------------------------------------------------------------------------------
 
-def check_url(settings: Settings, url: str) -> str:
-    """The URL if it is http(s) and matches an allowlisted prefix; else :class:`Forbidden`."""
-    if not url.lower().startswith(("http://", "https://")):
-        raise Invalid("url", _("must start with http:// or https://"))
-    if not any(url.startswith(prefix) for prefix in settings.outbound_allowlist):
-        raise Forbidden(_("{url} is not in the outbound allowlist (COMMONWATCH_OUTBOUND_ALLOWLIST)").format(url=url))
-    return url
+class PeerFailed(CommonwatchError):
+    """A partner's system could not be reached or answered with an error (the peer failed, not our
+    client's input: HTTP 502 with what the peer said)."""
+
+    status_code = 502
 
 
-class TooLarge(Exception):
-    pass
+def _peer_error(exc: Exception) -> CommonwatchError:
+    """What a failed exchange is reported as: our own refusals as they are, the rest as PeerFailed."""
+    if isinstance(exc, CommonwatchError):
+        return exc
+    return PeerFailed(_("the partner's system failed: {error}").format(error=str(exc)[:500]))
 
 
-class LimitedSession(requests.Session):
-    """A requests session with a time limit, a size limit, the allowlist, and the last headers kept."""
+class OutboundAdapter(requests.adapters.BaseAdapter):
+    """taxii2-client speaks requests: this transport sends its requests through the outbound policy
+    (:mod:`commonwatch.outbound`) and keeps the last response's headers (TAXII paging needs them)."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, policy: outbound.Policy, field: str):
         super().__init__()
-        self.settings = settings
+        self.policy, self.field = policy, field
         self.last_headers: dict[str, str] = {}
 
-    def request(self, method, url, *args, **kwargs):  # type: ignore[override]
-        check_url(self.settings, url)
-        kwargs.setdefault("timeout", self.settings.outbound_timeout_seconds)
-        kwargs["stream"] = True
-        kwargs["allow_redirects"] = False
-        resp = super().request(method, url, *args, **kwargs)
-        body = bytearray()
-        for chunk in resp.iter_content(65536):
-            body += chunk
-            if len(body) > self.settings.outbound_max_bytes:
-                resp.close()
-                raise TooLarge(f"{url}: response larger than {self.settings.outbound_max_bytes} bytes")
-        resp._content = bytes(body)
-        self.last_headers = dict(resp.headers)
+    def send(self, request, stream=False, timeout=None, verify=True, cert=None, proxies=None):
+        body = request.body.encode() if isinstance(request.body, str) else request.body
+        try:
+            reply = outbound.send(self.policy, request.method, request.url, field=self.field,
+                                  headers=dict(request.headers), content=body)
+        except httpx.HTTPError as exc:
+            raise PeerFailed(_("{url} could not be reached: {error}").format(url=request.url, error=exc)) from None
+        resp = requests.Response()
+        resp.status_code, resp.reason, resp.url, resp.request = reply.status, reply.reason, reply.url, request
+        resp.headers = requests.structures.CaseInsensitiveDict(reply.headers.items())
+        resp.encoding = requests.utils.get_encoding_from_headers(resp.headers)
+        resp._content, resp._content_consumed = reply.body, True
+        self.last_headers = dict(reply.headers.items())
         return resp
+
+    def close(self) -> None:
+        pass
 
 
 class BearerAuth(requests.auth.AuthBase):
@@ -87,14 +93,19 @@ def _taxii_collection(settings: Settings, sub: Subscription):
     from taxii2client.v21 import Collection
 
     conn = _HTTPConnection(version="2.1", user_agent="commonwatch")
-    session = LimitedSession(settings)
+    session = requests.Session()
+    session.trust_env = False  # no proxies or .netrc credentials from the environment
+    adapter = OutboundAdapter(outbound.Policy.of(settings), "collection_url")
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
     if sub.username and sub.secret:
         session.auth = requests.auth.HTTPBasicAuth(sub.username, sub.secret)
     elif sub.secret:
         session.auth = BearerAuth(sub.secret)
     conn.session = session
     url = sub.collection_url if sub.collection_url.endswith("/") else sub.collection_url + "/"
-    return Collection(url, conn=conn), session
+    outbound.check(url, settings.outbound_allowlist, "collection_url")
+    return Collection(url, conn=conn), adapter
 
 
 # --- TAXII subscriptions ---------------------------------------------------------------------------------
@@ -109,7 +120,13 @@ def poll_subscription(sessionmaker, settings: Settings, clock, sub_id: int, page
 
     with session_scope(sessionmaker, actor="system intel-taxii") as session:
         sub = session.get(Subscription, sub_id)
-        collection, http = _taxii_collection(settings, sub)
+        try:
+            collection, http = _taxii_collection(settings, sub)
+        except Invalid as exc:
+            sub.last_error = str(exc)[:2000]
+            sub.last_polled_at = clock.now()
+            session.commit()
+            raise
         added_after = sub.added_after
         name, org_id, default_tlp = sub.name, sub.org_id, sub.default_tlp
     totals = {"added": 0, "unchanged": 0, "failed": 0, "pages": 0}
@@ -131,12 +148,12 @@ def poll_subscription(sessionmaker, settings: Settings, clock, sub_id: int, page
                     sub.added_after = last
                 sub.last_polled_at = clock.now()
                 sub.last_error = "; ".join(f"{r.stix_id}: {r.reason}" for r in report.failures)[:2000]
-    except (requests.RequestException, TooLarge, Forbidden, Invalid, ValueError) as exc:
+    except Exception as exc:
         with session_scope(sessionmaker, actor=f"system subscription:{name}") as session:
             sub = session.get(Subscription, sub_id)
             sub.last_error = str(exc)[:2000]
             sub.last_polled_at = clock.now()
-        raise
+        raise _peer_error(exc) from None
     return totals
 
 
@@ -166,7 +183,11 @@ def push_to_subscription(session: Session, settings: Settings, sub: Subscription
     result: dict[str, Any] = {"sent": 0, "refused": refused, "status": None}
     if objects:
         collection, _http = _taxii_collection(settings, sub)
-        status = collection.add_objects({"objects": objects}, wait_for_completion=True, poll_interval=1, timeout=60)
+        try:
+            status = collection.add_objects({"objects": objects}, wait_for_completion=True, poll_interval=1,
+                                            timeout=60)
+        except Exception as exc:
+            raise _peer_error(exc) from None
         result.update(sent=len(objects), status={"id": status.id, "status": status.status,
                                                  "success_count": status.success_count,
                                                  "failure_count": status.failure_count,
@@ -383,32 +404,37 @@ def import_misp_json(session: Session, raw: bytes | str | dict, origin: services
     return report, unmapped
 
 
-def _misp_client(settings: Settings, peer: MispPeer) -> httpx.Client:
-    check_url(settings, peer.url)
-    return httpx.Client(base_url=peer.url.rstrip("/"), timeout=settings.outbound_timeout_seconds,
-                        follow_redirects=False, headers={"Authorization": peer.api_key, "Accept": "application/json",
-                                                         "Content-Type": "application/json",
-                                                         "User-Agent": "commonwatch"})
+def _misp_call(settings: Settings, peer: MispPeer, path: str, payload: dict[str, Any]) -> tuple[int, Any]:
+    """POST JSON to a MISP peer under the outbound policy; (status, decoded JSON or None)."""
+    url = peer.url.rstrip("/") + path
+    headers = {"Authorization": peer.api_key, "Accept": "application/json", "Content-Type": "application/json",
+               "User-Agent": "commonwatch"}
+    try:
+        reply = outbound.send(outbound.Policy.of(settings), "POST", url, field="url", headers=headers,
+                              content=json.dumps(payload).encode())
+    except httpx.HTTPError as exc:
+        raise PeerFailed(_("{url} could not be reached: {error}").format(url=url, error=exc)) from None
+    try:
+        return reply.status, json.loads(reply.body) if reply.body else None
+    except ValueError:
+        return reply.status, None
 
 
-def _limited_json(settings: Settings, resp: httpx.Response) -> Any:
-    resp.raise_for_status()
-    if len(resp.content) > settings.outbound_max_bytes:
-        raise TooLarge(f"response larger than {settings.outbound_max_bytes} bytes")
-    return resp.json()
+def _misp_ok(url: str, status: int, data: Any) -> Any:
+    if not 200 <= status < 300:
+        said = data.get("message", "") if isinstance(data, dict) else ""
+        raise PeerFailed(_("{url} answered HTTP {status} {message}").format(url=url, status=status,
+                                                                             message=str(said)[:300]))
+    return data
 
 
 def misp_pull(session: Session, settings: Settings, peer: MispPeer, now: datetime) -> dict[str, Any]:
     """Take in the events a MISP instance published since the last pull (``/events/restSearch``)."""
-    with _misp_client(settings, peer) as client, client.stream("POST", "/events/restSearch", json={
-            "returnFormat": "json", "published": True, "timestamp": peer.last_timestamp + 1}) as resp:
-        body = bytearray()
-        for chunk in resp.iter_bytes():
-            body += chunk
-            if len(body) > settings.outbound_max_bytes:
-                raise TooLarge(f"{peer.url}: response larger than {settings.outbound_max_bytes} bytes")
-        resp.raise_for_status()
-    data = json.loads(bytes(body))
+    status, data = _misp_call(settings, peer, "/events/restSearch", {
+        "returnFormat": "json", "published": True, "timestamp": peer.last_timestamp + 1})
+    data = _misp_ok(peer.url, status, data)
+    if not isinstance(data, dict | list):
+        raise PeerFailed(_("{url} did not answer with MISP JSON").format(url=peer.url))
     events = data.get("response", []) if isinstance(data, dict) else data
     origin = services.Origin(source=f"misp:{peer.name}", owner_org_id=peer.org_id, author_user_id=None,
                              default_tlp=peer.default_tlp, accept_red=False)
@@ -432,11 +458,10 @@ def misp_push(session: Session, settings: Settings, peer: MispPeer, stix_ids: li
         event_uuid = str(uuid.uuid5(uuid.NAMESPACE_URL, f"commonwatch:{peer.id}:{info}"))
         event = misp_event(session, indicators, info=info, event_uuid=event_uuid, now=now)
         payload = json.loads(event.to_json())
-        with _misp_client(settings, peer) as client:
-            resp = client.post("/events/add", json={"Event": payload})
-            if resp.status_code in (403, 409):  # it exists: update it
-                resp = client.post(f"/events/edit/{event_uuid}", json={"Event": payload})
-            _limited_json(settings, resp)
+        status, data = _misp_call(settings, peer, "/events/add", {"Event": payload})
+        if status in (403, 409):  # it exists: update it
+            status, data = _misp_call(settings, peer, f"/events/edit/{event_uuid}", {"Event": payload})
+        _misp_ok(peer.url, status, data)
         result.update(sent=len(indicators), event_uuid=event_uuid)
     audit.record(session, "intel.misp_push", "intel_misp_peers", peer.id, after={
         "sent": [i.stix_id for i in indicators], "refused": refused})

@@ -20,7 +20,7 @@ from commonwatch.intel import exchange, services
 from commonwatch.intel import tlp as tlpmod
 from commonwatch.intel.api import _form_of, centre_of, export_response
 from commonwatch.intel.models import IntelCollection, MispPeer, Subscription
-from commonwatch.web.deps import get_db, require
+from commonwatch.web.deps import SearchText, get_db, require
 from commonwatch.web.nav import NavItem
 from commonwatch.web.pages import redirect, render
 
@@ -47,8 +47,8 @@ def _f(q: str, kind: str, tlp: str, status: str, source: str) -> services.Indica
 
 
 @router.get("/intel")
-def indicator_list(request: Request, q: str = "", kind: str = "", tlp: str = "", status: str = "", source: str = "",
-                   page: int = 1, principal: Principal = Depends(require("intel.read")),
+def indicator_list(request: Request, q: SearchText = "", kind: str = "", tlp: str = "", status: str = "",
+                   source: str = "", page: int = 1, principal: Principal = Depends(require("intel.read")),
                    db: Session = Depends(get_db)) -> HTMLResponse:
     now = request.app.state.clock.now()
     rows, total = services.search_indicators(db, principal, _f(q, kind, tlp, status, source), now, page=page)
@@ -62,8 +62,8 @@ def indicator_list(request: Request, q: str = "", kind: str = "", tlp: str = "",
 
 
 @router.get("/intel/export")
-def export_page(request: Request, format: str = "stix", q: str = "", kind: str = "", tlp: str = "", status: str = "",
-                source: str = "", principal: Principal = Depends(require("intel.read")),
+def export_page(request: Request, format: str = "stix", q: SearchText = "", kind: str = "", tlp: str = "",
+                status: str = "", source: str = "", principal: Principal = Depends(require("intel.read")),
                 db: Session = Depends(get_db)) -> Response:
     now = request.app.state.clock.now()
     rows = services.indicator_rows_for_export(db, principal, _f(q, kind, tlp, status, source), now)
@@ -226,6 +226,7 @@ def poll_now(subscription_id: int, request: Request, principal: Principal = Depe
         from commonwatch.errors import NotFound
 
         raise NotFound("subscription")
+    db.rollback()  # end this request's transaction: the poll commits page by page in its own (SQLite: one writer)
     state = request.app.state
     try:
         result = exchange.poll_subscription(state.sessionmaker, state.settings, state.clock, subscription_id)

@@ -250,6 +250,8 @@ def parse_json_document(raw: bytes, field_name: str = "file") -> Any:
     except json.JSONDecodeError as exc:
         raise Invalid(field_name, _("is not valid JSON: {reason} at line {line}, column {col}").format(
             reason=exc.msg, line=exc.lineno, col=exc.colno)) from None
+    except RecursionError:
+        raise Invalid(field_name, _("is JSON nested too deeply to read")) from None
 
 
 def bundle_objects(document: Any) -> list[Any]:

@@ -16,7 +16,7 @@ from commonwatch.constituency import services as registry
 from commonwatch.errors import Forbidden, NotFound
 from commonwatch.notify import policies, services
 from commonwatch.notify.models import Policy
-from commonwatch.web.deps import get_db, require, require_principal
+from commonwatch.web.deps import SearchText, get_db, require, require_principal
 
 router = APIRouter(prefix="/notify", tags=["notify"])
 
@@ -196,7 +196,7 @@ def _delivery_out(d, with_history: bool = False) -> DeliveryOut:
 
 
 @router.get("/deliveries", response_model=DeliveryPage)
-def delivery_list(status: str = "", channel: str = "", org_id: int | None = None, q: str = "", page: int = 1,
+def delivery_list(status: str = "", channel: str = "", org_id: int | None = None, q: SearchText = "", page: int = 1,
                   per_page: int = 50, principal: Principal = Depends(require("notify.read")),
                   db: Session = Depends(get_db)):
     per_page = max(1, min(per_page, 500))

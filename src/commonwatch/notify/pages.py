@@ -21,7 +21,7 @@ from commonwatch.notify import policies, services
 from commonwatch.notify.advice import TYPE_LABELS, advice_for, severity_label, type_label
 from commonwatch.notify.api import keyring_for, require_warnings_reader
 from commonwatch.notify.models import CADENCES, CHANNELS, DELIVERY_STATUSES, WARNING_STATUSES, Feedback, Policy
-from commonwatch.web.deps import get_db, require
+from commonwatch.web.deps import SearchText, get_db, require
 from commonwatch.web.nav import NavItem
 from commonwatch.web.pages import redirect, render
 
@@ -50,7 +50,7 @@ def _org_names(db: Session, ids: set[int]) -> dict[int, str]:
 # --- the centre's log ----------------------------------------------------------------------------------
 
 @router.get("/notify")
-def log_page(request: Request, status: str = "", channel: str = "", org_id: str = "", q: str = "", page: int = 1,
+def log_page(request: Request, status: str = "", channel: str = "", org_id: str = "", q: SearchText = "", page: int = 1,
              principal: Principal = Depends(require("notify.read")), db: Session = Depends(get_db)) -> HTMLResponse:
     org = int(org_id) if org_id.isdigit() else None
     rows, total = services.list_deliveries(db, principal, services.DeliveryFilter(status, channel, org, q),

@@ -102,7 +102,7 @@ def _bool(value: Any) -> bool:
 
 def validate_policy(data: dict[str, Any], allowlist: list[str]) -> dict[str, Any]:
     """Check and normalise policy fields; :class:`Invalid` lists every bad field with its reason."""
-    from commonwatch.notify.webhook import check_destination
+    from commonwatch import outbound
 
     errors: list[FieldError] = []
     out: dict[str, Any] = {}
@@ -153,7 +153,7 @@ def validate_policy(data: dict[str, Any], allowlist: list[str]) -> dict[str, Any
         url = str(data["webhook_url"] or "").strip()
         if url:
             try:
-                check_destination(url, allowlist)
+                outbound.check(url, allowlist, "webhook_url")
             except Invalid as exc:
                 errors.extend(exc.errors)
         out["webhook_url"] = url

@@ -29,6 +29,7 @@ from jinja2 import Environment
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from commonwatch import outbound
 from commonwatch.clock import Clock
 from commonwatch.config import Settings
 from commonwatch.constituency.models import Contact, Organisation, OrgKind
@@ -354,7 +355,7 @@ class Notifier:
         if not url:
             raise Held("no_webhook")
         try:
-            webhook.check_destination(url, self.settings.outbound_allowlist)
+            outbound.check(url, self.settings.outbound_allowlist, "webhook_url")
         except Invalid:
             raise Held("not_allowlisted", url=url) from None
         keyring = self.keyring
@@ -375,12 +376,12 @@ class Notifier:
         body = webhook.body_json(payload)
         d.address, d.tlp, d.event_count = url, tlp, events.height
         session.flush()
-        delivery_id, allowlist, timeout = d.id, self.settings.outbound_allowlist, self.nset.webhook_timeout_seconds
+        delivery_id = d.id
+        http_policy = replace(outbound.Policy.of(self.settings), timeout=self.nset.webhook_timeout_seconds)
 
         def send(handoff: Callable[[], None]) -> Outcome:
             handoff()
-            result = webhook.post(url, body, secret, delivery_id, int(now.timestamp()), allowlist=allowlist,
-                                  timeout=timeout)
+            result = webhook.post(url, body, secret, delivery_id, int(now.timestamp()), policy=http_policy)
             # A refused or failed call was not accepted, so it is safe to repeat; receivers also
             # recognise a repeat by X-Commonwatch-Delivery.
             return Outcome(result.status, result.error, result.remote_id, result.reason)

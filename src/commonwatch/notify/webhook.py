@@ -1,5 +1,6 @@
-"""Webhooks: a JSON body signed with HMAC-SHA256 under a per-destination secret, sent only to
-allowlisted URLs, with a timeout, never following redirects.
+"""Webhooks: a JSON body signed with HMAC-SHA256 under a per-destination secret, sent under the
+outbound policy (:mod:`commonwatch.outbound`: allowlisted URLs only, redirects only through 307/308
+to allowlisted URLs) with the webhook timeout.
 
 The secret must be readable to sign, so it cannot be stored hashed like a password. It is stored
 OpenPGP-encrypted to the centre's own key: a copy of the database alone does not reveal it; the
@@ -17,10 +18,10 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import httpx
 
+from commonwatch import outbound
 from commonwatch.errors import Invalid
 from commonwatch.i18n import _
 from commonwatch.notify.reasons import Reason
@@ -28,19 +29,6 @@ from commonwatch.notify.reasons import Reason
 SIGNATURE_HEADER = "X-Commonwatch-Signature"
 DELIVERY_HEADER = "X-Commonwatch-Delivery"
 _SECRET_PREFIX = "pgp:"  # noqa: S105 - a format marker, not a secret
-
-
-def check_destination(url: str, allowlist: list[str], field: str = "webhook_url") -> str:
-    """The URL if it is http(s) and starts with an allowlisted prefix at a boundary, else Invalid."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise Invalid(field, _("must be an http or https URL"))
-    if parts.username or parts.password:
-        raise Invalid(field, _("must not carry a user name or password"))
-    for prefix in allowlist:
-        if url == prefix or (url.startswith(prefix) and (prefix.endswith("/") or url[len(prefix)] in "/?#")):
-            return url
-    raise Invalid(field, _("is not in the outbound allowlist (setting outbound_allowlist)"))
 
 
 def protect_secret(keyring, secret: str) -> str:
@@ -87,27 +75,29 @@ class HttpOutcome:
         return self.reason.english() if self.reason else ""
 
 
-def post(url: str, body: bytes, secret: str, delivery_id: int, timestamp: int, *, allowlist: list[str],
-         timeout: float) -> HttpOutcome:
-    """POST one signed body; server errors and time-outs are retried, other refusals are final."""
-    try:
-        check_destination(url, allowlist)
-    except Invalid:
-        return HttpOutcome("held", Reason("not_allowlisted", {"url": url}))
+def post(url: str, body: bytes, secret: str, delivery_id: int, timestamp: int, *,
+         policy: outbound.Policy) -> HttpOutcome:
+    """POST one signed body; server errors and time-outs are retried, other refusals are final, a
+    destination or redirect the policy refuses is held for the centre."""
     headers = {"Content-Type": "application/json", SIGNATURE_HEADER: signature(secret, timestamp, body),
                DELIVERY_HEADER: str(delivery_id), "Idempotency-Key": f"commonwatch-{delivery_id}",
                "User-Agent": "commonwatch-notify"}
     try:
-        with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as client:
-            resp = client.post(url, content=body, headers=headers)
+        outbound.check(url, policy.allowlist, "webhook_url")
+    except Invalid:
+        return HttpOutcome("held", Reason("not_allowlisted", {"url": url}))
+    try:
+        resp = outbound.send(policy, "POST", url, field="webhook_url", headers=headers, content=body)
     except httpx.TimeoutException:
-        return HttpOutcome("retry", Reason("timeout", {"seconds": f"{timeout:g}"}))
+        return HttpOutcome("retry", Reason("timeout", {"seconds": f"{policy.timeout:g}"}))
     except httpx.HTTPError as exc:
         return HttpOutcome("retry", Reason("failed", {"kind": type(exc).__name__, "detail": str(exc)}))
-    if 200 <= resp.status_code < 300:
+    except Invalid as exc:  # a refused redirect, or an answer past the limits
+        return HttpOutcome("held", Reason("failed", {"kind": "refused", "detail": str(exc)}))
+    if 200 <= resp.status < 300:
         return HttpOutcome("sent", None, resp.headers.get("x-request-id", ""))
-    reason = Reason("http_status", {"status": resp.status_code, "body": resp.text[:200]})
-    if resp.status_code >= 500 or resp.status_code in (408, 425, 429):
+    reason = Reason("http_status", {"status": resp.status, "body": resp.text[:200]})
+    if resp.status >= 500 or resp.status in (408, 425, 429):
         return HttpOutcome("retry", reason)
     return HttpOutcome("dead", reason)
 

@@ -34,6 +34,7 @@ def ingest(target: str = typer.Argument(..., help="A file, a folder, or an http(
     from commonwatch.cli import fail
     from commonwatch.feeds.collect import fetch_url, sources_from_path
     from commonwatch.feeds.registry import get_parser
+    from commonwatch.outbound import Policy
     from commonwatch.pipeline.runner import ingest_sources
 
     rt = get_runtime()
@@ -44,8 +45,7 @@ def ingest(target: str = typer.Argument(..., help="A file, a folder, or an http(
     body: Path | None = None
     if target.startswith(("http://", "https://")):
         try:
-            result = fetch_url(target, allowlist=rt.settings.outbound_allowlist,
-                               max_bytes=rt.settings.outbound_max_bytes, timeout=rt.settings.outbound_timeout_seconds)
+            result = fetch_url(target, Policy.of(rt.settings))
         except Invalid as exc:
             fail(str(exc))
         body = result.body

@@ -6,9 +6,9 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -22,6 +22,12 @@ LANG_COOKIE = "cw_lang"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 WRITES = "__commonwatch_writes__"
 log = logging.getLogger("commonwatch.http")
+
+#: Longest search text a list takes. SQLite refuses a LIKE pattern over 50,000 bytes
+#: (SQLITE_MAX_LIKE_PATTERN_LENGTH; "LIKE or GLOB pattern too complex"); a search box needs far less,
+#: and 1,000 characters stay under that limit in any encoding and with every character escaped.
+MAX_SEARCH_CHARS = 1000
+SearchText = Annotated[str, Query(max_length=MAX_SEARCH_CHARS, description="Search text (at most 1,000 characters).")]
 
 
 class LoginRequired(Exception):
@@ -73,8 +79,10 @@ def client_ip(request: Request) -> str:
 
 
 async def submitted_csrf(request: Request) -> str | None:
-    """The CSRF token a state-changing request carries, in a header or a form field."""
-    if request.method in SAFE_METHODS:
+    """The CSRF token a state-changing request carries, in a header or a form field. A request with
+    an Authorization header needs none (a bearer token is not sent by a browser on its own), and its
+    body is left unread for the route (reading a form here consumed a raw upload's stream)."""
+    if request.method in SAFE_METHODS or request.headers.get("authorization"):
         return None
     header = request.headers.get("x-csrf-token")
     if header:

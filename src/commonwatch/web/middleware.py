@@ -1,8 +1,11 @@
-"""ASGI middleware: request language, body size limit, security headers, access log and metrics."""
+"""ASGI middleware: request language, body size limit, JSON bodies the app can take, security headers,
+access log and metrics."""
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import time
 import uuid
 from http.cookies import SimpleCookie
@@ -10,6 +13,7 @@ from http.cookies import SimpleCookie
 from prometheus_client import Counter, Histogram
 
 from commonwatch import i18n
+from commonwatch.i18n import _
 
 log = logging.getLogger("commonwatch.http")
 
@@ -54,6 +58,101 @@ class BodyTooLarge(Exception):
     pass
 
 
+#: The widest integer the databases store (SQLite INTEGER, PostgreSQL bigint): signed 64 bits.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+#: The widest number a body may carry: a float field holds counts, minutes and scores, and a float
+#: that an integer field receives (``1e308``) must still fit that integer column.
+FLOAT_MAX = float(2**63)
+
+
+class _Unstorable(ValueError):
+    pass
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value) or abs(value) > FLOAT_MAX:
+        raise _Unstorable(text)
+    return value
+
+
+def _int64(text: str) -> int:
+    value = int(text)
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise _Unstorable(text)
+    return value
+
+
+def _no_constant(text: str) -> float:
+    raise _Unstorable(text)
+
+
+def _unstorable(value) -> str:
+    """Why a parsed JSON value cannot be stored: "text", "integer", "number", or ""."""
+    if isinstance(value, float):
+        return "" if math.isfinite(value) and abs(value) <= FLOAT_MAX else "number"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return "" if INT64_MIN <= value <= INT64_MAX else "integer"
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "text"
+    return ""
+
+
+def _printable(key: str) -> str:
+    return key.encode("utf-8", "backslashreplace").decode()
+
+
+def first_unstorable(document) -> tuple[list[str], str]:
+    """The path (keys and list indexes) of the first value or key that cannot be stored, and why."""
+    stack: list[tuple[list[str], object]] = [([], document)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                if _unstorable(key):
+                    return [*path, _printable(key)], "text"
+                stack.append(([*path, key], inner))
+        elif isinstance(value, list):
+            stack.extend(([*path, str(i)], inner) for i, inner in enumerate(value))
+        elif why := _unstorable(value):
+            return path, why
+    return [], ""
+
+
+def is_json_request(scope) -> bool:
+    """Whether FastAPI will read the body as JSON: no content type, ``application/json`` or ``*+json``."""
+    content_type = (_header(scope, b"content-type") or "").split(";", 1)[0].strip().lower()
+    return not content_type or content_type == "application/json" or (
+        content_type.startswith("application/") and content_type.endswith("+json"))
+
+
+def json_body_problem(body: bytes) -> tuple[list[str], str] | None:
+    """Where and why a JSON body cannot be taken although Python's parser reads it, or None.
+
+    Python reads ``NaN``, ``Infinity`` and ``1e999`` (as infinity), integers of any size, a lone
+    UTF-16 surrogate (``"\\ud800"``, which no database or encoder takes as text) and nests only to
+    its recursion limit; each used to surface as a 500 somewhere later. Syntax errors are left to
+    the route, which names the position."""
+    if not body.strip():
+        return None
+    try:
+        document = json.loads(body, parse_float=_finite, parse_int=_int64, parse_constant=_no_constant)
+        json.dumps(document, ensure_ascii=False).encode("utf-8")
+        return None
+    except RecursionError:
+        return [], _("the JSON is nested too deeply")
+    except (_Unstorable, UnicodeEncodeError):
+        path, why = first_unstorable(json.loads(body))
+    except ValueError:
+        return None
+    reasons = {"text": _("holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not a character"),
+               "integer": _("is outside the range of a 64-bit integer (-2^63 to 2^63-1)")}
+    return path, reasons.get(why, _("must be a finite number between -2^63 and 2^63"))
+
+
 class CommonwatchMiddleware:
     """One pass over each HTTP request: language, size limit, headers, log line, metrics."""
 
@@ -87,6 +186,19 @@ class CommonwatchMiddleware:
             return
 
         received = 0
+        if scope["method"] not in ("GET", "HEAD", "OPTIONS") and is_json_request(scope):
+            try:
+                messages = await _read_body(receive, limit)
+            except BodyTooLarge:
+                await _too_large(send, limit)
+                self._observe(scope, 413, started, request_id)
+                return
+            problem = json_body_problem(b"".join(m.get("body", b"") for m in messages))
+            if problem:
+                await _unreadable_json(send, *problem)
+                self._observe(scope, 422, started, request_id)
+                return
+            receive = _replay(messages, receive)
 
         async def limited_receive():
             nonlocal received
@@ -123,6 +235,42 @@ class CommonwatchMiddleware:
         HTTP_SECONDS.labels(scope["method"], route_path).observe(elapsed)
         log.info("request", extra={"method": scope["method"], "path": scope["path"], "status": status,
                                    "ms": round(elapsed * 1000, 1), "request_id": request_id})
+
+
+async def _read_body(receive, limit: int) -> list[dict]:
+    """Every message of the request body, stopping past ``limit`` bytes."""
+    messages, size = [], 0
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            return messages
+        size += len(message.get("body", b""))
+        if size > limit:
+            raise BodyTooLarge()
+        if not message.get("more_body", False):
+            return messages
+
+
+def _replay(messages: list[dict], receive):
+    """A receive that hands out ``messages`` first, then waits on the client as before."""
+    pending = list(messages)
+
+    async def replayed():
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replayed
+
+
+async def _unreadable_json(send, path: list[str], reason: str) -> None:
+    body = json.dumps({"detail": [{"loc": ["body", *path], "msg": reason, "type": "value_error"}]},
+                      ensure_ascii=False).encode()
+    await send({"type": "http.response.start", "status": 422,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                            *SECURITY_HEADERS]})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _too_large(send, limit: int) -> None:

@@ -8,6 +8,7 @@ import json
 from datetime import timedelta
 
 from sqlalchemy import func, select
+from taxii2client.common import TokenAuth
 from taxii2client.v21 import ApiRoot, Server, as_pages
 
 from commonwatch.db import session_scope
@@ -146,3 +147,15 @@ def test_filters_and_pagination(client, world, intel, clock, app):
     assert client.get(url, headers={**h, "Accept": "application/xml"}).status_code == 406
     assert client.get(url, headers={"Accept": h["Accept"]}).status_code == 401
     assert client.get(url + "?limit=0", headers=h).status_code == 400
+
+
+def test_taxii2_clients_own_token_auth_is_accepted(app, world, intel):
+    with serve_app(app) as base:
+        server = Server(f"{base}/taxii2/", auth=TokenAuth(world.tokens["partner"]))
+        assert [c.title for c in server.api_roots[0].collections] == ["Shared with partners"]
+    with serve_app(app) as base:
+        import requests
+
+        wrong = requests.get(f"{base}/taxii2/", headers={"Authorization": f"Basic {world.tokens['partner']}",
+                                                          "Accept": "application/taxii+json;version=2.1"}, timeout=10)
+        assert wrong.status_code == 401

@@ -95,15 +95,22 @@ async def submitted_csrf(request: Request) -> str | None:
     return None
 
 
+#: Authorization schemes that carry an API token.
+TOKEN_SCHEMES = frozenset({"bearer", "token"})
+
+
 def current_principal(request: Request, db: Session = Depends(get_db),
                       csrf: str | None = Depends(submitted_csrf)) -> Principal | None:
-    """Who is acting, or None. A bearer token wins over a cookie and needs no CSRF token."""
+    """Who is acting, or None. A bearer token wins over a cookie and needs no CSRF token.
+
+    ``Authorization: Token <token>`` is the same as ``Bearer``: it is what taxii2-client's
+    ``TokenAuth`` sends."""
     state = request.app.state
     now = state.clock.now()
     auth = request.headers.get("authorization", "")
     if auth:
         scheme, _sp, secret = auth.partition(" ")
-        if scheme.lower() != "bearer" or not secret.strip():
+        if scheme.lower() not in TOKEN_SCHEMES or not secret.strip():
             raise LoginRequired("unsupported authorization scheme", bearer=True)
         token = access.resolve_token(db, secret.strip(), now)
         if token is None:

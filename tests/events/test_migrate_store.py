@@ -12,48 +12,29 @@ import sys
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
-import pytest
 from sqlalchemy import select
-from typer.testing import CliRunner
 
 from commonwatch.access.models import AuditEntry
 from commonwatch.access.principal import SYSTEM
-from commonwatch.cli import app as cli
 from commonwatch.db import session_scope
 from commonwatch.events.migrate import move_events
 from commonwatch.events.store import COLUMN_TYPES
 from commonwatch.events.store.parquet import ParquetEventStore
 from commonwatch.events.store.sql import SqlEventStore
-from commonwatch.runtime import Runtime, set_runtime
 from tests.events.eventdata import as_batch, event_row, insert_events
 
 END = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
 ALL = [c for c in COLUMN_TYPES if c != "id"]
 
 
-@pytest.fixture
-def run(settings, clock, tmp_path):
-    runtimes = []
-
-    def invoke(*args: str):
-        rt = Runtime(settings.model_copy(update={"event_store_dir": tmp_path / "events"}), clock)
-        runtimes.append(rt)
-        set_runtime(rt)
-        return CliRunner().invoke(cli, list(args))
-
-    yield invoke
-    set_runtime(None)
-    for rt in runtimes:
-        if "engine" in rt.__dict__:
-            rt.engine.dispose()
-
-
-def table_rows(n: int, owners: list[int | None], partner: int | None = None, *, first_id: int = 7) -> list[dict]:
-    """``n`` events over several days with ids that have gaps (as a table that lost rows has)."""
+def table_rows(n: int, owners: list[int | None], partner: int | None = None, *, first_id: int = 7,
+               step: timedelta = timedelta(hours=1)) -> list[dict]:
+    """``n`` events ``step`` apart with ids that have gaps (as a table that lost rows has)."""
     rows = []
     for i in range(n):
-        row = event_row(i, at=END - timedelta(hours=5 * i, seconds=i), org_id=owners[i % len(owners)],
-                        id=first_id + 3 * i, batch_id=1 + i // 100, created_at=END - timedelta(hours=5 * i - 1))
+        at = END - step * i - timedelta(seconds=i % 7)
+        row = event_row(i, at=at, org_id=owners[i % len(owners)], id=first_id + 3 * i, batch_id=1 + i // 100,
+                        created_at=at + timedelta(minutes=30))
         if partner is not None and i % 10 == 4:
             row["partner_org_id"] = partner
         rows.append(row)
@@ -68,7 +49,7 @@ def test_migrate_keeps_every_field_and_id_and_is_audited(run, app, world, engine
     rows = table_rows(1200, [world.org_a, world.org_b, None], world.partner)
     with session_scope(app.state.sessionmaker, actor="test") as s:
         insert_events(s, rows)
-    result = run("events", "migrate-store", "--batch-rows", "250")
+    result = run("events", "migrate-store", "--batch-rows", "250", event_store_dir=tmp_path / "events")
     assert result.exit_code == 0, result.output
     assert "events in the table: 1,200; in the store: 1,200" in result.output
     ids = [r["id"] for r in rows]
@@ -80,7 +61,8 @@ def test_migrate_keeps_every_field_and_id_and_is_audited(run, app, world, engine
     assert entry.actor == "cli"
     after = json.loads(entry.after)
     assert (after["moved"], after["table"], after["store"], after["batches"]) == (1200, 1200, 1200, 5)
-    again = run("events", "migrate-store")  # nothing left to move; the counts still match
+    # Nothing left to move; the counts still match.
+    again = run("events", "migrate-store", event_store_dir=tmp_path / "events")
     assert again.exit_code == 0, again.output
     assert "moved 0 event(s) this run" in again.output
 
@@ -102,12 +84,12 @@ def test_a_count_mismatch_exits_non_zero_with_the_numbers(run, app, world, tmp_p
     rows = table_rows(300, [world.org_a, None])
     with session_scope(app.state.sessionmaker, actor="test") as s:
         insert_events(s, rows)
-    assert run("events", "migrate-store").exit_code == 0
+    assert run("events", "migrate-store", event_store_dir=tmp_path / "events").exit_code == 0
     # An event written to the table below the store's highest id is never moved: the check sees it.
     late = event_row(5000, at=END - timedelta(days=1), org_id=None, key_prefix="late", id=8)
     with session_scope(app.state.sessionmaker, actor="test") as s:
         insert_events(s, [late])
-    result = run("events", "migrate-store")
+    result = run("events", "migrate-store", event_store_dir=tmp_path / "events")
     assert result.exit_code == 1
     assert "the table holds 301 event(s), the store 300" in result.output
     day = (END - timedelta(days=1)).date().isoformat()
@@ -115,7 +97,7 @@ def test_a_count_mismatch_exits_non_zero_with_the_numbers(run, app, world, tmp_p
 
 
 def test_sigkill_mid_migration_then_rerun_stores_each_event_once(app, world, engine, sqlite_url, tmp_path):
-    rows = table_rows(20_000, [world.org_a, world.org_b, None], world.partner)
+    rows = table_rows(20_000, [world.org_a, world.org_b, None], world.partner, step=timedelta(minutes=1))
     with session_scope(app.state.sessionmaker, actor="test") as s:
         insert_events(s, rows)
     location = tmp_path / "events"

@@ -11,12 +11,10 @@ from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import select
-from typer.testing import CliRunner
 
 from commonwatch.access import services as access
 from commonwatch.access.models import AuditEntry, User
 from commonwatch.access.principal import SYSTEM
-from commonwatch.cli import app as cli
 from commonwatch.db import session_scope
 from commonwatch.events.jobs import run_retention
 from commonwatch.events.migrate import move_events
@@ -69,19 +67,6 @@ def stored(app, world, engine, clock, tmp_path):
     return rows, held, folder
 
 
-def _invoke(settings, clock, kind, folder, *args):
-    from commonwatch.runtime import Runtime, set_runtime
-
-    rt = Runtime(settings.model_copy(update={"event_store": kind, "event_store_dir": folder}), clock)
-    set_runtime(rt)
-    try:
-        return CliRunner().invoke(cli, ["events", "retention", *args])
-    finally:
-        set_runtime(None)
-        if "engine" in rt.__dict__:
-            rt.engine.dispose()
-
-
 def _ids(kind, engine, folder) -> set[int]:
     store = ParquetEventStore(folder) if kind == "parquet" else SqlEventStore(engine)
     return set(store.scan(SYSTEM, [], limit=10_000)["id"].to_list())
@@ -95,10 +80,10 @@ def _audits(app) -> list[dict]:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_dry_run_changes_nothing_and_says_what_would_go(kind, stored, settings, clock, app, engine):
+def test_dry_run_changes_nothing_and_says_what_would_go(kind, stored, run, app, engine):
     rows, held, folder = stored
     before = _ids(kind, engine, folder)
-    result = _invoke(settings, clock, kind, folder, "--dry-run")
+    result = run("events", "retention", "--dry-run", event_store=kind, event_store_dir=folder)
     assert result.exit_code == 0, result.output
     assert "would drop 58 event(s)" in result.output
     assert _ids(kind, engine, folder) == before
@@ -107,9 +92,9 @@ def test_dry_run_changes_nothing_and_says_what_would_go(kind, stored, settings, 
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_old_days_go_recent_days_and_held_events_stay(kind, stored, settings, clock, app, engine):
+def test_old_days_go_recent_days_and_held_events_stay(kind, stored, run, clock, app, engine):
     rows, held, folder = stored
-    result = _invoke(settings, clock, kind, folder)
+    result = run("events", "retention", event_store=kind, event_store_dir=folder)
     assert result.exit_code == 0, result.output
     left = _ids(kind, engine, folder)
     assert left == {r["id"] for age in (399, 3) for r in rows[age]} | set(held)
@@ -123,7 +108,8 @@ def test_old_days_go_recent_days_and_held_events_stay(kind, stored, settings, cl
     store = ParquetEventStore(folder) if kind == "parquet" else SqlEventStore(engine)
     kept = store.fetch(SYSTEM, held, ["event_key", "time_source"])
     assert sorted(kept["event_key"].to_list()) == sorted(rows[402][i]["event_key"] for i in (3, 11))
-    again = _invoke(settings, clock, kind, folder)  # a second run finds only the held events
+    # A second run finds only the held events.
+    again = run("events", "retention", event_store=kind, event_store_dir=folder)
     assert "dropped 0 event(s)" in again.output
     assert _ids(kind, engine, folder) == left
 

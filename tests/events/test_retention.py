@@ -94,6 +94,7 @@ def test_dry_run_changes_nothing_and_says_what_would_go(kind, stored, run, app, 
 @pytest.mark.parametrize("kind", KINDS)
 def test_old_days_go_recent_days_and_held_events_stay(kind, stored, run, clock, app, engine):
     rows, held, folder = stored
+    generation = ParquetEventStore(folder).manifest().generation
     result = run("events", "retention", event_store=kind, event_store_dir=folder)
     assert result.exit_code == 0, result.output
     left = _ids(kind, engine, folder)
@@ -108,6 +109,8 @@ def test_old_days_go_recent_days_and_held_events_stay(kind, stored, run, clock, 
     store = ParquetEventStore(folder) if kind == "parquet" else SqlEventStore(engine)
     kept = store.fetch(SYSTEM, held, ["event_key", "time_source"])
     assert sorted(kept["event_key"].to_list()) == sorted(rows[402][i]["event_key"] for i in (3, 11))
+    if kind == "parquet":  # every day dropped or rewritten in one manifest commit
+        assert ParquetEventStore(folder).manifest().generation == generation + 1
     # A second run finds only the held events.
     again = run("events", "retention", event_store=kind, event_store_dir=folder)
     assert "dropped 0 event(s)" in again.output

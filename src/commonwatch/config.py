@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     event_store: str = "sql"
     #: The Parquet store's folder; ``<data dir>/events`` when empty.
     event_store_dir: Path | None = None
+    #: Events whose ``time.source`` is older than this many days are dropped a whole UTC day at a
+    #: time (``events retention``, daily job); events linked to an incident are kept.
+    event_retention_days: int = Field(default=400, ge=1)
     #: Most events one export (API, page link or `events export`) may hold; narrower filters beyond.
     events_export_max_rows: int = 1_000_000
     #: Outbound URLs (feeds, webhooks, TAXII and MISP peers) must lie under one of these URLs

@@ -7,9 +7,12 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
+from typer.testing import CliRunner
 
+from commonwatch.cli import app as cli
 from commonwatch.db import session_scope
 from commonwatch.events.models import Event
+from commonwatch.runtime import Runtime, set_runtime
 from tests.events.eventdata import insert_events, spread
 
 
@@ -31,3 +34,22 @@ def events_of(app, world, clock):
         return rows
 
     return make
+
+
+@pytest.fixture
+def run(settings, clock):
+    """Invoke the CLI (``run("events", "export", ...)``) on the test's database and clock; keyword
+    arguments override settings."""
+    runtimes = []
+
+    def invoke(*args: str, **overrides):
+        rt = Runtime(settings.model_copy(update=overrides), clock)
+        runtimes.append(rt)
+        set_runtime(rt)
+        return CliRunner().invoke(cli, list(args))
+
+    yield invoke
+    set_runtime(None)
+    for rt in runtimes:
+        if "engine" in rt.__dict__:
+            rt.engine.dispose()

@@ -7,30 +7,9 @@ import csv
 import json
 from datetime import UTC, datetime
 
-import pytest
 from sqlalchemy import select
-from typer.testing import CliRunner
 
 from commonwatch.access.models import AuditEntry
-from commonwatch.cli import app as cli
-from commonwatch.runtime import Runtime, set_runtime
-
-
-@pytest.fixture
-def run(settings, clock):
-    runtimes = []
-
-    def invoke(*args: str, **overrides):
-        rt = Runtime(settings.model_copy(update=overrides), clock)
-        runtimes.append(rt)
-        set_runtime(rt)
-        return CliRunner().invoke(cli, list(args))
-
-    yield invoke
-    set_runtime(None)
-    for rt in runtimes:
-        if "engine" in rt.__dict__:
-            rt.engine.dispose()
 
 
 def test_export_to_a_file_with_filters(run, tmp_path, app, world, events_of):

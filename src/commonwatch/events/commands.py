@@ -14,6 +14,7 @@ from commonwatch.access.principal import SYSTEM
 from commonwatch.errors import Invalid
 from commonwatch.events import export, search
 from commonwatch.events.store import StreamState
+from commonwatch.i18n import _
 from commonwatch.runtime import get_runtime
 
 #: The ``events`` command group; other capabilities' event commands (``rematch``) add themselves here.
@@ -64,6 +65,65 @@ def events_export(
         _write_atomically(output, prepared.stream(state))
     target = output or "standard output"
     typer.echo(f"exported {state.rows:,} event(s) as {prepared.format} to {target}", err=True)
+
+
+@events_app.command("migrate-store")
+def events_migrate_store(
+    batch_rows: int = typer.Option(100_000, "--batch-rows", min=1, help="Events per committed batch."),
+) -> None:
+    """Move the events table into the Parquet store (``event_store_dir``), ids kept, in id order.
+
+    Resumable: run it again after an interruption and it goes on where it stopped. At the end the
+    counts of the table and the store are compared, in total and per day; a difference exits 1.
+    The run is recorded in the audit log."""
+    from commonwatch.access.audit import record
+    from commonwatch.cli import fail
+    from commonwatch.events.migrate import move_events
+    from commonwatch.events.store import event_store
+
+    rt = get_runtime()
+    try:
+        source = event_store(rt.engine, "sql", rt.settings)
+        target = event_store(rt.engine, "parquet", rt.settings)
+        result = move_events(source, target, batch_rows=batch_rows, on_batch=lambda r, last: typer.echo(
+            _("stored {moved:,} event(s), up to id {last}").format(moved=r.moved, last=last), err=True))
+    except Invalid as exc:
+        fail("; ".join(e.reason for e in exc.errors))
+    with rt.session("cli") as session:
+        record(session, "events.migrate-store", "events", "", after={
+            "target": str(target.location), "resumed_after": result.resumed_after, "moved": result.moved,
+            "batches": result.batches, "table": result.source_total, "store": result.target_total,
+            "days": result.days, "day_mismatches": [list(m) for m in result.day_mismatches]})
+    typer.echo(_("events in the table: {table:,}; in the store: {store:,}; over {days} day(s)").format(
+        table=result.source_total, store=result.target_total, days=result.days))
+    if not result.matches:
+        for day, table, store in result.day_mismatches:
+            typer.echo(_("{day}: {table:,} in the table, {store:,} in the store").format(
+                day=day, table=table, store=store), err=True)
+        fail(_("the counts differ: the table holds {table:,} event(s), the store {store:,}").format(
+            table=result.source_total, store=result.target_total))
+    typer.echo(_("moved {moved:,} event(s) this run; the counts match").format(moved=result.moved))
+
+
+@events_app.command("retention")
+def events_retention(
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be dropped; change nothing."),
+) -> None:
+    """Drop events older than ``event_retention_days`` a whole day at a time; events linked to an
+    incident are kept. The run is recorded in the audit log."""
+    from commonwatch.events.retention import apply_retention
+    from commonwatch.events.store import event_store
+
+    rt = get_runtime()
+    with rt.session("cli") as session:
+        result = apply_retention(session, event_store(session, settings=rt.settings), now=rt.clock.now(),
+                                 retention_days=rt.settings.event_retention_days, dry_run=dry_run)
+    for d in result.days:
+        typer.echo(_("{day}: {dropped:,} dropped, {kept:,} kept (linked to an incident)").format(
+            day=d.day, dropped=d.dropped, kept=d.kept))
+    summary = (_("would drop {dropped:,} event(s) before {cutoff} (dry run)") if dry_run
+               else _("dropped {dropped:,} event(s) before {cutoff}"))
+    typer.echo(summary.format(dropped=result.dropped, cutoff=result.cutoff.isoformat()))
 
 
 def _write_atomically(path: Path, chunks) -> None:

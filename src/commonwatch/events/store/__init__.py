@@ -13,9 +13,9 @@ The contract every implementation meets is ``tests/events/test_store_contract.py
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from types import SimpleNamespace
 from typing import Any, Protocol
 
@@ -65,6 +65,15 @@ class CountRow:
     count: int
 
 
+@dataclass(frozen=True)
+class DayDrop:
+    """What retention did to one UTC day: events dropped and events kept (legal holds)."""
+
+    day: str  # YYYY-MM-DD
+    dropped: int
+    kept: int
+
+
 @dataclass
 class StreamState:
     """What a stream has done so far (for the audit record and the CLI summary)."""
@@ -91,6 +100,11 @@ class EventStore(Protocol):
 
     def rewrite_match(self, changes: pl.DataFrame) -> int:
         """Set :data:`MATCH_COLUMNS` of the events in ``changes`` (columns ``id`` and those)."""
+        ...
+
+    def drop_days_before(self, cutoff: date, keep_ids: Iterable[int], *, dry_run: bool = False) -> list[DayDrop]:
+        """Drop the events of every UTC day before ``cutoff`` except those in ``keep_ids`` (legal
+        holds); per day what went and what stayed, oldest first. ``dry_run`` changes nothing."""
         ...
 
     # --- reading, always under the principal's tenancy
@@ -145,15 +159,15 @@ class EventStore(Protocol):
 _IMPLEMENTATIONS = ("sql", "parquet")
 
 
-def event_store(bind: Any, kind: str | None = None) -> EventStore:
+def event_store(bind: Any, kind: str | None = None, settings: Any = None) -> EventStore:
     """The configured event store, bound to ``bind`` (a Session, Connection or Engine).
 
     ``kind`` overrides the setting ``COMMONWATCH_EVENT_STORE`` (tests use it to run the contract
-    on each implementation).
+    on each implementation); ``settings`` those of the process (a CLI runtime's own).
     """
     from commonwatch.config import get_settings
 
-    settings = get_settings()
+    settings = settings or get_settings()
     kind = settings.event_store if kind is None else kind
     if kind == "sql":
         from commonwatch.events.store.sql import SqlEventStore

@@ -30,10 +30,10 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
@@ -57,6 +57,7 @@ from commonwatch.events.store import (
     DIMENSIONS,
     MATCH_COLUMNS,
     CountRow,
+    DayDrop,
     StreamState,
     check_page_request,
     keyset_page,
@@ -413,6 +414,58 @@ class ParquetEventStore:
             self._commit(m)
             self._extend_index(m.generation, index, fresh.select("event_key", "id"))
             return fresh.height
+
+    def append_stored(self, events: pl.DataFrame) -> int:
+        """Store events that already have their ids (every stored column, as :meth:`scan` of another
+        store returns them), for moving a store over: each keeps its id, ``batch_id`` and
+        ``created_at``, and ``next_id`` moves past the highest. An ``event_key`` or an id already
+        stored is skipped, so a batch given twice (a move resumed after a kill) is stored once."""
+        if not events.height:
+            return 0
+        batch = events.select([pl.col(c).cast(t) for c, t in COLUMN_TYPES.items()])
+        batch = batch.unique("event_key", keep="first", maintain_order=True).unique("id", keep="first")
+        with self._writing() as m:
+            index = self._key_index(m)
+            fresh = batch.join(index.select("event_key"), on="event_key", how="anti") \
+                .join(index.select("id"), on="id", how="anti")
+            if not fresh.height:
+                return 0
+            m.segments += self._write_segments(m, fresh)
+            m.next_id = max(m.next_id, int(fresh["id"].max()) + 1)
+            self._commit(m)
+            self._extend_index(m.generation, index, fresh.select("event_key", "id"))
+            return fresh.height
+
+    def drop_days_before(self, cutoff: date, keep_ids: Iterable[int], *, dry_run: bool = False) -> list[DayDrop]:
+        """Drop every day partition before ``cutoff`` (UTC days), except the events in ``keep_ids``
+        (legal holds): a day with none held loses its segments; a day with some is rewritten with
+        only those. All of it is one manifest commit, as in :meth:`compact`. Returns per day what
+        went and what stayed; with ``dry_run`` nothing is changed."""
+        first_kept = cutoff.isoformat()
+        held = pl.DataFrame({"id": sorted(set(keep_ids))}, schema={"id": pl.Int64})
+        with self._writing() as m:
+            old = [s for s in m.segments if s["file"].split("/")[1] < first_kept]
+            by_day: dict[str, list[dict[str, Any]]] = {}
+            for seg in old:
+                by_day.setdefault(seg["file"].split("/")[1], []).append(seg)
+            out: list[DayDrop] = []
+            added: list[dict[str, Any]] = []
+            for day in sorted(by_day):
+                parts = by_day[day]
+                ids = pl.concat([pl.read_parquet(self.location / s["file"], columns=["id"]) for s in parts])
+                kept_ids = ids.join(held, on="id", how="semi")
+                out.append(DayDrop(day, ids.height - kept_ids.height, kept_ids.height))
+                if kept_ids.height and not dry_run:
+                    whole = pl.concat([pl.read_parquet(self.location / s["file"]) for s in parts])
+                    added += self._write_segments(m, whole.join(held, on="id", how="semi"))
+            if dry_run or not old:
+                return out
+            gone = {s["file"] for s in old}
+            m.segments = [s for s in m.segments if s["file"] not in gone] + added
+            m.retired += [[name, time.time()] for name in sorted(gone)]
+            self._commit(m)
+            _forget_index(self.location)  # keys left the store: the cached index no longer holds
+            return out
 
     def _key_index(self, m: Manifest) -> pl.DataFrame:
         with _INDEX_LOCK:

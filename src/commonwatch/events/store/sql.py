@@ -15,9 +15,9 @@ routed to it.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, date, datetime
 from functools import partial
 from typing import Any
 
@@ -65,6 +65,7 @@ from commonwatch.events.store import (
     ID_CHUNK,
     MATCH_COLUMNS,
     CountRow,
+    DayDrop,
     StreamState,
     check_page_request,
     keyset_page,
@@ -304,6 +305,29 @@ class SqlEventStore:
         with self._conn() as conn:
             conn.execute(stmt, rows)
         return changes.height
+
+    def drop_days_before(self, cutoff: date, keep_ids: Iterable[int], *, dry_run: bool = False) -> list[DayDrop]:
+        midnight = datetime(cutoff.year, cutoff.month, cutoff.day, tzinfo=UTC)
+        old = pl.DataFrame(self._rows(select(Event.id, self._bucket("day")).where(Event.time_source < midnight)),
+                           schema={"id": pl.Int64, "day": pl.String}, orient="row")
+        held = pl.DataFrame({"id": sorted(set(keep_ids))}, schema={"id": pl.Int64})
+        old = old.with_columns(pl.col("id").is_in(held["id"].implode()).alias("held"))
+        per_day = old.group_by("day").agg((~pl.col("held")).sum().alias("dropped"),
+                                          pl.col("held").sum().alias("kept")).sort("day")
+        out = [DayDrop(str(day), int(dropped), int(kept)) for day, dropped, kept in per_day.iter_rows()]
+        doomed = old.filter(~pl.col("held"))["id"].to_list()
+        if dry_run or not doomed:
+            return out
+        table = Event.__table__
+        if isinstance(self.bind, Engine):
+            with self.bind.begin() as conn:
+                for start in range(0, len(doomed), ID_CHUNK):
+                    conn.execute(table.delete().where(table.c.id.in_(doomed[start:start + ID_CHUNK])))
+        else:
+            conn = self.bind.connection() if isinstance(self.bind, Session) else self.bind
+            for start in range(0, len(doomed), ID_CHUNK):
+                conn.execute(table.delete().where(table.c.id.in_(doomed[start:start + ID_CHUNK])))
+        return out
 
     # --- search
 

@@ -302,8 +302,11 @@ class SqlEventStore:
             {c: bindparam(f"new_{c}") for c in MATCH_COLUMNS})
         rows = changes.select([pl.col("id").alias("the_id"),
                                *(pl.col(c).alias(f"new_{c}") for c in MATCH_COLUMNS)]).to_dicts()
-        with self._conn() as conn:
-            conn.execute(stmt, rows)
+        if isinstance(self.bind, Engine):  # a write: not on the read-only engine _conn() gives
+            with self.bind.begin() as conn:
+                conn.execute(stmt, rows)
+        else:
+            self.bind.execute(stmt, rows)
         return changes.height
 
     def drop_days_before(self, cutoff: date, keep_ids: Iterable[int], *, dry_run: bool = False) -> list[DayDrop]:

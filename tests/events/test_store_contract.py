@@ -286,6 +286,11 @@ def test_rewrite_match_moves_events_between_tenants(env):
         assert frame["constituent_cii"].to_list() == [True] * 5
         # Columns outside the match and classification are untouched.
         assert store.get(env["who"]["b"], ids[0]).source_ip == moved[0]["source_ip"]
+    # A store bound to an engine (a job outside any session) writes in a transaction of its own.
+    back = changes.head(1).with_columns(pl.lit(env["a"]).alias("org_id"))
+    assert event_store(env["engine"], env["kind"]).rewrite_match(back) == 1
+    with env["factory"]() as s:
+        assert event_store(s, env["kind"]).fetch(env["who"]["a"], ids, ["org_id"])["id"].to_list() == ids[:1]
 
 
 def test_unknown_store_is_refused_with_the_setting_named(env):

@@ -234,6 +234,25 @@ def keyset_page(ordered: Callable[..., list[Any]], *, limit: int, after: str | N
     return page
 
 
+def keyset_stream(ordered: Callable[..., list[Any]], *, max_rows: int, batch: int,
+                  state: StreamState | None = None) -> Iterator[Any]:
+    """Every row of a newest-first walk, read ``batch`` rows at a time from a store's
+    ``ordered(limit=, after=)``, at most ``max_rows``; ``state`` counts rows and batches."""
+    state = state if state is not None else StreamState()
+    last: Position | None = None
+    while state.rows < max_rows:
+        size = min(batch, max_rows - state.rows)
+        rows = ordered(limit=size, after=last)
+        if not rows:
+            return
+        state.batches += 1
+        state.rows += len(rows)
+        last = Position(rows[-1].time_source, rows[-1].id)
+        yield from rows
+        if len(rows) < size:
+            return
+
+
 def records(frame: pl.DataFrame) -> list[SimpleNamespace]:
     """The rows of a fetched frame as objects with one attribute per column (for templates and
     response models that read ``e.source_ip``)."""

@@ -61,6 +61,7 @@ from commonwatch.events.store import (
     StreamState,
     check_page_request,
     keyset_page,
+    keyset_stream,
 )
 from commonwatch.i18n import _
 from commonwatch.net import network_bounds
@@ -614,19 +615,8 @@ class ParquetEventStore:
 
     def iter_rows(self, principal: Principal, f: EventFilter, *, max_rows: int, batch: int = 2000,
                   up_to_id: int | None = None, state: StreamState | None = None) -> Iterator[SimpleNamespace]:
-        state = state if state is not None else StreamState()
-        last: Position | None = None
-        while state.rows < max_rows:
-            size = min(batch, max_rows - state.rows)
-            rows = self.ordered(principal, f, limit=size, after=last, up_to_id=up_to_id)
-            if not rows:
-                return
-            state.batches += 1
-            state.rows += len(rows)
-            last = _position(rows[-1])
-            yield from rows
-            if len(rows) < size:
-                return
+        return keyset_stream(partial(self.ordered, principal, f, up_to_id=up_to_id), max_rows=max_rows,
+                             batch=batch, state=state)
 
 
 _CHECKED: set[Path] = set()

@@ -69,6 +69,7 @@ from commonwatch.events.store import (
     StreamState,
     check_page_request,
     keyset_page,
+    keyset_stream,
 )
 from commonwatch.i18n import _
 from commonwatch.net import network_bounds
@@ -466,21 +467,10 @@ class SqlEventStore:
                   up_to_id: int | None = None, state: StreamState | None = None) -> Iterator[Row]:
         """Each batch is its own short read on its own connection, so a long export neither holds
         the whole selection in memory nor keeps a transaction (on SQLite: the write lock) open."""
-        state = state if state is not None else StreamState()
-        last: Position | None = None
         reader = SqlEventStore(self.engine)
         dense = reader.is_dense(principal, f, up_to_id=up_to_id)
-        while state.rows < max_rows:
-            size = min(batch, max_rows - state.rows)
-            rows = reader.ordered(principal, f, limit=size, after=last, up_to_id=up_to_id, dense=dense)
-            if not rows:
-                return
-            state.batches += 1
-            state.rows += len(rows)
-            last = _position(rows[-1])
-            yield from rows
-            if len(rows) < size:
-                return
+        return keyset_stream(partial(reader.ordered, principal, f, up_to_id=up_to_id, dense=dense),
+                             max_rows=max_rows, batch=batch, state=state)
 
 
 # --- the bulk insert --------------------------------------------------------------------------------------

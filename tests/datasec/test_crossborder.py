@@ -15,7 +15,7 @@ from commonwatch.datasec import crossborder as xb
 from commonwatch.datasec import services as ds
 from commonwatch.datasec.ftz import answer_for, load_ftz_lists, parse_ftz_list
 from commonwatch.datasec.models import ApprovalReminder
-from commonwatch.db import make_sessionmaker, session_scope
+from commonwatch.db import session_scope
 from commonwatch.errors import Invalid
 from commonwatch.rules import RulesError
 
@@ -283,18 +283,6 @@ def test_a_leap_day_issue_ends_on_28_february():
 
 
 # --- services: year-to-date totals across the year boundary, reminders (both engines) -------------------
-
-@pytest.fixture
-def store(any_engine):
-    from tests.conftest import build_world
-
-    factory = make_sessionmaker(any_engine)
-    clock = FrozenClock(datetime(2026, 12, 31, 3, 0, tzinfo=UTC))
-    with session_scope(factory, actor="test") as s:
-        s.info["clock"] = clock
-        world = build_world(s, clock)
-    return factory, clock, world
-
 
 def _transfer(factory, clock, org, day: str, ns: int, s: int = 0, recorded: bool = True):
     with session_scope(factory, actor="test") as session:

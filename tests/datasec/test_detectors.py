@@ -30,16 +30,6 @@ TODAY = date(2026, 11, 25)
 N = 3000
 
 
-@pytest.fixture(scope="module")
-def ctx() -> ScanContext:
-    return ScanContext(TODAY, identifier_rules())
-
-
-@pytest.fixture(scope="module")
-def detectors(ctx):
-    return build_detectors(ctx.table)
-
-
 def _detected(values: list[str], ctx, detectors, header: str = "") -> pl.DataFrame:
     return find(pl.Series(values), header, ctx, detectors)
 

@@ -5,16 +5,15 @@ assessment records the choice (issue 14, item 17)."""
 from __future__ import annotations
 
 import copy
-from datetime import UTC, date, datetime
+from datetime import date
 
 import pytest
 import yaml
 
 from commonwatch.access.principal import SYSTEM
-from commonwatch.clock import FrozenClock
 from commonwatch.datasec import crossborder as xb
 from commonwatch.datasec import services as ds
-from commonwatch.db import make_sessionmaker, session_scope
+from commonwatch.db import session_scope
 from commonwatch.rules import RulesError
 from tests.conftest import sign_in
 
@@ -61,18 +60,6 @@ def test_a_malformed_counting_rule_is_refused(mutate, message):
     mutate(data)
     with pytest.raises(RulesError, match=message):
         xb.validate_rules(data, "crossborder.yaml")
-
-
-@pytest.fixture
-def store(any_engine):
-    from tests.conftest import build_world
-
-    factory = make_sessionmaker(any_engine)
-    clock = FrozenClock(datetime(2026, 12, 31, 3, 0, tzinfo=UTC))
-    with session_scope(factory, actor="test") as s:
-        s.info["clock"] = clock
-        world = build_world(s, clock)
-    return factory, clock, world
 
 
 def _assess(factory, clock, org, data, data_dir=None):

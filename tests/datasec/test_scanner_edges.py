@@ -12,7 +12,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from commonwatch.datasec.detectors import ScanContext, build_detectors, find, identifier_rules, luhn_valid, uscc_valid
+from commonwatch.datasec.detectors import find, identifier_rules, luhn_valid, uscc_valid
 from commonwatch.datasec.scanner import scan_path
 from tests.conftest import sign_in
 
@@ -40,16 +40,6 @@ def _by_field(report) -> dict[str, set[str]]:
     for f in report.findings:
         out.setdefault(f.field, set()).add(f.detector)
     return out
-
-
-@pytest.fixture(scope="module")
-def ctx() -> ScanContext:
-    return ScanContext(TODAY, identifier_rules())
-
-
-@pytest.fixture(scope="module")
-def detectors(ctx):
-    return build_detectors(ctx.table)
 
 
 def _found(values: list[str], ctx, detectors, header: str = "") -> list[tuple[str, str]]:

@@ -16,14 +16,12 @@ from pathlib import Path
 import pytest
 
 from commonwatch.access.principal import Principal, Role
-from commonwatch.db import make_engine
 from commonwatch.errors import Invalid
 from commonwatch.events import search
 from commonwatch.events.store.parquet import ParquetEventStore, opened
 from tests.conftest import require_service
 from tests.events.eventdata import as_batch, spread
-from tests.pipeline.helpers import seed_registry
-from tests.pipeline.test_crash import _ingest_cmd, _write_report
+from tests.pipeline.test_crash import _ingest_cmd, prepared_ingest
 
 END = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
 STAFF = Principal(1, "staff@x", Role.ANALYST)
@@ -37,15 +35,9 @@ def _stored(location: Path) -> tuple[int, int]:
 
 
 def test_sigkill_during_ingest_ten_times_then_rerun(sqlite_url, clock, tmp_path):
-    engine = make_engine(sqlite_url)
-    seed_registry(engine, clock)
-    engine.dispose()
-    report = tmp_path / "2026-11-24-scan_telnet-asn-geo.csv"
-    good, _bad = _write_report(report)
     location = tmp_path / "events"
-    env = {**os.environ, "COMMONWATCH_DATABASE_URL": sqlite_url, "COMMONWATCH_DATA_DIR": str(tmp_path / "data"),
-           "COMMONWATCH_BATCH_ROWS": "500", "COMMONWATCH_EVENT_STORE": "parquet",
-           "COMMONWATCH_EVENT_STORE_DIR": str(location)}
+    report, good, _bad, env = prepared_ingest(sqlite_url, clock, tmp_path, COMMONWATCH_EVENT_STORE="parquet",
+                                              COMMONWATCH_EVENT_STORE_DIR=str(location))
     rng = random.Random(20261202)
     for _trial in range(10):
         proc = subprocess.Popen(_ingest_cmd(report), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -51,14 +51,21 @@ def _counts(url) -> tuple[int, int]:
         engine.dispose()
 
 
-def test_sigkill_at_random_points_then_rerun(any_db_url, clock, tmp_path):
-    engine = make_engine(any_db_url)
+def prepared_ingest(url, clock, tmp_path, **settings: str):
+    """The demo registry in the database at ``url``, a report to ingest and the environment of an
+    ingest subprocess (small batches, so a kill lands between commits); ``settings`` add to it."""
+    engine = make_engine(url)
     seed_registry(engine, clock)
     engine.dispose()
     report = tmp_path / "2026-11-24-scan_telnet-asn-geo.csv"
     good, bad = _write_report(report)
-    env = {**os.environ, "COMMONWATCH_DATABASE_URL": any_db_url, "COMMONWATCH_DATA_DIR": str(tmp_path / "data"),
-           "COMMONWATCH_BATCH_ROWS": "500"}
+    env = {**os.environ, "COMMONWATCH_DATABASE_URL": url, "COMMONWATCH_DATA_DIR": str(tmp_path / "data"),
+           "COMMONWATCH_BATCH_ROWS": "500", **settings}
+    return report, good, bad, env
+
+
+def test_sigkill_at_random_points_then_rerun(any_db_url, clock, tmp_path):
+    report, good, bad, env = prepared_ingest(any_db_url, clock, tmp_path)
     rng = random.Random(20261125)
     for _trial in range(4):
         proc = subprocess.Popen(_ingest_cmd(report), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -107,6 +107,12 @@ class EventStore(Protocol):
         holds); per day what went and what stayed, oldest first. ``dry_run`` changes nothing."""
         ...
 
+    def compact(self) -> int:
+        """Merge small storage units written by many small batches into larger ones, with no
+        reader seeing an event twice or missing one; returns how many units were merged (0 where
+        the engine keeps its own layout, as SQL does)."""
+        ...
+
     # --- reading, always under the principal's tenancy
     def search_page(self, principal: Principal, f: EventFilter, *, limit: int = DEFAULT_PAGE_SIZE,
                     after: str | None = None, before: str | None = None, count: bool = True) -> Page:

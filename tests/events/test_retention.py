@@ -127,3 +127,23 @@ def test_the_daily_job_runs_retention_as_the_system(stored, settings, clock, app
     (audit,) = _audits(app)
     assert audit["actor"] == "system retention" and audit["retention_days"] == 402
     assert event_store(engine, "sql").count_capped(SYSTEM, EventFilter())[0] == 100  # the table is untouched
+
+
+def test_warnings_of_dropped_events_go_with_them(stored, settings, clock, app, engine, world):
+    """No foreign key ties a warning to its event (the store may live outside the database):
+    retention removes the warnings of what it drops and keeps those of held and recent events."""
+    from commonwatch.notify.models import EventWarning
+
+    rows, held, folder = stored
+    warned = {"dropped": rows[405][0], "held": next(r for r in rows[402] if r["id"] == held[0]), "recent": rows[3][0]}
+    with session_scope(app.state.sessionmaker, actor="test") as s:
+        for i, r in enumerate(warned.values()):
+            s.add(EventWarning(org_id=world.org_a, event_id=r["id"], obs_key=i, time_source=r["time_source"],
+                               classification_type="scanner", severity="low"))
+    state = SimpleNamespace(settings=settings.model_copy(update={"event_store": "parquet", "event_store_dir": folder}),
+                            sessionmaker=app.state.sessionmaker, clock=clock)
+    run_retention(state)
+    with app.state.sessionmaker() as s:
+        left = set(s.scalars(select(EventWarning.event_id)))
+    assert left == {warned["held"]["id"], warned["recent"]["id"]}
+    assert _audits(app)[0]["warnings_removed"] == 1

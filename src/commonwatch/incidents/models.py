@@ -156,7 +156,9 @@ class IncidentEvent(Base):
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True)
     incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
-    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), index=True)
+    #: The event's id in the event store, which need not live in this database (no foreign key);
+    #: a linked event is under a legal hold, so retention never drops it.
+    event_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer(), "sqlite"), index=True)
     linked_at: Mapped[datetime] = mapped_column(default=utcnow)
     linked_by: Mapped[str] = mapped_column(String(400), default="")
 

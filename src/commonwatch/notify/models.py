@@ -90,7 +90,9 @@ class EventWarning(TenantScoped, Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
-    event_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("events.id", ondelete="CASCADE"))
+    #: The event's id in the event store, which need not live in this database (no foreign key);
+    #: retention removes the warnings of the events it drops.
+    event_id: Mapped[int] = mapped_column(BigInteger)
     #: 64-bit hash of what was observed where (type, identifier, host, port, URL, malware).
     obs_key: Mapped[int] = mapped_column(BigInteger)
     time_source: Mapped[datetime]

@@ -50,6 +50,18 @@ def _quick_password_hashing():
     services._hasher, services._DUMMY_HASH = saved
 
 
+@pytest.fixture(autouse=True)
+def _own_event_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test has an event store of its own: the columnar store's folder is the test's, whatever
+    settings the test builds (the SQL store lives in the test's database anyway)."""
+    from commonwatch.config import get_settings
+
+    monkeypatch.setenv("COMMONWATCH_EVENT_STORE_DIR", str(tmp_path / "event-store"))
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
 def require_service(what: str, reason: str) -> None:
     """Under CI a missing service is a failure; elsewhere the test is skipped."""
     if CI:

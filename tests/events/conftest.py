@@ -6,14 +6,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
 from typer.testing import CliRunner
 
 from commonwatch.cli import app as cli
 from commonwatch.db import session_scope
-from commonwatch.events.models import Event
 from commonwatch.runtime import Runtime, set_runtime
-from tests.events.eventdata import insert_events, spread
+from tests.events.eventdata import insert_events, spread, stored_ids
 
 
 @pytest.fixture
@@ -28,7 +26,7 @@ def events_of(app, world, clock):
                 row["partner_org_id"] = world.partner
         with session_scope(app.state.sessionmaker, actor="test") as session:
             insert_events(session, rows)
-            keys = {r.event_key: r.id for r in session.execute(select(Event.event_key, Event.id))}
+            keys = stored_ids(session, rows)
         for row in rows:
             row["id"] = keys[row["event_key"]]
         return rows

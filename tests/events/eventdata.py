@@ -1,4 +1,5 @@
-"""Events for tests, inserted directly (Core bulk insert) the way the store writes them."""
+"""Events for tests, stored through the configured event store with the ids, batch and storage
+times the test gives (as the pipeline would have left them)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ import polars as pl
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from commonwatch.access.principal import Principal, Role
+from commonwatch.access.principal import SYSTEM, Principal, Role
 from commonwatch.events.models import Event
-from commonwatch.events.store import batch_from_rows
+from commonwatch.events.search import EventFilter
+from commonwatch.events.store import batch_from_rows, event_store
+from commonwatch.events.store.parquet import RENAME
 from commonwatch.net import ip_key
 
 TYPES = ("vulnerable-system", "infected-system", "phishing", "c2-server", "scanner")
@@ -67,11 +70,28 @@ def event_row(i: int, *, at: datetime, org_id: int | None, key_prefix: str = "t"
     return row
 
 
-def insert_events(session: Session, rows: Iterable[dict[str, Any]]) -> None:
+def insert_events(session: Session, rows: Iterable[dict[str, Any]], kind: str | None = None) -> None:
+    """Store ``rows`` (dicts of :func:`event_row`) in the configured store (or the ``kind`` named);
+    a row without ``id`` takes the next one, in order, as the pipeline's append would give it."""
     rows = list(rows)
-    for start in range(0, len(rows), 5000):
-        session.execute(insert(Event), rows[start:start + 5000])
-    session.flush()
+    store = event_store(session, kind)
+    if store.name == "sql":  # the table's own bulk insert keeps each row's batch and storage time
+        for start in range(0, len(rows), 5000):
+            session.execute(insert(Event), rows[start:start + 5000])
+        session.flush()
+        return
+    next_id = store.latest_id(SYSTEM, EventFilter()) + 1
+    ids = [r.get("id") or next_id + i for i, r in enumerate(rows)]
+    frame = batch_from_rows(rows).rename(RENAME, strict=False)
+    store.append_stored(frame.with_columns(
+        pl.Series("id", ids, pl.Int64),
+        pl.Series("batch_id", [r.get("batch_id", 1) for r in rows], pl.Int64),
+        pl.Series("created_at", [r.get("created_at") or r["time_source"] for r in rows], pl.Datetime("us", "UTC"))))
+
+
+def stored_ids(session: Session, rows: Iterable[dict[str, Any]], kind: str | None = None) -> dict[str, int]:
+    """The id the store gave each of ``rows``, by ``event_key``."""
+    return event_store(session, kind).existing_keys([r["event_key"] for r in rows])
 
 
 def spread(n: int, *, end: datetime, org_ids: list[int | None], step: timedelta = timedelta(minutes=1),

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
-
-from commonwatch.events.models import Event
-from tests.events.eventdata import event_row, insert_events
+from tests.events.eventdata import event_row, insert_events, stored_ids
 
 
 def seed(session, world, clock) -> dict[str, int]:
@@ -22,4 +19,4 @@ def seed(session, world, clock) -> dict[str, int]:
 
     row["source_ip_bin"] = ip_key("203.0.113.9")
     insert_events(session, [row])
-    return {"event_id": session.scalar(select(Event.id).where(Event.event_key == row["event_key"]))}
+    return {"event_id": stored_ids(session, [row])[row["event_key"]]}

@@ -48,7 +48,7 @@ def _all_fields(store, ids) -> pl.DataFrame:
 def test_migrate_keeps_every_field_and_id_and_is_audited(run, app, world, engine, tmp_path):
     rows = table_rows(1200, [world.org_a, world.org_b, None], world.partner)
     with session_scope(app.state.sessionmaker, actor="test") as s:
-        insert_events(s, rows)
+        insert_events(s, rows, "sql")
     result = run("events", "migrate-store", "--batch-rows", "250", event_store_dir=tmp_path / "events")
     assert result.exit_code == 0, result.output
     assert "events in the table: 1,200; in the store: 1,200" in result.output
@@ -83,12 +83,12 @@ def test_store_goes_on_past_the_moved_ids(tmp_path):
 def test_a_count_mismatch_exits_non_zero_with_the_numbers(run, app, world, tmp_path):
     rows = table_rows(300, [world.org_a, None])
     with session_scope(app.state.sessionmaker, actor="test") as s:
-        insert_events(s, rows)
+        insert_events(s, rows, "sql")
     assert run("events", "migrate-store", event_store_dir=tmp_path / "events").exit_code == 0
     # An event written to the table below the store's highest id is never moved: the check sees it.
     late = event_row(5000, at=END - timedelta(days=1), org_id=None, key_prefix="late", id=8)
     with session_scope(app.state.sessionmaker, actor="test") as s:
-        insert_events(s, [late])
+        insert_events(s, [late], "sql")
     result = run("events", "migrate-store", event_store_dir=tmp_path / "events")
     assert result.exit_code == 1
     assert "the table holds 301 event(s), the store 300" in result.output
@@ -99,7 +99,7 @@ def test_a_count_mismatch_exits_non_zero_with_the_numbers(run, app, world, tmp_p
 def test_sigkill_mid_migration_then_rerun_stores_each_event_once(app, world, engine, sqlite_url, tmp_path):
     rows = table_rows(20_000, [world.org_a, world.org_b, None], world.partner, step=timedelta(minutes=1))
     with session_scope(app.state.sessionmaker, actor="test") as s:
-        insert_events(s, rows)
+        insert_events(s, rows, "sql")
     location = tmp_path / "events"
     env = {**os.environ, "COMMONWATCH_DATABASE_URL": sqlite_url, "COMMONWATCH_DATA_DIR": str(tmp_path / "data"),
            "COMMONWATCH_EVENT_STORE_DIR": str(location)}
@@ -124,7 +124,7 @@ def test_sigkill_mid_migration_then_rerun_stores_each_event_once(app, world, eng
 def test_move_resumes_from_the_highest_stored_id(app, world, engine, tmp_path):
     rows = table_rows(400, [world.org_a])
     with session_scope(app.state.sessionmaker, actor="test") as s:
-        insert_events(s, rows)
+        insert_events(s, rows, "sql")
     target = ParquetEventStore(tmp_path / "events")
     target.append_stored(SqlEventStore(engine).scan(SYSTEM, ALL, limit=150))
     result = move_events(SqlEventStore(engine), target, batch_rows=100)

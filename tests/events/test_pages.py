@@ -8,13 +8,10 @@ from datetime import timedelta
 from html import unescape
 from urllib.parse import parse_qs, urlsplit
 
-from sqlalchemy import select
-
 from commonwatch.db import session_scope
-from commonwatch.events.models import Event
 from commonwatch.net import ip_key
 from tests.conftest import START, sign_in
-from tests.events.eventdata import event_row, insert_events
+from tests.events.eventdata import event_row, insert_events, stored_ids
 
 ZH = {"Accept-Language": "zh-CN"}
 
@@ -84,7 +81,7 @@ def test_detail_page_shows_every_field_extra_the_org_and_neighbours(app, client,
                                                                         world.org_b))]
     with session_scope(app.state.sessionmaker, actor="test") as s:
         insert_events(s, rows)
-        ids = dict(s.execute(select(Event.event_key, Event.id)).all())
+        ids = stored_ids(s, rows)
     for r in rows:
         r["id"] = ids[r["event_key"]]
     row, same_ip = rows[0], rows[1:3]

@@ -47,7 +47,7 @@ def stored(app, world, engine, clock, tmp_path):
                      for i in range(20)]
         n += 20
     with session_scope(app.state.sessionmaker, actor="test") as s:
-        insert_events(s, [r for day in rows.values() for r in day])
+        insert_events(s, [r for day in rows.values() for r in day], "sql")
         ids = SqlEventStore(s).existing_keys([r["event_key"] for day in rows.values() for r in day])
     for day in rows.values():
         for r in day:

@@ -7,7 +7,6 @@ import ipaddress
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
 
 from commonwatch.access.principal import Principal, Role
 from commonwatch.constituency import services as registry
@@ -17,7 +16,7 @@ from commonwatch.events import search, stats
 from commonwatch.events.models import Event
 from commonwatch.events.store import sql
 from commonwatch.events.store.sql import SqlEventStore
-from tests.events.eventdata import SEVERITIES, insert_events, principals, spread
+from tests.events.eventdata import SEVERITIES, insert_events, principals, spread, stored_ids
 
 END = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
 
@@ -35,8 +34,8 @@ def store(any_engine):
         for i, row in enumerate(rows):
             if i % 10 == 4:
                 row["partner_org_id"] = p
-        insert_events(s, rows)
-        ids = {r.event_key: r.id for r in s.execute(select(Event.event_key, Event.id))}
+        insert_events(s, rows, "sql")
+        ids = stored_ids(s, rows, "sql")
     for row in rows:
         row["id"] = ids[row["event_key"]]
     who = principals(a, b, p)

@@ -30,18 +30,17 @@ def report(**overrides):
 
 
 def insert_events(session, org_id, n, clock, *, rsit=("malicious-code", "infected-system"), start_ip=10):
-    from commonwatch.events.models import Event
+    """``n`` events of ``org_id`` stored through the configured event store; their ids."""
+    from tests.events.eventdata import insert_events as store_events
+    from tests.events.eventdata import stored_ids
 
-    rows = []
-    for i in range(n):
-        e = Event(event_key=f"k-{org_id}-{start_ip}-{i}", time_source=clock.now() - timedelta(hours=3, minutes=i),
-                  time_observation=clock.now() - timedelta(hours=2, minutes=i), feed_name="demo-feed",
-                  source_ip=f"198.51.100.{start_ip + i}", classification_taxonomy=rsit[0],
-                  classification_type=rsit[1], org_id=org_id)
-        session.add(e)
-        rows.append(e)
-    session.flush()
-    return [e.id for e in rows]
+    rows = [{"event_key": f"k-{org_id}-{start_ip}-{i}", "time_source": clock.now() - timedelta(hours=3, minutes=i),
+             "time_observation": clock.now() - timedelta(hours=2, minutes=i), "feed_name": "demo-feed",
+             "source_ip": f"198.51.100.{start_ip + i}", "classification_taxonomy": rsit[0],
+             "classification_type": rsit[1], "org_id": org_id, "created_at": clock.now()} for i in range(n)]
+    store_events(session, rows)
+    ids = stored_ids(session, rows)
+    return [ids[r["event_key"]] for r in rows]
 
 
 @pytest.fixture

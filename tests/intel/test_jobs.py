@@ -1,22 +1,22 @@
 """Events -> indicators by rule, and sightings of live indicators in new events, past a watermark,
-on SQLite and PostgreSQL. Events are inserted directly, as the pipeline stores them."""
+on SQLite and PostgreSQL. Events are stored through the configured event store, as the pipeline stores them."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from commonwatch.clock import FrozenClock
 from commonwatch.config import Settings
 from commonwatch.db import make_sessionmaker, session_scope
-from commonwatch.events.models import Event
 from commonwatch.intel import jobs, services
 from commonwatch.intel.models import Indicator, IntelObject, IntelShare, Sighting
 from commonwatch.net import ip_key
 from commonwatch.rules import RulesError
 from tests.conftest import START
+from tests.events.eventdata import insert_events
 from tests.intel.conftest import indicator_obj
 
 _n = 0
@@ -56,7 +56,7 @@ def test_promotion_and_sightings(env):
         services.store_objects(s, [live, cidr, dom, expired], services.Origin("t", None, None, may_update_any=True),
                                clock.now())
         services.set_shares(s, dom["id"], [], [])
-        s.execute(insert(Event), [
+        insert_events(s, [
             # C2 seen by two feeds -> promoted; by one untrusted feed -> not
             event(clock, ip="192.0.2.10", classification_type="c2-server", feed_name="feed-a", org_id=org),
             event(clock, ip="192.0.2.10", classification_type="c2-server", feed_name="feed-b", tlp="GREEN"),
@@ -89,7 +89,7 @@ def test_promotion_and_sightings(env):
     again = jobs.process_events(sm, settings, clock)
     assert again.events == 0 and again.watermark == result.watermark
     with session_scope(sm, actor="test") as s:
-        s.execute(insert(Event), [event(clock, ip="203.0.113.5", org_id=org)])
+        insert_events(s, [event(clock, ip="203.0.113.5", org_id=org)])
     clock.advance(timedelta(minutes=5))
     jobs.process_events(sm, settings, clock)
     with session_scope(sm) as s:
@@ -105,7 +105,7 @@ def test_promotion_and_sightings(env):
 def test_two_feeds_in_one_run_confirm_a_c2(env):
     sm, clock, settings, org = env
     with session_scope(sm, actor="test") as s:
-        s.execute(insert(Event), [
+        insert_events(s, [
             event(clock, ip="192.0.2.10", classification_type="c2-server", feed_name="feed-a", org_id=org),
             event(clock, ip="192.0.2.10", classification_type="c2-server", feed_name="feed-b", tlp="GREEN")])
     assert jobs.process_events(sm, settings, clock).promoted == 1
@@ -113,7 +113,7 @@ def test_two_feeds_in_one_run_confirm_a_c2(env):
         ind = s.scalar(select(Indicator).where(Indicator.value == "192.0.2.10"))
         assert ind.tlp == "AMBER" and ind.kill_chain_phases[0]["phase_name"] == "command-and-control"
         assert s.scalar(select(IntelShare.org_id).where(IntelShare.stix_id == ind.stix_id)) == org
-        s.execute(insert(Event), [event(clock, ip="192.0.2.10", classification_type="c2-server",
+        insert_events(s, [event(clock, ip="192.0.2.10", classification_type="c2-server",
                                         feed_name="feed-c"),
                                   event(clock, ip="192.0.2.10", classification_type="c2-server",
                                         feed_name="feed-d")])

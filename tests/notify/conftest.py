@@ -14,16 +14,15 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
-from sqlalchemy import insert
 
 from commonwatch.config import Settings
 from commonwatch.db import make_engine, make_sessionmaker, session_scope
-from commonwatch.events.models import Event
 from commonwatch.notify.config import NotifySettings
 from commonwatch.notify.pgp import Keyring, gpg_binary
 from commonwatch.notify.runner import Notifier
 from commonwatch.web.templating import make_environment
 from tests.conftest import CI, build_world
+from tests.events.eventdata import insert_events as store_events
 
 
 def free_port() -> int:
@@ -182,7 +181,8 @@ def event_row(org_id: int | None, *, at: datetime, kind: str = "infected-system"
 
 
 def insert_events(session, rows: list[dict]) -> None:
-    session.execute(insert(Event), rows)
+    """Store ``rows`` through the configured event store."""
+    store_events(session, rows)
 
 
 @pytest.fixture

@@ -4,22 +4,21 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import insert, select
-
-from commonwatch.events.models import Event
 from commonwatch.notify.models import Delivery, EventWarning, Feedback, LedgerEntry, Policy
+from tests.events.eventdata import insert_events, stored_ids
 
 
 def seed(session, world, clock) -> dict[str, int]:
     now = clock.now()
-    session.execute(insert(Event), [{
+    row = {
         "event_key": "SECRET-B-event", "time_source": now - timedelta(hours=1), "time_observation": now,
         "feed_name": "SECRET-B feed", "source_ip": "203.0.113.66", "source_fqdn": "SECRET-B.example",
         "classification_taxonomy": "malicious-code", "classification_type": "infected-system",
         "malware_name": "SECRET-B malware", "extra": {"note": "SECRET-B"}, "org_id": world.org_b,
         "constituent_cii": True, "severity": "high", "tlp": "AMBER", "created_at": now,
-    }])
-    event_id = session.scalar(select(Event.id).where(Event.event_key == "SECRET-B-event"))
+    }
+    insert_events(session, [row])
+    event_id = stored_ids(session, [row])["SECRET-B-event"]
     warning = EventWarning(org_id=world.org_b, event_id=event_id, obs_key=42, time_source=now - timedelta(hours=1),
                            classification_type="infected-system", severity="high", feed_name="SECRET-B feed",
                            disposition="warn", status="open", comment="SECRET-B comment", created_at=now)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import func, select
+import polars as pl
 
+from commonwatch.access.principal import SYSTEM
 from commonwatch.constituency import services as registry
 from commonwatch.constituency.demo import ORGS
 from commonwatch.db import make_sessionmaker, session_scope
-from commonwatch.events.models import Event
+from commonwatch.events.search import EventFilter
+from commonwatch.events.store import COLUMN_TYPES, event_store, records
 from commonwatch.feeds.collect import sources_from_path
 from commonwatch.feeds.registry import get_parser
 from commonwatch.pipeline.runner import RunSummary, ingest_sources
@@ -45,11 +49,19 @@ def ingest(engine, path: Path, feed: str, clock, data_dir: Path | None = None,
                           dedup_window=window)
 
 
-def count_events(engine, *where) -> int:
-    with engine.connect() as conn:
-        return conn.execute(select(func.count()).select_from(Event).where(*where)).scalar_one()
+def count_events(engine) -> int:
+    """How many events the configured store holds."""
+    return event_store(engine).count_capped(SYSTEM, EventFilter(), cap=10**9)[0]
 
 
-def events(engine, *where) -> list:
-    with engine.connect() as conn:
-        return conn.execute(select(Event).where(*where).order_by(Event.id)).all()
+def events(engine, **equal: Any) -> list:
+    """Every stored event (with ``equal`` column values), in id order, as objects with an attribute
+    per stored column; ``extra`` as a dict."""
+    frame = event_store(engine).scan(SYSTEM, [c for c in COLUMN_TYPES if c != "id"], limit=10**7)
+    for column, value in equal.items():
+        frame = frame.filter(pl.col(column) == value)
+    rows = records(frame)
+    for row in rows:
+        if isinstance(row.extra, str):
+            row.extra = json.loads(row.extra)
+    return rows

@@ -14,9 +14,8 @@ import time
 from sqlalchemy import func, select
 
 from commonwatch.db import make_engine
-from commonwatch.events.models import Event
 from commonwatch.pipeline.models import QuarantinedRecord
-from tests.pipeline.helpers import seed_registry
+from tests.pipeline.helpers import count_events, seed_registry
 
 ROWS = 24_000
 BAD_EVERY = 1000  # one malformed row per thousand
@@ -45,7 +44,7 @@ def _counts(url) -> tuple[int, int]:
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
-            return (conn.execute(select(func.count()).select_from(Event)).scalar_one(),
+            return (count_events(engine),
                     conn.execute(select(func.count()).select_from(QuarantinedRecord)).scalar_one())
     finally:
         engine.dispose()

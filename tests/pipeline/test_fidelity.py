@@ -13,7 +13,6 @@ from sqlalchemy import select
 
 from commonwatch.db import make_engine, make_sessionmaker
 from commonwatch.events.export import intelmq_extra
-from commonwatch.events.models import Event
 from commonwatch.pipeline.models import QuarantinedRecord
 from tests.pipeline.helpers import events, ingest, seed_registry
 
@@ -67,7 +66,7 @@ def test_control_characters_are_removed_and_said(db, clock, tmp_path):
     assert (run.events_stored, run.quarantined) == (2, 1)
     assert ("control characters (NUL and the like) were removed from 2 value(s) in extra.banner, "
             "source.reverse_dns") in run.notes
-    first = events(db, Event.source_ip == "198.51.100.4")[0]
+    first = events(db, source_ip="198.51.100.4")[0]
     assert first.source_reverse_dns == "host.example"
     assert first.extra["banner"] == "-ERR[31m unknown\r\ncommand\t'x'"
     with make_sessionmaker(db)() as session:

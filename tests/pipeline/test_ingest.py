@@ -9,7 +9,6 @@ from sqlalchemy import select
 
 from commonwatch.access.models import AuditEntry
 from commonwatch.db import make_sessionmaker
-from commonwatch.events.models import Event
 from commonwatch.pipeline.demo import sample_inputs, samples_dir
 from commonwatch.pipeline.models import IngestRun, QuarantinedRecord
 from commonwatch.pipeline.rematch import rematch
@@ -32,7 +31,7 @@ def test_every_sample_becomes_events(any_engine, clock, path, feed):
     assert run.rows_read == run.events_stored + run.duplicates + run.quarantined
     if path.name in EXPECTED:
         assert (run.events_stored, run.quarantined) == EXPECTED[path.name]
-    stored = events(any_engine, Event.batch_id == run.run_id)
+    stored = events(any_engine, batch_id=run.run_id)
     assert len(stored) == run.events_stored
     for ev in stored:
         assert ev.classification_taxonomy and ev.classification_type and ev.severity and ev.gbt_category

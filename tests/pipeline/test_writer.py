@@ -7,16 +7,28 @@ import pytest
 from sqlalchemy import select, text
 
 from commonwatch.db import make_sessionmaker
-from commonwatch.events.models import Event
 from commonwatch.feeds.collect import sources_from_path
 from commonwatch.feeds.registry import get_parser
 from commonwatch.pipeline.demo import samples_dir
 from commonwatch.pipeline.models import IngestRun
 from commonwatch.pipeline.runner import commit_due, ingest_sources
-from tests.pipeline.helpers import count_events, seed_registry
+from tests.pipeline.helpers import count_events, events, seed_registry
 
 SAMPLE = samples_dir() / "2026-11-24-event4_sinkhole-asn-region-geo.csv"
 
+
+
+@pytest.fixture(autouse=True)
+def _sql_store(monkeypatch):
+    """The batch writer's transactions on the SQL store: these tests delete from the events table
+    and put a trigger on it. The columnar store's own crash and fault tests are in
+    tests/events/test_parquet_store.py."""
+    from commonwatch.config import get_settings
+
+    monkeypatch.setenv("COMMONWATCH_EVENT_STORE", "sql")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
 def run(engine, clock, commit_rows: int, commit_seconds: float = 3600.0):
     return ingest_sources(engine, make_sessionmaker(engine), sources_from_path(SAMPLE, clock.now()),
@@ -26,8 +38,7 @@ def run(engine, clock, commit_rows: int, commit_seconds: float = 3600.0):
 
 
 def stored(engine) -> list[tuple]:
-    with engine.connect() as conn:
-        return sorted(conn.execute(select(Event.event_key, Event.source_ip, Event.org_id, Event.severity)).all())
+    return sorted((e.event_key, e.source_ip, e.org_id, e.severity) for e in events(engine))
 
 
 @pytest.mark.parametrize("commit_rows", [1, 3, 1_000_000])

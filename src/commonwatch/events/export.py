@@ -123,8 +123,9 @@ _JSON_CELLS = (_BY_TYPE["extra"],)
 
 
 def _csv_cells(row: Any) -> list[Any]:
-    """One row (in :data:`store.sql.EXPORT_COLUMNS` order) as CSV cells; only the few typed cells are touched."""
-    cells = list(row)
+    """One row (any store's) as CSV cells in :data:`store.sql.EXPORT_COLUMNS` order; only the few
+    typed cells are touched."""
+    cells = list(_values(row))
     for i in _TIME_CELLS:
         cells[i] = _iso(cells[i])
     for i in _BOOL_CELLS:

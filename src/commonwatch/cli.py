@@ -61,7 +61,20 @@ def init() -> None:
     upgrade(rt.engine)
     console.print(f"data dir: {rt.settings.data_dir}", highlight=False)
     console.print(f"database: {rt.engine.url.render_as_string(hide_password=True)}", highlight=False)
+    _warn_of_events_left_in_table(rt)
     console.print("next: commonwatch user add EMAIL --role admin, then commonwatch serve", highlight=False)
+
+
+def _warn_of_events_left_in_table(rt) -> None:
+    """Say so when events wait in the database's table for ``events migrate-store``: the
+    configured store does not read them."""
+    from commonwatch.events.migrate import events_left_in_table
+
+    left = events_left_in_table(rt.engine, rt.settings)
+    if left:
+        console.print(f"[yellow]warning:[/yellow] {left} event(s) are still in the database's events table, which "
+                      f"the configured event store ({rt.settings.event_store}) does not read; move them with: "
+                      "commonwatch events migrate-store", highlight=False)
 
 
 @app.command()
@@ -79,6 +92,7 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     configure_logging(rt.settings.log_level, rt.settings.log_format)
     if not is_current(rt.engine):
         fail("the database schema is not current; run: commonwatch db upgrade")
+    _warn_of_events_left_in_table(rt)
     application = create_app(rt.settings, clock=rt.clock, engine=rt.engine, run_jobs=jobs)
     uvicorn.run(application, host=host, port=port, log_config=None, proxy_headers=False)
 

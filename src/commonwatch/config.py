@@ -58,9 +58,9 @@ class Settings(BaseSettings):
     login_max_failures_per_ip: int = 30
     max_upload_bytes: int = 25 * 1024 * 1024
     max_import_bytes: int = 50 * 1024 * 1024
-    #: Which event store holds the events: ``sql`` (the database above) or ``parquet`` (immutable
-    #: columnar segments in ``event_store_dir``). See ``events.store``.
-    event_store: str = "sql"
+    #: Which event store holds the events: ``parquet`` (immutable columnar segments in
+    #: ``event_store_dir``) or ``sql`` (the database above). See ``events.store``.
+    event_store: str = "parquet"
     #: The Parquet store's folder; ``<data dir>/events`` when empty.
     event_store_dir: Path | None = None
     #: Events whose ``time.source`` is older than this many days are dropped a whole UTC day at a

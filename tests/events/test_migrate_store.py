@@ -129,3 +129,19 @@ def test_move_resumes_from_the_highest_stored_id(app, world, engine, tmp_path):
     target.append_stored(SqlEventStore(engine).scan(SYSTEM, ALL, limit=150))
     result = move_events(SqlEventStore(engine), target, batch_rows=100)
     assert (result.resumed_after, result.moved, result.matches) == (rows[149]["id"], 250, True)
+
+
+def test_start_up_warns_of_events_left_in_the_table(run, app, world, tmp_path):
+    """An installation upgraded to the columnar default with its events still in the table is told
+    how to move them, and no longer once they are moved (or when the table is the store)."""
+    with session_scope(app.state.sessionmaker, actor="test") as s:
+        insert_events(s, table_rows(30, [world.org_a]), "sql")
+    folder = tmp_path / "events"
+    warned = run("init", event_store="parquet", event_store_dir=folder)
+    assert warned.exit_code == 0, warned.output
+    said = " ".join(warned.output.split())  # the console wraps long lines
+    assert "30 event(s) are still in the database's events table" in said
+    assert "move them with: commonwatch events migrate-store" in said
+    assert "still in the database" not in run("init", event_store="sql").output
+    assert run("events", "migrate-store", event_store_dir=folder).exit_code == 0
+    assert "still in the database" not in run("init", event_store="parquet", event_store_dir=folder).output

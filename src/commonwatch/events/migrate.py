@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from commonwatch.access.principal import SYSTEM
 from commonwatch.events.search import EventFilter
@@ -70,3 +71,16 @@ def move_events(source: EventStore, target: ParquetEventStore, *, batch_rows: in
             on_batch(result, last)
     compare_counts(source, target, result)
     return result
+
+
+def events_left_in_table(engine: Any, settings: Any) -> int:
+    """Events in the database's ``events`` table past the highest id the configured store holds
+    (0 when the table is the store): an installation that kept its events there before the
+    columnar store became the default, and has yet to run ``commonwatch events migrate-store``.
+    Counted up to :data:`COUNT_CAP`."""
+    from commonwatch.events.store import COUNT_CAP, event_store
+
+    if settings.event_store == "sql":
+        return 0
+    after = event_store(engine, settings=settings).latest_id(SYSTEM, EventFilter())
+    return event_store(engine, "sql", settings).scan(SYSTEM, [], after_id=after, limit=COUNT_CAP).height

@@ -199,7 +199,8 @@ def test_stream_reads_in_batches_and_stops_at_the_frozen_selection(app, world, e
         insert_events(s, [late])  # stored after the export was recorded: not part of it
     state = StreamState()
     chunks = list(prepared.stream(state))
-    assert state.batches == 3 and state.rows == 5000  # 2000-row reads, never the whole selection
+    # Reads of at most 2000 rows (a columnar store also cuts at day boundaries), never the whole selection.
+    assert state.batches >= 3 and state.rows == 5000
     keys = [json.loads(x)["event.key"] for c in chunks for x in c.splitlines()]
     assert len(keys) == 5000 and late["event_key"] not in keys
 

@@ -33,7 +33,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
@@ -61,7 +61,6 @@ from commonwatch.events.store import (
     StreamState,
     check_page_request,
     keyset_page,
-    keyset_stream,
 )
 from commonwatch.i18n import _
 from commonwatch.net import network_bounds
@@ -615,8 +614,33 @@ class ParquetEventStore:
 
     def iter_rows(self, principal: Principal, f: EventFilter, *, max_rows: int, batch: int = 2000,
                   up_to_id: int | None = None, state: StreamState | None = None) -> Iterator[SimpleNamespace]:
-        return keyset_stream(partial(self.ordered, principal, f, up_to_id=up_to_id), max_rows=max_rows,
-                             batch=batch, state=state)
+        """Newest first, a UTC day at a time: each day's selection is read and sorted once (not
+        once per batch, as a keyset walk over the whole selection would), from one manifest, so
+        memory holds one day and a compaction meanwhile changes nothing the stream sees."""
+        state = state if state is not None else StreamState()
+        m = self.manifest()
+        days = sorted({datetime.fromisoformat(seg[k]).astimezone(UTC).date()
+                       for seg in m.segments for k in ("min_time", "max_time")}, reverse=True)
+        columns = ["id", *(fd.column for fd in FIELDS)]
+        for day in days:
+            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            end = start + timedelta(days=1)
+            if (f.time_to is not None and start >= f.time_to) or (f.time_from is not None and end <= f.time_from):
+                continue
+            lf = self._lazy(m, max_id=up_to_id, time_from=start, time_to=end).filter(
+                visible_to(principal) & filter_expr(f)
+                & (pl.col("time_source") >= start) & (pl.col("time_source") < end))
+            if up_to_id is not None:
+                lf = lf.filter(pl.col("id") <= up_to_id)
+            lf = lf.sort(["time_source", "id"], descending=True).head(max_rows - state.rows)
+            frame = lf.select(columns).collect()
+            for offset in range(0, frame.height, batch):
+                rows = as_records(frame.slice(offset, batch))
+                state.batches += 1
+                state.rows += len(rows)
+                yield from rows
+            if state.rows >= max_rows:
+                return
 
 
 _CHECKED: set[Path] = set()

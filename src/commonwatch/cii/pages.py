@@ -32,7 +32,7 @@ NAV = [
 ]
 KIND_LABELS = {"software": N_("software"), "hardware": N_("hardware"), "os": N_("operating system"),
                "service": N_("network service")}
-FORMAT_LABELS = {"csv": N_("CSV"), "cyclonedx": N_("CycloneDX JSON (1.4-1.6)"), "spdx": N_("SPDX 2.3 JSON"),
+FORMAT_LABELS = {"csv": N_("CSV file"), "cyclonedx": N_("CycloneDX JSON (1.4-1.6)"), "spdx": N_("SPDX 2.3 JSON file"),
                  "nmap": N_("nmap XML (-sV)")}
 
 

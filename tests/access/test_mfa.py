@@ -207,3 +207,17 @@ def test_an_admin_resets_a_lost_factor_by_api_page_and_cli(app, client, anon, wo
         set_runtime(None)
     with app.state.sessionmaker() as s:
         assert len(s.scalars(select(AuditEntry).where(AuditEntry.action == "mfa.reset")).all()) == 3
+
+
+def test_security_key_routes_answer_bad_input_with_a_clear_4xx(client, world, policy):
+    password_step(client, world.users["coordinator"])
+    csrf = {"X-CSRF-Token": _form_token(client.get("/mfa/enrol").text)}
+    no_ceremony = client.post("/mfa/webauthn/register", json={"credential": {"id": "x"}}, headers=csrf)
+    assert no_ceremony.status_code == 400 and "no security key ceremony" in no_ceremony.json()["error"]
+    options = client.post("/mfa/webauthn/register/options", headers=csrf).json()
+    assert options["rp"]["id"] == "127.0.0.1" and options["user"]["name"] == world.users["coordinator"]
+    garbage = client.post("/mfa/webauthn/register", json={"credential": {"id": "x", "response": {}}}, headers=csrf)
+    assert garbage.status_code == 400 and "not accepted" in garbage.json()["error"]
+    # Half signed in to enrol, not to verify: the sign-in ceremony is refused.
+    assert client.post("/mfa/webauthn/options", headers=csrf).status_code == 409
+    assert client.post("/mfa/webauthn/register/options").status_code == 403  # no CSRF token

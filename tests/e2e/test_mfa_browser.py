@@ -50,3 +50,60 @@ def test_password_then_totp_enrolment_and_sign_in(page, live_url, world, app, cl
     page.click("#totp-form button[type=submit]")
     page.wait_for_url(f"{live_url}/incidents")
     assert page.locator("h1").count() >= 1 and "/login" not in page.url
+
+
+def _virtual_authenticator(page):
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("WebAuthn.enable")
+    cdp.send("WebAuthn.addVirtualAuthenticator", {"options": {
+        "protocol": "ctap2", "transport": "usb", "hasResidentKey": False, "hasUserVerification": True,
+        "isUserVerified": True, "automaticPresenceSimulation": True}})
+    return cdp
+
+
+def test_security_key_registration_sign_in_and_the_sign_counter(page, live_url, world, app, tmp_path):
+    from sqlalchemy import select, update
+
+    from commonwatch.access.mfa_models import WebAuthnCredential
+
+    # WebAuthn wants a domain as the relying party id, so the browser uses localhost.
+    url = live_url.replace("127.0.0.1", "localhost")
+    app.state.auth_settings = AuthSettings(mfa_required_roles=["admin", "coordinator"],
+                                           mfa_key_file=tmp_path / "mfa.key", webauthn_rp_id="localhost",
+                                           webauthn_origin=url)
+    _virtual_authenticator(page)
+    _password(page, url, world.users["coordinator"])
+    page.wait_for_url(re.compile(r"/mfa/enrol\?next="))
+    page.fill("#key-name", "desk key")
+    page.click("#webauthn-register")
+    page.wait_for_selector("#recovery-codes li")
+    assert page.locator("#recovery-codes li").count() == 10
+    page.click("#continue")
+    page.wait_for_url(f"{url}/incidents")
+    with app.state.sessionmaker() as s:
+        key = s.scalars(select(WebAuthnCredential)).one()
+        assert key.name == "desk key" and key.user_id == world.ids["user_coordinator"]
+        first_count = key.sign_count
+
+    page.context.clear_cookies()
+    _password(page, url, world.users["coordinator"])
+    page.wait_for_url(re.compile(r"/mfa\?next="))
+    assert page.locator("#totp-form").count() == 0
+    page.click("#webauthn-signin")
+    page.wait_for_url(f"{url}/incidents")
+    with app.state.sessionmaker() as s:
+        used = s.scalars(select(WebAuthnCredential)).one()
+        assert used.sign_count > first_count and used.last_used_at is not None
+
+    # A counter that does not grow (a cloned key) is refused.
+    with app.state.sessionmaker() as s:
+        s.execute(update(WebAuthnCredential).values(sign_count=10**9))
+        s.commit()
+    page.context.clear_cookies()
+    _password(page, url, world.users["coordinator"])
+    page.wait_for_url(re.compile(r"/mfa\?next="))
+    page.click("#webauthn-signin")
+    page.wait_for_selector("#webauthn-error:not([hidden])")
+    assert "counter" in page.locator("#webauthn-error").inner_text()
+    page.goto(f"{url}/incidents")
+    assert "/login" in page.url

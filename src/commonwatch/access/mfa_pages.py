@@ -7,10 +7,11 @@ import hmac
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from commonwatch.access import mfa
+from commonwatch.access import mfa, securitykeys
 from commonwatch.access import services as access
 from commonwatch.access.authsettings import auth_settings
 from commonwatch.access.models import WebSession
@@ -227,3 +228,81 @@ def admin_reset(user_id: int, request: Request, principal: Principal = Depends(r
     db.commit()
     return redirect(f"/admin/users/{user.id}",
                     _("Second factors reset; the user sets up a new one at the next sign-in."))
+
+
+# --- security keys (WebAuthn); the page script is access/static/webauthn.js -----------------------
+
+class KeyRegistration(BaseModel):
+    credential: dict
+    name: str = ""
+    next: str = "/"
+
+
+class KeyAssertion(BaseModel):
+    credential: dict
+    next: str = "/"
+
+
+def _json_error(exc: Invalid, status_code: int = 400) -> JSONResponse:
+    return JSONResponse({"error": exc.errors[0].reason}, status_code=status_code)
+
+
+@router.post("/mfa/webauthn/register/options")
+def key_register_options(request: Request, ws: WebSession = Depends(mfa_session),
+                         db: Session = Depends(get_db)) -> Response:
+    if ws.mfa_stage == mfa.VERIFY:
+        return JSONResponse({"error": _("Sign in with your second factor first.")}, status_code=409)
+    state = request.app.state
+    options = securitykeys.registration_options(db, auth_settings(state), state.settings, ws)
+    db.commit()
+    return JSONResponse(options)
+
+
+@router.post("/mfa/webauthn/register")
+def key_register(body: KeyRegistration, request: Request, ws: WebSession = Depends(mfa_session),
+                 db: Session = Depends(get_db)) -> Response:
+    if ws.mfa_stage == mfa.VERIFY:
+        return JSONResponse({"error": _("Sign in with your second factor first.")}, status_code=409)
+    state = request.app.state
+    now = state.clock.now()
+    try:
+        securitykeys.register(db, auth_settings(state), state.settings, ws, body.credential, body.name, now)
+    except Invalid as exc:
+        db.commit()  # the challenge is spent either way
+        return _json_error(exc)
+    codes = []
+    if mfa.factors(db, ws.user_id).recovery_left == 0:
+        codes = mfa.new_recovery_codes(db, ws.user, now)
+    if ws.mfa_stage:
+        mfa.complete(db, ws, "webauthn.enrol")
+    db.commit()
+    return JSONResponse({"codes": codes, "next": safe_next(body.next), "message": _("Security key added.")})
+
+
+@router.post("/mfa/webauthn/options")
+def key_sign_in_options(request: Request, ws: WebSession = Depends(mfa_session),
+                        db: Session = Depends(get_db)) -> Response:
+    if ws.mfa_stage != mfa.VERIFY:
+        return JSONResponse({"error": _("Sign in with your password first.")}, status_code=409)
+    state = request.app.state
+    options = securitykeys.authentication_options(db, auth_settings(state), state.settings, ws)
+    db.commit()
+    return JSONResponse(options)
+
+
+@router.post("/mfa/webauthn")
+def key_sign_in(body: KeyAssertion, request: Request, ws: WebSession = Depends(mfa_session),
+                db: Session = Depends(get_db)) -> Response:
+    if ws.mfa_stage != mfa.VERIFY:
+        return JSONResponse({"error": _("Sign in with your password first.")}, status_code=409)
+    state = request.app.state
+    auth = auth_settings(state)
+    try:
+        securitykeys.authenticate(db, auth, state.settings, ws, body.credential, state.clock.now())
+    except Invalid as exc:
+        ended = mfa.failed(db, auth, ws, "webauthn")
+        db.commit()
+        return JSONResponse({"error": exc.errors[0].reason, "ended": ended}, status_code=401)
+    mfa.complete(db, ws, "webauthn")
+    db.commit()
+    return JSONResponse({"next": safe_next(body.next)})

@@ -34,6 +34,40 @@ class AuthSettings(BaseSettings):
     webauthn_rp_id: str = ""
     webauthn_origin: str = ""
     webauthn_rp_name: str = "commonwatch"
+    #: Single sign-on: the rules file that maps groups to roles and organisations; the shipped
+    #: ``rules/sso_mapping.yaml`` when empty.
+    sso_mapping_file: Path | None = None
+    #: OpenID Connect (authorization code flow with PKCE). Empty issuer: no OIDC sign-in. The
+    #: issuer's discovery document, token endpoint and keys are fetched through the outbound
+    #: allowlist, so the issuer must be on it.
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    oidc_scopes: str = "openid email profile"
+    #: Where the provider sends the browser back; ``<base_url>/login/oidc/callback`` when empty.
+    oidc_redirect_uri: str = ""
+    #: The text of the sign-in button ("Sign in with …").
+    oidc_label: str = "single sign-on"
+    #: Hold an OIDC sign-in for commonwatch's own second factor too (off: the identity provider
+    #: is trusted to enforce it).
+    oidc_local_mfa: bool = False
+    #: LDAP. Empty URL: no LDAP sign-in. Either a DN template (``uid={username},ou=people,dc=…``)
+    #: to bind as the user, or a base DN and filter to search with a service account first.
+    ldap_url: str = ""
+    ldap_user_dn_template: str = ""
+    ldap_base_dn: str = ""
+    ldap_user_filter: str = "(uid={username})"
+    ldap_bind_dn: str = ""
+    ldap_bind_password: str = ""
+    #: Where group membership is found: groups under this base whose ``member`` is the user's DN.
+    ldap_group_base_dn: str = ""
+    ldap_group_filter: str = "(|(member={dn})(uniqueMember={dn}))"
+    ldap_email_attribute: str = "mail"
+    ldap_name_attribute: str = "cn"
+    ldap_timeout_seconds: float = 10.0
+    ldap_label: str = "directory account"
+    #: An LDAP sign-in is a password: the second-factor policy applies to it as to a local one.
+    ldap_local_mfa: bool = True
 
     @field_validator("mfa_required_roles", mode="before")
     @classmethod

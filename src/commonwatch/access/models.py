@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from commonwatch.access import mfa_models  # noqa: F401 - registers the second-factor tables
+from commonwatch.access import mfa_models, sso_models  # noqa: F401 - second-factor and sign-on tables
 from commonwatch.clock import utcnow
 from commonwatch.db import Base, BigId
 

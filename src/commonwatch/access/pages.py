@@ -17,6 +17,7 @@ from commonwatch.access import services as access
 from commonwatch.access.authsettings import auth_settings
 from commonwatch.access.models import ApiToken, AuditEntry, User
 from commonwatch.access.principal import Principal, Role, role_label
+from commonwatch.access.sso_pages import sign_on_choices
 from commonwatch.constituency.models import Organisation
 from commonwatch.errors import Invalid, NotFound
 from commonwatch.i18n import N_, _
@@ -38,6 +39,7 @@ def _login_page(request: Request, *, error: str = "", email: str = "", next_url:
     token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(24)
     response = render(request, "access/login.html", {
         "title": _("Sign in"), "error": error, "email": email, "next": next_url, "login_csrf": token,
+        "sign_on": sign_on_choices(request.app.state),
     }, status_code=status_code)
     response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", path="/login",
                         secure=request.app.state.settings.cookie_secure, max_age=3600)
@@ -276,5 +278,7 @@ def audit_page(request: Request, entity: str = "", actor: str = "", page: int = 
 
 
 from commonwatch.access.mfa_pages import router as _mfa_router  # noqa: E402 - the second-factor pages
+from commonwatch.access.sso_pages import router as _sso_router  # noqa: E402 - single sign-on
 
 router.include_router(_mfa_router)
+router.include_router(_sso_router)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
@@ -130,4 +130,83 @@ def oidc_callback(request: Request, db: Session = Depends(get_db)) -> Response:
         return _login_error(request, _("Single sign-on refused: {reason}").format(reason=exc), 403)
     response = signed_in(request, db, auth, user, cookie, next_url, auth.oidc_local_mfa)
     response.delete_cookie(oidc.STATE_COOKIE, path="/login/oidc")
+    return response
+
+
+# --- LDAP -------------------------------------------------------------------------------------------
+
+def _ldap_page(request: Request, *, error: str = "", username: str = "", next_url: str = "/",
+               status_code: int = 200) -> Response:
+    import secrets
+
+    from commonwatch.access.pages import LOGIN_CSRF_COOKIE
+    from commonwatch.web.pages import render
+
+    token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(24)
+    response = render(request, "access/login_ldap.html", {
+        "title": _("Directory sign-in"), "error": error, "username": username, "next": next_url,
+        "login_csrf": token, "label": auth_settings(request.app.state).ldap_label,
+    }, status_code=status_code)
+    response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", path="/login",
+                        secure=request.app.state.settings.cookie_secure, max_age=3600)
+    return response
+
+
+@router.get("/login/ldap")
+def ldap_form(request: Request, next: str | None = None) -> Response:
+    if not auth_settings(request.app.state).ldap_url:
+        raise NotFound()
+    return _ldap_page(request, next_url=safe_next(next))
+
+
+@router.post("/login/ldap")
+def ldap_sign_in(request: Request, username: str = Form(""), password: str = Form(""), next: str = Form("/"),
+                 csrf_token: str = Form(""), db: Session = Depends(get_db)) -> Response:
+    import secrets
+
+    from commonwatch.access import directory
+    from commonwatch.access import services as access
+    from commonwatch.access.models import LoginAttempt
+    from commonwatch.access.pages import LOGIN_CSRF_COOKIE
+
+    state = request.app.state
+    auth = auth_settings(state)
+    if not auth.ldap_url:
+        raise NotFound()
+    next_url = safe_next(next)
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not expected or not secrets.compare_digest(expected, csrf_token):
+        return _ldap_page(request, error=_("The form has expired. Please sign in again."), username=username,
+                          next_url=next_url, status_code=403)
+    now = state.clock.now()
+    ip = client_ip(request)
+    key = f"ldap:{username.strip().lower()}"[:320]
+    try:
+        access.check_rate_limit(db, state.settings, key, ip, now)
+    except access.RateLimited as exc:
+        return _ldap_page(request, error=_("Too many failed attempts. Try again in {minutes} minutes.").format(
+            minutes=max(1, exc.retry_after // 60)), username=username, next_url=next_url, status_code=429)
+    try:
+        found = directory.authenticate(auth, username, password)
+    except directory.Unavailable as exc:
+        log.warning("ldap sign-in: directory unavailable", extra={"reason": str(exc)})
+        return _ldap_page(request, error=_("The directory cannot be reached. Local accounts can still sign in."),
+                          username=username, next_url=next_url, status_code=503)
+    if found is None:
+        db.add(LoginAttempt(email=key, ip=ip, at=now, success=False))
+        audit.record(db, "signin.failed", "users", "", after={"method": "ldap", "username": username, "ip": ip},
+                     actor=f"anonymous {ip}")
+        db.commit()
+        return _ldap_page(request, error=_("Wrong username or password."), username=username, next_url=next_url,
+                          status_code=401)
+    try:
+        user, cookie = provision_and_open(
+            request, db, auth, provider=f"ldap:{auth.ldap_url}", subject=found.dn, email=found.email,
+            name=found.name, groups=set(found.groups), email_verified=True, method="ldap")
+    except sso.Refused as exc:
+        return _ldap_page(request, error=_("Single sign-on refused: {reason}").format(reason=exc),
+                          username=username, next_url=next_url, status_code=403)
+    db.add(LoginAttempt(email=key, ip=ip, at=now, success=True))
+    response = signed_in(request, db, auth, user, cookie, next_url, auth.ldap_local_mfa)
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     return response

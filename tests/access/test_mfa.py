@@ -221,3 +221,10 @@ def test_security_key_routes_answer_bad_input_with_a_clear_4xx(client, world, po
     # Half signed in to enrol, not to verify: the sign-in ceremony is refused.
     assert client.post("/mfa/webauthn/options", headers=csrf).status_code == 409
     assert client.post("/mfa/webauthn/register/options").status_code == 403  # no CSRF token
+
+
+def test_the_factor_pages_end_an_idle_full_session_like_every_other_page(client, world, policy, clock, settings):
+    password_step(client, world.users["analyst"])
+    assert client.get("/account/mfa").status_code == 200
+    clock.advance(timedelta(minutes=settings.session_idle_minutes + 1))
+    assert client.get("/account/mfa", follow_redirects=False).headers["location"].startswith("/login")

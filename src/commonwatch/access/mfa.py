@@ -79,13 +79,19 @@ def hold_session(session: Session, auth: AuthSettings, user: User, cookie: str) 
     return stage
 
 
-def session_for(session: Session, auth: AuthSettings, cookie: str, now: datetime) -> WebSession | None:
+def session_for(session: Session, settings: Settings, auth: AuthSettings, cookie: str,
+                now: datetime) -> WebSession | None:
     """The browser session behind a cookie for the second-factor routes: a half-signed-in one
-    (within ``mfa_pending_minutes``) or a full one; None otherwise."""
-    ws = session.scalar(select(WebSession).where(WebSession.session_hash == access.sha256_hex(cookie)))
-    if ws is None or ws.expires_at <= now or not ws.user.active:
+    (within ``mfa_pending_minutes``) or a full one (as ``access.services.resolve_session`` takes
+    it); None otherwise."""
+    if not cookie:
         return None
-    if ws.mfa_stage and now - ws.created_at > timedelta(minutes=auth.mfa_pending_minutes):
+    ws = session.scalar(select(WebSession).where(WebSession.session_hash == access.sha256_hex(cookie)))
+    if ws is None or ws.mfa_stage is None:
+        return access.resolve_session(session, settings, cookie, now) if ws is not None else None
+    if ws.expires_at <= now or not ws.user.active:
+        return None
+    if now - ws.created_at > timedelta(minutes=auth.mfa_pending_minutes):
         return None
     return ws
 

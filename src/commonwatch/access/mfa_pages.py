@@ -29,7 +29,7 @@ def mfa_session(request: Request, db: Session = Depends(get_db),
     """The browser session, half or fully signed in, for the second-factor routes."""
     state = request.app.state
     cookie = request.cookies.get(SESSION_COOKIE)
-    ws = mfa.session_for(db, auth_settings(state), cookie, state.clock.now()) if cookie else None
+    ws = mfa.session_for(db, state.settings, auth_settings(state), cookie or "", state.clock.now())
     if ws is None:
         raise LoginRequired()
     if request.method not in ("GET", "HEAD", "OPTIONS") and not (

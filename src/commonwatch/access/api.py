@@ -183,4 +183,4 @@ def verify_audit(principal: Principal = Depends(require("audit.read")), db: Sess
 
 from commonwatch.access.mfa_api import router as _mfa_router  # noqa: E402 - a user's second factors
 
-router.include_router(_mfa_router)
+router.routes.extend(_mfa_router.routes)

@@ -280,5 +280,5 @@ def audit_page(request: Request, entity: str = "", actor: str = "", page: int = 
 from commonwatch.access.mfa_pages import router as _mfa_router  # noqa: E402 - the second-factor pages
 from commonwatch.access.sso_pages import router as _sso_router  # noqa: E402 - single sign-on
 
-router.include_router(_mfa_router)
-router.include_router(_sso_router)
+router.routes.extend(_mfa_router.routes)
+router.routes.extend(_sso_router.routes)

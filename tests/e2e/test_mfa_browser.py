@@ -84,6 +84,8 @@ def test_security_key_registration_sign_in_and_the_sign_counter(page, live_url, 
         key = s.scalars(select(WebAuthnCredential)).one()
         assert key.name == "desk key" and key.user_id == world.ids["user_coordinator"]
         first_count = key.sign_count
+    page.goto(f"{url}/account/mfa")
+    assert "desk key" in page.locator("#security-keys").inner_text()
 
     page.context.clear_cookies()
     _password(page, url, world.users["coordinator"])

@@ -201,8 +201,14 @@ def _finish_enrolment(request: Request, db: Session, ws: WebSession, next_url: s
 def account_mfa(request: Request, ws: WebSession = Depends(mfa_session), db: Session = Depends(get_db)) -> Response:
     if ws.mfa_stage:
         return redirect("/mfa")
+    from sqlalchemy import select
+
+    from commonwatch.access.mfa_models import WebAuthnCredential
+
+    keys = db.scalars(select(WebAuthnCredential).where(WebAuthnCredential.user_id == ws.user_id)
+                      .order_by(WebAuthnCredential.id)).all()
     return render(request, "access/mfa_account.html", {
-        "title": _("Sign-in factors"), "factors": mfa.factors(db, ws.user_id),
+        "title": _("Sign-in factors"), "factors": mfa.factors(db, ws.user_id), "keys": keys,
         "required": mfa.required(auth_settings(request.app.state), ws.user),
     })
 

@@ -158,3 +158,9 @@ def test_local_second_factor_can_be_required_for_oidc_too(app, client, world, oi
     resp = sso_sign_in(client)
     assert resp.headers["location"].startswith("/mfa?next=")
     assert client.get("/api/v1/me").status_code == 401
+
+
+def test_the_sign_in_button_has_a_translated_default_label(app, client, world, oidc_on):
+    app.state.auth_settings = oidc_on.model_copy(update={"oidc_label": ""})
+    client.get("/lang/zh-CN")
+    assert "使用单点登录登录" in client.get("/login").text

@@ -46,8 +46,8 @@ class AuthSettings(BaseSettings):
     oidc_scopes: str = "openid email profile"
     #: Where the provider sends the browser back; ``<base_url>/login/oidc/callback`` when empty.
     oidc_redirect_uri: str = ""
-    #: The text of the sign-in button ("Sign in with …").
-    oidc_label: str = "single sign-on"
+    #: The text of the sign-in button ("Sign in with …"); "single sign-on" (translated) when empty.
+    oidc_label: str = ""
     #: Hold an OIDC sign-in for commonwatch's own second factor too (off: the identity provider
     #: is trusted to enforce it).
     oidc_local_mfa: bool = False
@@ -65,7 +65,8 @@ class AuthSettings(BaseSettings):
     ldap_email_attribute: str = "mail"
     ldap_name_attribute: str = "cn"
     ldap_timeout_seconds: float = 10.0
-    ldap_label: str = "directory account"
+    #: "directory account" (translated) when empty.
+    ldap_label: str = ""
     #: An LDAP sign-in is a password: the second-factor policy applies to it as to a local one.
     ldap_local_mfa: bool = True
 

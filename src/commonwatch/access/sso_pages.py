@@ -27,9 +27,9 @@ def sign_on_choices(state) -> dict[str, str]:
     auth = auth_settings(state)
     choices = {}
     if auth.oidc_issuer:
-        choices["oidc"] = auth.oidc_label
+        choices["oidc"] = auth.oidc_label or _("single sign-on")
     if auth.ldap_url:
-        choices["ldap"] = auth.ldap_label
+        choices["ldap"] = auth.ldap_label or _("directory account")
     return choices
 
 
@@ -145,7 +145,7 @@ def _ldap_page(request: Request, *, error: str = "", username: str = "", next_ur
     token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(24)
     response = render(request, "access/login_ldap.html", {
         "title": _("Directory sign-in"), "error": error, "username": username, "next": next_url,
-        "login_csrf": token, "label": auth_settings(request.app.state).ldap_label,
+        "login_csrf": token, "label": sign_on_choices(request.app.state).get("ldap", ""),
     }, status_code=status_code)
     response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", path="/login",
                         secure=request.app.state.settings.cookie_secure, max_age=3600)

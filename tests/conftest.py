@@ -62,6 +62,19 @@ def _own_event_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
     get_settings.cache_clear()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _password_only_sign_in():
+    """The world's admin and coordinator sign in with a password alone; the second-factor policy
+    (admins and coordinators by default) is turned on by tests/access/test_mfa.py where it tests it."""
+    saved = os.environ.get("COMMONWATCH_MFA_REQUIRED_ROLES")
+    os.environ["COMMONWATCH_MFA_REQUIRED_ROLES"] = ""
+    yield
+    if saved is None:
+        os.environ.pop("COMMONWATCH_MFA_REQUIRED_ROLES", None)
+    else:
+        os.environ["COMMONWATCH_MFA_REQUIRED_ROLES"] = saved
+
+
 def require_service(what: str, reason: str) -> None:
     """Under CI a missing service is a failure; elsewhere the test is skipped."""
     if CI:

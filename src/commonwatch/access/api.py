@@ -179,3 +179,8 @@ def list_audit(entity: str | None = None, after_seq: int = 0, limit: int = 100,
 def verify_audit(principal: Principal = Depends(require("audit.read")), db: Session = Depends(get_db)):
     result = audit.verify(db)
     return VerifyOut(ok=result.ok, checked=result.checked, problem=result.problem, seq=result.seq)
+
+
+from commonwatch.access.mfa_api import router as _mfa_router  # noqa: E402 - a user's second factors
+
+router.routes.extend(_mfa_router.routes)

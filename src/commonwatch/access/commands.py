@@ -122,6 +122,9 @@ def audit_verify() -> None:
 
 
 def register(root: typer.Typer) -> None:
+    from commonwatch.access import mfa_commands
+
+    mfa_commands.register(user_app)
     root.add_typer(user_app, name="user")
     root.add_typer(token_app, name="token")
     root.add_typer(audit_app, name="audit")

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from commonwatch.access import mfa_models, sso_models  # noqa: F401 - second-factor and sign-on tables
 from commonwatch.clock import utcnow
 from commonwatch.db import Base, BigId
 
@@ -76,6 +77,11 @@ class WebSession(Base):
     expires_at: Mapped[datetime]
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
     ip: Mapped[str] = mapped_column(String(64), default="")
+    #: Set while the password is checked but a second factor is not: "verify" or "enrol" (see
+    #: access.mfa). Such a session is no sign-in for any page but the second-factor ones.
+    mfa_stage: Mapped[str | None] = mapped_column(String(16))
+    mfa_challenge: Mapped[str | None] = mapped_column(String(200), info=SECRET)
+    mfa_failures: Mapped[int] = mapped_column(Integer, default=0)
 
     user: Mapped[User] = relationship(lazy="joined")
 

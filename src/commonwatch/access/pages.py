@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import secrets
 from datetime import timedelta
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from commonwatch.access import audit
+from commonwatch.access import audit, mfa
 from commonwatch.access import services as access
+from commonwatch.access.authsettings import auth_settings
 from commonwatch.access.models import ApiToken, AuditEntry, User
 from commonwatch.access.principal import Principal, Role, role_label
+from commonwatch.access.sso_pages import sign_on_choices
 from commonwatch.constituency.models import Organisation
 from commonwatch.errors import Invalid, NotFound
 from commonwatch.i18n import N_, _
@@ -36,6 +39,7 @@ def _login_page(request: Request, *, error: str = "", email: str = "", next_url:
     token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(24)
     response = render(request, "access/login.html", {
         "title": _("Sign in"), "error": error, "email": email, "next": next_url, "login_csrf": token,
+        "sign_on": sign_on_choices(request.app.state),
     }, status_code=status_code)
     response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", path="/login",
                         secure=request.app.state.settings.cookie_secure, max_age=3600)
@@ -61,12 +65,13 @@ def login(request: Request, email: str = Form(""), password: str = Form(""), nex
         db.commit()
         return _login_page(request, error=_("Too many failed attempts. Try again in {minutes} minutes.").format(
             minutes=max(1, exc.retry_after // 60)), email=email, next_url=safe_next(next), status_code=429)
+    stage = mfa.hold_session(db, auth_settings(state), *result) if result is not None else None
     db.commit()
     if result is None:
         return _login_page(request, error=_("Wrong email or password."), email=email,
                            next_url=safe_next(next), status_code=401)
     user, cookie = result
-    response = redirect(safe_next(next))
+    response = redirect(f"/mfa?next={quote(safe_next(next))}" if stage else safe_next(next))
     settings = state.settings
     response.set_cookie(SESSION_COOKIE, cookie, httponly=True, samesite="lax", secure=settings.cookie_secure,
                         max_age=int(settings.session_hours * 3600), path="/")
@@ -228,7 +233,7 @@ def user_page(user_id: int, request: Request, principal: Principal = Depends(req
     user = access.get_user(db, user_id)
     return render(request, "access/user.html", {
         "title": user.email, "user": user, "roles": [(r.value, role_label(r)) for r in Role],
-        "orgs": _org_choices(db), "errors": {},
+        "orgs": _org_choices(db), "errors": {}, "factors": mfa.factors(db, user.id),
     })
 
 
@@ -270,3 +275,10 @@ def audit_page(request: Request, entity: str = "", actor: str = "", page: int = 
         "title": _("Audit log"), "entries": list(entries), "entity": entity, "actor": actor, "page": max(page, 1),
         "pages": max(1, -(-total // per_page)), "result": result, "window": timedelta(0),
     })
+
+
+from commonwatch.access.mfa_pages import router as _mfa_router  # noqa: E402 - the second-factor pages
+from commonwatch.access.sso_pages import router as _sso_router  # noqa: E402 - single sign-on
+
+router.routes.extend(_mfa_router.routes)
+router.routes.extend(_sso_router.routes)

@@ -234,6 +234,8 @@ def resolve_session(session: Session, settings: Settings, cookie: str, now: date
     if ws.expires_at <= now or now - ws.last_seen_at > idle or not ws.user.active:
         write_after(session, delete(WebSession).where(WebSession.id == ws.id))
         return None
+    if ws.mfa_stage:  # password checked, second factor not yet: only access.mfa_pages take it
+        return None
     if now - ws.last_seen_at > timedelta(minutes=1):
         write_after(session, update(WebSession).where(WebSession.id == ws.id).values(last_seen_at=now))
     return ws

@@ -39,6 +39,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     settings = settings or get_settings()
     engine = engine or make_engine(settings.effective_database_url)
     capabilities.import_models()
+    from commonwatch.access import audit
+
+    audit.use_key(engine, audit.load_key(settings))  # the key file is made 0600 at first start
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -1,14 +1,16 @@
-"""CLI: ``user add``, ``user list``, ``token create|list|revoke``, ``audit verify``."""
+"""CLI: ``user add``, ``user list``, ``token create|list|revoke``, ``audit verify|anchor``,
+``signin unlock``."""
 
 from __future__ import annotations
 
 import getpass
 import sys
+from pathlib import Path
 
 import typer
 from sqlalchemy import select
 
-from commonwatch.access import audit
+from commonwatch.access import anchor, audit
 from commonwatch.access import services as access
 from commonwatch.access.models import ApiToken, User
 from commonwatch.errors import Invalid
@@ -109,16 +111,36 @@ def token_revoke(token_id: int) -> None:
 
 
 @audit_app.command("verify")
-def audit_verify() -> None:
-    """Check the whole chain; report the first edited, missing or reordered link (exit 1)."""
+def audit_verify(anchors: Path | None = typer.Option(
+        None, help="Anchor file to check against (e.g. a witness's copy); default: the configured one.")) -> None:
+    """Check the whole chain and the anchors; report the first edited, missing or reordered link,
+    a truncation or a rewrite (exit 1)."""
     rt = get_runtime()
+    try:
+        recorded = anchor.read_anchors(anchors or anchor.anchor_path(rt.settings))
+    except anchor.AnchorError as exc:
+        _fail(str(exc))
     with rt.engine.connect() as conn:
-        result = audit.verify(conn)
+        result = audit.verify(conn, anchors=recorded)
+    keyed = f"keyed from link {result.keyed_from}" if result.keyed_from else "NOT keyed"
     if result.ok:
-        typer.echo(f"audit log intact: {result.checked} links")
+        typer.echo(f"audit log intact: {result.checked} links, {keyed}, "
+                   f"{result.anchors_checked} anchors agree")
         return
     typer.echo(f"audit log BROKEN at link {result.seq}: {result.problem} ({result.checked} links good before it)")
     raise typer.Exit(1)
+
+
+@audit_app.command("anchor")
+def audit_anchor() -> None:
+    """Append the chain's head (sequence, hash, time) to the anchor file and send it to the
+    configured witness (webhook or mail)."""
+    rt = get_runtime()
+    try:
+        head = anchor.anchor(rt.settings, rt.engine, rt.clock.now())
+    except (anchor.AnchorError, Invalid) as exc:
+        _fail(str(exc))
+    typer.echo(f"anchored link {head.seq} {head.hash} at {head.at.isoformat()} in {anchor.anchor_path(rt.settings)}")
 
 
 def register(root: typer.Typer) -> None:

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from commonwatch.access import audit
+from commonwatch.access import anchor, audit
 from commonwatch.access import services as access
 from commonwatch.access.models import ApiToken, AuditEntry, User
 from commonwatch.access.principal import Principal, Role, role_label
@@ -265,7 +265,7 @@ def audit_page(request: Request, entity: str = "", actor: str = "", page: int = 
         stmt = stmt.where(AuditEntry.actor.contains(actor))
     total = db.scalar(select(func.count()).select_from(stmt.subquery()))
     entries = db.scalars(stmt.order_by(AuditEntry.seq.desc()).offset((max(page, 1) - 1) * per_page).limit(per_page))
-    result = audit.verify(db) if verify else None
+    result = anchor.verify(db, request.app.state.settings) if verify else None
     return render(request, "access/audit.html", {
         "title": _("Audit log"), "entries": list(entries), "entity": entity, "actor": actor, "page": max(page, 1),
         "pages": max(1, -(-total // per_page)), "result": result, "window": timedelta(0),

@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     login_max_failures: int = 5
     login_window_minutes: int = 15
     login_max_failures_per_ip: int = 30
+    #: Failures of one account from every address together (a guess spread over many addresses).
+    login_max_failures_per_account: int = 100
     #: Reverse proxies (addresses or CIDRs) whose X-Forwarded-For / Forwarded headers name the
     #: client; from any other peer those headers are ignored.
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from commonwatch.access import anchor
+from commonwatch.access import anchor, signin_locks
 from commonwatch.access import services as access
 from commonwatch.access.models import ApiToken, AuditEntry, User
 from commonwatch.access.principal import Principal
@@ -17,6 +17,7 @@ from commonwatch.errors import NotFound
 from commonwatch.web.deps import get_db, require, require_principal
 
 router = APIRouter(tags=["access"])
+router.routes.extend(signin_locks.api_router.routes)
 
 
 class MeOut(BaseModel):

@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 from sqlalchemy import select
 
-from commonwatch.access import anchor, audit
+from commonwatch.access import anchor, audit, signin_limits
 from commonwatch.access import services as access
 from commonwatch.access.models import ApiToken, User
 from commonwatch.errors import Invalid
@@ -19,6 +19,7 @@ from commonwatch.runtime import get_runtime
 user_app = typer.Typer(help="Users and their roles.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens for Authorization: Bearer.", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+signin_app = typer.Typer(help="Sign-in locks after failed attempts.", no_args_is_help=True)
 
 
 def _fail(message: str) -> None:
@@ -143,7 +144,30 @@ def audit_anchor() -> None:
     typer.echo(f"anchored link {head.seq} {head.hash} at {head.at.isoformat()} in {anchor.anchor_path(rt.settings)}")
 
 
+@signin_app.command("locks")
+def signin_locks() -> None:
+    """The locks in force: kind, account, address, failures, until."""
+    rt = get_runtime()
+    with rt.session("cli") as session:
+        for lk in signin_limits.locks(session, rt.settings, rt.clock.now()):
+            typer.echo(f"{lk.kind}\t{lk.email or '-'}\t{lk.ip or '-'}\t{lk.failures}\t{lk.until.isoformat()}")
+
+
+@signin_app.command("unlock")
+def signin_unlock(email: str = typer.Option("", help="The account whose recent failures to forget."),
+                  ip: str = typer.Option("", help="The client address whose recent failures to forget.")) -> None:
+    """Clear a sign-in lock (recorded in the audit log)."""
+    rt = get_runtime()
+    try:
+        with rt.session("cli") as session:
+            cleared = signin_limits.clear(session, rt.settings, rt.clock.now(), email=email, ip=ip)
+    except Invalid as exc:
+        _fail(str(exc))
+    typer.echo(f"cleared {cleared} failed sign-ins", err=True)
+
+
 def register(root: typer.Typer) -> None:
     root.add_typer(user_app, name="user")
     root.add_typer(token_app, name="token")
     root.add_typer(audit_app, name="audit")
+    root.add_typer(signin_app, name="signin")

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from commonwatch.access import anchor, audit
+from commonwatch.access import anchor, audit, signin_locks
 from commonwatch.access import services as access
 from commonwatch.access.models import ApiToken, AuditEntry, User
 from commonwatch.access.principal import Principal, Role, role_label
@@ -23,7 +23,9 @@ from commonwatch.web.nav import NavItem
 from commonwatch.web.pages import redirect, render, safe_next
 
 router = APIRouter()
+router.routes.extend(signin_locks.page_router.routes)
 NAV = [
+    NavItem(label=N_("Sign-in locks"), path="/admin/signin-locks", permission="users.write", order=91),
     NavItem(label=N_("Users"), path="/admin/users", permission="users.read", order=90),
     NavItem(label=N_("Audit log"), path="/audit", permission="audit.read", order=95),
 ]
@@ -59,8 +61,10 @@ def login(request: Request, email: str = Form(""), password: str = Form(""), nex
         result = access.sign_in(db, state.settings, email, password, client_ip(request), state.clock.now())
     except access.RateLimited as exc:
         db.commit()
-        return _login_page(request, error=_("Too many failed attempts. Try again in {minutes} minutes.").format(
-            minutes=max(1, exc.retry_after // 60)), email=email, next_url=safe_next(next), status_code=429)
+        locked = _login_page(request, error=_("Too many failed attempts. Try again in {minutes} minutes.").format(
+            minutes=max(1, -(-exc.retry_after // 60))), email=email, next_url=safe_next(next), status_code=429)
+        locked.headers["Retry-After"] = str(exc.retry_after)
+        return locked
     db.commit()
     if result is None:
         return _login_page(request, error=_("Wrong email or password."), email=email,

@@ -40,7 +40,7 @@ def _login_page(request: Request, *, error: str = "", email: str = "", next_url:
         "title": _("Sign in"), "error": error, "email": email, "next": next_url, "login_csrf": token,
     }, status_code=status_code)
     response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", path="/login",
-                        secure=request.app.state.settings.cookie_secure, max_age=3600)
+                        secure=request.app.state.settings.secure_cookies, max_age=3600)
     return response
 
 
@@ -72,10 +72,11 @@ def login(request: Request, email: str = Form(""), password: str = Form(""), nex
     user, cookie = result
     response = redirect(safe_next(next))
     settings = state.settings
-    response.set_cookie(SESSION_COOKIE, cookie, httponly=True, samesite="lax", secure=settings.cookie_secure,
+    response.set_cookie(SESSION_COOKIE, cookie, httponly=True, samesite="lax", secure=settings.secure_cookies,
                         max_age=int(settings.session_hours * 3600), path="/")
     if LANG_COOKIE not in request.cookies:
-        response.set_cookie(LANG_COOKIE, user.language, max_age=365 * 86400, samesite="lax", path="/")
+        response.set_cookie(LANG_COOKIE, user.language, max_age=365 * 86400, samesite="lax", path="/",
+                            secure=settings.secure_cookies)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     return response
 
@@ -125,7 +126,8 @@ def account_profile(request: Request, name: str = Form(""), language: str = Form
         return _account_page(request, db, principal, errors=exc.by_field(), status_code=422)
     db.commit()
     response = redirect("/account", _("Saved."))
-    response.set_cookie(LANG_COOKIE, user.language, max_age=365 * 86400, samesite="lax", path="/")
+    response.set_cookie(LANG_COOKIE, user.language, max_age=365 * 86400, samesite="lax", path="/",
+                        secure=request.app.state.settings.secure_cookies)
     return response
 
 

@@ -263,3 +263,22 @@ def test_cli_anchor_then_verify_reports_the_truncation(engine, clock, sqlite_url
         assert bad.exit_code == 1 and "link 4" in bad.output and "truncated" in bad.output
     finally:
         set_runtime(None)
+
+
+def test_the_anchor_is_mailed_to_a_witness(engine, clock, tmp_path):
+    from tests.notify.conftest import Sink
+
+    sink = Sink()
+    sink.start()
+    try:
+        settings = _settings(tmp_path, audit_anchor_mail_to="witness@other.example", smtp_host="127.0.0.1",
+                             smtp_port=sink.port, smtp_security="none", mail_from="cert@centre.example")
+        audit.use_key(engine, KEY)
+        _write(engine, clock, 3)
+        head = _anchor(engine, settings, clock)
+    finally:
+        sink.stop()
+        audit.use_key(engine, None)
+    (msg,) = sink.messages
+    assert msg.recipients == ["witness@other.example"]
+    assert head.as_json().encode() in msg.data and b"audit anchor: link 3" in msg.data

@@ -121,7 +121,9 @@ def mail_to_witness(settings: Any, anchor: Anchor) -> None:
     msg["Subject"] = f"commonwatch audit anchor: link {anchor.seq}"
     msg["Date"] = format_datetime(ensure_utc(anchor.at))
     msg["Message-ID"] = make_msgid(domain="commonwatch.invalid")
-    msg.set_content(f"{settings.centre_name}\naudit log head (keep this message)\n\n{anchor.as_json()}\n")
+    # 8bit, not quoted-printable: the anchor line stays whole, easy to copy into `audit verify --anchors`.
+    msg.set_content(f"{settings.centre_name}\naudit log head (keep this message)\n\n{anchor.as_json()}\n",
+                    cte="8bit")
     transport = SmtpTransport(settings)
     try:
         outcome = transport.send(Envelope(settings.mail_from, settings.audit_anchor_mail_to,

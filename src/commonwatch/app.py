@@ -39,6 +39,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     settings = settings or get_settings()
     engine = engine or make_engine(settings.effective_database_url)
     capabilities.import_models()
+    from commonwatch.access import audit
+
+    audit.use_key(engine, audit.load_key(settings))  # the key file is made 0600 at first start
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -80,7 +83,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
         body_limits.update(getattr(module, "BODY_LIMITS", {}))
     app.add_middleware(CommonwatchMiddleware, default_language=settings.default_language,
                        max_body=max(settings.max_upload_bytes, settings.max_import_bytes) + 64 * 1024,
-                       body_limits=body_limits)
+                       body_limits=body_limits, hsts=settings.https)
     BUILD_INFO.labels(__version__).set(1)
     return app
 
@@ -106,8 +109,37 @@ def _add_operational_routes(app: FastAPI) -> None:
         return JSONResponse({"status": "ok", "database": "ok", "version": __version__})
 
     @app.get("/metrics", include_in_schema=False)
-    def metrics() -> Response:
+    def metrics(request: Request) -> Response:
+        refusal = _metrics_refusal(request)
+        if refusal is not None:
+            return refusal
         return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def _metrics_refusal(request: Request) -> Response | None:
+    """/metrics asks for ``metrics_token`` as a bearer token; without one configured it answers only
+    to a loopback peer that is not a trusted proxy (a proxy's requests come from anywhere)."""
+    import hmac
+    import ipaddress
+
+    settings = request.app.state.settings
+    if settings.metrics_token:
+        given = request.headers.get("authorization", "")
+        scheme, _sep, token = given.partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), settings.metrics_token.encode()):
+            return None
+        return JSONResponse({"detail": "a metrics token is required"}, status_code=401,
+                            headers={"WWW-Authenticate": "Bearer"})
+    peer = request.client.host if request.client else ""
+    try:
+        ip = ipaddress.ip_address(peer)
+    except ValueError:
+        ip = None
+    proxied = ip is not None and any(ip in ipaddress.ip_network(t, strict=False) for t in settings.trusted_proxies
+                                     if ipaddress.ip_network(t, strict=False).version == ip.version)
+    if ip is None or not ip.is_loopback or proxied:
+        return JSONResponse({"detail": "metrics answer only to loopback, or set metrics_token"}, status_code=403)
+    return None
 
 
 def _wants_html(request: Request) -> bool:

@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     default_language: str = "en"
     centre_name: str = "commonwatch coordination centre"
     centre_name_zh: str = "commonwatch 协调中心"
+    #: The public URL people and partners reach this centre at; https turns on Secure cookies and HSTS.
     base_url: str = "http://127.0.0.1:8000"
     session_hours: float = 12.0
     session_idle_minutes: float = 120.0
@@ -56,6 +57,25 @@ class Settings(BaseSettings):
     login_max_failures: int = 5
     login_window_minutes: int = 15
     login_max_failures_per_ip: int = 30
+    #: Failures of one account from every address together (a guess spread over many addresses).
+    login_max_failures_per_account: int = 100
+    #: Reverse proxies (addresses or CIDRs) whose X-Forwarded-For / Forwarded headers name the
+    #: client; from any other peer those headers are ignored.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: Bearer token /metrics asks for; empty: /metrics answers only to loopback peers.
+    metrics_token: str = ""
+    #: The audit chain's HMAC key; empty: read (or at first start create, 0600) ``audit_key_file``.
+    audit_key: str = ""
+    #: The key file; ``<data dir>/audit.key`` when empty. Keep it (and a copy) outside the database.
+    audit_key_file: Path | None = None
+    #: Append-only file of anchors (the chain head); ``<data dir>/audit-anchors.jsonl`` when empty.
+    audit_anchor_file: Path | None = None
+    #: Minutes between anchors written by the audit-anchor job; 0 turns the job off.
+    audit_anchor_every_minutes: float = 60.0
+    #: An outside witness each anchor is POSTed to as JSON (through the outbound allowlist).
+    audit_anchor_webhook: str = ""
+    #: An address each anchor is mailed to (through the SMTP settings below).
+    audit_anchor_mail_to: str = ""
     max_upload_bytes: int = 25 * 1024 * 1024
     max_import_bytes: int = 50 * 1024 * 1024
     #: Which event store holds the events: ``parquet`` (immutable columnar segments in
@@ -86,6 +106,29 @@ class Settings(BaseSettings):
     gnupg_home: Path | None = None
     log_format: str = "json"  # json | text
     log_level: str = "INFO"
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: Any) -> Any:
+        import ipaddress
+
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        for entry in value or []:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"trusted_proxies: {entry!r} is not an address or CIDR") from None
+        return value
+
+    @property
+    def https(self) -> bool:
+        """Whether the public URL (``base_url``) is https: cookies are then Secure and HSTS is sent."""
+        return self.base_url.lower().startswith("https://")
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.cookie_secure or self.https
 
     @field_validator("outbound_allowlist", mode="before")
     @classmethod

@@ -21,9 +21,12 @@ class Runtime:
     @cached_property
     def engine(self) -> Engine:
         from commonwatch import capabilities
+        from commonwatch.access import audit
 
         capabilities.import_models()
-        return make_engine(self.settings.effective_database_url)
+        engine = make_engine(self.settings.effective_database_url)
+        audit.use_key(engine, audit.load_key(self.settings))
+        return engine
 
     @cached_property
     def sessionmaker(self) -> sessionmaker[Session]:

@@ -190,10 +190,13 @@ def test_audit_api(client, world):
     assert client.get("/api/v1/audit", headers=world.auth("coordinator")).status_code == 403
 
 
-def test_healthz_and_metrics(anon):
+def test_healthz_and_metrics(app, anon):
+    from fastapi.testclient import TestClient
+
     assert anon.get("/healthz").json()["status"] == "ok"
     anon.get("/login")
-    metrics = anon.get("/metrics")
+    with TestClient(app, client=("127.0.0.1", 50000)) as local:  # /metrics answers loopback (no token set)
+        metrics = local.get("/metrics")
     assert metrics.status_code == 200 and "commonwatch_http_requests_total" in metrics.text
     assert 'route="/login"' in metrics.text
 

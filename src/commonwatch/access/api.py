@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from commonwatch.access import audit
+from commonwatch.access import anchor, signin_locks
 from commonwatch.access import services as access
 from commonwatch.access.models import ApiToken, AuditEntry, User
 from commonwatch.access.principal import Principal
@@ -17,6 +17,7 @@ from commonwatch.errors import NotFound
 from commonwatch.web.deps import get_db, require, require_principal
 
 router = APIRouter(tags=["access"])
+router.routes.extend(signin_locks.api_router.routes)
 
 
 class MeOut(BaseModel):
@@ -176,8 +177,9 @@ def list_audit(entity: str | None = None, after_seq: int = 0, limit: int = 100,
 
 
 @router.get("/audit/verify", response_model=VerifyOut)
-def verify_audit(principal: Principal = Depends(require("audit.read")), db: Session = Depends(get_db)):
-    result = audit.verify(db)
+def verify_audit(request: Request, principal: Principal = Depends(require("audit.read")),
+                 db: Session = Depends(get_db)):
+    result = anchor.verify(db, request.app.state.settings)
     return VerifyOut(ok=result.ok, checked=result.checked, problem=result.problem, seq=result.seq)
 
 

@@ -1,14 +1,16 @@
-"""CLI: ``user add``, ``user list``, ``token create|list|revoke``, ``audit verify``."""
+"""CLI: ``user add``, ``user list``, ``token create|list|revoke``, ``audit verify|anchor``,
+``signin unlock``."""
 
 from __future__ import annotations
 
 import getpass
 import sys
+from pathlib import Path
 
 import typer
 from sqlalchemy import select
 
-from commonwatch.access import audit
+from commonwatch.access import anchor, audit, signin_limits
 from commonwatch.access import services as access
 from commonwatch.access.models import ApiToken, User
 from commonwatch.errors import Invalid
@@ -17,6 +19,7 @@ from commonwatch.runtime import get_runtime
 user_app = typer.Typer(help="Users and their roles.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens for Authorization: Bearer.", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
+signin_app = typer.Typer(help="Sign-in locks after failed attempts.", no_args_is_help=True)
 
 
 def _fail(message: str) -> None:
@@ -109,16 +112,58 @@ def token_revoke(token_id: int) -> None:
 
 
 @audit_app.command("verify")
-def audit_verify() -> None:
-    """Check the whole chain; report the first edited, missing or reordered link (exit 1)."""
+def audit_verify(anchors: Path | None = typer.Option(
+        None, help="Anchor file to check against (e.g. a witness's copy); default: the configured one.")) -> None:
+    """Check the whole chain and the anchors; report the first edited, missing or reordered link,
+    a truncation or a rewrite (exit 1)."""
     rt = get_runtime()
+    try:
+        recorded = anchor.read_anchors(anchors or anchor.anchor_path(rt.settings))
+    except anchor.AnchorError as exc:
+        _fail(str(exc))
     with rt.engine.connect() as conn:
-        result = audit.verify(conn)
+        result = audit.verify(conn, anchors=recorded)
+    keyed = f"keyed from link {result.keyed_from}" if result.keyed_from else "NOT keyed"
     if result.ok:
-        typer.echo(f"audit log intact: {result.checked} links")
+        typer.echo(f"audit log intact: {result.checked} links, {keyed}, "
+                   f"{result.anchors_checked} anchors agree")
         return
     typer.echo(f"audit log BROKEN at link {result.seq}: {result.problem} ({result.checked} links good before it)")
     raise typer.Exit(1)
+
+
+@audit_app.command("anchor")
+def audit_anchor() -> None:
+    """Append the chain's head (sequence, hash, time) to the anchor file and send it to the
+    configured witness (webhook or mail)."""
+    rt = get_runtime()
+    try:
+        head = anchor.anchor(rt.settings, rt.engine, rt.clock.now())
+    except (anchor.AnchorError, Invalid) as exc:
+        _fail(str(exc))
+    typer.echo(f"anchored link {head.seq} {head.hash} at {head.at.isoformat()} in {anchor.anchor_path(rt.settings)}")
+
+
+@signin_app.command("locks")
+def signin_locks() -> None:
+    """The locks in force: kind, account, address, failures, until."""
+    rt = get_runtime()
+    with rt.session("cli") as session:
+        for lk in signin_limits.locks(session, rt.settings, rt.clock.now()):
+            typer.echo(f"{lk.kind}\t{lk.email or '-'}\t{lk.ip or '-'}\t{lk.failures}\t{lk.until.isoformat()}")
+
+
+@signin_app.command("unlock")
+def signin_unlock(email: str = typer.Option("", help="The account whose recent failures to forget."),
+                  ip: str = typer.Option("", help="The client address whose recent failures to forget.")) -> None:
+    """Clear a sign-in lock (recorded in the audit log)."""
+    rt = get_runtime()
+    try:
+        with rt.session("cli") as session:
+            cleared = signin_limits.clear(session, rt.settings, rt.clock.now(), email=email, ip=ip)
+    except Invalid as exc:
+        _fail(str(exc))
+    typer.echo(f"cleared {cleared} failed sign-ins", err=True)
 
 
 def register(root: typer.Typer) -> None:
@@ -128,3 +173,4 @@ def register(root: typer.Typer) -> None:
     root.add_typer(user_app, name="user")
     root.add_typer(token_app, name="token")
     root.add_typer(audit_app, name="audit")
+    root.add_typer(signin_app, name="signin")

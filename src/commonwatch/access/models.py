@@ -129,5 +129,8 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, default=0)
     hash: Mapped[str] = mapped_column(String(64))
+    #: The first link hashed with the audit key (HMAC); earlier links are plain SHA-256. Empty
+    #: while the chain is unkeyed.
+    keyed_from: Mapped[int | None] = mapped_column(Integer)
 
     __audit__ = False

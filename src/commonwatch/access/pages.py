@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from commonwatch.access import audit, mfa
+from commonwatch.access import anchor, audit, mfa, signin_locks
 from commonwatch.access import services as access
 from commonwatch.access.authsettings import auth_settings
 from commonwatch.access.models import ApiToken, AuditEntry, User
@@ -26,7 +26,9 @@ from commonwatch.web.nav import NavItem
 from commonwatch.web.pages import redirect, render, safe_next
 
 router = APIRouter()
+router.routes.extend(signin_locks.page_router.routes)
 NAV = [
+    NavItem(label=N_("Sign-in locks"), path="/admin/signin-locks", permission="users.write", order=91),
     NavItem(label=N_("Users"), path="/admin/users", permission="users.read", order=90),
     NavItem(label=N_("Audit log"), path="/audit", permission="audit.read", order=95),
 ]
@@ -42,7 +44,7 @@ def _login_page(request: Request, *, error: str = "", email: str = "", next_url:
         "sign_on": sign_on_choices(request.app.state),
     }, status_code=status_code)
     response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", path="/login",
-                        secure=request.app.state.settings.cookie_secure, max_age=3600)
+                        secure=request.app.state.settings.secure_cookies, max_age=3600)
     return response
 
 
@@ -63,8 +65,10 @@ def login(request: Request, email: str = Form(""), password: str = Form(""), nex
         result = access.sign_in(db, state.settings, email, password, client_ip(request), state.clock.now())
     except access.RateLimited as exc:
         db.commit()
-        return _login_page(request, error=_("Too many failed attempts. Try again in {minutes} minutes.").format(
-            minutes=max(1, exc.retry_after // 60)), email=email, next_url=safe_next(next), status_code=429)
+        locked = _login_page(request, error=_("Too many failed attempts. Try again in {minutes} minutes.").format(
+            minutes=max(1, -(-exc.retry_after // 60))), email=email, next_url=safe_next(next), status_code=429)
+        locked.headers["Retry-After"] = str(exc.retry_after)
+        return locked
     stage = mfa.hold_session(db, auth_settings(state), *result) if result is not None else None
     db.commit()
     if result is None:
@@ -73,10 +77,11 @@ def login(request: Request, email: str = Form(""), password: str = Form(""), nex
     user, cookie = result
     response = redirect(f"/mfa?next={quote(safe_next(next))}" if stage else safe_next(next))
     settings = state.settings
-    response.set_cookie(SESSION_COOKIE, cookie, httponly=True, samesite="lax", secure=settings.cookie_secure,
+    response.set_cookie(SESSION_COOKIE, cookie, httponly=True, samesite="lax", secure=settings.secure_cookies,
                         max_age=int(settings.session_hours * 3600), path="/")
     if LANG_COOKIE not in request.cookies:
-        response.set_cookie(LANG_COOKIE, user.language, max_age=365 * 86400, samesite="lax", path="/")
+        response.set_cookie(LANG_COOKIE, user.language, max_age=365 * 86400, samesite="lax", path="/",
+                            secure=settings.secure_cookies)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     return response
 
@@ -126,7 +131,8 @@ def account_profile(request: Request, name: str = Form(""), language: str = Form
         return _account_page(request, db, principal, errors=exc.by_field(), status_code=422)
     db.commit()
     response = redirect("/account", _("Saved."))
-    response.set_cookie(LANG_COOKIE, user.language, max_age=365 * 86400, samesite="lax", path="/")
+    response.set_cookie(LANG_COOKIE, user.language, max_age=365 * 86400, samesite="lax", path="/",
+                        secure=request.app.state.settings.secure_cookies)
     return response
 
 
@@ -270,7 +276,7 @@ def audit_page(request: Request, entity: str = "", actor: str = "", page: int = 
         stmt = stmt.where(AuditEntry.actor.contains(actor))
     total = db.scalar(select(func.count()).select_from(stmt.subquery()))
     entries = db.scalars(stmt.order_by(AuditEntry.seq.desc()).offset((max(page, 1) - 1) * per_page).limit(per_page))
-    result = audit.verify(db) if verify else None
+    result = anchor.verify(db, request.app.state.settings) if verify else None
     return render(request, "access/audit.html", {
         "title": _("Audit log"), "entries": list(entries), "entity": entity, "actor": actor, "page": max(page, 1),
         "pages": max(1, -(-total // per_page)), "result": result, "window": timedelta(0),

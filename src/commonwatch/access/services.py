@@ -10,10 +10,10 @@ from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from commonwatch.access import audit
+from commonwatch.access import audit, signin_limits
 from commonwatch.access.models import ApiToken, LoginAttempt, Membership, User, WebSession
 from commonwatch.access.principal import Principal, Role
 from commonwatch.config import Settings
@@ -172,20 +172,11 @@ def resolve_token(session: Session, secret: str, now: datetime) -> ApiToken | No
 
 # --- browser sessions and sign-in -------------------------------------------------------------
 
-class RateLimited(Exception):
-    def __init__(self, retry_after: int):
-        self.retry_after = retry_after
-        super().__init__(f"too many failed sign-ins; try again in {retry_after} s")
+RateLimited = signin_limits.RateLimited
 
 
 def check_rate_limit(session: Session, settings: Settings, email: str, ip: str, now: datetime) -> None:
-    since = now - timedelta(minutes=settings.login_window_minutes)
-    by_email = session.scalar(select(func.count()).where(
-        LoginAttempt.email == email, LoginAttempt.at >= since, LoginAttempt.success.is_(False)))
-    by_ip = session.scalar(select(func.count()).where(
-        LoginAttempt.ip == ip, LoginAttempt.at >= since, LoginAttempt.success.is_(False)))
-    if by_email >= settings.login_max_failures or by_ip >= settings.login_max_failures_per_ip:
-        raise RateLimited(settings.login_window_minutes * 60)
+    signin_limits.check(session, settings, email, ip, now)
 
 
 def sign_in(session: Session, settings: Settings, email: str, password: str, ip: str,

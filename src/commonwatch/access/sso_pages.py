@@ -52,7 +52,7 @@ def signed_in(request: Request, db: Session, auth: AuthSettings, user, cookie: s
     target = safe_next(next_url)
     response = redirect(f"/mfa?next={quote(target)}" if stage else target)
     settings = state.settings
-    response.set_cookie(SESSION_COOKIE, cookie, httponly=True, samesite="lax", secure=settings.cookie_secure,
+    response.set_cookie(SESSION_COOKIE, cookie, httponly=True, samesite="lax", secure=settings.secure_cookies,
                         max_age=int(settings.session_hours * 3600), path="/")
     if LANG_COOKIE not in request.cookies:
         response.set_cookie(LANG_COOKIE, user.language, max_age=365 * 86400, samesite="lax", path="/")
@@ -100,7 +100,7 @@ def oidc_start(request: Request, next: str | None = None) -> Response:
         return _login_error(request, _("Single sign-on is not available: {reason}").format(reason=exc), 502)
     response = redirect(url)
     response.set_cookie(oidc.STATE_COOKIE, cookie, httponly=True, samesite="lax", path="/login/oidc",
-                        secure=state.settings.cookie_secure, max_age=oidc.STATE_SECONDS)
+                        secure=state.settings.secure_cookies, max_age=oidc.STATE_SECONDS)
     return response
 
 
@@ -148,7 +148,7 @@ def _ldap_page(request: Request, *, error: str = "", username: str = "", next_ur
         "login_csrf": token, "label": sign_on_choices(request.app.state).get("ldap", ""),
     }, status_code=status_code)
     response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", path="/login",
-                        secure=request.app.state.settings.cookie_secure, max_age=3600)
+                        secure=request.app.state.settings.secure_cookies, max_age=3600)
     return response
 
 

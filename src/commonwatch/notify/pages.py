@@ -34,7 +34,7 @@ PER_PAGE = 50
 
 
 def _labels() -> dict[str, Any]:
-    return {"status_label": services.status_label, "reason_text": services.reason_text,
+    return {"status_label": services.status_label, "reason_text": services.reason_text, "in_doubt": services.in_doubt,
             "type_label": type_label, "severity_label": severity_label,
             "cadence_label": lambda c: _(policies.CADENCE_LABELS.get(c, c)),
             "channel_label": lambda c: _(policies.CHANNEL_LABELS.get(c, c)), "pick": pick}

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment
@@ -34,6 +35,7 @@ from commonwatch.clock import Clock
 from commonwatch.config import Settings
 from commonwatch.constituency.models import Contact, Organisation, OrgKind
 from commonwatch.errors import Invalid
+from commonwatch.i18n import _, use_language
 from commonwatch.notify import planner, render, webhook
 from commonwatch.notify.config import NotifySettings
 from commonwatch.notify.mail import (
@@ -80,6 +82,12 @@ class RunReport:
                 "repeats": self.plan.repeats, "suppressed": self.plan.suppressed, "queued": self.plan.queued,
                 "deliveries": self.assembled, "recovered": self.recovered, "sent": self.sent,
                 "retry": self.retry, "dead": self.dead, "held": self.held, "seconds": self.seconds}
+
+
+def may_repeat(d: Delivery) -> bool:
+    """Whether a delivery is being sent again after an attempt that may have reached its recipient
+    (held in doubt, then resent): the message then says so."""
+    return any(h.get("outcome") == "resend" and h.get("doubt") for h in d.history or [])
 
 
 @dataclass
@@ -149,7 +157,15 @@ class Notifier:
             stale = session.scalars(select(Delivery).where(Delivery.status == "sending",
                                                            Delivery.lease_until < now)).all()
             for d in stale:
-                if d.handoff_at is not None:
+                written = self._outbox_record(d) if d.handoff_at is not None else None
+                if written is not None:  # the outbox is the record: the file is there or it is not
+                    if written.exists():
+                        self._finish(d, Outcome("sent", "", f"found in the outbox: {written}"), now)
+                    else:
+                        self._finish(d, Outcome.because("retry", "stopped_before"), now)
+                        if d.status == "retry":
+                            d.next_attempt_at = now
+                elif d.handoff_at is not None:
                     self._finish(d, Outcome.because("held", "in_doubt", at=d.handoff_at.isoformat(),
                                                     message_id=d.message_id or d.id), now)
                 else:
@@ -158,6 +174,13 @@ class Notifier:
                         d.next_attempt_at = now  # nothing left the building: try again at once
                 count += 1
         return count
+
+    def _outbox_record(self, d: Delivery) -> Path | None:
+        """Where the outbox would hold this e-mail (no SMTP server configured), else None: the SMTP
+        server keeps no record commonwatch can ask for, so a message handed to it stays in doubt."""
+        if d.channel != "email" or self.settings.smtp_host:
+            return None
+        return self.settings.data_dir / "notify" / "outbox" / f"{d.id:08d}.eml"
 
     def send_due(self, report: RunReport | None = None) -> RunReport:
         report = report or RunReport()
@@ -286,6 +309,13 @@ class Notifier:
             timezone=self.settings.timezone, base_url=self.settings.base_url,
             attach_intelmq=policy.attach_intelmq, inline_per_type=self.nset.inline_events_per_type,
             partner=session.get(Organisation, d.org_id).kind == OrgKind.PARTNER_CERT)
+        if may_repeat(d):
+            with use_language(d.language):
+                digest = replace(
+                    digest, subject=_("[may repeat an earlier message]") + " " + digest.subject,
+                    text=_("This may repeat an earlier message: an earlier attempt to send it may have been "
+                           "delivered, but we could not confirm that. If you received it already, you can "
+                           "ignore this copy.") + "\n\n" + digest.text)
         attachments = [(f"commonwatch-{d.id}.csv", "text/csv", digest.csv)]
         if digest.jsonl is not None:
             attachments.append((f"commonwatch-{d.id}.intelmq.jsonl", "application/x-ndjson", digest.jsonl))
@@ -373,6 +403,8 @@ class Notifier:
         payload = render.webhook_payload(delivery_id=d.id, org_id=d.org_id, org_name=name,
                                          centre=self.settings.centre_name, tlp=tlp, events=events,
                                          summary=summary, now=now)
+        if may_repeat(d):  # an earlier POST may have arrived: the receiver can de-duplicate on delivery_id
+            payload = {**payload, "may_repeat": True}
         body = webhook.body_json(payload)
         d.address, d.tlp, d.event_count = url, tlp, events.height
         session.flush()

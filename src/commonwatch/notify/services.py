@@ -119,6 +119,11 @@ def warning_event(session: Session, warning: EventWarning) -> Any:
     return warning_events(session, [warning]).get(warning.event_id)
 
 
+def in_doubt(d: Delivery) -> bool:
+    """Held because an earlier attempt may have reached the recipient (a run killed mid-send)."""
+    return d.status == "held" and (d.reason or {}).get("code") in ("in_doubt", "in_doubt_connection")
+
+
 def resend(session: Session, principal: Principal, delivery_id: int, now: datetime) -> str:
     """Send a held, dead or cancelled delivery again.
 
@@ -130,8 +135,12 @@ def resend(session: Session, principal: Principal, delivery_id: int, now: dateti
         raise Conflict(_("this delivery is already waiting to be sent"))
     before = {"status": d.status, "attempts": d.attempts}
     if d.channel in ("email", "webhook") and d.status != "cancelled":
+        doubt = in_doubt(d)
         d.status, d.attempts, d.next_attempt_at, d.handoff_at, d.lease_until = "pending", 0, now, None, None
-        d.history = [*(d.history or []), {"at": now.isoformat(), "outcome": "resend", "reason": principal.actor}]
+        entry = {"at": now.isoformat(), "outcome": "resend", "reason": principal.actor}
+        if doubt:  # the message will tell its recipient that it may repeat an earlier one
+            entry["doubt"] = True
+        d.history = [*(d.history or []), entry]
         result = f"delivery {d.id} will be sent again"
     else:
         queued = requeue(session, d, now)

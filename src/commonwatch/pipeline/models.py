@@ -22,8 +22,12 @@ class IngestRun(Base):
     feed: Mapped[str] = mapped_column(String(500))
     source: Mapped[str] = mapped_column(Text)
     actor: Mapped[str] = mapped_column(String(400), default="system")
-    #: running | done | failed (a run killed mid-way stays "running"; re-running the input completes it)
+    #: running | done | failed | interrupted (its process was killed mid-way: the next start finds it,
+    #: see ``runner.mark_interrupted``; re-running the input completes it)
     status: Mapped[str] = mapped_column(String(16), default="running", index=True)
+    #: The process that runs it, so a later start can tell a run whose process is gone.
+    pid: Mapped[int | None] = mapped_column(Integer)
+    host: Mapped[str] = mapped_column(String(255), default="")
     started_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     finished_at: Mapped[datetime | None]
     rows_read: Mapped[int] = mapped_column(Integer, default=0)

@@ -7,7 +7,10 @@ counters, and writes are idempotent, so running the same input again completes t
 
 from __future__ import annotations
 
+import json
+import os
 import queue
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -19,7 +22,7 @@ import polars as pl
 from sqlalchemy import insert, select, update
 from sqlalchemy.engine import Engine
 
-from commonwatch.access.audit import record
+from commonwatch.access.audit import append, record
 from commonwatch.clock import Clock
 from commonwatch.constituency.index import load_index
 from commonwatch.enrichment.services import load_enrichment
@@ -70,11 +73,45 @@ def load_references(engine: Engine, sessionmaker, data_dir: Path | None) -> Refe
         return References(load_index(session), load_enrichment(session), load_taxonomy(data_dir))
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process with that number
+        return True
+    return True
+
+
+def mark_interrupted(engine: Engine, clock: Clock) -> list[int]:
+    """Mark runs left "running" by a process of this host that no longer exists as interrupted
+    (audited); returns their ids. Runs of other hosts are left to those hosts."""
+    host, me = socket.gethostname(), os.getpid()
+    with engine.begin() as conn:
+        running = conn.execute(select(IngestRun.id, IngestRun.pid, IngestRun.feed, IngestRun.source)
+                               .where(IngestRun.status == "running", IngestRun.host == host)).all()
+        gone = [r for r in running if r.pid and r.pid != me and not _alive(r.pid)]
+        now = clock.now()
+        for r in gone:
+            conn.execute(update(IngestRun).where(IngestRun.id == r.id, IngestRun.status == "running").values(
+                status="interrupted", finished_at=now,
+                error=f"interrupted: process {r.pid} on {host} stopped before the run ended; "
+                      "ingest the same input again to complete it (nothing is stored twice)"))
+        if gone:
+            append(conn, [{"actor": "system", "action": "ingest.interrupted", "entity": "ingest_runs",
+                           "entity_id": r.id, "before": None,
+                           "after": json.dumps({"feed": r.feed, "source": r.source, "pid": r.pid, "host": host})}
+                          for r in gone], at=now)
+    return [r.id for r in gone]
+
+
 def start_run(engine: Engine, feed: str, source: str, actor: str, clock: Clock) -> int:
+    mark_interrupted(engine, clock)
     with engine.begin() as conn:
         return int(conn.execute(insert(IngestRun).values(
             feed=feed[:500], source=source, actor=actor, status="running", started_at=clock.now(), notes=[],
-            error="", rows_read=0, events_stored=0, duplicates=0, quarantined=0)).inserted_primary_key[0])
+            error="", rows_read=0, events_stored=0, duplicates=0, quarantined=0, pid=os.getpid(),
+            host=socket.gethostname())).inserted_primary_key[0])
 
 
 def finish_run(sessionmaker, run_id: int, status: str, notes: list[str], error: str, clock: Clock,

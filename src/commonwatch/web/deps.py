@@ -75,7 +75,14 @@ def writes(endpoint: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The client's address; from forwarding headers only when the peer is a trusted proxy."""
+    peer = request.client.host if request.client else "unknown"
+    trusted = request.app.state.settings.trusted_proxies
+    if not trusted:
+        return peer
+    from commonwatch.access.signin_limits import client_address
+
+    return client_address(peer, request.headers, trusted)
 
 
 async def submitted_csrf(request: Request) -> str | None:

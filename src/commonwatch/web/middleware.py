@@ -157,8 +157,10 @@ class CommonwatchMiddleware:
     """One pass over each HTTP request: language, size limit, headers, log line, metrics."""
 
     def __init__(self, app, *, default_language: str = "en", max_body: int = 50 * 1024 * 1024,
-                 body_limits: dict[str, int] | None = None):
+                 body_limits: dict[str, int] | None = None, hsts: bool = False):
         self.app = app
+        #: Strict-Transport-Security on every answer (the public URL is https).
+        self.extra_headers = [(b"strict-transport-security", b"max-age=31536000; includeSubDomains")] if hsts else []
         self.default_language = default_language
         self.max_body = max_body
         #: Path prefixes with their own limit (TAXII announces its max_content_length).
@@ -214,7 +216,7 @@ class CommonwatchMiddleware:
                 status_holder["status"] = message["status"]
                 headers = list(message.get("headers", []))
                 present = {k.lower() for k, _ in headers}
-                headers += [(k, v) for k, v in SECURITY_HEADERS if k not in present]
+                headers += [(k, v) for k, v in SECURITY_HEADERS + self.extra_headers if k not in present]
                 headers.append((b"x-request-id", request_id.encode()))
                 message = {**message, "headers": headers}
             await send(message)

@@ -70,7 +70,7 @@ def safe_next(target: str | None, default: str = "/") -> str:
 def switch_language(language: str, request: Request, next: str | None = None) -> Response:
     chosen = i18n.normalise_language(language) or i18n.DEFAULT_LANGUAGE
     response = RedirectResponse(safe_next(next), status_code=303)
-    secure = request.app.state.settings.cookie_secure
+    secure = request.app.state.settings.secure_cookies
     response.set_cookie(LANG_COOKIE, chosen, max_age=365 * 86400, samesite="lax", secure=secure, path="/")
     return response
 

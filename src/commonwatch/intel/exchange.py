@@ -230,8 +230,8 @@ def poll_due(sessionmaker, settings: Settings, clock) -> dict[str, Any]:
 MISP_TYPE = {"ipv4": "ip-dst", "ipv6": "ip-dst", "cidr": "ip-dst", "domain": "domain", "url": "url",
              "email": "email-src", "md5": "md5", "sha1": "sha1", "sha256": "sha256"}
 FROM_MISP = {"ip-dst": None, "ip-src": None, "domain": "domain", "hostname": "domain", "url": "url", "link": "url",
-             "email-src": "email", "email-dst": "email", "email": "email", "md5": "md5", "sha1": "sha1",
-             "sha256": "sha256"}
+             "email-src": "email", "email-dst": "email", "email": "email", "whois-registrant-email": "email",
+             "md5": "md5", "sha1": "sha1", "sha256": "sha256"}
 DISTRIBUTION = {"CLEAR": 3, "GREEN": 1, "AMBER": 0, "AMBER+STRICT": 0}
 CONFIDENCE_TAG = 'commonwatch:confidence="{n}"'
 

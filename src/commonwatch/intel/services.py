@@ -35,7 +35,7 @@ from commonwatch.intel.models import (
     IntelState,
     Sighting,
 )
-from commonwatch.textio import decode_bytes
+from commonwatch.textio import control_char, control_char_reason, decode_bytes
 
 MS = timedelta(milliseconds=1)
 KILL_CHAIN = "lockheed-martin-cyber-kill-chain"
@@ -448,6 +448,10 @@ def _validate_form(session: Session, form: IndicatorForm, now: datetime, *, curr
     if len(form.name) > 300:
         errors.append(FieldError("name", _("is longer than {n} characters").format(n=300)))
     out["name"], out["description"], out["source"] = form.name.strip(), form.description.strip(), form.source.strip()
+    for key in ("value", "name", "description", "source"):  # a form post or an API body (textio)
+        text = getattr(form, key) or ""
+        if isinstance(text, str) and (code := control_char(text)):
+            errors.append(FieldError(key, control_char_reason(code)))
     out["malware"], out["threat_actors"] = _clean_list(form.malware), _clean_list(form.threat_actors)
     orgs = sorted({int(o) for o in form.share_orgs if str(o).strip()})
     known = set(session.scalars(select(Organisation.id).where(Organisation.id.in_(orgs)))) if orgs else set()

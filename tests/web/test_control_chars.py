@@ -87,3 +87,12 @@ def test_feeds_and_these_doors_share_one_definition():
     assert frame["extra.note"].to_list() == ["ab\tc", "ok"] and found == {"extra.note": 1}
     assert strip_control_text("a\x00b\tc") == ("ab\tc", 1) and control_char("a\x00") == "U+0000"
     assert CONTROL == r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"
+
+
+def test_a_contact_with_a_control_character_is_refused_naming_the_field():
+    from commonwatch.constituency.services import validate_contact_fields
+    from commonwatch.errors import Invalid
+
+    with pytest.raises(Invalid) as exc:
+        validate_contact_fields({"email": "sec@a.example", "name": "Sec\x1fTeam"}, None)
+    assert [e.field for e in exc.value.errors] == ["name"]

@@ -306,6 +306,8 @@ def validate_contact_fields(data: dict[str, Any], now) -> dict[str, Any]:
                 elif not info.can_encrypt:
                     errors.append(FieldError("pgp_key", _("the key {fp} cannot encrypt").format(fp=info.fingerprint)))
                 out.update(pgp_key=key_text, pgp_fingerprint=info.fingerprint, pgp_expires_at=info.expires_at)
+    errors += [FieldError(k, control_char_reason(code)) for k, v in out.items()
+               if k != "pgp_key" and isinstance(v, str) and (code := control_char(v))]
     if errors:
         raise Invalid(errors)
     return out

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from commonwatch.db import session_scope
 from commonwatch.intel import exchange, services, stix
-from commonwatch.intel.models import Indicator
+from commonwatch.intel.models import Indicator, IntelObject
 
 EVENT_UUID = "5f8c2b1e-4c3d-4e6f-9a1b-2c3d4e5f6a7b"
 #: A MISP event as MISP and pymisp write it, with a custom object (no template pymisp knows).
@@ -87,6 +87,8 @@ def test_misp_objects_attributes_imported_or_reported(app, world, clock):
     event = objects_event()
     report, unmapped, rows = _import(app, world, clock, event.to_json())
     assert not report.failures
+    again, _u, _r = _import(app, world, clock, event.to_json())
+    assert again.count("added") == 0  # the observable's derived id and the attributes' ids are stable
     count = rows.pop("count")
     assert {v: k for v, (k, *_r) in rows.items()} == {
         "kit-42.example": "domain", "ns1.kit-42.example": "domain", "owner@kit-42.example": "email",
@@ -97,15 +99,19 @@ def test_misp_objects_attributes_imported_or_reported(app, world, clock):
     assert "whois" in rows["ns1.kit-42.example"][5] and rows["ns1.kit-42.example"][4]
     # everything else is reported with where it was and why; nothing is dropped silently
     reported = {(u.get("object", ""), u.get("relation", ""), u["type"]) for u in unmapped}
-    assert reported == {("whois", "registrar", "whois-registrar"), ("file", "filename", "filename"),
-                        ("file", "size-in-bytes", "size-in-bytes"), ("ip-port", "dst-port", "port"),
-                        ("", "", "port")}
+    assert reported == {("whois", "registrar", "whois-registrar"), ("ip-port", "dst-port", "port"), ("", "", "port")}
     assert all(u["reason"] for u in unmapped)
     assert "whois" in next(u["reason"] for u in unmapped if u.get("relation") == "registrar")
     # every value is accounted for: the url object's host and the whois domain are two MISP attributes
     # with the same value, so two indicators; the composite attribute has two parts
     total = sum(len(o.attributes) for o in event.objects) + 2
-    assert count + len(unmapped) == total and count == len(rows) + 1
+    assert count + len(unmapped) + 2 == total and count == len(rows) + 1  # + the file's name and size
+    # the file object is also one STIX file observable, its id a UUIDv5 (a cyber-observable)
+    with session_scope(app.state.sessionmaker, actor="test") as s:
+        files = [json.loads(o.body) for o in s.scalars(select(IntelObject).where(IntelObject.type == "file"))]
+    assert [(f["name"], f["size"], f["hashes"]) for f in files] == [
+        ("invoice.pdf.exe", 73802, {"SHA-256": "d" * 64, "MD5": "e" * 32})]
+    assert uuid.UUID(files[0]["id"].split("--")[1]).version == 5
     # event tags other than TLP (and galaxies) are labels of every indicator
     assert all(labels == ["campaign:kit-42"] for _k, _t, labels, *_r in rows.values())
     assert all(tlp == "GREEN" for _k, tlp, *_r in rows.values())

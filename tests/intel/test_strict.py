@@ -45,6 +45,10 @@ def misp_event_sample() -> MISPEvent:
     whois.add_attribute("domain", value="bank-login.example")
     whois.add_attribute("registrar", value="Example Registrar Ltd")
     event.add_object(whois)
+    file = MISPObject("file")
+    file.add_attribute("filename", value="statement.pdf.exe")
+    file.add_attribute("sha256", value="f" * 64)
+    event.add_object(file)
     return event
 
 
@@ -117,7 +121,8 @@ def test_misp_conversion_is_strictly_valid():
                                                 now=datetime(2026, 12, 1, tzinfo=UTC))
     bundle = services.bundle_of(objects, CENTRE)
     assert not strict_errors(bundle)
-    assert all(uuid.UUID(o["id"].split("--")[1]).version == 4 for o in bundle["objects"])
+    versions = {o["type"]: uuid.UUID(o["id"].split("--")[1]).version for o in bundle["objects"]}
+    assert versions.pop("file") == 5 and set(versions.values()) == {4}  # UUIDv5 only for the observable
     assert [u["relation"] for u in unmapped] == ["registrar"]
 
 

@@ -388,9 +388,16 @@ def stix_from_misp(event: MISPEvent, *, default_tlp: str, now: datetime,
     event_labels = [t for t in event_tags if not t.lower().startswith(_SPECIAL_TAGS)]
     related: dict[tuple[str, str], dict[str, Any]] = {}
     values: list[_MispValue] = [v for attr in event.attributes for v in _values_of(attr)]
+    observables: list[dict[str, Any]] = []
     for obj in getattr(event, "objects", []) or []:
+        taken: set[str] = set()
+        if str(obj.name) == "file":
+            observable, taken = _file_observable(obj, event_tlp or default_tlp)
+            if observable is not None:
+                observables.append(observable)
         for attr in obj.attributes:
-            values += _values_of(attr, str(obj.name))
+            if attr.object_relation not in taken:
+                values += _values_of(attr, str(obj.name))
     used_ids: set[str] = set()
     for mv in values:
         attr = mv.attr
@@ -475,7 +482,45 @@ def stix_from_misp(event: MISPEvent, *, default_tlp: str, now: datetime,
         if mv.object_name:
             misp |= {"object_name": mv.object_name, "object_relation": mv.relation}
         objects.insert(0, stix.with_tlp(stix.with_extension(obj, misp=misp), label))
-    return list(related.values()) + objects, unmapped
+    return list(related.values()) + observables + objects, unmapped
+
+
+#: A MISP file object's relations that a STIX file observable holds besides its hashes.
+_FILE_PROPERTIES = {"filename": "name", "size-in-bytes": "size", "mimetype": "mime_type"}
+_FILE_HASHES = {"md5": "MD5", "sha1": "SHA-1", "sha256": "SHA-256", "sha512": "SHA-512"}
+
+
+def _file_observable(obj: Any, label: str) -> tuple[dict[str, Any] | None, set[str]]:
+    """A MISP ``file`` object as a STIX file observable (a cyber-observable: its UUIDv5 id comes from
+    its ID contributing properties, as STIX 2.1 section 2.9 says; the stix2 library makes it), and
+    the relations it took that no indicator needs (its name, size, MIME type). Hashes also become
+    indicators."""
+    import stix2
+
+    props: dict[str, Any] = {}
+    hashes: dict[str, str] = {}
+    taken: set[str] = set()
+    for attr in obj.attributes:
+        rel, value = attr.object_relation, str(attr.value).strip()
+        if rel in _FILE_HASHES and value:
+            hashes[_FILE_HASHES[rel]] = value.lower()
+        elif rel in _FILE_PROPERTIES and value and rel not in taken:
+            if rel == "size-in-bytes":
+                try:
+                    props["size"] = int(value)
+                except ValueError:
+                    continue
+            else:
+                props[_FILE_PROPERTIES[rel]] = value
+            taken.add(rel)
+    if not (props.get("name") or hashes):
+        return None, set()
+    try:
+        sco = stix2.File(**props, **({"hashes": hashes} if hashes else {}),
+                         object_marking_refs=[stix.TLP2_MARKINGS[label]])
+    except Exception:  # stix2 refuses a bad value: leave every relation to the per-attribute path
+        return None, set()
+    return json.loads(sco.serialize()), taken
 
 
 def _known_ids(session: Session, event: MISPEvent) -> dict[Any, str]:

@@ -12,7 +12,7 @@ import pytest
 from commonwatch.db import session_scope
 from commonwatch.intel import services, stix
 
-CENTRE = stix.centre_identity("Test Centre", "http://testserver")
+CENTRE = stix.centre_identity("Test Centre", "http://testserver", "3b5c1a70-33f8-4d4e-9a51-0a4c2a1b7e01")
 TAXII = "application/taxii+json;version=2.1"
 
 

@@ -26,6 +26,7 @@ from commonwatch.errors import FieldError, Invalid, NotFound
 from commonwatch.i18n import _, pick
 from commonwatch.net import ip_key, network_bounds
 from commonwatch.rules import load_rules
+from commonwatch.textio import control_char, control_char_reason
 from commonwatch.validation import (
     normalise_domain,
     normalise_email,
@@ -127,6 +128,9 @@ def validate_org_fields(session: Session, data: dict[str, Any], org: Organisatio
                 elif org is not None and _would_cycle(session, org.id, parent_id):
                     errors.append(FieldError("parent_id", _("would make the organisation its own ancestor")))
                 out["parent_id"] = parent_id
+    # a form post or an API body: a control character is refused naming the field (textio)
+    errors += [FieldError(k, control_char_reason(code)) for k, v in out.items()
+               if isinstance(v, str) and (code := control_char(v))]
     if errors:
         raise Invalid(errors)
     kind = out.get("kind", org.kind if org else None)
@@ -302,6 +306,8 @@ def validate_contact_fields(data: dict[str, Any], now) -> dict[str, Any]:
                 elif not info.can_encrypt:
                     errors.append(FieldError("pgp_key", _("the key {fp} cannot encrypt").format(fp=info.fingerprint)))
                 out.update(pgp_key=key_text, pgp_fingerprint=info.fingerprint, pgp_expires_at=info.expires_at)
+    errors += [FieldError(k, control_char_reason(code)) for k, v in out.items()
+               if k != "pgp_key" and isinstance(v, str) and (code := control_char(v))]
     if errors:
         raise Invalid(errors)
     return out

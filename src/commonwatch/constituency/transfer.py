@@ -29,7 +29,7 @@ from commonwatch.db import scope
 from commonwatch.errors import FieldError, Invalid
 from commonwatch.exports import csv_text
 from commonwatch.i18n import _
-from commonwatch.textio import decode_bytes
+from commonwatch.textio import control_char, control_char_reason, decode_bytes
 from commonwatch.validation import normalise_domain, normalise_email, parse_asn, parse_cidr, parse_registry_network
 
 CSV_COLUMNS = ("name", "name_local", "kind", "sector", "country", "region", "parent", "networks", "asns",
@@ -150,10 +150,27 @@ def read_json(text: str) -> tuple[list[Record], list[RowError]]:
     return records, errors
 
 
+def _control_errors(record: Record) -> list[RowError]:
+    """A control character in any text of a record, refused naming the line and field (textio)."""
+    out, stack = [], [(str(k), v) for k, v in record.data.items()]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str) and (code := control_char(value)):
+            out.append(RowError(record.line, path, control_char_reason(code)))
+        elif isinstance(value, dict):
+            stack += [(f"{path}.{k}", v) for k, v in value.items()]
+        elif isinstance(value, list):
+            stack += [(f"{path}.{i}", v) for i, v in enumerate(value)]
+    return sorted(out, key=lambda e: e.field)
+
+
 def read_file(raw: bytes, fmt: str | None = None, filename: str = "") -> tuple[list[Record], list[RowError]]:
     text = decode_bytes(raw)
     fmt = fmt or ("json" if filename.lower().endswith(".json") or text.lstrip()[:1] in ("[", "{") else "csv")
-    return read_json(text) if fmt == "json" else read_csv(text)
+    records, errors = read_json(text) if fmt == "json" else read_csv(text)
+    bad = [_control_errors(r) for r in records]
+    errors += [e for found in bad for e in found]
+    return [r for r, found in zip(records, bad, strict=True) if not found], errors
 
 
 # --- applying ------------------------------------------------------------------------------------

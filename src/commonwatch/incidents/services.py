@@ -48,6 +48,7 @@ from commonwatch.incidents.models import (
 )
 from commonwatch.incidents.rules import ROUTE_KEYS, TLP_LABELS, IncidentRules
 from commonwatch.incidents.timing import parse_time
+from commonwatch.textio import control_char, control_char_reason
 
 log = logging.getLogger("commonwatch.incidents")
 
@@ -133,6 +134,8 @@ def _text(data: dict[str, Any], key: str, errors: list[FieldError]) -> str:
     text = "" if value is None else str(value).strip()
     if len(text) > TEXT_LIMITS.get(key, 20000):
         errors.append(FieldError(key, _("is longer than {n} characters").format(n=TEXT_LIMITS[key])))
+    if code := control_char(text):  # a form post or a report file: refused naming the field (textio)
+        errors.append(FieldError(key, control_char_reason(code)))
     return text
 
 

@@ -85,8 +85,23 @@ def _out(ind: Indicator, now: datetime) -> IndicatorOut:
 
 
 def centre_of(request: Request) -> dict[str, Any]:
-    s = request.app.state.settings
-    return stix.centre_identity(s.centre_name, s.base_url)
+    """The centre's STIX identity (its id read once from the database, then kept on the app)."""
+    state = request.app.state
+    ident = getattr(state, "intel_centre_uuid", None)
+    if ident is None:
+        from commonwatch.db import read_only_engine, session_scope
+        from commonwatch.intel.models import IntelState
+
+        # The migration made it: a read that never waits behind the request's own write lock.
+        with state.sessionmaker(bind=read_only_engine(state.engine)) as session:
+            row = session.get(IntelState, services.CENTRE_KEY)
+            ident = row.value if row is not None else None
+        if ident is None:
+            with session_scope(state.sessionmaker, actor="system intel") as session:
+                ident = services.centre_uuid(session)
+        state.intel_centre_uuid = ident
+    s = state.settings
+    return stix.centre_identity(s.centre_name, s.base_url, ident)
 
 
 def _filter(q: str, kind: str, tlp: str, status: str, source: str) -> services.IndicatorFilter:

@@ -63,7 +63,7 @@ def intel_export(format: str = typer.Option("stix", help="stix, misp or csv"),
                  output: Path = typer.Option(None, "-o", "--output", help="File to write (default stdout).")) -> None:
     """Export indicators (as the centre sees them; TLP:RED only reaches named people, so not here)."""
     from commonwatch.exports import csv_text
-    from commonwatch.intel import exchange, services, stix
+    from commonwatch.intel import exchange, services
 
     rt = get_runtime()
     now = rt.clock.now()
@@ -75,7 +75,7 @@ def intel_export(format: str = typer.Option("stix", help="stix, misp or csv"),
             text = json.dumps({"Event": json.loads(exchange.misp_event(session, rows, info="commonwatch export",
                                                                        now=now).to_json())}, ensure_ascii=False)
         else:
-            centre = stix.centre_identity(rt.settings.centre_name, rt.settings.base_url)
+            centre = services.centre(session, rt.settings)
             text = json.dumps(services.export_bundle(session, SYSTEM, [r.stix_id for r in rows], centre=centre),
                               ensure_ascii=False, indent=1)
     if output:

@@ -13,6 +13,7 @@ import json
 import logging
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -229,8 +230,8 @@ def poll_due(sessionmaker, settings: Settings, clock) -> dict[str, Any]:
 MISP_TYPE = {"ipv4": "ip-dst", "ipv6": "ip-dst", "cidr": "ip-dst", "domain": "domain", "url": "url",
              "email": "email-src", "md5": "md5", "sha1": "sha1", "sha256": "sha256"}
 FROM_MISP = {"ip-dst": None, "ip-src": None, "domain": "domain", "hostname": "domain", "url": "url", "link": "url",
-             "email-src": "email", "email-dst": "email", "email": "email", "md5": "md5", "sha1": "sha1",
-             "sha256": "sha256"}
+             "email-src": "email", "email-dst": "email", "email": "email", "whois-registrant-email": "email",
+             "md5": "md5", "sha1": "sha1", "sha256": "sha256"}
 DISTRIBUTION = {"CLEAR": 3, "GREEN": 1, "AMBER": 0, "AMBER+STRICT": 0}
 CONFIDENCE_TAG = 'commonwatch:confidence="{n}"'
 
@@ -270,29 +271,47 @@ def misp_event(session: Session, indicators: list[Indicator], *, info: str, even
     for ind in indicators:
         if ind.kind not in MISP_TYPE:
             continue
-        extra = ind.extra or {}
+        misp = stix.extension_of(ind.extra or {}).get("misp") or {}
+        kind_type = misp.get("attribute_type") or MISP_TYPE[ind.kind]
+        if "|" in kind_type:  # one part of a composite attribute: the part's own type is not known
+            kind_type = MISP_TYPE[ind.kind]
         attr = MISPAttribute()
-        attr.from_dict(type=extra.get("x_misp_type", MISP_TYPE[ind.kind]), value=ind.value,
-                       category=extra.get("x_misp_category", "Network activity" if ind.kind in
-                                          ("ipv4", "ipv6", "cidr", "domain", "url") else "Payload delivery"),
-                       to_ids=bool(extra.get("x_misp_to_ids", "malicious-activity" in (ind.indicator_types or []))),
-                       comment=ind.name or "", uuid=ind.stix_id.split("--", 1)[1],
+        attr.from_dict(type=kind_type, value=ind.value,
+                       category=misp.get("category") or ("Network activity" if ind.kind in
+                                                         ("ipv4", "ipv6", "cidr", "domain", "url")
+                                                         else "Payload delivery"),
+                       to_ids=bool(misp.get("to_ids", "malicious-activity" in (ind.indicator_types or []))),
+                       comment=misp.get("comment", ind.name) if misp else (ind.name or ""),
+                       uuid=ind.stix_id.split("--", 1)[1],
                        distribution=DISTRIBUTION.get(ind.tlp, 0))
         attr.first_seen = ind.valid_from
         if ind.valid_until:
             attr.last_seen = ind.valid_until
         attr.add_tag(_tlp_tag(ind.tlp))
+        # Malware families and actors go out in one form, the galaxy tag: MISP links it to the
+        # galaxy's cluster (synonyms, references) and our import turns it back into the STIX object
+        # and its relationship. A plain ``malware:<name>`` label becomes the same galaxy tag.
+        galaxy: dict[tuple[str, str], str] = {}
         for ref in ind.related or []:
             kind, name = names.get(ref, (None, None))
-            if kind == "malware":
-                attr.add_tag(f'misp-galaxy:malpedia="{name}"')
-            elif kind in ("threat-actor", "intrusion-set"):
-                attr.add_tag(f'misp-galaxy:threat-actor="{name}"')
+            if kind == "malware" and name:
+                galaxy.setdefault(("malware", name.lower()), f'misp-galaxy:malpedia="{name}"')
+            elif kind in ("threat-actor", "intrusion-set") and name:
+                galaxy.setdefault(("threat-actor", name.lower()), f'misp-galaxy:threat-actor="{name}"')
+        plain = []
+        for label in ind.labels or []:
+            found = _galaxy_of(label) if label.lower().startswith("malware:") else None
+            if found is not None:
+                galaxy.setdefault((found[0], found[1].lower()), f'misp-galaxy:malpedia="{found[1]}"')
+            else:
+                plain.append(label)
+        for tag in galaxy.values():
+            attr.add_tag(tag)
         for phase in ind.kill_chain_phases or []:
             attr.add_tag(f"kill-chain:{phase['phase_name']}")
         if ind.confidence is not None:
             attr.add_tag(CONFIDENCE_TAG.format(n=ind.confidence))
-        for label in ind.labels or []:
+        for label in plain:
             attr.add_tag(label)
         event.add_attribute(**attr.to_dict())
     return event
@@ -307,64 +326,143 @@ def _related_names(session: Session, refs: list[str]) -> dict[str, tuple[str, st
     return out
 
 
-def stix_from_misp(event: MISPEvent, *, default_tlp: str, now: datetime
-                   ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
-    """STIX objects for a MISP event's attributes, and a report of what was not mapped (and why)."""
+#: Tag prefixes that carry meaning of their own (not labels).
+_SPECIAL_TAGS = ("tlp:", "misp-galaxy:", "kill-chain:", "commonwatch:confidence=", "malware:")
+#: Galaxy families whose clusters are threat actors (the rest are taken as malware families).
+_ACTOR_GALAXIES = ("threat-actor", "mitre-intrusion-set", "360net-threat-actor", "microsoft-activity-group")
+
+
+def _galaxy_of(tag: str) -> tuple[str, str] | None:
+    """(STIX type, name) of a malware or actor tag, in either form: ``misp-galaxy:…="Name"`` or ``malware:Name``."""
+    low = tag.lower()
+    if low.startswith("malware:"):
+        name = tag.split(":", 1)[1].strip().strip('"')
+        return ("malware", name) if name else None
+    if low.startswith("misp-galaxy:"):
+        family, _eq, name = tag.partition("=")
+        name = name.strip().strip('"')
+        if not name:
+            return None
+        galaxy = family.split(":", 1)[1].lower()
+        return ("threat-actor" if any(galaxy.startswith(g) for g in _ACTOR_GALAXIES) else "malware", name)
+    return None
+
+
+@dataclass
+class _MispValue:
+    """One value to import: an attribute, or one part of a composite one (``domain|ip``)."""
+
+    attr: Any
+    type: str
+    value: str
+    object_name: str = ""
+    relation: str = ""
+
+
+def _values_of(attr: Any, object_name: str = "") -> list[_MispValue]:
+    relation = getattr(attr, "object_relation", "") or ""
+    types, values = str(attr.type).split("|"), str(attr.value).split("|")
+    if len(types) > 1 and len(types) == len(values):
+        return [_MispValue(attr, t, v, object_name, relation) for t, v in zip(types, values, strict=True)]
+    return [_MispValue(attr, str(attr.type), str(attr.value), object_name, relation)]
+
+
+def _where(v: _MispValue) -> str:
+    return f"MISP object “{v.object_name}”, {v.relation}: " if v.object_name else ""
+
+
+def stix_from_misp(event: MISPEvent, *, default_tlp: str, now: datetime,
+                   known: dict[Any, str] | None = None) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """STIX objects for a MISP event's attributes and its objects' attributes, and a report of every
+    value that was not mapped, with the reason (nothing is dropped silently).
+
+    ``known`` gives the ids already held: ``(type, lower-case name)`` of malware and threat actors,
+    ``(source_ref, target_ref)`` of relationships, so a re-import makes no new objects. New objects get
+    UUIDv4 ids (STIX 2.1 section 2.9); an indicator keeps the MISP attribute's UUID when it is a UUIDv4.
+    """
+    known = dict(known or {})
     objects: list[dict[str, Any]] = []
     unmapped: list[dict[str, str]] = []
     event_tags = [t.name for t in event.tags]
     event_tlp = _tlp_from_tags(event_tags)
-    related: dict[str, dict[str, Any]] = {}
-    for attr in event.attributes:
-        kind = FROM_MISP.get(attr.type, "missing")
+    event_labels = [t for t in event_tags if not t.lower().startswith(_SPECIAL_TAGS)]
+    related: dict[tuple[str, str], dict[str, Any]] = {}
+    values: list[_MispValue] = [v for attr in event.attributes for v in _values_of(attr)]
+    observables: list[dict[str, Any]] = []
+    for obj in getattr(event, "objects", []) or []:
+        taken: set[str] = set()
+        if str(obj.name) == "file":
+            observable, taken = _file_observable(obj, event_tlp or default_tlp)
+            if observable is not None:
+                observables.append(observable)
+        for attr in obj.attributes:
+            if attr.object_relation not in taken:
+                values += _values_of(attr, str(obj.name))
+    used_ids: set[str] = set()
+    for mv in values:
+        attr = mv.attr
+        report = {"uuid": str(attr.uuid), "type": mv.type} | ({"object": mv.object_name, "relation": mv.relation}
+                                                               if mv.object_name else {})
+        kind = FROM_MISP.get(mv.type, "missing")
         if kind == "missing":
-            unmapped.append({"uuid": attr.uuid, "type": attr.type, "reason": "attribute type not mapped"})
+            unmapped.append(report | {"reason": _where(mv) + "the MISP type " + mv.type
+                                      + " has no STIX indicator pattern in commonwatch"})
             continue
-        value = str(attr.value)
+        value = mv.value
         if kind is None:
             kind = stix.detect_kind(value)
         try:
             v = stix.normalise_value(kind, value)
         except Invalid as exc:
-            unmapped.append({"uuid": attr.uuid, "type": attr.type, "reason": str(exc)})
+            unmapped.append(report | {"reason": _where(mv) + str(exc)})
             continue
         tags = [t.name for t in attr.tags]
         label = _tlp_from_tags(tags) or event_tlp or default_tlp
         created = _ms(attr.timestamp) if getattr(attr, "timestamp", None) else _ms(now)
+        try:
+            own = uuid.UUID(str(attr.uuid))
+        except ValueError:
+            own = None
+        ident = f"indicator--{own}" if own is not None and own.version == 4 else None
+        if ident is None or ident in used_ids:  # a composite's second part, or not a UUIDv4
+            ident = known.get(("indicator", str(attr.uuid), mv.type)) or stix.new_id("indicator")
+        used_ids.add(ident)
+        to_ids = bool(getattr(attr, "to_ids", False))
+        category = getattr(attr, "category", "") or ""
+        where = f" (MISP object {mv.object_name}, {mv.relation})" if mv.object_name else ""
         obj: dict[str, Any] = {
-            "type": "indicator", "spec_version": stix.SPEC, "id": f"indicator--{attr.uuid}", "created": created,
-            "modified": created, "pattern": stix.pattern_for(v), "pattern_type": "stix",
-            "valid_from": _ms(attr.first_seen) if getattr(attr, "first_seen", None) else created,
-            "x_misp_type": attr.type, "x_misp_category": getattr(attr, "category", ""),
-            "x_misp_to_ids": bool(getattr(attr, "to_ids", False)),
-            "x_misp_event_uuid": event.uuid}
+            "type": "indicator", "spec_version": stix.SPEC, "id": ident, "created": created,
+            "modified": created, "name": getattr(attr, "comment", "") or f"{mv.type}: {v.value}",
+            "description": f"MISP attribute {mv.type} ({category or 'no category'}){where} in event "
+                           f"“{getattr(event, 'info', '') or event.uuid}”.",
+            "pattern": stix.pattern_for(v), "pattern_type": "stix",
+            "valid_from": _ms(attr.first_seen) if getattr(attr, "first_seen", None) else created}
         if getattr(attr, "last_seen", None):
             obj["valid_until"] = _ms(attr.last_seen)
-        if getattr(attr, "comment", ""):
-            obj["name"] = attr.comment
-        obj["indicator_types"] = ["malicious-activity"] if obj["x_misp_to_ids"] else ["anomalous-activity"]
+        obj["indicator_types"] = ["malicious-activity"] if to_ids else ["anomalous-activity"]
         labels, phases = [], []
         for tag in tags:
             low = tag.lower()
             if low.startswith("tlp:"):
                 continue
-            if low.startswith("misp-galaxy:"):
-                family, _eq, name = tag.partition("=")
-                kind_sdo = "threat-actor" if "threat-actor" in family else "malware"
-                name = name.strip('"')
-                key = f"{kind_sdo}:{name.lower()}"
+            found = _galaxy_of(tag)
+            if found is not None:
+                kind_sdo, name = found
+                key = (kind_sdo, name.lower())
                 if key not in related:
                     sdo = {"type": kind_sdo, "spec_version": stix.SPEC,
-                           "id": f"{kind_sdo}--{uuid.uuid5(uuid.NAMESPACE_URL, 'misp-galaxy:' + key)}",
+                           "id": known.get(key) or stix.new_id(kind_sdo),
                            "created": created, "modified": created, "name": name}
                     if kind_sdo == "malware":
                         sdo["is_family"] = True
                     related[key] = stix.with_tlp(sdo, label)
-                rel_id = uuid.uuid5(uuid.NAMESPACE_URL, f"{obj['id']}->{related[key]['id']}")
+                    known[key] = sdo["id"]
+                target = related[key]["id"]
                 objects.append(stix.with_tlp({
-                    "type": "relationship", "spec_version": stix.SPEC, "id": f"relationship--{rel_id}",
+                    "type": "relationship", "spec_version": stix.SPEC,
+                    "id": known.get((obj["id"], target)) or stix.new_id("relationship"),
                     "created": created, "modified": created, "relationship_type": "indicates",
-                    "source_ref": obj["id"], "target_ref": related[key]["id"]}, label))
+                    "source_ref": obj["id"], "target_ref": target}, label))
             elif low.startswith("kill-chain:"):
                 phases.append({"kill_chain_name": services.KILL_CHAIN, "phase_name": tag.split(":", 1)[1]})
             elif low.startswith("commonwatch:confidence="):
@@ -374,12 +472,77 @@ def stix_from_misp(event: MISPEvent, *, default_tlp: str, now: datetime
                     labels.append(tag)
             else:
                 labels.append(tag)
+        labels = list(dict.fromkeys([*event_labels, *labels]))
         if labels:
             obj["labels"] = labels
         if phases:
             obj["kill_chain_phases"] = phases
-        objects.insert(0, stix.with_tlp(obj, label))
-    return list(related.values()) + objects, unmapped
+        misp = {"attribute_type": mv.type, "category": category, "to_ids": to_ids, "event_uuid": str(event.uuid),
+                "attribute_uuid": str(attr.uuid), "comment": getattr(attr, "comment", "") or ""}
+        if mv.object_name:
+            misp |= {"object_name": mv.object_name, "object_relation": mv.relation}
+        objects.insert(0, stix.with_tlp(stix.with_extension(obj, misp=misp), label))
+    return list(related.values()) + observables + objects, unmapped
+
+
+#: A MISP file object's relations that a STIX file observable holds besides its hashes.
+_FILE_PROPERTIES = {"filename": "name", "size-in-bytes": "size", "mimetype": "mime_type"}
+_FILE_HASHES = {"md5": "MD5", "sha1": "SHA-1", "sha256": "SHA-256", "sha512": "SHA-512"}
+
+
+def _file_observable(obj: Any, label: str) -> tuple[dict[str, Any] | None, set[str]]:
+    """A MISP ``file`` object as a STIX file observable (a cyber-observable: its UUIDv5 id comes from
+    its ID contributing properties, as STIX 2.1 section 2.9 says; the stix2 library makes it), and
+    the relations it took that no indicator needs (its name, size, MIME type). Hashes also become
+    indicators."""
+    import stix2
+
+    props: dict[str, Any] = {}
+    hashes: dict[str, str] = {}
+    taken: set[str] = set()
+    for attr in obj.attributes:
+        rel, value = attr.object_relation, str(attr.value).strip()
+        if rel in _FILE_HASHES and value:
+            hashes[_FILE_HASHES[rel]] = value.lower()
+        elif rel in _FILE_PROPERTIES and value and rel not in taken:
+            if rel == "size-in-bytes":
+                try:
+                    props["size"] = int(value)
+                except ValueError:
+                    continue
+            else:
+                props[_FILE_PROPERTIES[rel]] = value
+            taken.add(rel)
+    if not (props.get("name") or hashes):
+        return None, set()
+    try:
+        sco = stix2.File(**props, **({"hashes": hashes} if hashes else {}),
+                         object_marking_refs=[stix.TLP2_MARKINGS[label]])
+    except Exception:  # stix2 refuses a bad value: leave every relation to the per-attribute path
+        return None, set()
+    return json.loads(sco.serialize()), taken
+
+
+def _known_ids(session: Session, event: MISPEvent) -> dict[Any, str]:
+    """The ids already held for what a MISP event names: its malware and actors by name, and the
+    relationships of its indicators, so a re-import adds nothing."""
+    names = {_galaxy_of(t.name) for attr in [*event.attributes, *(a for o in getattr(event, "objects", []) or []
+                                                                  for a in o.attributes)] for t in attr.tags}
+    names.discard(None)
+    known: dict[Any, str] = {}
+    kinds = {k for k, _n in names}
+    if kinds:
+        wanted = {(k, n.lower()) for k, n in names}
+        for row in session.scalars(select(IntelObject).where(IntelObject.type.in_(kinds),
+                                                             IntelObject.latest.is_(True))):
+            key = (row.type, str(json.loads(row.body).get("name", "")).lower())
+            if key in wanted:
+                known.setdefault(key, row.stix_id)
+        for row in session.scalars(select(IntelObject).where(IntelObject.type == "relationship",
+                                                             IntelObject.latest.is_(True))):
+            body = json.loads(row.body)
+            known.setdefault((body.get("source_ref"), body.get("target_ref")), row.stix_id)
+    return known
 
 
 def import_misp_json(session: Session, raw: bytes | str | dict, origin: services.Origin, now: datetime
@@ -397,7 +560,8 @@ def import_misp_json(session: Session, raw: bytes | str | dict, origin: services
             event.from_dict(**copy.deepcopy(item if "Event" in item else {"Event": item}))
         except Exception as exc:  # pymisp raises bare exceptions for malformed events
             raise Invalid("Event", _("is not a MISP event: {reason}").format(reason=exc)) from None
-        objects, missing = stix_from_misp(event, default_tlp=origin.default_tlp, now=now)
+        objects, missing = stix_from_misp(event, default_tlp=origin.default_tlp, now=now,
+                                          known=_known_ids(session, event))
         part = services.store_objects(session, objects, origin, now)
         report.results += part.results
         unmapped += missing

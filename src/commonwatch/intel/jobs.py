@@ -182,9 +182,11 @@ def promote(session: Session, events: pl.DataFrame, rules: list[PromotionRule], 
                    "pattern": stix.pattern_for(value), "pattern_type": "stix", "valid_from": stamp,
                    "valid_until": stix.timestamp(now + timedelta(days=rule.valid_days)),
                    "indicator_types": list(rule.indicator_types), "confidence": rule.confidence,
-                   "labels": [f"rule:{rule.id}", *[f"malware:{m}" for m in row["malware"]]],
-                   "x_commonwatch_evidence": {"events": row["events"], "feeds": row["feeds"],
-                                              "first_seen": stix.timestamp(row["first_seen"])}}
+                   "description": f"Promoted by rule {rule.id} ({rule.en}) from {row['events']} events reported "
+                                  f"by {row['feeds']} feed(s), first seen {stix.timestamp(row['first_seen'])}.",
+                   "labels": [f"rule:{rule.id}", *[f"malware:{m}" for m in row["malware"]]]}
+            obj = stix.with_extension(obj, evidence={"events": row["events"], "feeds": row["feeds"],
+                                                     "first_seen": stix.timestamp(row["first_seen"])})
             if rule.kill_chain_phase:
                 obj["kill_chain_phases"] = [{"kill_chain_name": services.KILL_CHAIN,
                                              "phase_name": rule.kill_chain_phase}]
@@ -358,7 +360,8 @@ def set_state(session: Session, key: str, value: str) -> None:
 def process_events(sessionmaker, settings, clock, *, chunk: int = CHUNK, max_chunks: int = 20) -> EventPass:
     """Promote and sight events past the watermark; each chunk commits with its new watermark."""
     rules = promotion_rules(settings.data_dir)
-    centre = stix.centre_identity(settings.centre_name, settings.base_url)["id"]
+    with session_scope(sessionmaker, actor="system intel-events") as session:
+        centre = services.centre(session, settings)["id"]
     result = EventPass()
     for _ in range(max_chunks):
         with session_scope(sessionmaker, actor="system intel-events") as session:

@@ -32,14 +32,38 @@ from commonwatch.intel.models import (
     IntelCollection,
     IntelObject,
     IntelShare,
+    IntelState,
     Sighting,
 )
-from commonwatch.textio import decode_bytes
+from commonwatch.textio import control_char, control_char_reason, decode_bytes
 
 MS = timedelta(milliseconds=1)
 KILL_CHAIN = "lockheed-martin-cyber-kill-chain"
 INDICATOR_TYPES = ("malicious-activity", "anomalous-activity", "attribution", "benign", "compromised",
                    "unknown")
+
+
+# --- the centre's identity ----------------------------------------------------------------------------
+
+CENTRE_KEY = "centre.identity"
+
+
+def centre_uuid(session: Session) -> str:
+    """The installation's own UUIDv4 for the centre's STIX identity: made once (by the migration, or
+    here on first use) and kept, so every object the centre produces names the same author."""
+    import uuid
+
+    row = session.get(IntelState, CENTRE_KEY)
+    if row is None:
+        row = IntelState(key=CENTRE_KEY, value=str(uuid.uuid4()))
+        session.add(row)
+        session.flush()
+    return row.value
+
+
+def centre(session: Session, settings) -> dict[str, Any]:
+    """The centre as a STIX identity (name and URL from the settings, the id from :func:`centre_uuid`)."""
+    return stix.centre_identity(settings.centre_name, settings.base_url, centre_uuid(session))
 
 
 # --- storing STIX objects ---------------------------------------------------------------------------
@@ -224,6 +248,7 @@ def add_to_collection(session: Session, collection: IntelCollection, rows: Itera
     rows = list({r.id: r for r in rows}.values())
     if not rows:
         return 0
+    rows = _definitions_for(session, rows, now) + rows
     # Lock the collection so concurrent writers hand out date_added in commit order.
     session.execute(select(IntelCollection.id).where(IntelCollection.id == collection.id).with_for_update())
     present = set(session.scalars(select(CollectionEntry.object_id).where(
@@ -238,6 +263,25 @@ def add_to_collection(session: Session, collection: IntelCollection, rows: Itera
                                      date_added=start + timedelta(microseconds=i)) for i, r in enumerate(fresh)])
     session.flush()
     return len(fresh)
+
+
+def _definitions_for(session: Session, rows: list[IntelObject], now: datetime) -> list[IntelObject]:
+    """The extension definition (and its author) that objects carrying commonwatch's extension need,
+    stored once (TLP:CLEAR, the centre's) so a collection publishes them with the objects."""
+    if not any(stix.EXTENSION in r.body for r in rows if r.type != "extension-definition"):
+        return []
+    out = []
+    for obj in (stix.PROJECT_IDENTITY, stix.EXTENSION_OBJECT):
+        row = _latest_row_or_none(session, obj["id"])
+        if row is None:
+            row = IntelObject(stix_id=obj["id"], type=obj["type"], spec_version=stix.SPEC,
+                              version=stix.parse_timestamp(obj["modified"], "modified"), date_added=now, latest=True,
+                              revoked=False, tlp="CLEAR", owner_org_id=None, author_user_id=None, source="commonwatch",
+                              body=stix.dumps(obj))
+            session.add(row)
+            session.flush()
+        out.append(row)
+    return out
 
 
 # --- reading files ---------------------------------------------------------------------------------
@@ -404,6 +448,10 @@ def _validate_form(session: Session, form: IndicatorForm, now: datetime, *, curr
     if len(form.name) > 300:
         errors.append(FieldError("name", _("is longer than {n} characters").format(n=300)))
     out["name"], out["description"], out["source"] = form.name.strip(), form.description.strip(), form.source.strip()
+    for key in ("value", "name", "description", "source"):  # a form post or an API body (textio)
+        text = getattr(form, key) or ""
+        if isinstance(text, str) and (code := control_char(text)):
+            errors.append(FieldError(key, control_char_reason(code)))
     out["malware"], out["threat_actors"] = _clean_list(form.malware), _clean_list(form.threat_actors)
     orgs = sorted({int(o) for o in form.share_orgs if str(o).strip()})
     known = set(session.scalars(select(Organisation.id).where(Organisation.id.in_(orgs)))) if orgs else set()
@@ -476,11 +524,12 @@ def save_indicator(session: Session, principal: Principal, form: IndicatorForm, 
     modified = _bump(now, previous)
     body["modified"] = stix.timestamp(modified)
     body["valid_from"] = stix.timestamp(data["valid_from"])
-    for key in ("name", "description"):
-        if data[key]:
-            body[key] = data[key]
-        else:
-            body.pop(key, None)
+    # STIX validators expect both (stix2-validator's indicator-properties check): an indicator
+    # entered without them is named after its value and described by its kind.
+    shown = (data["value"].value if current is None else current.value) or body["pattern"]
+    kind = data["value"].kind if current is None else current.kind
+    body["name"] = data["name"] or shown
+    body["description"] = data["description"] or f"{kind} indicator entered at the coordination centre: {shown}"
     for key in ("indicator_types", "labels", "kill_chain_phases"):
         if data[key]:
             body[key] = data[key]
@@ -668,6 +717,8 @@ def bundle_of(objects: list[dict[str, Any]], centre: dict[str, Any], bundle_id: 
         extra += [stix.marking_object(label) for label in labels]
         if stix.TLP2_EXTENSION not in present:
             extra.append(stix.TLP2_EXTENSION_OBJECT)
+    if any(stix.EXTENSION in (o.get("extensions") or {}) for o in objects) and stix.EXTENSION not in present:
+        extra += [o for o in (stix.PROJECT_IDENTITY, stix.EXTENSION_OBJECT) if o["id"] not in present]
     return {"type": "bundle", "id": bundle_id or stix.new_id("bundle"), "objects": extra + objects}
 
 

@@ -12,6 +12,7 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from commonwatch.errors import Invalid
@@ -46,6 +47,67 @@ TLP2_EXTENSION_OBJECT: dict[str, Any] = {
     "schema": "https://github.com/oasis-open/cti-stix-common-objects/tree/main/extension-definition-specifications/tlp-2.0",
     "version": "1.0.0", "extension_types": ["property-extension"],
 }
+
+#: commonwatch's own STIX 2.1 property extension: what commonwatch adds to objects it produces (the
+#: evidence of a promoted indicator, the MISP attribute an indicator came from). Its JSON schema ships in
+#: ``intel/schemas/`` and is carried, as text, in the extension definition itself (air-gapped readers
+#: cannot follow a URL). Fixed ids: the same definition in every installation.
+EXTENSION = "extension-definition--c22005f3-9b10-46b6-b6f7-50f17b65034a"
+#: The author of the extension definition: the commonwatch project (not a centre).
+PROJECT_IDENTITY: dict[str, Any] = {
+    "type": "identity", "spec_version": SPEC, "id": "identity--0679f5f0-b008-47b9-aa8b-11fc9380ce42",
+    "created": "2026-12-01T00:00:00.000Z", "modified": "2026-12-01T00:00:00.000Z", "name": "commonwatch project",
+    "description": "The authors of the commonwatch platform, who define its STIX extension.",
+    "identity_class": "organization"}
+SCHEMA_DIR = Path(__file__).parent / "schemas"
+EXTENSION_SCHEMA = (SCHEMA_DIR / f"{EXTENSION}.json").read_text(encoding="utf-8")
+EXTENSION_OBJECT: dict[str, Any] = {
+    "type": "extension-definition", "spec_version": SPEC, "id": EXTENSION,
+    "created_by_ref": PROJECT_IDENTITY["id"], "created": "2026-12-01T00:00:00.000Z",
+    "modified": "2026-12-01T00:00:00.000Z", "name": "commonwatch provenance",
+    "description": "Properties commonwatch adds to the objects it produces: `evidence` (the events and feeds "
+                   "that confirmed an indicator promoted from feed events) and `misp` (the MISP attribute an "
+                   "indicator was converted from). The schema property holds the JSON schema.",
+    "schema": EXTENSION_SCHEMA, "version": "1.0.0", "extension_types": ["property-extension"]}
+#: Custom properties older versions wrote at the top level, and where each lives in the extension now.
+LEGACY_PROPERTIES: dict[str, tuple[str, str | None]] = {
+    "x_commonwatch_evidence": ("evidence", None), "x_misp_type": ("misp", "attribute_type"),
+    "x_misp_category": ("misp", "category"), "x_misp_to_ids": ("misp", "to_ids"),
+    "x_misp_event_uuid": ("misp", "event_uuid")}
+
+
+def with_extension(obj: dict[str, Any], **props: Any) -> dict[str, Any]:
+    """``obj`` with commonwatch's extension carrying ``props`` (merged with what it already carries)."""
+    extensions = dict(obj.get("extensions") or {})
+    mine = {"extension_type": "property-extension", **(extensions.get(EXTENSION) or {})}
+    mine.update({k: v for k, v in props.items() if v is not None})
+    extensions[EXTENSION] = mine
+    return {**obj, "extensions": extensions}
+
+
+def extension_of(obj: dict[str, Any]) -> dict[str, Any]:
+    """What commonwatch's extension holds on an object, reading the old custom properties too."""
+    out: dict[str, Any] = {}
+    for key, (part, name) in LEGACY_PROPERTIES.items():
+        if key in obj:
+            if name is None:
+                out[part] = obj[key]
+            else:
+                out.setdefault(part, {})[name] = obj[key]
+    mine = (obj.get("extensions") or {}).get(EXTENSION) or {}
+    for part, value in mine.items():
+        if part != "extension_type":
+            out[part] = {**out.get(part, {}), **value} if isinstance(value, dict) else value
+    return out
+
+
+def upgrade_legacy(obj: dict[str, Any]) -> dict[str, Any]:
+    """An object older versions produced, with its custom properties moved into the extension."""
+    if not any(key in obj for key in LEGACY_PROPERTIES):
+        return obj
+    props = extension_of(obj)
+    return with_extension({k: v for k, v in obj.items() if k not in LEGACY_PROPERTIES}, **props)
+
 
 SDO_TYPES = frozenset({
     "attack-pattern", "campaign", "course-of-action", "grouping", "identity", "incident", "indicator",
@@ -123,12 +185,14 @@ def with_tlp(obj: dict[str, Any], label: str) -> dict[str, Any]:
     return {**obj, "object_marking_refs": [TLP2_MARKINGS[label], *others]}
 
 
-def centre_identity(name: str, base_url: str) -> dict[str, Any]:
-    """The coordination centre as a STIX identity; its id is stable for a given base URL."""
-    ident = uuid.uuid5(uuid.NAMESPACE_URL, base_url.rstrip("/") + "/#centre")
+def centre_identity(name: str, base_url: str, ident: str) -> dict[str, Any]:
+    """The coordination centre as a STIX identity. ``ident`` is the installation's own random UUIDv4,
+    made once and kept (``services.centre_uuid``): STIX 2.1 wants UUIDv4 for every object that is not
+    a cyber-observable, so the id is not derived from the name or the URL."""
     return {"type": "identity", "spec_version": SPEC, "id": f"identity--{ident}",
             "created": "2020-01-01T00:00:00.000Z", "modified": "2020-01-01T00:00:00.000Z",
-            "name": name, "identity_class": "organization", "sectors": ["government-national"]}
+            "name": name, "description": f"The coordination centre at {base_url.rstrip('/')}",
+            "identity_class": "organization", "sectors": ["government-national"]}
 
 
 def new_id(kind: str) -> str:

@@ -22,6 +22,7 @@ from commonwatch.events.schema import BY_NAME, FIELDS, INTELMQ_FIELDS, TLP_LABEL
 from commonwatch.events.taxonomy import Taxonomy, classify
 from commonwatch.feeds.base import LINE, ParsedBatch
 from commonwatch.i18n import _
+from commonwatch.textio import CONTROL
 
 #: Fields that make up an observation's identity (with the time bucket) -> ``event.key``.
 KEY_FIELDS = ("feed.name", "source.ip", "source.port", "source.fqdn", "source.url", "destination.ip",
@@ -153,7 +154,7 @@ def parse_time_series(values: pl.Series) -> pl.Series:
 
 #: Control characters no event field keeps (C0 but tab, line feed and carriage return; DEL; C1):
 #: PostgreSQL cannot store NUL, and the others hide text from the analyst reading it.
-_CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"
+_CONTROL = CONTROL  # the one definition, commonwatch.textio
 #: In a field the store has a column for, tab and line breaks are not text either.
 _CONTROL_IN_COLUMN = r"[\x00-\x1f\x7f-\x9f]"
 

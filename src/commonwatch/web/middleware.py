@@ -14,6 +14,7 @@ from prometheus_client import Counter, Histogram
 
 from commonwatch import i18n
 from commonwatch.i18n import _
+from commonwatch.textio import control_char, control_char_reason
 
 log = logging.getLogger("commonwatch.http")
 
@@ -98,6 +99,8 @@ def _unstorable(value) -> str:
             value.encode("utf-8")
         except UnicodeEncodeError:
             return "text"
+        if code := control_char(value):
+            return "control:" + code
     return ""
 
 
@@ -112,8 +115,8 @@ def first_unstorable(document) -> tuple[list[str], str]:
         path, value = stack.pop()
         if isinstance(value, dict):
             for key, inner in value.items():
-                if _unstorable(key):
-                    return [*path, _printable(key)], "text"
+                if why := _unstorable(key):
+                    return [*path, _printable(key)], why
                 stack.append(([*path, key], inner))
         elif isinstance(value, list):
             stack.extend(([*path, str(i)], inner) for i, inner in enumerate(value))
@@ -134,20 +137,26 @@ def json_body_problem(body: bytes) -> tuple[list[str], str] | None:
 
     Python reads ``NaN``, ``Infinity`` and ``1e999`` (as infinity), integers of any size, a lone
     UTF-16 surrogate (``"\\ud800"``, which no database or encoder takes as text) and nests only to
-    its recursion limit; each used to surface as a 500 somewhere later. Syntax errors are left to
-    the route, which names the position."""
+    its recursion limit; each used to surface as a 500 somewhere later. A control character in a
+    text (``"\\u0000"``; tab and line breaks are text) is refused naming the field, as every door
+    refuses what one client sends (:mod:`commonwatch.textio`). Syntax errors are left to the route,
+    which names the position."""
     if not body.strip():
         return None
     try:
         document = json.loads(body, parse_float=_finite, parse_int=_int64, parse_constant=_no_constant)
         json.dumps(document, ensure_ascii=False).encode("utf-8")
-        return None
+        path, why = first_unstorable(document)  # what is left: control characters in text
+        if not why:
+            return None
     except RecursionError:
         return [], _("the JSON is nested too deeply")
     except (_Unstorable, UnicodeEncodeError):
         path, why = first_unstorable(json.loads(body))
     except ValueError:
         return None
+    if why.startswith("control:"):
+        return path, control_char_reason(why.split(":", 1)[1])
     reasons = {"text": _("holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not a character"),
                "integer": _("is outside the range of a 64-bit integer (-2^63 to 2^63-1)")}
     return path, reasons.get(why, _("must be a finite number between -2^63 and 2^63"))

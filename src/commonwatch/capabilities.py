@@ -24,6 +24,7 @@ CAPABILITIES: tuple[str, ...] = (
     "notify",
     "incidents",
     "intel",
+    "cii",
     "vulns",
     "datasec",
     "cooperation",

@@ -1,0 +1,42 @@
+"""asset_frame: one row per visible asset, the stable columns and types, tenancy."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from commonwatch.cii.models import Asset, CiiSystem
+from commonwatch.cii.services import asset_frame
+from commonwatch.db import session_scope
+from tests.cii.conftest import COORDINATOR, constituent_of
+
+EXPECTED = {"asset_id": pl.Int64, "org_id": pl.Int64, "system_id": pl.Int64, "mlps_level": pl.Int8,
+            "cpe": pl.Utf8, "purl": pl.Utf8, "version": pl.Utf8}
+
+
+def test_asset_frame_columns_types_and_tenancy(store):
+    factory, _clock, world = store
+    with session_scope(factory, actor="test") as s:
+        sys_b = CiiSystem(org_id=world.org_b, name="SCADA", mlps_level=3)
+        s.add(sys_b)
+        s.flush()
+        s.add_all([
+            Asset(org_id=world.org_b, system_id=sys_b.id, name="nginx", version="1.24.0",
+                  cpe="cpe:2.3:a:f5:nginx:1.24.0:*:*:*:*:*:*:*", source="api"),
+            Asset(org_id=world.org_b, name="requests", purl="pkg:pypi/requests@2.31.0", source="api"),
+            Asset(org_id=world.org_a, name="router", kind="hardware", source="form"),
+        ])
+    with session_scope(factory, actor="test") as s:
+        everything = asset_frame(s, COORDINATOR)
+        mine = asset_frame(s, constituent_of(world.org_a))
+        only_b = asset_frame(s, COORDINATOR, org_ids=[world.org_b])
+        nobody = asset_frame(s, constituent_of())
+    assert dict(everything.schema) == EXPECTED
+    assert list(everything.columns) == list(EXPECTED)
+    assert everything.height == 3
+    assert mine["org_id"].to_list() == [world.org_a]
+    assert mine["mlps_level"].to_list() == [None] and mine["cpe"].to_list() == [None]
+    rows = only_b.sort("asset_id").to_dicts()
+    assert rows[0]["mlps_level"] == 3 and rows[0]["system_id"] is not None
+    assert rows[0]["cpe"] == "cpe:2.3:a:f5:nginx:1.24.0:*:*:*:*:*:*:*"
+    assert rows[1]["system_id"] is None and rows[1]["purl"] == "pkg:pypi/requests@2.31.0"
+    assert nobody.height == 0 and dict(nobody.schema) == EXPECTED

@@ -236,6 +236,13 @@ def prepare_assets(assets: pl.DataFrame) -> PreparedAssets:
     rejected.append(names.filter(pl.col("error").is_not_null()).select(
         what=pl.lit("asset cpe"), value=pl.col("raw"), reason=pl.col("error")))
     names = names.filter(pl.col("error").is_null()).drop("error")
+    # NISTIR 7696: a wildcard in the target makes every comparison UNDEFINED; an inventory name
+    # must be exact, so such a name is refused here rather than silently never matching.
+    wild_t = pl.any_horizontal([pl.col(f"t_{a}_k") == "w" for a in ATTRS])
+    rejected.append(names.filter(wild_t).select(
+        what=pl.lit("asset cpe"), value=pl.col("raw"),
+        reason=pl.lit("an inventory CPE may not hold wildcards (NISTIR 7696: the match is undefined)")))
+    names = names.filter(~wild_t)
     pairs = pairs.join(names, left_on="cpe", right_on="raw", how="inner")
     fill = (pl.col("t_version_k") == "a") & pl.col("version").is_not_null() & (pl.col("version") != "")
     pairs = pairs.with_columns(
@@ -345,20 +352,29 @@ def _cpe_hits(prep: PreparedAssets, crits: pl.DataFrame, rejected: list[pl.DataF
         what=pl.lit("criterion cpe"), value=pl.col("raw"), reason=pl.col("error")))
     parsed = parsed.filter(pl.col("error").is_null()).drop("error")
     sc = crits.join(parsed, left_on="criteria", right_on="raw", how="inner")
-    names = prep.cpe_names
+    # Attributes every criterion leaves ANY match whatever the (wildcard-free) name holds, so only
+    # the others ("live") are carried through the joins, in narrow frames.
+    live = [a for a in ATTRS if (sc[f"s_{a}_k"] != "a").any()]
+    keys = {"s_vendor_k", "s_vendor_l", "s_product_k", "s_product_l", "s_version_k"}
+    s_cols = sorted({"crit_id", "lo", "hi", "lo_incl", "hi_incl", *keys}
+                    | {c for a in live for c in _value_cols("s_", a, True)})
+    t_cols = sorted({"name_id", "t_vendor_l", "t_product_l", "t_version_k", "t_version_l"}
+                    | {c for a in live for c in _value_cols("t_", a, False)})
+    narrow = sc.select(s_cols)
+    names = prep.cpe_names.select(t_cols)
     vk, pk = pl.col("s_vendor_k") == "l", pl.col("s_product_k") == "l"
     parts = []
-    keyed = sc.filter(vk & pk)
+    keyed = narrow.filter(vk & pk)
     if not keyed.is_empty():
         parts.append(keyed.join(names, left_on=["s_vendor_l", "s_product_l"], right_on=["t_vendor_l", "t_product_l"],
                                 how="inner", coalesce=False))
-    by_v = sc.filter(vk & ~pk)
+    by_v = narrow.filter(vk & ~pk)
     if not by_v.is_empty():
         parts.append(by_v.join(names, left_on="s_vendor_l", right_on="t_vendor_l", how="inner", coalesce=False))
-    by_p = sc.filter(~vk & pk)
+    by_p = narrow.filter(~vk & pk)
     if not by_p.is_empty():
         parts.append(by_p.join(names, left_on="s_product_l", right_on="t_product_l", how="inner", coalesce=False))
-    loose = sc.filter(~vk & ~pk)
+    loose = narrow.filter(~vk & ~pk)
     if not loose.is_empty():
         step = max(1, 2_000_000 // max(1, names.height))
         for i in range(0, loose.height, step):
@@ -366,12 +382,25 @@ def _cpe_hits(prep: PreparedAssets, crits: pl.DataFrame, rejected: list[pl.DataF
     if not parts:
         return pl.DataFrame()
     pairs = pl.concat([p.select(sorted(p.columns)) for p in parts], how="vertical_relaxed")
-    pairs = pairs.filter(pl.all_horizontal([_attr_match(a) for a in ATTRS]))
+    # Without a wildcard in the criterion, an attribute matches when the criterion is ANY or both
+    # are the same (kind and value); the full NISTIR rule runs only on rows with a wildcard.
+    wild_row = pl.any_horizontal([pl.col(f"s_{a}_k") == "w" for a in live]) if live else pl.lit(False)
+    simple = [(pl.col(f"s_{a}_k") == "a") | ((pl.col(f"s_{a}_k") == pl.col(f"t_{a}_k"))
+                                              & (pl.col(f"s_{a}_l") == pl.col(f"t_{a}_l"))) for a in live]
+    tame = pairs.filter(~wild_row)
+    if simple:
+        tame = tame.filter(pl.all_horizontal(simple))
+    wild = pairs.filter(wild_row)
+    if not wild.is_empty():
+        wild = wild.filter(pl.all_horizontal([_attr_match(a) for a in live]))
+    pairs = pl.concat([tame, wild]).select("crit_id", "name_id", "s_version_k", "t_version_k", "t_version_l",
+                                           "lo", "hi", "lo_incl", "hi_incl")
     ranged = (pl.col("s_version_k") == "a") & (pl.col("lo").is_not_null() | pl.col("hi").is_not_null())
     plain = pairs.filter(~ranged)
     in_range = _nvd_range_filter(pairs.filter(ranged & (pl.col("t_version_k") == "l")))
-    cols = [*_CRIT_KEEP, "name_id", "identifier"]
-    hits = pl.concat([plain.select(cols), in_range.select(cols)])
+    hits = pl.concat([plain.select("crit_id", "name_id"), in_range.select("crit_id", "name_id")])
+    hits = hits.join(crits.select(_CRIT_KEEP), on="crit_id", how="inner").join(
+        prep.cpe_names.select("name_id", "identifier"), on="name_id", how="inner")
     return hits.join(prep.cpe_map, on="name_id", how="inner").drop("name_id")
 
 

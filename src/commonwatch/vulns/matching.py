@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import polars as pl
 from packageurl import PackageURL
 
@@ -344,27 +345,20 @@ _CRIT_KEEP = ["crit_id", "vuln_id", "record_key", "source", "effect", "kind", "c
               "hi", "hi_incl", "exact", "cfg", "node", "cfg_and", "vulnerable", "range_text"]
 
 
-def _cpe_hits(prep: PreparedAssets, crits: pl.DataFrame, rejected: list[pl.DataFrame]) -> pl.DataFrame:
-    if crits.is_empty() or prep.cpe_names.is_empty():
-        return pl.DataFrame()
-    parsed = _cpe_columns(crits["criteria"], "s_", full=True)
-    rejected.append(parsed.filter(pl.col("error").is_not_null()).select(
-        what=pl.lit("criterion cpe"), value=pl.col("raw"), reason=pl.col("error")))
-    parsed = parsed.filter(pl.col("error").is_null()).drop("error")
-    sc = crits.join(parsed, left_on="criteria", right_on="raw", how="inner")
-    # Attributes every criterion leaves ANY match whatever the (wildcard-free) name holds, so only
-    # the others ("live") are carried through the joins, in narrow frames.
-    live = [a for a in ATTRS if (sc[f"s_{a}_k"] != "a").any()]
-    keys = {"s_vendor_k", "s_vendor_l", "s_product_k", "s_product_l", "s_version_k"}
-    s_cols = sorted({"crit_id", "lo", "hi", "lo_incl", "hi_incl", *keys}
-                    | {c for a in live for c in _value_cols("s_", a, True)})
-    t_cols = sorted({"name_id", "t_vendor_l", "t_product_l", "t_version_k", "t_version_l"}
-                    | {c for a in live for c in _value_cols("t_", a, False)})
-    narrow = sc.select(s_cols)
-    names = prep.cpe_names.select(t_cols)
+def _general(narrow: pl.DataFrame, names: pl.DataFrame, live: list[str]) -> pl.DataFrame:
+    """(crit_id, name_id) of the criteria that match the names: joins on what the criterion fixes
+    (vendor+product+version, vendor+product, vendor or product; crossed when it fixes neither),
+    the attribute rules as expressions, then the NVD range on the joined rows."""
+    if narrow.is_empty() or names.is_empty():
+        return pl.DataFrame(schema={"crit_id": pl.Int64, "name_id": pl.Int64})
     vk, pk = pl.col("s_vendor_k") == "l", pl.col("s_product_k") == "l"
+    verk = pl.col("s_version_k") == "l"
     parts = []
-    keyed = narrow.filter(vk & pk)
+    exact = narrow.filter(vk & pk & verk)
+    if not exact.is_empty():
+        parts.append(exact.join(names, left_on=["s_vendor_l", "s_product_l", "s_version_l"],
+                                right_on=["t_vendor_l", "t_product_l", "t_version_l"], how="inner", coalesce=False))
+    keyed = narrow.filter(vk & pk & ~verk)
     if not keyed.is_empty():
         parts.append(keyed.join(names, left_on=["s_vendor_l", "s_product_l"], right_on=["t_vendor_l", "t_product_l"],
                                 how="inner", coalesce=False))
@@ -379,8 +373,6 @@ def _cpe_hits(prep: PreparedAssets, crits: pl.DataFrame, rejected: list[pl.DataF
         step = max(1, 2_000_000 // max(1, names.height))
         for i in range(0, loose.height, step):
             parts.append(loose.slice(i, step).join(names, how="cross"))
-    if not parts:
-        return pl.DataFrame()
     pairs = pl.concat([p.select(sorted(p.columns)) for p in parts], how="vertical_relaxed")
     # Without a wildcard in the criterion, an attribute matches when the criterion is ANY or both
     # are the same (kind and value); the full NISTIR rule runs only on rows with a wildcard.
@@ -398,7 +390,83 @@ def _cpe_hits(prep: PreparedAssets, crits: pl.DataFrame, rejected: list[pl.DataF
     ranged = (pl.col("s_version_k") == "a") & (pl.col("lo").is_not_null() | pl.col("hi").is_not_null())
     plain = pairs.filter(~ranged)
     in_range = _nvd_range_filter(pairs.filter(ranged & (pl.col("t_version_k") == "l")))
-    hits = pl.concat([plain.select("crit_id", "name_id"), in_range.select("crit_id", "name_id")])
+    return pl.concat([plain.select("crit_id", "name_id"), in_range.select("crit_id", "name_id")])
+
+
+_SHIFT = 1 << 32
+
+
+def _interval_hits(fast: pl.DataFrame, names: pl.DataFrame, other_live: list[str]
+                   ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Ranged criteria on a fixed vendor+product: with the names sorted by (product, PEP 440 rank),
+    each criterion covers one contiguous slice, found by binary search; only real matches are
+    produced, no candidate pairs. Returns (hits, criteria left for the general path, names whose
+    literal version PEP 440 cannot order, left for the general path too)."""
+    lit = names.filter(pl.col("t_version_k") == "l")
+    vers = pl.concat([lit["t_version_l"], fast["lo"].str.to_lowercase(), fast["hi"].str.to_lowercase()])
+    rf = _rank_frame(vlib.pep440_ranks(vers.drop_nulls().unique().to_list()), "r")
+    fast = (fast.with_columns(_lo=pl.col("lo").str.to_lowercase(), _hi=pl.col("hi").str.to_lowercase())
+            .join(rf.rename({"r": "lo_r"}), left_on="_lo", right_on="v", how="left")
+            .join(rf.rename({"r": "hi_r"}), left_on="_hi", right_on="v", how="left"))
+    ok = ((pl.col("lo").is_null() | pl.col("lo_r").is_not_null())
+          & (pl.col("hi").is_null() | pl.col("hi_r").is_not_null()))
+    fast_ok, fast_bad = fast.filter(ok), fast.filter(~ok)
+    lit = lit.join(rf.rename({"r": "t_r"}), left_on="t_version_l", right_on="v", how="left")
+    ranked, unranked = lit.filter(pl.col("t_r").is_not_null()), lit.filter(pl.col("t_r").is_null())
+    vp = pl.concat([ranked.select(v="t_vendor_l", p="t_product_l"), fast_ok.select(v="s_vendor_l", p="s_product_l")]
+                   ).unique().with_row_index("pc").with_columns(pl.col("pc").cast(pl.Int64))
+    ranked = (ranked.join(vp, left_on=["t_vendor_l", "t_product_l"], right_on=["v", "p"], how="inner")
+              .with_columns(key=pl.col("pc") * _SHIFT + pl.col("t_r")).sort("key"))
+    fc = fast_ok.join(vp, left_on=["s_vendor_l", "s_product_l"], right_on=["v", "p"], how="inner").with_columns(
+        lo_key=pl.col("pc") * _SHIFT + pl.col("lo_r").fill_null(0),
+        hi_key=pl.col("pc") * _SHIFT + pl.col("hi_r").fill_null(_SHIFT - 1))
+    keys = ranked["key"].to_numpy()
+    lo_key, hi_key = fc["lo_key"].to_numpy(), fc["hi_key"].to_numpy()
+    lo_left = (fc["lo"].is_null() | fc["lo_incl"]).to_numpy()
+    hi_right = (fc["hi"].is_null() | fc["hi_incl"]).to_numpy()
+    start = np.where(lo_left, np.searchsorted(keys, lo_key, "left"), np.searchsorted(keys, lo_key, "right"))
+    end = np.where(hi_right, np.searchsorted(keys, hi_key, "right"), np.searchsorted(keys, hi_key, "left"))
+    spans = fc.select("crit_id", *[c for a in other_live for c in (f"s_{a}_k", f"s_{a}_l")]).with_columns(
+        _s=pl.Series(start, dtype=pl.Int64), _e=pl.Series(end, dtype=pl.Int64)).filter(pl.col("_e") > pl.col("_s"))
+    rows = spans.with_columns(ridx=pl.int_ranges("_s", "_e")).explode("ridx").drop("_s", "_e")
+    side = ranked.select("name_id", *[c for a in other_live for c in (f"t_{a}_k", f"t_{a}_l")]).with_row_index("ridx")
+    rows = rows.join(side.with_columns(pl.col("ridx").cast(pl.Int64)), on="ridx", how="inner")
+    if other_live:
+        rows = rows.filter(pl.all_horizontal(
+            [(pl.col(f"s_{a}_k") == "a") | ((pl.col(f"s_{a}_k") == pl.col(f"t_{a}_k"))
+                                            & (pl.col(f"s_{a}_l") == pl.col(f"t_{a}_l"))) for a in other_live]))
+    return rows.select("crit_id", "name_id"), fast_bad.drop("_lo", "_hi", "lo_r", "hi_r"), unranked.drop("t_r")
+
+
+def _cpe_hits(prep: PreparedAssets, crits: pl.DataFrame, rejected: list[pl.DataFrame]) -> pl.DataFrame:
+    if crits.is_empty() or prep.cpe_names.is_empty():
+        return pl.DataFrame()
+    parsed = _cpe_columns(crits["criteria"], "s_", full=True)
+    rejected.append(parsed.filter(pl.col("error").is_not_null()).select(
+        what=pl.lit("criterion cpe"), value=pl.col("raw"), reason=pl.col("error")))
+    parsed = parsed.filter(pl.col("error").is_null()).drop("error")
+    sc = crits.join(parsed, left_on="criteria", right_on="raw", how="inner")
+    # Attributes every criterion leaves ANY match whatever the (wildcard-free) name holds, so only
+    # the others ("live") are carried through the joins, in narrow frames.
+    live = [a for a in ATTRS if (sc[f"s_{a}_k"] != "a").any()]
+    keys = {"s_vendor_k", "s_vendor_l", "s_product_k", "s_product_l", "s_version_k", "s_version_l"}
+    s_cols = sorted({"crit_id", "lo", "hi", "lo_incl", "hi_incl", *keys}
+                    | {c for a in live for c in _value_cols("s_", a, True)})
+    t_cols = sorted({"name_id", "t_vendor_l", "t_product_l", "t_version_k", "t_version_l"}
+                    | {c for a in live for c in _value_cols("t_", a, False)})
+    narrow = sc.select(s_cols)
+    names = prep.cpe_names.select(t_cols)
+    other_live = [a for a in live if a not in ("vendor", "product", "version")]
+    eligible = ((pl.col("s_vendor_k") == "l") & (pl.col("s_product_k") == "l") & (pl.col("s_version_k") == "a")
+                & (pl.col("lo").is_not_null() | pl.col("hi").is_not_null()))
+    if other_live:
+        eligible = eligible & ~pl.any_horizontal([pl.col(f"s_{a}_k") == "w" for a in other_live])
+    fast, rest = narrow.filter(eligible), narrow.filter(~eligible)
+    found = [_general(rest, names, live)]
+    if not fast.is_empty():
+        hits, fast_bad, unranked = _interval_hits(fast, names, other_live)
+        found += [hits, _general(fast_bad, names, live), _general(fast, unranked, live)]
+    hits = pl.concat(found).unique()
     hits = hits.join(crits.select(_CRIT_KEEP), on="crit_id", how="inner").join(
         prep.cpe_names.select("name_id", "identifier"), on="name_id", how="inner")
     return hits.join(prep.cpe_map, on="name_id", how="inner").drop("name_id")

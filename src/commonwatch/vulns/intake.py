@@ -738,44 +738,65 @@ def read_epss(text: str) -> tuple[dict[str, str], list[tuple[str, float, float]]
 
 # --- containers: a cvelistV5 folder, a release/delta zip ---------------------------------------------------
 
-def iter_zip(path: Path, *, max_total: int = MAX_ZIP_TOTAL, max_member: int = MAX_RECORD_BYTES
-             ) -> Iterator[tuple[str, bytes]]:
-    """(name, bytes) of each ``CVE-*.json`` member, streamed. A member claiming more than
-    ``max_member`` bytes, an expansion ratio above :data:`MAX_RATIO` (a zip bomb), too many members
-    or a total above ``max_total`` raises :class:`IntakeError` before anything is read from it;
-    the read itself is bounded too, whatever the header claims. A zip inside the zip (a cvelistV5
-    release wraps the records in one) is read the same way."""
+def _check_zip(zf: zipfile.ZipFile, name: str, max_total: int, max_member: int) -> list[zipfile.ZipInfo]:
+    """The members to read, after checking every header: a member claiming more than its limit,
+    an expansion ratio above :data:`MAX_RATIO` (a zip bomb), too many members or a total above
+    ``max_total`` refuses the whole archive before anything is read from it."""
+    infos = zf.infolist()
+    if len(infos) > MAX_ZIP_MEMBERS:
+        raise IntakeError(name, f"{len(infos):,} members, at most {MAX_ZIP_MEMBERS:,}")
+    total, keep = 0, []
+    for info in infos:
+        if info.is_dir():
+            continue
+        inner_zip = info.filename.lower().endswith(".zip")
+        base = info.filename.rsplit("/", 1)[-1]
+        if not inner_zip and not (base.startswith("CVE-") and base.endswith(".json")):
+            continue
+        limit = max_total if inner_zip else max_member
+        if info.file_size > limit:
+            raise IntakeError(info.filename, f"{info.file_size:,} bytes uncompressed, at most {limit:,}")
+        if info.compress_size and info.file_size / info.compress_size > MAX_RATIO:
+            raise IntakeError(info.filename, f"expands {info.file_size / info.compress_size:,.0f} times (a zip bomb?)")
+        total += info.file_size
+        if total > max_total:
+            raise IntakeError(name, f"more than {max_total:,} bytes uncompressed")
+        keep.append(info)
+    return keep
+
+
+def _open_zip(path: Path) -> zipfile.ZipFile:
     try:
-        zf = zipfile.ZipFile(path)
+        return zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
         raise IntakeError(str(path), f"not a zip file ({exc})") from exc
-    with zf:
-        infos = zf.infolist()
-        if len(infos) > MAX_ZIP_MEMBERS:
-            raise IntakeError(str(path), f"{len(infos):,} members, at most {MAX_ZIP_MEMBERS:,}")
-        total = 0
+
+
+def iter_zip_headers(path: Path, *, max_total: int = MAX_ZIP_TOTAL, max_member: int = MAX_RECORD_BYTES
+                     ) -> Iterator[str]:
+    """The names of the members :func:`iter_zip` would read; raises as it would, reading nothing."""
+    with _open_zip(path) as zf:
+        for info in _check_zip(zf, str(path), max_total, max_member):
+            yield info.filename
+
+
+def iter_zip(path: Path, *, max_total: int = MAX_ZIP_TOTAL, max_member: int = MAX_RECORD_BYTES
+             ) -> Iterator[tuple[str, bytes]]:
+    """(name, bytes) of each ``CVE-*.json`` member, streamed, after :func:`_check_zip`; each read
+    is bounded too, whatever a header claims. A zip inside the zip (a cvelistV5 release wraps the
+    records in one) is copied to a temporary file within its limit and read the same way."""
+    import tempfile
+
+    with _open_zip(path) as zf:
+        infos = _check_zip(zf, str(path), max_total, max_member)
         for info in infos:
-            if info.is_dir():
-                continue
             name = info.filename
-            inner_zip = name.lower().endswith(".zip")
-            if not inner_zip and not (name.rsplit("/", 1)[-1].startswith("CVE-") and name.endswith(".json")):
-                continue
-            limit = max_total if inner_zip else max_member
-            if info.file_size > limit:
-                raise IntakeError(name, f"{info.file_size:,} bytes uncompressed, at most {limit:,}")
-            if info.compress_size and info.file_size / info.compress_size > MAX_RATIO:
-                raise IntakeError(name, f"expands {info.file_size / info.compress_size:,.0f} times (a zip bomb?)")
-            total += info.file_size
-            if total > max_total:
-                raise IntakeError(str(path), f"more than {max_total:,} bytes uncompressed")
-            if inner_zip:
-                import tempfile
+            if name.lower().endswith(".zip"):
                 with tempfile.NamedTemporaryFile(suffix=".zip") as tmp:
                     with zf.open(info) as src:
-                        _copy_bounded(src, tmp, limit, name)
+                        _copy_bounded(src, tmp, max_total, name)
                     tmp.flush()
-                    yield from iter_zip(Path(tmp.name), max_total=max_total - total, max_member=max_member)
+                    yield from iter_zip(Path(tmp.name), max_total=max_total, max_member=max_member)
                 continue
             with zf.open(info) as src:
                 data = src.read(max_member + 1)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, Date, ForeignKey, Integer, String, Text
+from sqlalchemy import CheckConstraint, Date, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from commonwatch.clock import utcnow
@@ -66,3 +66,62 @@ class Asset(TenantScoped, Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     system: Mapped[CiiSystem | None] = relationship(back_populates="assets")
+
+
+class SupervisionReminder(TenantScoped, Base):
+    """One reminder that a system's MLPS assessment or annual inspection is due soon or overdue, made
+    once per due date and state, then mailed to the organisation's security contacts and the
+    coordinators through notify (``delivered_at`` says when, ``delivery`` to whom or why not)."""
+
+    __tablename__ = "cii_reminders"
+    __table_args__ = (UniqueConstraint("system_id", "kind", "state", "due_on"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
+    system_id: Mapped[int] = mapped_column(ForeignKey("cii_systems.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # mlps | inspection
+    state: Mapped[str] = mapped_column(String(16))  # due_soon | overdue | unknown
+    due_on: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column()
+    delivery: Mapped[str] = mapped_column(Text, default="")
+
+
+class AssetImport(TenantScoped, Base):
+    """One inventory file imported for an organisation: how many assets it added, how many rows
+    were already there, and how many were quarantined (kept in ``cii_quarantine`` with the reason)."""
+
+    __tablename__ = "cii_imports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
+    system_id: Mapped[int | None] = mapped_column(ForeignKey("cii_systems.id", ondelete="SET NULL"), index=True)
+    format: Mapped[str] = mapped_column(String(16))
+    spec_version: Mapped[str] = mapped_column(String(32), default="")
+    filename: Mapped[str] = mapped_column(String(300), default="")
+    sha256: Mapped[str] = mapped_column(String(64))
+    added: Mapped[int] = mapped_column(Integer, default=0)
+    unchanged: Mapped[int] = mapped_column(Integer, default=0)
+    quarantined: Mapped[int] = mapped_column(Integer, default=0)
+    created_by: Mapped[str] = mapped_column(String(400), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    bad_rows: Mapped[list[QuarantinedRow]] = relationship(back_populates="batch", order_by="QuarantinedRow.id",
+                                                          passive_deletes=True)
+
+
+class QuarantinedRow(TenantScoped, Base):
+    """One row of an inventory file that was not imported: where it is, the field, why, and its input."""
+
+    __tablename__ = "cii_quarantine"
+    __audit__ = False
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
+    import_id: Mapped[int] = mapped_column(ForeignKey("cii_imports.id", ondelete="CASCADE"), index=True)
+    location: Mapped[str] = mapped_column(String(300))
+    field: Mapped[str] = mapped_column(String(64), default="")
+    reason: Mapped[str] = mapped_column(Text)
+    raw: Mapped[str] = mapped_column(Text, default="")
+
+    batch: Mapped[AssetImport] = relationship(back_populates="bad_rows")

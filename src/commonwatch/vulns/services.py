@@ -244,8 +244,7 @@ def set_status(session: Session, principal: Principal, finding_id: int, status: 
     if status in ("false_positive", "accepted_risk") and not reason.strip():
         raise Invalid("reason", "a reason is required for a false positive or an accepted risk")
     f.status, f.status_reason = status, reason.strip()
-    session.flush()
-    return f
+    return f  # not flushed: the request's session commits what is dirty
 
 
 def open_findings(session: Session, principal: Principal, org_id: int | None = None) -> list[VulnFinding]:
@@ -255,3 +254,50 @@ def open_findings(session: Session, principal: Principal, org_id: int | None = N
     if org_id is not None:
         stmt = stmt.where(VulnFinding.org_id == org_id)
     return list(session.scalars(stmt.order_by(VulnFinding.first_seen.desc(), VulnFinding.id)))
+
+
+def ranked_findings(session: Session, principal: Principal, *, org_id: int | None = None,
+                    sector: str | None = None, statuses: Iterable[str] = ("open",),
+                    data_dir: Path | None = None) -> pl.DataFrame:
+    """The findings the principal may read, ranked (KEV, CVSS, EPSS, MLPS level) with severity and
+    remediation deadline from ``rules/vuln_remediation.yaml``. ``sector`` is the coordinator's view
+    across a sector's organisations."""
+    from commonwatch.constituency.models import Organisation
+    from commonwatch.vulns import ranking
+
+    rules = ranking.load(data_dir)
+    stmt = db.scope(select(VulnFinding), principal, VulnFinding).where(VulnFinding.status.in_(list(statuses)),
+                                                                       VulnFinding.matched.is_(True))
+    if org_id is not None:
+        stmt = stmt.where(VulnFinding.org_id == org_id)
+    if sector is not None:
+        stmt = stmt.where(VulnFinding.org_id.in_(select(Organisation.id).where(Organisation.sector == sector)))
+    rows = list(session.scalars(stmt))
+    schema = {"id": pl.Int64, "org_id": pl.Int64, "asset_id": pl.Int64, "system_id": pl.Int64, "vuln_id": pl.Utf8,
+              "identifier": pl.Utf8, "reason": pl.Utf8, "status": pl.Utf8, "status_reason": pl.Utf8,
+              "first_seen": pl.Datetime("us", "UTC"), "record_key": pl.Utf8}
+    if not rows:
+        return pl.DataFrame(schema=schema | {"kev": pl.Boolean, "cvss_base": pl.Float64, "severity": pl.Utf8,
+                                             "epss": pl.Float64, "mlps_level": pl.Int8, "due": pl.Date,
+                                             "rank": pl.UInt32})
+    f = pl.DataFrame([{k: getattr(r, k) for k in schema} for r in rows], schema=schema)
+    vulns = f["vuln_id"].unique().to_list()
+    scores = {}
+    for key, cvss in session.execute(select(VulnRecord.record_key, VulnRecord.cvss)
+                                     .where(VulnRecord.record_key.in_(f["record_key"].unique().to_list()))):
+        scores[key] = ranking.score(cvss)
+    kev = {k.cve_id: k.due_date for k in session.scalars(select(VulnKev).where(VulnKev.cve_id.in_(vulns)))}
+    kev_records = {v for v, k in session.execute(select(VulnRecord.vuln_id, VulnRecord.kev).where(
+        VulnRecord.vuln_id.in_(vulns))) if k}
+    epss = {e.cve_id: e.epss for e in session.scalars(select(VulnEpss).where(VulnEpss.cve_id.in_(vulns)))}
+    mlps = asset_frame(session, SYSTEM, f["org_id"].unique().to_list()).select("asset_id", "mlps_level")
+    none = ranking.Score(None, None, None, "unknown")
+    f = f.with_columns(
+        kev=pl.col("vuln_id").is_in(list(set(kev) | kev_records)),
+        cvss_base=pl.Series([scores.get(k, none).base for k in f["record_key"]], dtype=pl.Float64),
+        severity=pl.Series([scores.get(k, none).severity for k in f["record_key"]], dtype=pl.Utf8),
+        epss=pl.col("vuln_id").replace_strict(epss, default=None, return_dtype=pl.Float64),
+    ).join(mlps, on="asset_id", how="left")
+    f = f.with_columns(due=pl.Series([ranking.due(fs, sev, kev.get(v), rules) for fs, sev, v in
+                                      zip(f["first_seen"], f["severity"], f["vuln_id"], strict=True)], dtype=pl.Date))
+    return ranking.rank(f)

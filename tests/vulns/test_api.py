@@ -48,3 +48,43 @@ def test_ranked_findings_sector_view_and_triage(client, app, world, clock):
     other = client.post(f"/api/v1/vulns/findings/{staff[0]['id']}/status", json={"status": "mitigated"},
                         headers=world.auth("a"))
     assert other.status_code == 404
+
+
+def msg_subjects(files) -> str:
+    import email
+    from email.header import decode_header, make_header
+
+    return " ".join(str(make_header(decode_header(email.message_from_bytes(p.read_bytes())["Subject"]))) for p in files)
+
+
+def test_new_findings_warn_the_cii_operator_in_its_language(client, app, world, clock):
+    import email
+
+    from commonwatch.constituency import services as registry
+    from commonwatch.notify.config import NotifySettings
+    from commonwatch.notify.runner import Notifier
+    from commonwatch.vulns import jobs
+
+    with session_scope(app.state.sessionmaker, actor="test") as s:
+        from commonwatch.constituency.models import Organisation
+
+        registry.add_contact(s, s.get(Organisation, world.org_b), {"email": "soc@bravo.example", "role": "security", "language": "zh-CN"},
+                             clock.now())
+    _load(app, world, clock)
+    st = app.state
+    notifier = Notifier(settings=st.settings, sessions=st.sessionmaker, clock=st.clock, env=st.jinja,
+                        nset=NotifySettings())
+    with session_scope(st.sessionmaker, actor="test") as s:
+        assert jobs.deliver_warnings(s, notifier, st.settings.data_dir) == 1   # org A is not a CII operator
+    with session_scope(st.sessionmaker, actor="test") as s:
+        assert jobs.deliver_warnings(s, notifier, st.settings.data_dir) == 0   # each finding warned once
+    files = sorted((st.settings.data_dir / "notify" / "outbox").glob("vulns-warning-*.eml"))
+    bodies = {}
+    for p in files:
+        msg = email.message_from_bytes(p.read_bytes())
+        part = next(x for x in msg.walk() if x.get_content_type() == "text/plain")
+        bodies[msg["To"]] = part.get_payload(decode=True).decode("utf-8")
+    zh = bodies["soc@bravo.example"]
+    assert "CVE-2021-41773" in zh and "CVE-2021-23337" in zh
+    assert zh.index("CVE-2021-41773") < zh.index("CVE-2021-23337")   # KEV first
+    assert "严重" in zh and "漏洞预警" in msg_subjects(files) and "修复期限" in zh and "已知被利用" in zh

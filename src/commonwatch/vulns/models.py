@@ -120,3 +120,6 @@ class VulnFinding(TenantScoped, Base):
     matched: Mapped[bool] = mapped_column(default=True)  # False: the last match no longer found it
     first_seen: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen: Mapped[datetime] = mapped_column(default=utcnow)
+    # Early warning: when the operator's security contacts were warned, and to whom (or why not).
+    warned_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    warning_delivery: Mapped[str] = mapped_column(Text, default="")

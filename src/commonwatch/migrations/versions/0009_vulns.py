@@ -98,6 +98,8 @@ def upgrade() -> None:
     sa.Column('matched', sa.Boolean(), nullable=False),
     sa.Column('first_seen', commonwatch.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('last_seen', commonwatch.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('warned_at', commonwatch.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('warning_delivery', sa.Text(), nullable=False),
     sa.CheckConstraint("status IN ('open', 'mitigated', 'accepted_risk', 'false_positive')", name=op.f('ck_vuln_findings_status_known')),
     sa.ForeignKeyConstraint(['org_id'], ['organisations.id'], name=op.f('fk_vuln_findings_org_id_organisations'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_vuln_findings')),

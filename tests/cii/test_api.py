@@ -91,3 +91,15 @@ def test_wrong_spec_version_is_refused_whole(client, world):
     assert resp.status_code == 422
     assert "1.2" in resp.json()["detail"][0]["msg"]
     assert client.get("/api/v1/cii/assets", headers=world.auth("b")).json()["total"] == 0
+
+
+def test_deleting_a_system_keeps_its_assets_unattached(client, world):
+    b = world.auth("b")
+    sid = client.post("/api/v1/cii/systems", json={"org_id": world.org_b, **SYSTEM}, headers=b).json()["id"]
+    aid = client.post("/api/v1/cii/assets", json={"org_id": world.org_b, "system_id": sid, "name": "HMI"},
+                      headers=b).json()["id"]
+    other = client.post("/api/v1/cii/systems", json={"org_id": world.org_a, **SYSTEM}, headers=world.auth("a"))
+    moved = client.patch(f"/api/v1/cii/assets/{aid}", json={"system_id": other.json()["id"]}, headers=b)
+    assert moved.status_code == 422 and moved.json()["detail"][0]["loc"][-1] == "system_id"
+    assert client.delete(f"/api/v1/cii/systems/{sid}", headers=b).status_code == 204
+    assert client.get(f"/api/v1/cii/assets/{aid}", headers=b).json()["system_id"] is None

@@ -92,26 +92,26 @@ def system_create(body: SystemIn, request: Request, principal: Principal = Depen
     return system_out(system, _today(request), load_supervision_rules(_data_dir(request)))
 
 
-@router.get("/cii/systems/{system_id}")
-def system_get(system_id: int, request: Request, principal: Principal = Depends(require(READ)),
+@router.get("/cii/systems/{cii_system_id}")
+def system_get(cii_system_id: int, request: Request, principal: Principal = Depends(require(READ)),
                db: Session = Depends(get_db)) -> dict[str, Any]:
-    return system_out(cii.get_system(db, principal, system_id), _today(request),
+    return system_out(cii.get_system(db, principal, cii_system_id), _today(request),
                       load_supervision_rules(_data_dir(request)))
 
 
-@router.patch("/cii/systems/{system_id}")
-def system_patch(system_id: int, body: SystemPatch, request: Request, principal: Principal = Depends(require(READ)),
+@router.patch("/cii/systems/{cii_system_id}")
+def system_patch(cii_system_id: int, body: SystemPatch, request: Request, principal: Principal = Depends(require(READ)),
                  db: Session = Depends(get_db)) -> dict[str, Any]:
-    system = cii.get_system(db, principal, system_id)
+    system = cii.get_system(db, principal, cii_system_id)
     cii.update_system(db, principal, system, body.model_dump(exclude_unset=True), _today(request))
     db.commit()
     return system_out(system, _today(request), load_supervision_rules(_data_dir(request)))
 
 
-@router.delete("/cii/systems/{system_id}", status_code=204)
-def system_delete(system_id: int, principal: Principal = Depends(require(READ)),
+@router.delete("/cii/systems/{cii_system_id}", status_code=204)
+def system_delete(cii_system_id: int, principal: Principal = Depends(require(READ)),
                   db: Session = Depends(get_db)) -> Response:
-    cii.delete_system(db, principal, cii.get_system(db, principal, system_id))
+    cii.delete_system(db, principal, cii.get_system(db, principal, cii_system_id))
     db.commit()
     return Response(status_code=204)
 
@@ -205,25 +205,25 @@ def asset_create(body: AssetIn, principal: Principal = Depends(require(READ)),
     return asset_out(asset)
 
 
-@router.get("/cii/assets/{asset_id}")
-def asset_get(asset_id: int, principal: Principal = Depends(require(READ)),
+@router.get("/cii/assets/{cii_asset_id}")
+def asset_get(cii_asset_id: int, principal: Principal = Depends(require(READ)),
               db: Session = Depends(get_db)) -> dict[str, Any]:
-    return asset_out(cii.get_asset(db, principal, asset_id))
+    return asset_out(cii.get_asset(db, principal, cii_asset_id))
 
 
-@router.patch("/cii/assets/{asset_id}")
-def asset_patch(asset_id: int, body: AssetPatch, principal: Principal = Depends(require(READ)),
+@router.patch("/cii/assets/{cii_asset_id}")
+def asset_patch(cii_asset_id: int, body: AssetPatch, principal: Principal = Depends(require(READ)),
                 db: Session = Depends(get_db)) -> dict[str, Any]:
-    asset = cii.get_asset(db, principal, asset_id)
+    asset = cii.get_asset(db, principal, cii_asset_id)
     cii.update_asset(db, principal, asset, body.model_dump(exclude_unset=True))
     db.commit()
     return asset_out(asset)
 
 
-@router.delete("/cii/assets/{asset_id}", status_code=204)
-def asset_delete(asset_id: int, principal: Principal = Depends(require(READ)),
+@router.delete("/cii/assets/{cii_asset_id}", status_code=204)
+def asset_delete(cii_asset_id: int, principal: Principal = Depends(require(READ)),
                  db: Session = Depends(get_db)) -> Response:
-    cii.delete_asset(db, principal, cii.get_asset(db, principal, asset_id))
+    cii.delete_asset(db, principal, cii.get_asset(db, principal, cii_asset_id))
     db.commit()
     return Response(status_code=204)
 
@@ -263,7 +263,7 @@ def imports_list(org_id: int | None = None, principal: Principal = Depends(requi
     return {"items": [import_out(b, with_rows=False) for b in cii.list_imports(db, principal, org_id)]}
 
 
-@router.get("/cii/imports/{import_id}")
-def import_get(import_id: int, principal: Principal = Depends(require(READ)),
+@router.get("/cii/imports/{cii_import_id}")
+def import_get(cii_import_id: int, principal: Principal = Depends(require(READ)),
                db: Session = Depends(get_db)) -> dict[str, Any]:
-    return import_out(cii.get_import(db, principal, import_id))
+    return import_out(cii.get_import(db, principal, cii_import_id))

@@ -32,7 +32,7 @@ NAV = [
 ]
 KIND_LABELS = {"software": N_("software"), "hardware": N_("hardware"), "os": N_("operating system"),
                "service": N_("network service")}
-FORMAT_LABELS = {"csv": N_("CSV"), "cyclonedx": N_("CycloneDX JSON (1.4-1.6)"), "spdx": N_("SPDX 2.3 JSON"),
+FORMAT_LABELS = {"csv": N_("CSV file"), "cyclonedx": N_("CycloneDX JSON (1.4-1.6)"), "spdx": N_("SPDX 2.3 JSON file"),
                  "nmap": N_("nmap XML (-sV)")}
 
 
@@ -103,10 +103,10 @@ async def system_create(request: Request, principal: Principal = Depends(require
     return redirect(f"/cii/systems/{system.id}", _("System added."))
 
 
-@router.get("/cii/systems/{system_id}")
-def system_view(system_id: int, request: Request, principal: Principal = Depends(require(READ)),
+@router.get("/cii/systems/{cii_system_id}")
+def system_view(cii_system_id: int, request: Request, principal: Principal = Depends(require(READ)),
                 db: Session = Depends(get_db)) -> HTMLResponse:
-    system = cii.get_system(db, principal, system_id)
+    system = cii.get_system(db, principal, cii_system_id)
     rules = load_supervision_rules(_dd(request))
     assets, total = cii.list_assets(db, principal, cii.AssetFilter(system_id=system.id), per_page=200)
     return render(request, "cii/system.html", {
@@ -115,26 +115,26 @@ def system_view(system_id: int, request: Request, principal: Principal = Depends
         **_helpers(request, db, principal)})
 
 
-@router.get("/cii/systems/{system_id}/edit")
-def system_edit(system_id: int, request: Request, principal: Principal = Depends(require(READ)),
+@router.get("/cii/systems/{cii_system_id}/edit")
+def system_edit(cii_system_id: int, request: Request, principal: Principal = Depends(require(READ)),
                 db: Session = Depends(get_db)) -> HTMLResponse:
-    system = cii.get_system(db, principal, system_id)
+    system = cii.get_system(db, principal, cii_system_id)
     cii.writable_org(db, principal, system.org_id)
     form = {k: getattr(system, k) for k in cii.SYSTEM_FIELDS}
     return _system_form(request, db, principal, system=system, form=form, errors={})
 
 
-@router.post("/cii/systems/{system_id}/edit")
-async def system_update(system_id: int, request: Request, principal: Principal = Depends(require(READ)),
+@router.post("/cii/systems/{cii_system_id}/edit")
+async def system_update(cii_system_id: int, request: Request, principal: Principal = Depends(require(READ)),
                         db: Session = Depends(get_db)) -> Response:
-    system = cii.get_system(db, principal, system_id)
+    system = cii.get_system(db, principal, cii_system_id)
     data = await _form(request)
     try:
         cii.update_system(db, principal, system, {k: v for k, v in data.items() if k in cii.SYSTEM_FIELDS},
                           _today(request))
     except Invalid as exc:
         db.rollback()
-        system = cii.get_system(db, principal, system_id)
+        system = cii.get_system(db, principal, cii_system_id)
         return _system_form(request, db, principal, system=system, form=data, errors=exc.by_field(), status_code=422)
     db.commit()
     return redirect(f"/cii/systems/{system.id}", _("System saved."))
@@ -203,36 +203,36 @@ async def asset_create(request: Request, principal: Principal = Depends(require(
     return redirect(f"/cii/assets?org_id={asset.org_id}", _("Asset added."))
 
 
-@router.get("/cii/assets/{asset_id}/edit")
-def asset_edit(asset_id: int, request: Request, principal: Principal = Depends(require(READ)),
+@router.get("/cii/assets/{cii_asset_id}/edit")
+def asset_edit(cii_asset_id: int, request: Request, principal: Principal = Depends(require(READ)),
                db: Session = Depends(get_db)) -> HTMLResponse:
-    asset = cii.get_asset(db, principal, asset_id)
+    asset = cii.get_asset(db, principal, cii_asset_id)
     cii.writable_org(db, principal, asset.org_id)
     form = {k: getattr(asset, k) for k in ("system_id", "kind", "name", "vendor", "product", "version", "cpe", "purl",
                                            "host", "network", "owner")}
     return _asset_form(request, db, principal, asset=asset, form=form, errors={})
 
 
-@router.post("/cii/assets/{asset_id}/edit")
-async def asset_update(asset_id: int, request: Request, principal: Principal = Depends(require(READ)),
+@router.post("/cii/assets/{cii_asset_id}/edit")
+async def asset_update(cii_asset_id: int, request: Request, principal: Principal = Depends(require(READ)),
                        db: Session = Depends(get_db)) -> Response:
-    asset = cii.get_asset(db, principal, asset_id)
+    asset = cii.get_asset(db, principal, cii_asset_id)
     data = await _form(request)
     data.pop("csrf_token", None)
     try:
         cii.update_asset(db, principal, asset, data)
     except Invalid as exc:
         db.rollback()
-        asset = cii.get_asset(db, principal, asset_id)
+        asset = cii.get_asset(db, principal, cii_asset_id)
         return _asset_form(request, db, principal, asset=asset, form=data, errors=exc.by_field(), status_code=422)
     db.commit()
     return redirect(f"/cii/assets?org_id={asset.org_id}", _("Asset saved."))
 
 
-@router.post("/cii/assets/{asset_id}/delete")
-def asset_delete(asset_id: int, principal: Principal = Depends(require(READ)),
+@router.post("/cii/assets/{cii_asset_id}/delete")
+def asset_delete(cii_asset_id: int, principal: Principal = Depends(require(READ)),
                  db: Session = Depends(get_db)) -> Response:
-    asset = cii.get_asset(db, principal, asset_id)
+    asset = cii.get_asset(db, principal, cii_asset_id)
     org_id = asset.org_id
     cii.delete_asset(db, principal, asset)
     db.commit()
@@ -284,10 +284,10 @@ async def import_upload(request: Request, principal: Principal = Depends(require
         added=batch.added, bad=batch.quarantined))
 
 
-@router.get("/cii/imports/{import_id}")
-def import_view(import_id: int, request: Request, principal: Principal = Depends(require(READ)),
+@router.get("/cii/imports/{cii_import_id}")
+def import_view(cii_import_id: int, request: Request, principal: Principal = Depends(require(READ)),
                 db: Session = Depends(get_db)) -> HTMLResponse:
-    batch = cii.get_import(db, principal, import_id)
+    batch = cii.get_import(db, principal, cii_import_id)
     return render(request, "cii/import.html", {"title": _("Inventory import"), "batch": batch,
                                                "format_label": lambda f: _(FORMAT_LABELS.get(f, f)),
                                                **_helpers(request, db, principal)})

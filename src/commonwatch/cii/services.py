@@ -51,7 +51,16 @@ def asset_frame(session: Session, principal: Principal, org_ids: Iterable[int] |
     stmt = db.scope(stmt, principal, Asset)
     if org_ids is not None:
         stmt = stmt.where(Asset.org_id.in_(list(org_ids)))
-    rows = session.execute(stmt.order_by(Asset.id)).all()
+    # At the driver level: the ORM's per-value result processing costs several times the read.
+    conn = session.connection()
+    compiled = stmt.order_by(Asset.id).compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    params = tuple(compiled.params[k] for k in compiled.positiontup) if compiled.positional else compiled.params
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(str(compiled), params)
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
     return pl.DataFrame(rows, schema=ASSET_FRAME_SCHEMA, orient="row")
 
 

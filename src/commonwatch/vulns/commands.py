@@ -26,7 +26,8 @@ def _kind_of(path: Path, kind: str | None) -> str:
 
 
 @vulns_app.command("import")
-def import_(paths: list[Path] = typer.Argument(..., help="Files, cvelistV5 folders or release/delta zips."),
+def import_(paths: list[str] = typer.Argument(..., help="Files, cvelistV5 folders, release/delta zips, or URLs "
+                                                       "on the outbound allowlist."),
             kind: str = typer.Option(None, help="records, kev or epss when the name does not say."),
             match: bool = typer.Option(True, help="Match the inventory against what was added or updated.")
             ) -> None:
@@ -38,7 +39,18 @@ def import_(paths: list[Path] = typer.Argument(..., help="Files, cvelistV5 folde
 
     rt = get_runtime()
     total = svc.ImportReport()
-    for path in paths:
+    for target in paths:
+        if target.startswith(("http://", "https://")):
+            from commonwatch.errors import Invalid
+
+            try:
+                with rt.session("vulns-import") as session:
+                    k = kind or _kind_of(Path(target.rsplit("/", 1)[-1]), None)
+                    typer.echo(f"{target}: {svc.import_url(session, target, rt.settings, rt.clock.now(), k)}")
+            except (Invalid, IntakeError) as exc:
+                fail(f"{target}: {exc}")
+            continue
+        path = Path(target)
         if not path.exists():
             fail(f"{path}: no such file or folder")
         k = _kind_of(path, kind)

@@ -123,3 +123,18 @@ class VulnFinding(TenantScoped, Base):
     # Early warning: when the operator's security contacts were warned, and to whom (or why not).
     warned_at: Mapped[datetime | None] = mapped_column(nullable=True)
     warning_delivery: Mapped[str] = mapped_column(Text, default="")
+
+
+class VulnSource(Base):
+    """A URL on the collector's allowlist that advisories are fetched from, with the validators of the
+    last fetch so the next one is a conditional request."""
+
+    __tablename__ = "vuln_sources"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000), unique=True)
+    kind: Mapped[str] = mapped_column(String(16), default="records")  # records | kev | epss
+    etag: Mapped[str] = mapped_column(String(500), default="")
+    last_modified: Mapped[str] = mapped_column(String(100), default="")
+    last_status: Mapped[str] = mapped_column(Text, default="")
+    fetched_at: Mapped[datetime | None] = mapped_column(nullable=True)

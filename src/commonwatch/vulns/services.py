@@ -301,3 +301,41 @@ def ranked_findings(session: Session, principal: Principal, *, org_id: int | Non
     f = f.with_columns(due=pl.Series([ranking.due(fs, sev, kev.get(v), rules) for fs, sev, v in
                                       zip(f["first_seen"], f["severity"], f["vuln_id"], strict=True)], dtype=pl.Date))
     return ranking.rank(f)
+
+
+def import_url(session: Session, url: str, settings, now: datetime, kind: str = "records") -> str:
+    """Fetch ``url`` through the collector's outbound policy (allowlist, size and time limits) as a
+    conditional request with the validators of the last fetch; an unchanged source costs one round
+    trip. Returns what happened, also kept on the source row."""
+    import gzip
+
+    from commonwatch import outbound
+    from commonwatch.feeds.collect import fetch_url
+    from commonwatch.vulns.models import VulnSource
+
+    src = session.scalars(select(VulnSource).where(VulnSource.url == url)).first()
+    if src is None:
+        src = VulnSource(url=url, kind=kind, etag="", last_modified="", last_status="")
+        session.add(src)
+    result = fetch_url(url, outbound.Policy.of(settings), etag=src.etag, last_modified=src.last_modified)
+    src.fetched_at = now
+    if result.not_modified:
+        src.last_status = "304 not modified"
+        return src.last_status
+    try:
+        raw = result.body.read_bytes() if result.body else b""
+    finally:
+        if result.body:
+            result.body.unlink(missing_ok=True)
+    if url.lower().endswith(".gz"):
+        raw = gzip.decompress(raw)
+    if src.kind == "kev":
+        status = f"{import_kev(session, raw, now)} KEV entries"
+    elif src.kind == "epss":
+        status = f"{import_epss(session, raw.decode('utf-8'), now)} EPSS scores"
+    else:
+        rep = import_document(session, raw, url, now)
+        status = (f"{rep.added} added, {rep.updated} updated, {rep.unchanged} unchanged, "
+                  f"{rep.quarantined} quarantined")
+    src.etag, src.last_modified, src.last_status = result.etag[:500], result.last_modified[:100], status
+    return status

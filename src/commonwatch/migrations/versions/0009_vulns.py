@@ -110,8 +110,21 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_vuln_findings_org_id'), ['org_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_vuln_findings_vuln_id'), ['vuln_id'], unique=False)
 
+    op.create_table('vuln_sources',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('url', sa.String(length=2000), nullable=False),
+    sa.Column('kind', sa.String(length=16), nullable=False),
+    sa.Column('etag', sa.String(length=500), nullable=False),
+    sa.Column('last_modified', sa.String(length=100), nullable=False),
+    sa.Column('last_status', sa.Text(), nullable=False),
+    sa.Column('fetched_at', commonwatch.db.UTCDateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_vuln_sources')),
+    sa.UniqueConstraint('url', name=op.f('uq_vuln_sources_url'))
+    )
+
 
 def downgrade() -> None:
+    op.drop_table('vuln_sources')
     op.drop_table('vuln_findings')
     op.drop_table('vuln_record_versions')
     op.drop_table('vuln_records')

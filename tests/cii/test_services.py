@@ -40,3 +40,29 @@ def test_asset_frame_columns_types_and_tenancy(store):
     assert rows[0]["cpe"] == "cpe:2.3:a:f5:nginx:1.24.0:*:*:*:*:*:*:*"
     assert rows[1]["system_id"] is None and rows[1]["purl"] == "pkg:pypi/requests@2.31.0"
     assert nobody.height == 0 and dict(nobody.schema) == EXPECTED
+
+
+def test_import_and_reminders_on_each_engine(store):
+    from datetime import date
+
+    from commonwatch.access.principal import SYSTEM
+    from commonwatch.cii import services as cii
+    from commonwatch.cii.models import QuarantinedRow, SupervisionReminder
+    from tests.cii.samples import CSV_WITH_BAD_ROWS, SPDX_GOOD
+
+    factory, clock, world = store
+    with session_scope(factory, actor="test") as s:
+        system = cii.create_system(s, SYSTEM, world.org_b, {"name": "HMI", "mlps_level": 2}, date(2026, 11, 25))
+        first = cii.import_assets(s, SYSTEM, world.org_b, "", SPDX_GOOD, system_id=system.id, now=clock.now())
+        again = cii.import_assets(s, SYSTEM, world.org_b, "spdx", SPDX_GOOD, system_id=system.id, now=clock.now())
+        csv = cii.import_assets(s, SYSTEM, world.org_b, "csv", CSV_WITH_BAD_ROWS, now=clock.now())
+        assert (first.format, first.added, first.quarantined) == ("spdx", 2, 1)
+        assert (again.added, again.unchanged, again.quarantined) == (0, 2, 1)  # each batch keeps its bad rows
+        assert (csv.added, csv.quarantined) == (1, 4)
+        made = cii.run_reminders(s, date(2026, 11, 25))
+        assert {(r.kind, r.state) for r in made} == {("mlps", "unknown"), ("inspection", "unknown")}
+        assert cii.run_reminders(s, date(2026, 11, 26)) == []
+    with session_scope(factory, actor="test") as s:
+        frame = asset_frame(s, COORDINATOR, org_ids=[world.org_b])
+        assert frame.height == 3 and sorted(frame["mlps_level"].to_list(), key=str) == [2, 2, None]
+        assert s.query(QuarantinedRow).count() == 6 and s.query(SupervisionReminder).count() == 2

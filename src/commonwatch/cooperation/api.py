@@ -7,7 +7,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
@@ -306,3 +306,57 @@ def counts(year: int | None = Query(None, ge=1990, le=9999), period: str = Query
            principal: Principal = Depends(require("reports.read")), db: Session = Depends(get_db)) -> dict[str, Any]:
     """Cross-border exchanges and assistance requests by country, kind, outcome and time to answer."""
     return coop.counts(db, principal, year=year, period=period)
+
+
+# --- reports from partners ----------------------------------------------------------------------------------
+
+def report_out(r) -> dict[str, Any]:
+    return {"id": r.id, "origin": r.origin, "origin_ref": r.origin_ref, "message_id": r.message_id,
+            "sender": r.sender, "subject": r.subject, "partner_org_id": r.partner_org_id, "format": r.format or None,
+            "signature": r.signature, "signer": r.signer or None, "status": r.status, "reason": r.reason or None,
+            "size": r.size, "rows": r.rows, "run_id": r.run_id, "received_at": r.received_at.isoformat(),
+            "respond_by": r.respond_by.isoformat() if r.respond_by else None}
+
+
+@router.get("/cooperation/reports")
+def reports_list(status: str | None = Query(None, description="ingested or held"), limit: int = Query(100, ge=1,
+                 le=1000), principal: Principal = Depends(require("cooperation.write")),
+                 db: Session = Depends(get_db)) -> dict[str, Any]:
+    from sqlalchemy import select
+
+    from commonwatch.cooperation.models import InboundReport
+
+    stmt = select(InboundReport).order_by(InboundReport.id.desc()).limit(limit)
+    if status:
+        stmt = stmt.where(InboundReport.status == status)
+    return {"items": [report_out(r) for r in db.scalars(stmt)]}
+
+
+@router.post("/cooperation/reports", status_code=201)
+async def report_submit(request: Request, file: UploadFile = File(...), partner_org_id: int | None = Form(None),
+                        principal: Principal = Depends(require("cooperation.write")),
+                        db: Session = Depends(get_db)) -> dict[str, Any]:
+    """A partner's report as a mail (.eml) or a bare IODEF/XARF JSON or text document."""
+    from starlette.concurrency import run_in_threadpool
+
+    from commonwatch.cooperation.reports import Mail, ingest_mails
+
+    state = request.app.state
+    limit = int(coop.request_rules(_dd(request))["inbound"]["max_bytes"])
+    raw = await file.read(limit + 1)
+    name = (file.filename or "").lower()
+    if not name.endswith(".eml") and not raw.lstrip()[:64].lower().startswith((b"from:", b"received:", b"return-path:",
+                                                                              b"message-id:", b"mime-version:")):
+        from email.message import EmailMessage
+
+        msg = EmailMessage()
+        msg["From"] = principal.email
+        msg["Subject"] = f"API submission {file.filename or ''}".strip()
+        msg.set_content(raw, maintype="application", subtype="json" if name.endswith(".json") else "octet-stream",
+                        filename=file.filename or "report")
+        raw = msg.as_bytes()
+    partner = coop.partner_org(db, principal, partner_org_id).id if partner_org_id is not None else None
+    db.rollback()
+    mail = Mail(raw, "api", f"api:{principal.email}:{file.filename or ''}", partner_org_id=partner)
+    rows = await run_in_threadpool(ingest_mails, state.engine, state.sessionmaker, [mail], state.clock, _dd(request))
+    return {"items": [report_out(r) for r in rows]}

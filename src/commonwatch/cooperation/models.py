@@ -167,3 +167,44 @@ class RequestAttachment(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     request: Mapped[AssistanceRequest] = relationship(back_populates="attachments")
+
+
+class InboundReport(Base):
+    """A partner's report as it arrived (mail, folder or API): ingested into events, or held with the
+    reason for the coordinator. ``digest`` makes a second arrival of the same bytes a no-op."""
+
+    __tablename__ = "coop_inbound_reports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    origin: Mapped[str] = mapped_column(String(16))  # imap | folder | api
+    origin_ref: Mapped[str] = mapped_column(String(500), default="")
+    message_id: Mapped[str] = mapped_column(String(500), default="")
+    sender: Mapped[str] = mapped_column(String(320), default="")
+    subject: Mapped[str] = mapped_column(String(500), default="")
+    partner_org_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id", ondelete="SET NULL"),
+                                                       index=True)
+    format: Mapped[str] = mapped_column(String(16), default="")
+    signature: Mapped[str] = mapped_column(String(16), default="unsigned")  # good | unsigned
+    signer: Mapped[str] = mapped_column(String(64), default="")
+    status: Mapped[str] = mapped_column(String(16), index=True)  # ingested | held
+    reason: Mapped[str] = mapped_column(Text, default="")
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    raw: Mapped[bytes | None] = mapped_column(LargeBinary, info={"audit": "secret"})
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    run_id: Mapped[int | None] = mapped_column(Integer)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    respond_by: Mapped[datetime | None] = mapped_column()
+
+
+class ImapCursor(Base):
+    """How far a mailbox has been read: its UIDVALIDITY and the last UID taken."""
+
+    __tablename__ = "coop_imap_cursors"
+    __table_args__ = (UniqueConstraint("mailbox"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    mailbox: Mapped[str] = mapped_column(String(500))
+    uidvalidity: Mapped[int] = mapped_column(Integer)
+    last_uid: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

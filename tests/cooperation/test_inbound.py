@@ -179,3 +179,14 @@ def test_imap_poller_killed_mid_mailbox_loses_nothing_and_reads_nothing_twice(ap
         poll(app.state.engine, app.state.sessionmaker, host="127.0.0.1", port=server.port, user="reports",
              password="x", clock=clock, data_dir=None, timeout=2)
 
+
+
+def test_held_reports_page(client, app, world, clock, partner):
+    _ingest(app, clock, [Mail(as_bytes(mail({"xarf_version": "4.0.0"})), "api")])
+    from tests.conftest import sign_in
+
+    sign_in(client, world.users["coordinator"])
+    page = client.get("/cooperation/reports?status=held")
+    assert page.status_code == 200 and "XARF: report 1 lacks" in page.text and "held for you" in page.text
+    client.get("/lang/zh-CN")
+    assert "已为您保留" in client.get("/cooperation/reports").text

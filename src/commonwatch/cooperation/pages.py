@@ -26,6 +26,8 @@ NAV = [
     NavItem(label=N_("Partner CERTs"), path="/cooperation", permission="cooperation.read", order=60),
     NavItem(label=N_("Assistance requests"), path="/cooperation/requests", permission="cooperation.requests",
             order=61),
+    NavItem(label=N_("Reports from partners"), path="/cooperation/reports", permission="cooperation.write",
+            order=62),
 ]
 
 
@@ -285,3 +287,22 @@ def request_pdf(request_id: int, request: Request, principal: Principal = Depend
     db.commit()
     return Response(pdf, media_type="application/pdf",
                     headers={"Content-Disposition": f'attachment; filename="{req.ref}.pdf"'})
+
+
+# --- reports from partners -------------------------------------------------------------------------------
+
+@router.get("/cooperation/reports")
+def reports(request: Request, status: str | None = None, principal: Principal = Depends(require("cooperation.write")),
+            db: Session = Depends(get_db)) -> HTMLResponse:
+    from commonwatch.constituency.models import Organisation
+    from commonwatch.cooperation.models import InboundReport
+
+    stmt = select(InboundReport).order_by(InboundReport.id.desc()).limit(200)
+    if status in ("held", "ingested"):
+        stmt = stmt.where(InboundReport.status == status)
+    rows = list(db.scalars(stmt))
+    names = {o.id: o.name for o in db.scalars(select(Organisation).where(
+        Organisation.id.in_({r.partner_org_id for r in rows if r.partner_org_id})))}
+    return render(request, "cooperation/reports.html", {
+        "title": _("Reports from partners"), "reports": rows, "status": status or "", "names": names,
+        "held_count": sum(1 for r in rows if r.status == "held")})

@@ -360,3 +360,19 @@ async def report_submit(request: Request, file: UploadFile = File(...), partner_
     mail = Mail(raw, "api", f"api:{principal.email}:{file.filename or ''}", partner_org_id=partner)
     rows = await run_in_threadpool(ingest_mails, state.engine, state.sessionmaker, [mail], state.clock, _dd(request))
     return {"items": [report_out(r) for r in rows]}
+
+
+@router.post("/cooperation/incidents/{incident_id}/exchange")
+def incident_exchange(incident_id: int, request: Request, format: str = Query("iodef", description="iodef or xarf"),
+                      principal: Principal = Depends(require("incidents.share")),
+                      db: Session = Depends(get_db)) -> dict[str, Any]:
+    """The incident's events about hosts abroad, as a document for the partner CERT of each country; each is
+    recorded on the incident's timeline."""
+    from commonwatch.cooperation.outbound import exchange
+
+    settings = request.app.state.settings
+    centre = getattr(settings, "centre_name", "") or "commonwatch"
+    items = exchange(db, principal, incident_id, format, _now(request), centre=centre,
+                     contact=getattr(settings, "centre_email", "") or "cert@localhost")
+    db.commit()
+    return {"items": items}

@@ -46,6 +46,7 @@ def mail(body: dict | str, *, sender: str = PARTNER_EMAIL, subject: str = "Repor
     msg = EmailMessage()
     msg["From"], msg["To"], msg["Subject"] = sender, "incoming@centre.example", subject
     msg["Message-ID"] = f"<{uuid.uuid4()}@cert-partner.example>"
+    msg["Date"] = "Tue, 24 Nov 2026 09:30:00 +0000"
     if isinstance(body, str):
         msg.set_content(body)
     else:
@@ -61,7 +62,7 @@ def arf(ip: str = "198.51.100.77", *, drop: str | None = None) -> EmailMessage:
         fields.pop(drop)
     report = "\r\n".join(f"{k}: {v}" for k, v in fields.items()) + "\r\n"
     raw = (f"From: {PARTNER_EMAIL}\r\nTo: incoming@centre.example\r\nSubject: FBL\r\nMIME-Version: 1.0\r\n"
-           f"Message-ID: <{uuid.uuid4()}@cert-partner.example>\r\n"
+           f"Message-ID: <{uuid.uuid4()}@cert-partner.example>\r\nDate: Tue, 24 Nov 2026 09:30:00 +0000\r\n"
            'Content-Type: multipart/report; report-type=feedback-report; boundary="b1"\r\n\r\n'
            "--b1\r\nContent-Type: text/plain\r\n\r\nThis is a spam report.\r\n"
            f"--b1\r\nContent-Type: message/feedback-report\r\n\r\n{report}"
@@ -92,7 +93,7 @@ class Signer:
 
     def sign(self, msg: EmailMessage, *, tamper: bool = False) -> bytes:
         """The mail as multipart/signed: its content (without the envelope headers) is the signed part."""
-        keep = ("From", "To", "Subject", "Message-ID")
+        keep = ("From", "To", "Subject", "Message-ID", "Date")
         head = "".join(f"{k}: {msg[k]}\r\n" for k in keep if msg[k])
         for k in keep:
             del msg[k]

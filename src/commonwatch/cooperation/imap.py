@@ -82,16 +82,23 @@ def poll(engine: Engine, sessionmaker, *, host: str, port: int, user: str, passw
                 if m:
                     uid = int(m.group(1) or m.group(4))
                     sizes[uid] = int(m.group(2) or m.group(3))
+            small = [uid for uid in part if sizes.get(uid, 0) <= max_bytes]
+            bodies: dict[int, bytes] = {}
+            if small:
+                typ, data = conn.uid("FETCH", ",".join(map(str, small)), "(BODY.PEEK[])")
+                for item in data:
+                    if isinstance(item, tuple):
+                        m = re.search(rb"UID (\d+)", item[0])
+                        if m:
+                            bodies[int(m.group(1))] = item[1]
             for uid in part:
                 ref = f"{key} uidvalidity={validity} uid={uid}"
                 if sizes.get(uid, 0) > max_bytes:
                     mails.append(Mail(f"X-Commonwatch-Too-Large: {sizes[uid]}\r\n\r\n{ref}".encode(), "imap", ref))
                     continue
-                typ, data = conn.uid("FETCH", str(uid), "(BODY.PEEK[])")
-                raw = next((item[1] for item in data if isinstance(item, tuple)), None)
-                if typ != "OK" or raw is None:
+                if uid not in bodies:
                     raise ImapFailure(f"the server did not return UID {uid}")
-                mails.append(Mail(raw, "imap", ref))
+                mails.append(Mail(bodies[uid], "imap", ref))
             top = part[-1]
 
             def move_cursor(session, rows, top=top):

@@ -78,7 +78,7 @@ def run_intelmq(server: Dovecot) -> dict:
     bot = MailAttachCollectorBot("mail-attach", settings=BotLibSettings | {
         "logging_level": "ERROR", "mail_host": "127.0.0.1", "mail_port": server.port, "mail_user": server.user,
         "mail_password": server.password, "mail_ssl": False, "folder": "INBOX", "attach_regex": r"\.json",
-        "extract_files": False, "name": "partner reports", "provider": "CERT Partner"})
+        "extract_files": False, "subject_regex": "", "name": "partner reports", "provider": "CERT Partner"})
     reports = []
     bot.send_message = lambda *msgs, **kw: reports.extend(msgs)  # collect instead of a broker
     t0 = time.perf_counter()

@@ -61,6 +61,9 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "datasec.write.own": frozenset({Role.CONSTITUENT}),
     "cooperation.read": frozenset({Role.ADMIN, Role.COORDINATOR, Role.ANALYST, Role.AUDITOR, Role.PARTNER}),
     "cooperation.write": _CENTRE_WRITE,
+    # Assistance requests are need-to-know: coordinators see those assigned to them, admins all.
+    "cooperation.requests": _CENTRE_WRITE,
+    "cooperation.requests.all": frozenset({Role.ADMIN}),
     "reports.read": frozenset({Role.ADMIN, Role.COORDINATOR, Role.ANALYST, Role.AUDITOR}),
 }
 

@@ -1,0 +1,20 @@
+"""Periodic work: reminders of partner agreements coming up for renewal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from commonwatch.db import session_scope
+from commonwatch.scheduler import Job
+
+
+def remind(state: Any) -> int:
+    """Make the renewal reminders that are due today (each once); the directory page shows them."""
+    from commonwatch.cooperation import services as coop
+
+    with session_scope(state.sessionmaker, actor="job:cooperation-renewals") as session:
+        session.info["clock"] = state.clock
+        return coop.run_renewal_reminders(session, coop.local_today(state.clock.now()), state.settings.data_dir)
+
+
+JOBS = [Job(name="cooperation-renewals", every_seconds=6 * 3600, run=remind)]

@@ -69,5 +69,10 @@ def test_cookies_are_secure_and_hsts_is_sent_when_the_public_url_is_https(tmp_pa
         assert {"cw_session", "cw_login_csrf"} <= named.keys()
         for name in ("cw_session", "cw_login_csrf", "cw_lang"):
             assert ("; secure" in named[name].lower()) is https, named[name]
+        # A one-time message set by any page's redirect is Secure too (sign-out sets one).
+        csrf = c.get("/").text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+        flash = [h for h in c.post("/logout", data={"csrf_token": csrf}, follow_redirects=False)
+                 .headers.get_list("set-cookie") if h.startswith("cw_flash=")]
+        assert flash and all(("; secure" in h.lower()) is https for h in flash), flash
         hsts = c.get("/healthz").headers.get("strict-transport-security")
         assert (hsts == "max-age=31536000; includeSubDomains") if https else hsts is None

@@ -55,6 +55,12 @@ def request_language(scope, default: str) -> str:
     return i18n.negotiate(_header(scope, b"accept-language"), default)
 
 
+def secure_cookie(header: bytes) -> bytes:
+    """A Set-Cookie value with the ``Secure`` attribute (added once)."""
+    attributes = [a.strip().lower() for a in header.split(b";")[1:]]
+    return header if b"secure" in attributes else header + b"; Secure"
+
+
 class BodyTooLarge(Exception):
     pass
 
@@ -170,6 +176,9 @@ class CommonwatchMiddleware:
         self.app = app
         #: Strict-Transport-Security on every answer (the public URL is https).
         self.extra_headers = [(b"strict-transport-security", b"max-age=31536000; includeSubDomains")] if hsts else []
+        #: Behind https every cookie is Secure, whichever part of the app set it (a flash message,
+        #: the language, a sign-on's state), so no route has to remember it.
+        self.secure_cookies = hsts
         self.default_language = default_language
         self.max_body = max_body
         #: Path prefixes with their own limit (TAXII announces its max_content_length).
@@ -226,6 +235,8 @@ class CommonwatchMiddleware:
                 headers = list(message.get("headers", []))
                 present = {k.lower() for k, _ in headers}
                 headers += [(k, v) for k, v in SECURITY_HEADERS + self.extra_headers if k not in present]
+                if self.secure_cookies:
+                    headers = [(k, secure_cookie(v) if k.lower() == b"set-cookie" else v) for k, v in headers]
                 headers.append((b"x-request-id", request_id.encode()))
                 message = {**message, "headers": headers}
             await send(message)

@@ -26,7 +26,7 @@ from commonwatch.access.principal import Principal
 from commonwatch.capabilities import _find, parts
 from commonwatch.constituency.models import Organisation
 from commonwatch.db import scope
-from commonwatch.i18n import _, current_language
+from commonwatch.i18n import N_, _, pick
 from commonwatch.reports import query
 from commonwatch.reports.query import Filters, Period
 
@@ -88,19 +88,23 @@ class Indicator:
     dashboards: tuple[str, ...] = ("coordinator", "sector", "constituent")
 
     def name(self) -> str:
-        return self.zh if current_language() == "zh" else self.en
+        return pick(self.en, self.zh)
 
     def what(self) -> str:
-        return self.counts_zh if current_language() == "zh" else self.counts_en
+        return pick(self.counts_en, self.counts_zh)
 
-    def column_labels(self) -> dict[str, str]:
-        return {c: _(label) for c, label in COLUMN_LABELS.items()}
+    def unit_label(self) -> str:
+        return _(UNITS.get(self.unit, self.unit))
 
 
-COLUMN_LABELS = {"when": "Date", "n": "Count", "type": "Type", "severity": "Severity", "feed": "Feed",
-                 "sector": "Sector", "region": "Region", "country": "Country", "org": "Organisation",
-                 "asn": "ASN", "level": "Level", "category": "Category", "status": "Status",
-                 "measure": "Measure", "clock": "Clock", "outcome": "Outcome"}
+UNITS = {"events": N_("events"), "hosts": N_("hosts"), "organisations": N_("organisations"),
+         "deliveries": N_("deliveries"), "warnings": N_("warnings"), "hours": N_("hours"), "days": N_("days"),
+         "incidents": N_("incidents"), "clocks": N_("clocks"), "vulnerabilities": N_("vulnerabilities"),
+         "exchanges": N_("exchanges"), "requests": N_("requests")}
+COLUMN_LABELS = {"when": N_("Date"), "n": N_("Count"), "type": N_("Type"), "severity": N_("Severity"),
+                 "feed": N_("Feed"), "sector": N_("Sector"), "region": N_("Region"), "country": N_("Country"),
+                 "org": N_("Organisation"), "asn": N_("ASN"), "level": N_("Level"), "category": N_("Category"),
+                 "status": N_("Status"), "measure": N_("Measure"), "clock": N_("Clock"), "outcome": N_("Outcome")}
 
 
 def _cap(frame: pl.DataFrame, by: str, limit: int = SPLIT) -> pl.DataFrame:
@@ -222,7 +226,7 @@ def acknowledgements(ctx: Context, m: Any) -> Result:
 
 def time_to_ack(ctx: Context, m: Any) -> Result:
     return _durations(ctx, m.EventWarning, m.EventWarning.created_at, m.EventWarning.responded_at,
-                      "notify.time_to_ack", ("median hours", "90th percentile hours"))
+                      "notify.time_to_ack", (N_("median hours"), N_("90th percentile hours")))
 
 
 # --- incidents ------------------------------------------------------------------------------------
@@ -238,22 +242,22 @@ def _incidents(column: str, key: str) -> Callable[[Context], Result]:
 def time_to_first_report(ctx: Context) -> Result:
     from commonwatch.incidents.models import Incident
     return _durations(ctx, Incident, Incident.discovered_at, Incident.first_report_at,
-                      "incidents.time_to_first_report", ("median hours", "90th percentile hours"))
+                      "incidents.time_to_first_report", (N_("median hours"), N_("90th percentile hours")))
 
 
 def time_to_close(ctx: Context) -> Result:
     from commonwatch.incidents.models import Incident
     return _durations(ctx, Incident, Incident.discovered_at, Incident.handling_closed_at,
-                      "incidents.time_to_close", ("median hours", "90th percentile hours"))
+                      "incidents.time_to_close", (N_("median hours"), N_("90th percentile hours")))
 
 
 def clocks(ctx: Context) -> Result:
     """Each reporting clock of the period's incidents: met (done by its due time), missed (done
     late, or not done and past due) or running."""
     from commonwatch.incidents.models import Incident
-    pairs = {"first report": ("first_report_due", "first_report_at"),
-             "escalation": ("escalation_due", "escalated_at"),
-             "summary report": ("summary_due", "summary_report_at")}
+    pairs = {N_("first report"): ("first_report_due", "first_report_at"),
+             N_("escalation"): ("escalation_due", "escalated_at"),
+             N_("summary report"): ("summary_due", "summary_report_at")}
     now = ctx.now or datetime.now().astimezone()
     cols = [getattr(Incident, c) for due, done in pairs.values() for c in (due, done)]
     stmt = scope(select(*cols).where(Incident.discovered_at >= ctx.period.since,

@@ -3,25 +3,8 @@ periods, absent capabilities, bad input."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-import numpy as np
-import pytest
-
-from tests.reports.helpers import random_batch, store_batch
-
 # tests.conftest.START is the frozen clock; the events are put in the days before it
 FROM = "2026-10-01"
-
-
-@pytest.fixture
-def filled(app, world, clock):
-    rng = np.random.default_rng(5)
-    start = datetime(2026, 10, 1, tzinfo=UTC)
-    seconds = int((clock.now() - start).total_seconds())
-    with app.state.engine.begin() as conn:
-        store_batch(conn, random_batch(rng, 3000, start, seconds, [world.org_a, world.org_b]))
-    return world
 
 
 def test_coordinator_dashboard_in_both_languages(client, filled):
@@ -36,21 +19,21 @@ def test_coordinator_dashboard_in_both_languages(client, filled):
 
 
 def test_indicator_json_csv_and_tenancy(client, filled):
-    staff = client.get(f"/api/v1/reports/indicators/events.type?since={FROM}", headers=filled.auth("coordinator"))
+    staff = client.get(f"/api/v1/reports/indicator?key=events.type&since={FROM}", headers=filled.auth("coordinator"))
     assert staff.status_code == 200
     body = staff.json()
     assert body["source"] == "events" and body["columns"] == ["when", "type", "n"]
     total = sum(r["n"] for r in body["rows"])
-    a = client.get(f"/api/v1/reports/indicators/events.type?since={FROM}", headers=filled.auth("a")).json()
-    b = client.get(f"/api/v1/reports/indicators/events.type?since={FROM}", headers=filled.auth("b")).json()
+    a = client.get(f"/api/v1/reports/indicator?key=events.type&since={FROM}", headers=filled.auth("a")).json()
+    b = client.get(f"/api/v1/reports/indicator?key=events.type&since={FROM}", headers=filled.auth("b")).json()
     own_a, own_b = sum(r["n"] for r in a["rows"]), sum(r["n"] for r in b["rows"])
     assert 0 < own_a < total and 0 < own_b < total and own_a + own_b < total  # unmatched events are the centre's
-    csv = client.get(f"/api/v1/reports/indicators/events.type?since={FROM}&format=csv", headers=filled.auth("a"))
+    csv = client.get(f"/api/v1/reports/indicator?key=events.type&since={FROM}&format=csv", headers=filled.auth("a"))
     assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
     assert "# indicator,events.type" in csv.text
     assert sum(int(line.rsplit(",", 1)[1]) for line in csv.text.splitlines()[4:]) == own_a
     # another tenant's organisation answers 404; the coordinator dashboard is not a constituent's
-    assert client.get(f"/api/v1/reports/indicators/events.type?org={filled.org_b}",
+    assert client.get(f"/api/v1/reports/indicator?key=events.type&org={filled.org_b}",
                       headers=filled.auth("a")).status_code == 404
     assert client.get("/reports/dashboard/coordinator", headers=filled.auth("a")).status_code == 404
     assert client.get("/reports/dashboard/constituent", headers=filled.auth("a")).status_code == 200
@@ -58,20 +41,20 @@ def test_indicator_json_csv_and_tenancy(client, filled):
 
 def test_empty_long_absent_and_bad_periods(client, filled):
     auth = filled.auth("coordinator")
-    empty = client.get("/api/v1/reports/indicators/events.type?since=2001-01-01&until=2001-01-31", headers=auth)
+    empty = client.get("/api/v1/reports/indicator?key=events.type&since=2001-01-01&until=2001-01-31", headers=auth)
     assert empty.status_code == 200 and empty.json()["empty"] is True
     page = client.get("/reports/dashboard/coordinator?since=2001-01-01&until=2001-01-31", headers=auth)
     assert page.status_code == 200 and "No data for this period" in page.text
-    ten = client.get("/api/v1/reports/indicators/events.severity?since=2016-12-01&until=2026-11-30", headers=auth)
+    ten = client.get("/api/v1/reports/indicator?key=events.severity&since=2016-12-01&until=2026-11-30", headers=auth)
     assert ten.status_code == 200 and ten.json()["note"]
     assert sum(r["n"] for r in ten.json()["rows"]) == 3000 or ten.json()["rows"]
-    absent = client.get("/api/v1/reports/indicators/cooperation.exchanges", headers=auth).json()
+    absent = client.get("/api/v1/reports/indicator?key=cooperation.exchanges", headers=auth).json()
     assert absent["absent"] and "cooperation" in absent["absent"]
-    too_long = client.get("/api/v1/reports/indicators/events.type?since=1990-01-01&until=2026-01-01", headers=auth)
+    too_long = client.get("/api/v1/reports/indicator?key=events.type&since=1990-01-01&until=2026-01-01", headers=auth)
     assert too_long.status_code == 422
-    bad = client.get("/api/v1/reports/indicators/events.type?since=2026-13-01", headers=auth)
+    bad = client.get("/api/v1/reports/indicator?key=events.type&since=2026-13-01", headers=auth)
     assert bad.status_code == 422 and "since" in bad.text
-    assert client.get("/api/v1/reports/indicators/nope", headers=auth).status_code == 404
+    assert client.get("/api/v1/reports/indicator?key=nope", headers=auth).status_code == 404
     assert client.get("/api/v1/reports/month/2026-99", headers=auth).status_code == 422
 
 

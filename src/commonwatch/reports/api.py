@@ -45,8 +45,8 @@ def indicator_list(principal: Principal = Depends(require("events.read"))) -> di
     return {"items": [_definition(i) for i in ind.registry().values()]}
 
 
-@router.get("/reports/indicators/{key}")
-def indicator_get(request: Request, key: str, since: str = "", until: str = "", tz: str = "", sector: str = "",
+@router.get("/reports/indicator")
+def indicator_get(request: Request, key: str = Query(..., max_length=100), since: str = "", until: str = "", tz: str = "", sector: str = "",
                   region: str = "", type: str = "", org: int | None = None,
                   format: str = Query("json", pattern="^(json|csv)$"),
                   principal: Principal = Depends(require("events.read")),

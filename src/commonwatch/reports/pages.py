@@ -40,7 +40,7 @@ def card(result: ind.Result, query: dict[str, str]) -> dict[str, Any]:
         "empty": result.empty,
         "columns": [(c, labels.get(c, c)) for c in result.data.columns], "rows": result.data.rows()[:500],
         "more": max(0, result.data.height - 500),
-        "csv": f"/api/v1/reports/indicators/{i.key}?" + urlencode({**query, "format": "csv"}),
+        "csv": "/api/v1/reports/indicator?" + urlencode({"key": i.key, **query, "format": "csv"}),
     }
 
 

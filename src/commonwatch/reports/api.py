@@ -46,8 +46,8 @@ def indicator_list(principal: Principal = Depends(require("events.read"))) -> di
 
 
 @router.get("/reports/indicator")
-def indicator_get(request: Request, key: str = Query(..., max_length=100), since: str = "", until: str = "", tz: str = "", sector: str = "",
-                  region: str = "", type: str = "", org: int | None = None,
+def indicator_get(request: Request, key: str = Query(..., max_length=100), since: str = "", until: str = "",
+                  tz: str = "", sector: str = "", region: str = "", type: str = "", org: int | None = None,
                   format: str = Query("json", pattern="^(json|csv)$"),
                   principal: Principal = Depends(require("events.read")),
                   db: Session = Depends(get_db)) -> Any:

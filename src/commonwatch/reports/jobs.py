@@ -57,13 +57,13 @@ def send_reports(state: Any) -> int:
                 continue
             report = svc.build_report(session, SYSTEM, kind, value, tz, now)
             pdf = render.report_pdf(report)
-            for r in wanted:
+            for n, r in enumerate(wanted, start=1):
                 with use_language(r.language):
                     subject = f"{report.title} {period.label()}"
                     text = "\n".join([report.title, period.label(), "", *svc.summarise(report.results, report.before),
                                       "", _("The full report is attached (PDF, English and Chinese).")])
                 outcome = send_to_person(notifier, address=r.address, subject=subject, text=text,
-                                         name=f"report-{kind}-{start}", language=r.language,
+                                         name=f"report-{kind}-{start}-{n}", language=r.language,
                                          attachments=[(f"commonwatch-{kind}-{start}.pdf", "application/pdf", pdf)])
                 sent += outcome.status == "sent"
             session.add(ReportRun(period=kind, start=start, recipients=len(wanted), status="mailed"))

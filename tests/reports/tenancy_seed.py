@@ -11,8 +11,9 @@ from commonwatch.reports.rollup import DAY, HOUR
 def seed(session, world, clock) -> dict[str, object]:
     hour = int(clock.now().timestamp()) // 3600 - 1
     for grain, bucket in ((HOUR, hour), (DAY, hour // 24)):
-        session.add(EventCount(grain=grain, bucket=bucket, type="SECRET-B-type", severity="high", org_id=world.org_b,
-                               partner_org_id=0, feed="SECRET-B-feed", country="CN", sector="energy", asn=64501, n=7))
+        for dim, value in (("type", "SECRET-B-type"), ("feed", "SECRET-B-feed"), ("org", str(world.org_b))):
+            session.add(EventCount(grain=grain, dim=dim, bucket=bucket, value=value, type="SECRET-B-type",
+                                   org_id=world.org_b, partner_org_id=0, n=7))
     session.add(HostDay(day=hour // 24, type="SECRET-B-type", org_id=world.org_b, partner_org_id=0, host=99))
     session.flush()
     return {"kind": "coordinator", "period": "month", "value": clock.now().strftime("%Y-%m")}

@@ -5,7 +5,7 @@ tables and never scans events.
 Times are whole hours / days since the Unix epoch (UTC): a day in any whole-hour time zone is a
 sum of hours. Absent values are stored as ``""`` / ``0`` so that the composite keys are unique (a
 NULL never conflicts). Tenancy mirrors the events': a row belongs to ``org_id`` and is also read by
-the partner it was routed to (``partner_org_id``).
+the partner it was routed to (``partner_org_id``); the centre-wide rows (``ALL``) only by staff.
 """
 
 from __future__ import annotations
@@ -20,11 +20,14 @@ from commonwatch.access.principal import Principal
 from commonwatch.clock import utcnow
 from commonwatch.db import Base, TenantScoped
 
-#: Rollup dimensions: column name -> the event store's ``counts`` dimension.
-DIMENSION_COLUMNS: dict[str, str] = {
-    "type": "type", "severity": "severity", "org_id": "org", "partner_org_id": "partner",
-    "feed": "feed", "country": "country", "sector": "sector", "asn": "asn",
-}
+#: Rollup dimensions: name -> the event store's ``counts`` dimension. Each event is counted once
+#: per dimension (long format), with its type beside, so a chart splits by one dimension and may
+#: filter by type, and the number of rows grows with the values seen, not with their combinations.
+DIMENSIONS: dict[str, str] = {"type": "type", "severity": "severity", "feed": "feed", "sector": "sector",
+                              "country": "country", "asn": "asn", "org": "org"}
+#: ``org_id`` / ``partner_org_id`` of the centre-wide rows (every organisation together): no
+#: principal's organisation, so only staff read them.
+ALL = -1
 
 
 class _RoutedScope(TenantScoped):
@@ -39,21 +42,19 @@ class _RoutedScope(TenantScoped):
 
 
 class EventCount(_RoutedScope, Base):
-    """Events stored per hour (``grain`` 0) or UTC day (``grain`` 1) and combination of dimensions."""
+    """Events per hour (``grain`` 0) or UTC day (``grain`` 1), per value of one dimension and event
+    type, per organisation and partner; the rows with ``org_id`` :data:`ALL` hold the whole centre's."""
 
     __tablename__ = "reports_event_counts"
     __audit__ = False
 
     grain: Mapped[int] = mapped_column(Integer, primary_key=True)  # 0 = hour, 1 = day
-    bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # hours or days since epoch
-    type: Mapped[str] = mapped_column(String(64), primary_key=True, default="")
-    severity: Mapped[str] = mapped_column(String(16), primary_key=True, default="")
+    dim: Mapped[str] = mapped_column(String(16), primary_key=True)
     org_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, default=0)
+    bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # hours or days since epoch
+    value: Mapped[str] = mapped_column(String(100), primary_key=True, default="")
+    type: Mapped[str] = mapped_column(String(64), primary_key=True, default="")
     partner_org_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, default=0)
-    feed: Mapped[str] = mapped_column(String(100), primary_key=True, default="")
-    country: Mapped[str] = mapped_column(String(8), primary_key=True, default="")
-    sector: Mapped[str] = mapped_column(String(64), primary_key=True, default="")
-    asn: Mapped[int] = mapped_column(BigInteger, primary_key=True, default=0)
     n: Mapped[int] = mapped_column(BigInteger, default=0)
 
 

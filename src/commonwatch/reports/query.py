@@ -26,7 +26,7 @@ from commonwatch.constituency.models import Organisation
 from commonwatch.db import scope
 from commonwatch.errors import Invalid
 from commonwatch.i18n import _
-from commonwatch.reports.models import EventCount, HostDay
+from commonwatch.reports.models import ALL, EventCount, HostDay
 from commonwatch.reports.rollup import DAY, HOUR
 
 #: Longest period shown per day; longer ones per month.
@@ -108,34 +108,49 @@ def _edges(p: Period) -> tuple[list[tuple[int, int]], tuple[int, int] | None]:
 
 
 def _filtered(stmt: Any, model: Any, principal: Principal, f: Filters) -> Any:
+    """Tenancy, then the filters: the centre-wide rows for staff without an organisation filter,
+    else the rows of the organisations the filters name."""
     stmt = scope(stmt, principal, model)
     if f.type:
         stmt = stmt.where(model.type == f.type)
+    by_org = bool(f.org_id or f.sector or f.region)
+    if model is EventCount:
+        stmt = stmt.where(model.org_id == ALL) if principal.sees_all_tenants and not by_org \
+            else stmt.where(model.org_id != ALL)
     if f.org_id:
         stmt = stmt.where(model.org_id == f.org_id)
-    if hasattr(model, "sector") and f.sector:
-        stmt = stmt.where(model.sector == f.sector)
-    elif f.sector:
+    if f.sector:
         stmt = stmt.where(model.org_id.in_(select(Organisation.id).where(Organisation.sector == f.sector)))
     if f.region:
         stmt = stmt.where(model.org_id.in_(select(Organisation.id).where(Organisation.region == f.region)))
     return stmt
 
 
-def _columns(by: list[str]) -> list[Any]:
-    cols = []
-    for name in by:
-        if name == "region":
-            cols.append(EventCount.org_id.label("region_org"))
-        else:
-            cols.append(getattr(EventCount, SPLITS.get(name, name)).label(name))
-    return cols
+def _dim(by: list[str]) -> tuple[str, str | None]:
+    """The rollup dimension to read and the output column (None: a plain total)."""
+    if len(by) > 1:
+        raise Invalid("by", _("split by at most one dimension"))
+    if not by:
+        return "type", None
+    name = by[0]
+    if name not in SPLITS:
+        raise Invalid("by", _("“{value}” is not one of: {choices}").format(value=name[:40], choices=", ".join(SPLITS)))
+    return ("org" if name == "region" else name), name
+
+
+def _shape(session: Session, frame: pl.DataFrame, name: str | None) -> pl.DataFrame:
+    """``value`` as the output column: organisations and ASNs as integers, regions looked up."""
+    if name is None:
+        return frame.drop("value")
+    if name in ("org", "asn", "region"):
+        frame = frame.with_columns(pl.col("value").replace("", None).cast(pl.Int64, strict=False))
+    if name == "region":
+        return _regions(session, frame.rename({"value": "region_org"}))
+    return frame.rename({"value": name})
 
 
 def _regions(session: Session, frame: pl.DataFrame) -> pl.DataFrame:
     """Replace ``region_org`` by the organisation's region (``""`` when unmatched)."""
-    if "region_org" not in frame.columns:
-        return frame
     ids = [i for i in frame["region_org"].unique().to_list() if i]
     names = dict(session.execute(select(Organisation.id, Organisation.region).where(Organisation.id.in_(ids))).all()) \
         if ids else {}
@@ -147,54 +162,48 @@ def _regions(session: Session, frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def _frame(rows: list[Any], names: list[str]) -> pl.DataFrame:
-    schema = {n: (pl.Int64 if n in ("bucket", "region_org", "org", "asn") else pl.String) for n in names}
+    schema = {n: (pl.Int64 if n == "bucket" else pl.String) for n in names}
     schema["n"] = pl.Int64
     return pl.DataFrame([tuple(r) for r in rows], schema=schema, orient="row")
 
 
 def totals(session: Session, principal: Principal, p: Period, by: list[str], f: Filters = Filters()) -> pl.DataFrame:
-    """Events in ``p`` per combination of ``by`` (columns ``*by, n``), largest first."""
-    cols = _columns(by)
-    names = [c.name for c in cols]
-    parts = []
-    edges, days = _edges(p)
+    """Events in ``p`` per value of ``by`` (at most one dimension; columns ``*by, n``), largest first."""
+    dim, name = _dim(by)
     n = func.sum(EventCount.n)
-    for lo, hi in edges:
-        stmt = select(*cols, n).where(EventCount.grain == HOUR, EventCount.bucket >= lo, EventCount.bucket < hi)
-        parts.append(session.execute(_filtered(stmt, EventCount, principal, f).group_by(*cols)).all())
-    if days:
-        stmt = select(*cols, n).where(EventCount.grain == DAY, EventCount.bucket >= days[0],
-                                      EventCount.bucket < days[1])
-        parts.append(session.execute(_filtered(stmt, EventCount, principal, f).group_by(*cols)).all())
-    frame = _frame([r for part in parts for r in part], [*names, "n"])
-    frame = _regions(session, frame)
-    frame = frame.group_by(by).agg(pl.col("n").sum()) if by else frame.select(pl.col("n").sum())
-    return frame.sort(["n", *by], descending=[True, *([False] * len(by))])
+    rows: list[Any] = []
+    edges, days = _edges(p)
+    ranges = [(HOUR, lo, hi) for lo, hi in edges] + ([(DAY, *days)] if days else [])
+    for grain, lo, hi in ranges:
+        stmt = select(EventCount.value, n).where(EventCount.grain == grain, EventCount.dim == dim,
+                                                 EventCount.bucket >= lo, EventCount.bucket < hi)
+        rows += session.execute(_filtered(stmt, EventCount, principal, f).group_by(EventCount.value)).all()
+    frame = _shape(session, _frame(rows, ["value", "n"]), name)
+    if name is None:
+        return frame.select(pl.col("n").sum())
+    frame = frame.group_by(by).agg(pl.col("n").sum())
+    return frame.sort(["n", *by], descending=[True, False], nulls_last=True)
 
 
 def series(session: Session, principal: Principal, p: Period, by: list[str], f: Filters = Filters()) -> pl.DataFrame:
     """Events per local day (or per month, for long periods) and ``by``: columns ``when, *by, n``."""
-    cols = _columns(by)
-    names = [c.name for c in cols]
+    dim, name = _dim(by)
     n = func.sum(EventCount.n)
     if p.daily:
-        h0, h1 = _hours(p.since), _hours(p.until)
-        stmt = select(EventCount.bucket, *cols, n).where(EventCount.grain == HOUR, EventCount.bucket >= h0,
-                                                         EventCount.bucket < h1)
-        rows = session.execute(_filtered(stmt, EventCount, principal, f).group_by(EventCount.bucket, *cols)).all()
-        frame = _frame(rows, ["bucket", *names, "n"])
+        grain, lo, hi = HOUR, _hours(p.since), _hours(p.until)
         when = (pl.from_epoch(pl.col("bucket") * 3600, time_unit="s").dt.replace_time_zone("UTC")
                 .dt.convert_time_zone(p.tz).dt.date().cast(pl.String))
     else:
-        d0, d1 = _hours(p.since) // 24, -(-_hours(p.until) // 24)
-        stmt = select(EventCount.bucket, *cols, n).where(EventCount.grain == DAY, EventCount.bucket >= d0,
-                                                         EventCount.bucket < d1)
-        rows = session.execute(_filtered(stmt, EventCount, principal, f).group_by(EventCount.bucket, *cols)).all()
-        frame = _frame(rows, ["bucket", *names, "n"])
+        grain, lo, hi = DAY, _hours(p.since) // 24, -(-_hours(p.until) // 24)
         when = pl.from_epoch(pl.col("bucket") * 86400, time_unit="s").dt.strftime("%Y-%m")
-    frame = frame.with_columns(when.alias("when")).drop("bucket")
-    frame = _regions(session, frame)
-    return frame.group_by(["when", *by]).agg(pl.col("n").sum()).sort(["when", *by])
+    stmt = select(EventCount.bucket, EventCount.value, n).where(
+        EventCount.grain == grain, EventCount.dim == dim, EventCount.bucket >= lo, EventCount.bucket < hi)
+    rows = session.execute(_filtered(stmt, EventCount, principal, f).group_by(EventCount.bucket,
+                                                                              EventCount.value)).all()
+    frame = _frame(rows, ["bucket", "value", "n"]).with_columns(when.alias("when")).drop("bucket")
+    frame = _shape(session, frame, name)
+    keys = ["when", *by]
+    return frame.group_by(keys).agg(pl.col("n").sum()).sort(keys)
 
 
 def buckets(p: Period) -> list[str]:

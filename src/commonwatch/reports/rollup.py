@@ -22,11 +22,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from commonwatch.access.principal import SYSTEM
-from commonwatch.reports.models import DIMENSION_COLUMNS, EventCount, HostDay
+from commonwatch.reports.models import ALL, DIMENSIONS, EventCount, HostDay
 
 HOUR, DAY = 0, 1
-DIMS: tuple[str, ...] = tuple(DIMENSION_COLUMNS)
-INT_DIMS = {"org_id", "partner_org_id", "asn"}
+DIMS: tuple[str, ...] = tuple(DIMENSIONS)
+KEYS = ["bucket", "dim", "value", "type", "org_id", "partner_org_id"]
 #: Rows per executemany.
 CHUNK = 50_000
 #: Rows per read of the watermark walk when rebuilding hosts.
@@ -35,11 +35,11 @@ HOST_SEED = 20986
 
 #: Harmonisation names (a batch as stored) and column names (as the store returns them).
 BATCH_NAMES = {"time": "time.source", "type": "classification.type", "severity": "severity",
-               "org_id": "constituent.org_id", "partner_org_id": "constituent.partner_org_id",
+               "org": "constituent.org_id", "partner": "constituent.partner_org_id",
                "feed": "feed.name", "country": "source.geolocation.cc", "sector": "constituent.sector",
                "asn": "source.asn", "ip": "source.ip_bin", "fqdn": "source.fqdn"}
 STORE_NAMES = {"time": "time_source", "type": "classification_type", "severity": "severity",
-               "org_id": "org_id", "partner_org_id": "partner_org_id", "feed": "feed_name",
+               "org": "org_id", "partner": "partner_org_id", "feed": "feed_name",
                "country": "source_cc", "sector": "constituent_sector", "asn": "source_asn",
                "ip": "source_ip_bin", "fqdn": "source_fqdn"}
 
@@ -60,37 +60,42 @@ def host_key(ip: pl.Expr, fqdn: pl.Expr) -> pl.Expr:
             .otherwise(None).reinterpret(signed=True))
 
 
-def _dims(names: dict[str, str], schema: Any) -> list[pl.Expr]:
-    out = []
-    for dim in DIMS:
-        src = names[dim]
-        if src not in schema:
-            out.append(pl.lit(0 if dim in INT_DIMS else "").alias(dim))
-        elif dim in INT_DIMS:
-            out.append(pl.col(src).cast(pl.Int64).fill_null(0).alias(dim))
-        else:
-            out.append(pl.col(src).cast(pl.String).fill_null("").alias(dim))
-    return out
+def _col(names: dict[str, str], schema: Any, key: str, dtype: Any) -> pl.Expr:
+    return pl.col(names[key]).cast(dtype) if names[key] in schema else pl.lit(None, dtype)
+
+
+def long_counts(wide: pl.DataFrame) -> pl.DataFrame:
+    """From columns ``bucket, type, org_id, partner_org_id, v_<dim>..., n`` to one row per
+    dimension value (``KEYS`` + ``n``), at each organisation's level and the centre-wide one."""
+    per_org = (wide.unpivot(index=["bucket", "type", "org_id", "partner_org_id", "n"],
+                            on=[f"v_{d}" for d in DIMS], variable_name="dim", value_name="value")
+               .with_columns(pl.col("dim").str.strip_prefix("v_"))
+               .group_by(KEYS).agg(pl.col("n").sum()))
+    centre = (per_org.group_by(["bucket", "dim", "value", "type"]).agg(pl.col("n").sum())
+              .with_columns(pl.lit(ALL, pl.Int64).alias("org_id"), pl.lit(ALL, pl.Int64).alias("partner_org_id")))
+    return pl.concat([per_org, centre.select(per_org.columns)])
 
 
 def hour_counts(frame: pl.DataFrame, names: dict[str, str] = BATCH_NAMES) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """``(hours, hosts)`` of a frame of events: counts per hour and dimensions, and the distinct
-    ``(day, type, org_id, partner_org_id, host)``."""
+    """``(hours, hosts)`` of a frame of events: counts per hour, dimension value, type and
+    organisation (``KEYS`` + ``n``), and the distinct ``(day, type, org_id, partner_org_id, host)``."""
     schema = frame.schema
-    ip = pl.col(names["ip"]) if names["ip"] in schema else pl.lit(None, pl.Binary)
-    fqdn = pl.col(names["fqdn"]) if names["fqdn"] in schema else pl.lit(None, pl.String)
+    org = _col(names, schema, "org", pl.Int64)
     base = frame.select(
-        (pl.col(names["time"]).dt.epoch("s") // 3600).alias("bucket"), *_dims(names, schema),
-        host_key(ip, fqdn).alias("host"))
-    hours = base.group_by(["bucket", *DIMS]).agg(pl.len().cast(pl.Int64).alias("n"))
+        (pl.col(names["time"]).dt.epoch("s") // 3600).alias("bucket"),
+        _col(names, schema, "type", pl.String).fill_null("").alias("type"),
+        org.fill_null(0).alias("org_id"), _col(names, schema, "partner", pl.Int64).fill_null(0).alias("partner_org_id"),
+        *[_col(names, schema, d, pl.String).fill_null("").alias(f"v_{d}") for d in DIMS],
+        host_key(_col(names, schema, "ip", pl.Binary), _col(names, schema, "fqdn", pl.String)).alias("host"))
+    wide = base.group_by(["bucket", "type", "org_id", "partner_org_id", *[f"v_{d}" for d in DIMS]]).agg(
+        pl.len().cast(pl.Int64).alias("n"))
     hosts = (base.filter(pl.col("host").is_not_null())
              .select((pl.col("bucket") // 24).alias("day"), "type", "org_id", "partner_org_id", "host").unique())
-    return hours, hosts
+    return long_counts(wide), hosts
 
 
 def day_counts(hours: pl.DataFrame) -> pl.DataFrame:
-    return (hours.with_columns(pl.col("bucket") // 24)
-            .group_by(["bucket", *DIMS]).agg(pl.col("n").sum()))
+    return hours.with_columns(pl.col("bucket") // 24).group_by(KEYS).agg(pl.col("n").sum())
 
 
 def _insert(conn: Connection, model: type, rows: list[dict[str, Any]], *, add: bool) -> None:
@@ -154,18 +159,36 @@ def rebuild(conn: Connection, store: Any, since: datetime, until: datetime | Non
                                           *window(EventCount.bucket, h0 // 24, h1 // 24 if h1 else None)))
     conn.execute(delete(HostDay).where(*window(HostDay.day, h0 // 24, h1 // 24 if h1 else None)))
 
-    rows = store.counts(SYSTEM, ["hour", *DIMENSION_COLUMNS.values()], since=start, until=end)
-    frame = pl.DataFrame([r.key for r in rows], schema=["hour", *DIMS], orient="row",
-                         schema_overrides={d: (pl.Int64 if d in INT_DIMS else pl.String) for d in DIMS})
-    frame = frame.with_columns(pl.Series("n", [r.count for r in rows], dtype=pl.Int64))
-    hours = frame.select(
-        (pl.col("hour").str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M").dt.epoch("s") // 3600).alias("bucket"),
-        *[(pl.col(d).fill_null(0) if d in INT_DIMS else pl.col(d).fill_null("")) for d in DIMS], "n",
-    ).group_by(["bucket", *DIMS]).agg(pl.col("n").sum())
+    parts = []
+    for dim, store_dim in DIMENSIONS.items():
+        rows = store.counts(SYSTEM, ["hour", "type", store_dim, "org", "partner"], since=start, until=end)
+        if not rows:
+            continue
+        keys = list(zip(*[r.key for r in rows], strict=True))
+        part = pl.DataFrame({
+            "hour": pl.Series(keys[0], dtype=pl.String),
+            "type": pl.Series(keys[1], dtype=pl.String).fill_null(""),
+            "value": pl.Series([None if v is None else str(v) for v in keys[2]], dtype=pl.String).fill_null(""),
+            "org_id": pl.Series(keys[3], dtype=pl.Int64).fill_null(0),
+            "partner_org_id": pl.Series(keys[4], dtype=pl.Int64).fill_null(0),
+            "n": pl.Series([r.count for r in rows], dtype=pl.Int64)})
+        parts.append(part.select(
+            (pl.col("hour").str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M").dt.epoch("s") // 3600).alias("bucket"),
+            pl.lit(dim).alias("dim"), "value", "type", "org_id", "partner_org_id", "n"))
+    if parts:
+        per_org = pl.concat(parts).group_by(KEYS).agg(pl.col("n").sum())
+        centre = (per_org.group_by(["bucket", "dim", "value", "type"])
+                  .agg(pl.col("n").sum()).with_columns(pl.lit(ALL, pl.Int64).alias("org_id"),
+                                                       pl.lit(ALL, pl.Int64).alias("partner_org_id")))
+        hours = pl.concat([per_org, centre.select(per_org.columns)])
+    else:
+        hours = pl.DataFrame(schema={"bucket": pl.Int64, "dim": pl.String, "value": pl.String, "type": pl.String,
+                                     "org_id": pl.Int64, "partner_org_id": pl.Int64, "n": pl.Int64})
 
     hosts_parts: list[pl.DataFrame] = []
     after, events = 0, 0
     columns = ["time_source", "classification_type", "org_id", "partner_org_id", "source_ip_bin", "source_fqdn"]
+    host_names = {**STORE_NAMES, **{k: "_absent" for k in ("severity", "feed", "country", "sector", "asn")}}
     while True:
         chunk = store.scan(SYSTEM, columns, after_id=after, limit=SCAN_ROWS, since=start)
         if not chunk.height:
@@ -174,7 +197,7 @@ def rebuild(conn: Connection, store: Any, since: datetime, until: datetime | Non
         if end is not None:
             chunk = chunk.filter(pl.col("time_source") < end)
         events += chunk.height
-        hosts_parts.append(hour_counts(chunk, STORE_NAMES)[1])
+        hosts_parts.append(hour_counts(chunk, host_names)[1])
     hosts = pl.concat(hosts_parts).unique() if hosts_parts else pl.DataFrame()
     add_counts(conn, hours, hosts)
     return Rebuilt(start, hours.height, day_counts(hours).height if hours.height else 0, hosts.height, events)

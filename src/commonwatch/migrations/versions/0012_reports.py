@@ -19,17 +19,15 @@ depends_on = None
 def upgrade() -> None:
     op.create_table('reports_event_counts',
     sa.Column('grain', sa.Integer(), nullable=False),
-    sa.Column('bucket', sa.BigInteger(), nullable=False),
-    sa.Column('type', sa.String(length=64), nullable=False),
-    sa.Column('severity', sa.String(length=16), nullable=False),
+    sa.Column('dim', sa.String(length=16), nullable=False),
     sa.Column('org_id', sa.BigInteger(), nullable=False),
+    sa.Column('bucket', sa.BigInteger(), nullable=False),
+    sa.Column('value', sa.String(length=100), nullable=False),
+    sa.Column('type', sa.String(length=64), nullable=False),
     sa.Column('partner_org_id', sa.BigInteger(), nullable=False),
-    sa.Column('feed', sa.String(length=100), nullable=False),
-    sa.Column('country', sa.String(length=8), nullable=False),
-    sa.Column('sector', sa.String(length=64), nullable=False),
-    sa.Column('asn', sa.BigInteger(), nullable=False),
     sa.Column('n', sa.BigInteger(), nullable=False),
-    sa.PrimaryKeyConstraint('grain', 'bucket', 'type', 'severity', 'org_id', 'partner_org_id', 'feed', 'country', 'sector', 'asn', name=op.f('pk_reports_event_counts'))
+    sa.PrimaryKeyConstraint('grain', 'dim', 'org_id', 'bucket', 'value', 'type', 'partner_org_id',
+                            name=op.f('pk_reports_event_counts'))
     )
     op.create_table('reports_hosts',
     sa.Column('day', sa.BigInteger(), nullable=False),

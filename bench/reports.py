@@ -33,21 +33,21 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
-import polars as pl
 from sqlalchemy import create_engine, insert, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from commonwatch.access.principal import SYSTEM  # noqa: E402
-from commonwatch.constituency.models import Organisation  # noqa: E402
-from commonwatch.db import make_engine, make_sessionmaker  # noqa: E402
-from commonwatch.events.store import event_store  # noqa: E402
-from commonwatch.migrate import upgrade  # noqa: E402
-from commonwatch.reports import charts, query, render  # noqa: E402
-from commonwatch.reports import indicators as ind  # noqa: E402
-from commonwatch.reports import services as svc  # noqa: E402
-from commonwatch.reports.query import Filters, Period  # noqa: E402
-from tests.reports.helpers import random_batch, store_batch  # noqa: E402
+from tests.reports.helpers import random_batch, store_batch
+
+from commonwatch.access.principal import SYSTEM
+from commonwatch.constituency.models import Organisation
+from commonwatch.db import make_engine, make_sessionmaker
+from commonwatch.events.store import event_store
+from commonwatch.migrate import upgrade
+from commonwatch.reports import charts, render
+from commonwatch.reports import indicators as ind
+from commonwatch.reports import services as svc
+from commonwatch.reports.query import Filters, Period
 
 END = datetime(2026, 12, 1, tzinfo=UTC)
 START = END - timedelta(days=365)
@@ -121,7 +121,7 @@ def raw_queries(engine, p: Period, repeat: int = 1) -> dict[str, float]:
     for key, where in (("events.hosts", ""), ("events.c2", "AND classification_type = 'c2-server'")):
         with engine.connect() as conn:
             t = time.perf_counter()
-            conn.execute(text("SELECT count(DISTINCT source_ip_bin) FROM events WHERE time_source >= :a "  # noqa: S608
+            conn.execute(text("SELECT count(DISTINCT source_ip_bin) FROM events WHERE time_source >= :a "
                               f"AND time_source < :b AND org_id IS NOT NULL {where}"),
                          {"a": p.since, "b": p.until}).scalar()
             out[key] = time.perf_counter() - t

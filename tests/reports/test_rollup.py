@@ -166,3 +166,19 @@ def test_local_midnight_period_bounds():
     assert p.since == datetime(2026, 10, 31, 16, tzinfo=UTC)
     assert p.previous().start == date(2026, 10, 1)
     assert p.since.astimezone(ZoneInfo("Asia/Shanghai")).hour == 0
+
+
+def test_a_real_ingest_twice_is_counted_once(any_engine, clock):
+    from commonwatch.pipeline.demo import samples_dir
+    from tests.pipeline.helpers import count_events, ingest, seed_registry
+
+    seed_registry(any_engine, clock)
+    path = samples_dir() / "2026-11-24-scan_rdp-asn-region-geo.csv"
+    ingest(any_engine, path, "shadowserver", clock)
+    ingest(any_engine, path, "shadowserver", clock)  # the same file again: stored once, counted once
+    stored = count_events(any_engine)
+    assert stored > 0
+    with engine_conn(any_engine) as conn:
+        total = conn.execute(select(func.sum(EventCount.n)).where(
+            EventCount.grain == rollup.DAY, EventCount.dim == "type", EventCount.org_id == ALL)).scalar()
+    assert total == stored

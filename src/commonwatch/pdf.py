@@ -18,9 +18,10 @@ from reportlab.lib.enums import TA_LEFT
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
+from reportlab.lib.utils import ImageReader
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.cidfonts import UnicodeCIDFont
-from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.platypus import Image, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 FONT = "STSong-Light"
 pdfmetrics.registerFont(UnicodeCIDFont(FONT))
@@ -37,6 +38,7 @@ class Section:
     paragraphs: list[str] = field(default_factory=list)
     facts: list[tuple[str, str]] = field(default_factory=list)  # label, value
     table: list[Sequence[str]] | None = None  # first row is the header
+    images: list[bytes] = field(default_factory=list)  # PNG charts, drawn at the text width
 
 
 @dataclass
@@ -66,6 +68,8 @@ def render_pdf(doc: PdfDocument) -> bytes:
         story.append(_p(section.heading, _H2))
         for text in section.paragraphs:
             story.append(_p(text))
+        for png in section.images:
+            story.append(_image(png, frame.width))
         if section.facts:
             rows = [[_p(label, _SMALL), _p(value)] for label, value in section.facts]
             story.append(_table(rows, [45 * mm, None], header=False))
@@ -78,6 +82,13 @@ def render_pdf(doc: PdfDocument) -> bytes:
         story.append(_p(" · ".join(x for x in (doc.footer, stamp) if x), _SMALL))
     frame.build(story)
     return buf.getvalue()
+
+
+def _image(png: bytes, width: float) -> Image:
+    reader = ImageReader(io.BytesIO(png))
+    w, h = reader.getSize()
+    scale = min(1.0, width / w) if w else 1.0
+    return Image(io.BytesIO(png), width=w * scale, height=h * scale, hAlign="LEFT")
 
 
 def _table(rows: list[list[Paragraph]], widths, *, header: bool) -> Table:

@@ -19,10 +19,11 @@ from commonwatch.notify.runner import Notifier
 
 
 def send_to_person(notifier: Notifier, *, address: str, subject: str, text: str, name: str,
-                   language: str = "en") -> Outcome:
+                   language: str = "en", attachments: list[tuple[str, str, bytes]] | None = None) -> Outcome:
     """Sign (with the centre's key, when it has one) and hand over one plain-text message.
 
-    ``name`` identifies the message in the outbox folder (``<name>.eml``) and its Message-ID.
+    ``name`` identifies the message in the outbox folder (``<name>.eml``) and its Message-ID;
+    ``attachments`` are ``(filename, media type, bytes)`` (a situation report's PDF).
     """
     settings = notifier.settings
     now = notifier.clock.now()
@@ -31,7 +32,7 @@ def send_to_person(notifier: Notifier, *, address: str, subject: str, text: str,
         sender=settings.mail_from, sender_name=settings.centre_name_zh if language == "zh-CN" else settings.centre_name,
         recipient=address, subject=subject, message_id=f"<{name}.{secrets.token_hex(6)}@{domain}>", date=now,
         delivery_id=0, tlp="AMBER")
-    entity = content_entity(text, [])
+    entity = content_entity(text, attachments or [])
     keyring = notifier.keyring
     centre = keyring.centre_key() if keyring is not None else None
     data = signed_message(headers, entity, keyring, centre.fingerprint) if centre else plain_message(headers, entity)

@@ -16,6 +16,8 @@ import polars as pl
 from sqlalchemy import update
 from sqlalchemy.engine import Connection
 
+from commonwatch.access.principal import SYSTEM
+from commonwatch.events.search import EventFilter
 from commonwatch.events.store import event_store
 from commonwatch.pipeline.models import IngestRun
 
@@ -40,7 +42,12 @@ def quarantine_keys(feed: str, source: str, frame: pl.DataFrame) -> list[str]:
 def write_batch(conn: Connection, run_id: int, events: pl.DataFrame, quarantine: pl.DataFrame, *,
                 feed: str, source: str, now: datetime, rows_read: int, duplicates_in_batch: int) -> Written:
     """Store one processed batch and advance the run's counters, inside the caller's transaction."""
-    inserted = event_store(conn).append(events, batch_id=run_id, now=now)
+    store = event_store(conn)
+    before_id = store.latest_id(SYSTEM, EventFilter()) if events.height else 0
+    inserted = store.append(events, batch_id=run_id, now=now)
+    from commonwatch.reports.rollup import after_append  # statistics rollups, kept in this transaction
+
+    after_append(conn, store, events, inserted=inserted, before_id=before_id)
     quarantined = 0
     if quarantine.height:
         keys = quarantine_keys(feed, source, quarantine)

@@ -53,6 +53,7 @@ DIMENSIONS: dict[str, str] = {
     "country": "source_cc",
     "sector": "constituent_sector",
     "tlp": "tlp",
+    "asn": "source_asn",
 }
 BUCKETS: tuple[str, ...] = ("hour", "day")
 #: Ids per request when fetching by id: well under SQLite's and PostgreSQL's parameter limits.

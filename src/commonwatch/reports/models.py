@@ -1,0 +1,88 @@
+"""Rollups of stored events, kept at ingest (``rollup.after_append``) and rebuilt from the event
+store's counts (``commonwatch reports rebuild``), so that a dashboard over a year reads these
+tables and never scans events.
+
+Times are whole hours / days since the Unix epoch (UTC): a day in any whole-hour time zone is a
+sum of hours. Absent values are stored as ``""`` / ``0`` so that the composite keys are unique (a
+NULL never conflicts). Tenancy mirrors the events': a row belongs to ``org_id`` and is also read by
+the partner it was routed to (``partner_org_id``); the centre-wide rows (``ALL``) only by staff.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Integer, String, UniqueConstraint, false, or_, true
+from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
+
+from commonwatch.access.principal import Principal
+from commonwatch.clock import utcnow
+from commonwatch.db import Base, TenantScoped
+
+#: Rollup dimensions: name -> the event store's ``counts`` dimension. Each event is counted once
+#: per dimension (long format), with its type beside, so a chart splits by one dimension and may
+#: filter by type, and the number of rows grows with the values seen, not with their combinations.
+DIMENSIONS: dict[str, str] = {"type": "type", "severity": "severity", "feed": "feed", "sector": "sector",
+                              "country": "country", "asn": "asn", "org": "org"}
+#: ``org_id`` / ``partner_org_id`` of the centre-wide rows (every organisation together): no
+#: principal's organisation, so only staff read them.
+ALL = -1
+
+
+class _RoutedScope(TenantScoped):
+    @classmethod
+    def visible_to(cls, principal: Principal) -> ColumnElement[bool]:
+        if principal.sees_all_tenants:
+            return true()
+        if not principal.org_ids:
+            return false()
+        ids = sorted(principal.org_ids)
+        return or_(cls.org_id.in_(ids), cls.partner_org_id.in_(ids))  # type: ignore[attr-defined]
+
+
+class EventCount(_RoutedScope, Base):
+    """Events per hour (``grain`` 0) or UTC day (``grain`` 1), per value of one dimension and event
+    type, per organisation and partner; the rows with ``org_id`` :data:`ALL` hold the whole centre's."""
+
+    __tablename__ = "reports_event_counts"
+    __audit__ = False
+
+    grain: Mapped[int] = mapped_column(Integer, primary_key=True)  # 0 = hour, 1 = day
+    dim: Mapped[str] = mapped_column(String(16), primary_key=True)
+    org_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, default=0)
+    bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # hours or days since epoch
+    value: Mapped[str] = mapped_column(String(100), primary_key=True, default="")
+    type: Mapped[str] = mapped_column(String(64), primary_key=True, default="")
+    partner_org_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, default=0)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class HostDay(_RoutedScope, Base):
+    """One affected host (a 64-bit hash of its address, else of its host name) seen on one UTC day
+    in events of one type, for one organisation: distinct hosts over a period are distinct
+    ``host`` values over its days."""
+
+    __tablename__ = "reports_hosts"
+    __audit__ = False
+
+    day: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    type: Mapped[str] = mapped_column(String(64), primary_key=True, default="")
+    org_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, default=0)
+    partner_org_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, default=0)
+    host: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+
+
+class ReportRun(Base):
+    """A situation report built (by the schedule or by hand): what period, which language, where
+    it was mailed; the figures themselves are recomputed from the rollups on demand."""
+
+    __tablename__ = "reports_runs"
+    __table_args__ = (UniqueConstraint("period", "start"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    period: Mapped[str] = mapped_column(String(8))  # week | month | year
+    start: Mapped[str] = mapped_column(String(10))  # YYYY-MM-DD, first day of the period
+    recipients: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16), default="built")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,231 @@
+"""Reading the rollups for a period, a principal and filters.
+
+A period ``[since, until)`` is given in the viewer's time zone. Totals add the daily rows of the
+whole UTC days inside the period to the hourly rows of the hours at its edges, so a year is a few
+hundred day buckets and a day at a UTC+8 midnight is exact. Series per day in the viewer's zone
+are sums of hours (exact for any whole-hour zone, DST included); a period longer than
+:data:`MAX_DAILY_DAYS` is shown per month of UTC days (the chart says so).
+
+Tenancy is ``db.scope`` on the rollup tables: a constituent's rows are its organisations', a
+partner's what was routed to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import polars as pl
+from sqlalchemy import distinct, func, select
+from sqlalchemy.orm import Session
+
+from commonwatch.access.principal import Principal
+from commonwatch.constituency.models import Organisation
+from commonwatch.db import scope
+from commonwatch.errors import Invalid
+from commonwatch.i18n import _
+from commonwatch.reports.models import ALL, EventCount, HostDay
+from commonwatch.reports.rollup import DAY, HOUR
+
+#: Longest period shown per day; longer ones per month.
+MAX_DAILY_DAYS = 92
+#: Longest period accepted (a little over ten years).
+MAX_DAYS = 3700
+#: The dimensions a chart may split by: name -> rollup column (``region`` is the organisation's).
+SPLITS = {"type": "type", "severity": "severity", "feed": "feed", "sector": "sector", "country": "country",
+          "org": "org_id", "asn": "asn", "region": "region"}
+
+
+@dataclass(frozen=True)
+class Filters:
+    sector: str = ""
+    region: str = ""
+    type: str = ""
+    org_id: int | None = None
+
+    def as_params(self) -> dict[str, str]:
+        out = {"sector": self.sector, "region": self.region, "type": self.type}
+        if self.org_id:
+            out["org"] = str(self.org_id)
+        return {k: v for k, v in out.items() if v}
+
+
+@dataclass
+class Period:
+    """``[start, end)`` as local dates in ``tz``, and the same as UTC instants."""
+
+    start: date
+    end: date  # exclusive
+    tz: str = "UTC"
+    since: datetime = field(init=False)
+    until: datetime = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.end <= self.start:
+            raise Invalid("until", _("must be after the start of the period"))
+        if (self.end - self.start).days > MAX_DAYS:
+            raise Invalid("until", _("a period may span at most {days} days").format(days=MAX_DAYS))
+        zone = ZoneInfo(self.tz)
+        self.since = datetime.combine(self.start, datetime.min.time(), zone).astimezone(UTC)
+        self.until = datetime.combine(self.end, datetime.min.time(), zone).astimezone(UTC)
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days
+
+    @property
+    def daily(self) -> bool:
+        return self.days <= MAX_DAILY_DAYS
+
+    def label(self) -> str:
+        return f"{self.start.isoformat()} – {(self.end - timedelta(days=1)).isoformat()}"
+
+    def previous(self) -> Period:
+        """The period of the same kind just before (a month before a month, a year before a year)."""
+        if self.start.day == 1 and self.end.day == 1:
+            months = (self.end.year - self.start.year) * 12 + self.end.month - self.start.month
+            y, m = divmod(self.start.year * 12 + self.start.month - 1 - months, 12)
+            return Period(date(y, m + 1, 1), self.start, self.tz)
+        return Period(self.start - (self.end - self.start), self.start, self.tz)
+
+
+def _hours(value: datetime) -> int:
+    return int(value.timestamp()) // 3600
+
+
+def _edges(p: Period) -> tuple[list[tuple[int, int]], tuple[int, int] | None]:
+    """Hour ranges at the edges and the range of whole UTC days inside ``p``."""
+    h0, h1 = _hours(p.since), _hours(p.until)
+    d0, d1 = -(-h0 // 24), h1 // 24
+    if d0 >= d1:
+        return [(h0, h1)], None
+    edges = [(h0, d0 * 24)] if h0 < d0 * 24 else []
+    if d1 * 24 < h1:
+        edges.append((d1 * 24, h1))
+    return edges, (d0, d1)
+
+
+def _filtered(stmt: Any, model: Any, principal: Principal, f: Filters) -> Any:
+    """Tenancy, then the filters: the centre-wide rows for staff without an organisation filter,
+    else the rows of the organisations the filters name."""
+    stmt = scope(stmt, principal, model)
+    if f.type:
+        stmt = stmt.where(model.type == f.type)
+    by_org = bool(f.org_id or f.sector or f.region)
+    if model is EventCount:
+        stmt = stmt.where(model.org_id == ALL) if principal.sees_all_tenants and not by_org \
+            else stmt.where(model.org_id != ALL)
+    if f.org_id:
+        stmt = stmt.where(model.org_id == f.org_id)
+    if f.sector:
+        stmt = stmt.where(model.org_id.in_(select(Organisation.id).where(Organisation.sector == f.sector)))
+    if f.region:
+        stmt = stmt.where(model.org_id.in_(select(Organisation.id).where(Organisation.region == f.region)))
+    return stmt
+
+
+def _dim(by: list[str]) -> tuple[str, str | None]:
+    """The rollup dimension to read and the output column (None: a plain total)."""
+    if len(by) > 1:
+        raise Invalid("by", _("split by at most one dimension"))
+    if not by:
+        return "type", None
+    name = by[0]
+    if name not in SPLITS:
+        raise Invalid("by", _("“{value}” is not one of: {choices}").format(value=name[:40], choices=", ".join(SPLITS)))
+    return ("org" if name == "region" else name), name
+
+
+def _shape(session: Session, frame: pl.DataFrame, name: str | None) -> pl.DataFrame:
+    """``value`` as the output column: organisations and ASNs as integers, regions looked up."""
+    if name is None:
+        return frame.drop("value")
+    if name in ("org", "asn", "region"):
+        frame = frame.with_columns(pl.col("value").replace("", None).cast(pl.Int64, strict=False))
+    if name == "region":
+        return _regions(session, frame.rename({"value": "region_org"}))
+    return frame.rename({"value": name})
+
+
+def _regions(session: Session, frame: pl.DataFrame) -> pl.DataFrame:
+    """Replace ``region_org`` by the organisation's region (``""`` when unmatched)."""
+    ids = [i for i in frame["region_org"].unique().to_list() if i]
+    names = dict(session.execute(select(Organisation.id, Organisation.region).where(Organisation.id.in_(ids))).all()) \
+        if ids else {}
+    mapping = pl.DataFrame({"region_org": list(names), "region": list(names.values())},
+                           schema={"region_org": pl.Int64, "region": pl.String})
+    by = [c for c in frame.columns if c not in ("region_org", "n")]
+    out = frame.join(mapping, on="region_org", how="left").with_columns(pl.col("region").fill_null(""))
+    return out.group_by([*by, "region"]).agg(pl.col("n").sum())
+
+
+def _frame(rows: list[Any], names: list[str]) -> pl.DataFrame:
+    schema = {n: (pl.Int64 if n == "bucket" else pl.String) for n in names}
+    schema["n"] = pl.Int64
+    return pl.DataFrame([tuple(r) for r in rows], schema=schema, orient="row")
+
+
+def totals(session: Session, principal: Principal, p: Period, by: list[str], f: Filters = Filters()) -> pl.DataFrame:
+    """Events in ``p`` per value of ``by`` (at most one dimension; columns ``*by, n``), largest first."""
+    dim, name = _dim(by)
+    n = func.sum(EventCount.n)
+    rows: list[Any] = []
+    edges, days = _edges(p)
+    ranges = [(HOUR, lo, hi) for lo, hi in edges] + ([(DAY, *days)] if days else [])
+    for grain, lo, hi in ranges:
+        stmt = select(EventCount.value, n).where(EventCount.grain == grain, EventCount.dim == dim,
+                                                 EventCount.bucket >= lo, EventCount.bucket < hi)
+        rows += session.execute(_filtered(stmt, EventCount, principal, f).group_by(EventCount.value)).all()
+    frame = _shape(session, _frame(rows, ["value", "n"]), name)
+    if name is None:
+        return frame.select(pl.col("n").sum())
+    frame = frame.group_by(by).agg(pl.col("n").sum())
+    return frame.sort(["n", *by], descending=[True, False], nulls_last=True)
+
+
+def series(session: Session, principal: Principal, p: Period, by: list[str], f: Filters = Filters()) -> pl.DataFrame:
+    """Events per local day (or per month, for long periods) and ``by``: columns ``when, *by, n``."""
+    dim, name = _dim(by)
+    n = func.sum(EventCount.n)
+    if p.daily:
+        grain, lo, hi = HOUR, _hours(p.since), _hours(p.until)
+        when = (pl.from_epoch(pl.col("bucket") * 3600, time_unit="s").dt.replace_time_zone("UTC")
+                .dt.convert_time_zone(p.tz).dt.date().cast(pl.String))
+    else:
+        grain, lo, hi = DAY, _hours(p.since) // 24, -(-_hours(p.until) // 24)
+        when = pl.from_epoch(pl.col("bucket") * 86400, time_unit="s").dt.strftime("%Y-%m")
+    stmt = select(EventCount.bucket, EventCount.value, n).where(
+        EventCount.grain == grain, EventCount.dim == dim, EventCount.bucket >= lo, EventCount.bucket < hi)
+    rows = session.execute(_filtered(stmt, EventCount, principal, f).group_by(EventCount.bucket,
+                                                                              EventCount.value)).all()
+    frame = _frame(rows, ["bucket", "value", "n"]).with_columns(when.alias("when")).drop("bucket")
+    frame = _shape(session, frame, name)
+    keys = ["when", *by]
+    return frame.group_by(keys).agg(pl.col("n").sum()).sort(keys)
+
+
+def buckets(p: Period) -> list[str]:
+    """Every bucket label of ``p`` (so a chart shows empty days as zero)."""
+    if p.daily:
+        return [(p.start + timedelta(days=i)).isoformat() for i in range(p.days)]
+    out, y, m = [], p.start.year, p.start.month
+    while date(y, m, 1) < p.end:
+        out.append(f"{y:04d}-{m:02d}")
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+    return out
+
+
+def distinct_hosts(session: Session, principal: Principal, p: Period, f: Filters = Filters(), *,
+                   types: tuple[str, ...] = (), constituency: bool = True, per_org: bool = False) -> int:
+    """Distinct affected hosts on the UTC days the period touches (``types``: only those event types;
+    ``constituency``: only hosts in a constituent's networks); ``per_org`` counts organisations."""
+    d0, d1 = _hours(p.since) // 24, -(-_hours(p.until) // 24)
+    target = distinct(HostDay.org_id) if per_org else distinct(HostDay.host)
+    stmt = select(func.count(target)).where(HostDay.day >= d0, HostDay.day < d1)
+    if types:
+        stmt = stmt.where(HostDay.type.in_(types))
+    if constituency or per_org:
+        stmt = stmt.where(HostDay.org_id != 0)
+    return int(session.execute(_filtered(stmt, HostDay, principal, f)).scalar() or 0)

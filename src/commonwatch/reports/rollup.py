@@ -1,0 +1,203 @@
+"""Keeping the rollups: per stored batch at ingest, and rebuilt from the event store's counts.
+
+``after_append`` is called by ``pipeline/store.py`` right after ``events.store.append`` in the same
+transaction, with the batch it stored: only the events the store took as new are counted (an
+``event.key`` stored before is not counted twice). Everything is columnar: one ``group_by`` on the
+batch, one upsert per table.
+
+``rebuild`` recomputes whole UTC days from ``since`` on: the hourly rows from
+``EventStore.counts(by=["hour", ...])``, the daily rows as sums of those hours, and the per-day
+hosts from a watermark walk (``EventStore.scan``), and replaces what was there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import polars as pl
+from sqlalchemy import delete
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from commonwatch.access.principal import SYSTEM
+from commonwatch.reports.models import ALL, DIMENSIONS, EventCount, HostDay
+
+HOUR, DAY = 0, 1
+DIMS: tuple[str, ...] = tuple(DIMENSIONS)
+KEYS = ["bucket", "dim", "value", "type", "org_id", "partner_org_id"]
+#: Rows per executemany.
+CHUNK = 50_000
+#: Rows per read of the watermark walk when rebuilding hosts.
+SCAN_ROWS = 200_000
+HOST_SEED = 20986
+
+#: Harmonisation names (a batch as stored) and column names (as the store returns them).
+BATCH_NAMES = {"time": "time.source", "type": "classification.type", "severity": "severity",
+               "org": "constituent.org_id", "partner": "constituent.partner_org_id",
+               "feed": "feed.name", "country": "source.geolocation.cc", "sector": "constituent.sector",
+               "asn": "source.asn", "ip": "source.ip_bin", "fqdn": "source.fqdn"}
+STORE_NAMES = {"time": "time_source", "type": "classification_type", "severity": "severity",
+               "org": "org_id", "partner": "partner_org_id", "feed": "feed_name",
+               "country": "source_cc", "sector": "constituent_sector", "asn": "source_asn",
+               "ip": "source_ip_bin", "fqdn": "source_fqdn"}
+
+
+@dataclass
+class Rebuilt:
+    since: datetime
+    hour_rows: int
+    day_rows: int
+    host_rows: int
+    events: int
+
+
+def host_key(ip: pl.Expr, fqdn: pl.Expr) -> pl.Expr:
+    """A 64-bit key of the affected host: its address, else its host name (phishing URLs)."""
+    return (pl.when(ip.is_not_null()).then(ip.hash(HOST_SEED))
+            .when(fqdn.is_not_null() & (fqdn != "")).then(fqdn.hash(HOST_SEED + 1))
+            .otherwise(None).reinterpret(signed=True))
+
+
+def _col(names: dict[str, str], schema: Any, key: str, dtype: Any) -> pl.Expr:
+    return pl.col(names[key]).cast(dtype) if names[key] in schema else pl.lit(None, dtype)
+
+
+def long_counts(wide: pl.DataFrame) -> pl.DataFrame:
+    """From columns ``bucket, type, org_id, partner_org_id, v_<dim>..., n`` to one row per
+    dimension value (``KEYS`` + ``n``), at each organisation's level and the centre-wide one."""
+    per_org = (wide.unpivot(index=["bucket", "type", "org_id", "partner_org_id", "n"],
+                            on=[f"v_{d}" for d in DIMS], variable_name="dim", value_name="value")
+               .with_columns(pl.col("dim").str.strip_prefix("v_"))
+               .group_by(KEYS).agg(pl.col("n").sum()))
+    centre = (per_org.group_by(["bucket", "dim", "value", "type"]).agg(pl.col("n").sum())
+              .with_columns(pl.lit(ALL, pl.Int64).alias("org_id"), pl.lit(ALL, pl.Int64).alias("partner_org_id")))
+    return pl.concat([per_org, centre.select(per_org.columns)])
+
+
+def hour_counts(frame: pl.DataFrame, names: dict[str, str] = BATCH_NAMES) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """``(hours, hosts)`` of a frame of events: counts per hour, dimension value, type and
+    organisation (``KEYS`` + ``n``), and the distinct ``(day, type, org_id, partner_org_id, host)``."""
+    schema = frame.schema
+    org = _col(names, schema, "org", pl.Int64)
+    base = frame.select(
+        (pl.col(names["time"]).dt.epoch("s") // 3600).alias("bucket"),
+        _col(names, schema, "type", pl.String).fill_null("").alias("type"),
+        org.fill_null(0).alias("org_id"), _col(names, schema, "partner", pl.Int64).fill_null(0).alias("partner_org_id"),
+        *[_col(names, schema, d, pl.String).fill_null("").alias(f"v_{d}") for d in DIMS],
+        host_key(_col(names, schema, "ip", pl.Binary), _col(names, schema, "fqdn", pl.String)).alias("host"))
+    wide = base.group_by(["bucket", "type", "org_id", "partner_org_id", *[f"v_{d}" for d in DIMS]]).agg(
+        pl.len().cast(pl.Int64).alias("n"))
+    hosts = (base.filter(pl.col("host").is_not_null())
+             .select((pl.col("bucket") // 24).alias("day"), "type", "org_id", "partner_org_id", "host").unique())
+    return long_counts(wide), hosts
+
+
+def day_counts(hours: pl.DataFrame) -> pl.DataFrame:
+    return hours.with_columns(pl.col("bucket") // 24).group_by(KEYS).agg(pl.col("n").sum())
+
+
+def _insert(conn: Connection, model: type, rows: list[dict[str, Any]], *, add: bool) -> None:
+    """One executemany of an upsert: adding ``n`` to a row already there, or leaving it."""
+    if not rows:
+        return
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    keys = [c.name for c in model.__table__.primary_key.columns]  # type: ignore[attr-defined]
+    stmt = dialect.insert(model)
+    if add:
+        stmt = stmt.on_conflict_do_update(index_elements=keys,
+                                          set_={"n": model.__table__.c.n + stmt.excluded.n})  # type: ignore[attr-defined]
+    else:
+        stmt = stmt.on_conflict_do_nothing(index_elements=keys)
+    for start in range(0, len(rows), CHUNK):
+        conn.execute(stmt, rows[start:start + CHUNK])
+
+
+def add_counts(conn: Connection, hours: pl.DataFrame, hosts: pl.DataFrame) -> None:
+    """Add hourly counts (and their days) and hosts to the rollups."""
+    if hours.height:
+        _insert(conn, EventCount, hours.with_columns(pl.lit(HOUR).alias("grain")).to_dicts(), add=True)
+        _insert(conn, EventCount, day_counts(hours).with_columns(pl.lit(DAY).alias("grain")).to_dicts(), add=True)
+    if hosts.height:
+        _insert(conn, HostDay, hosts.to_dicts(), add=False)
+
+
+def after_append(conn: Connection, store: Any, events: pl.DataFrame, *, inserted: int, before_id: int) -> None:
+    """Count the events of ``events`` that the store's ``append`` took as new.
+
+    ``before_id`` is the store's highest id before the append: when some of the batch was already
+    stored, the new events are those whose stored id is above it."""
+    if not inserted or not events.height:
+        return
+    if inserted < events.height:
+        ids = store.existing_keys(events["event.key"].to_list())
+        fresh = [k for k, i in ids.items() if i > before_id]
+        events = events.filter(pl.col("event.key").is_in(fresh))
+    add_counts(conn, *hour_counts(events))
+
+
+def _day_start(value: datetime) -> datetime:
+    value = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+    return value.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def rebuild(conn: Connection, store: Any, since: datetime, until: datetime | None = None) -> Rebuilt:
+    """Recompute the rollups of every UTC day from ``since``'s day up to ``until`` (exclusive,
+    rounded up to a day; default: everything after) from the event store, in ``conn``'s
+    transaction."""
+    start = _day_start(since)
+    end = _day_start(until) + (timedelta(days=1) if until != _day_start(until) else timedelta()) if until else None
+    h0 = int(start.timestamp()) // 3600
+    h1 = int(end.timestamp()) // 3600 if end else None
+
+    def window(col: Any, lo: int, hi: int | None) -> list[Any]:
+        return [col >= lo] + ([col < hi] if hi is not None else [])
+
+    conn.execute(delete(EventCount).where(EventCount.grain == HOUR, *window(EventCount.bucket, h0, h1)))
+    conn.execute(delete(EventCount).where(EventCount.grain == DAY,
+                                          *window(EventCount.bucket, h0 // 24, h1 // 24 if h1 else None)))
+    conn.execute(delete(HostDay).where(*window(HostDay.day, h0 // 24, h1 // 24 if h1 else None)))
+
+    parts = []
+    for dim, store_dim in DIMENSIONS.items():
+        rows = store.counts(SYSTEM, ["hour", "type", store_dim, "org", "partner"], since=start, until=end)
+        if not rows:
+            continue
+        keys = list(zip(*[r.key for r in rows], strict=True))
+        part = pl.DataFrame({
+            "hour": pl.Series(keys[0], dtype=pl.String),
+            "type": pl.Series(keys[1], dtype=pl.String).fill_null(""),
+            "value": pl.Series([None if v is None else str(v) for v in keys[2]], dtype=pl.String).fill_null(""),
+            "org_id": pl.Series(keys[3], dtype=pl.Int64).fill_null(0),
+            "partner_org_id": pl.Series(keys[4], dtype=pl.Int64).fill_null(0),
+            "n": pl.Series([r.count for r in rows], dtype=pl.Int64)})
+        parts.append(part.select(
+            (pl.col("hour").str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M").dt.epoch("s") // 3600).alias("bucket"),
+            pl.lit(dim).alias("dim"), "value", "type", "org_id", "partner_org_id", "n"))
+    if parts:
+        per_org = pl.concat(parts).group_by(KEYS).agg(pl.col("n").sum())
+        centre = (per_org.group_by(["bucket", "dim", "value", "type"])
+                  .agg(pl.col("n").sum()).with_columns(pl.lit(ALL, pl.Int64).alias("org_id"),
+                                                       pl.lit(ALL, pl.Int64).alias("partner_org_id")))
+        hours = pl.concat([per_org, centre.select(per_org.columns)])
+    else:
+        hours = pl.DataFrame(schema={"bucket": pl.Int64, "dim": pl.String, "value": pl.String, "type": pl.String,
+                                     "org_id": pl.Int64, "partner_org_id": pl.Int64, "n": pl.Int64})
+
+    hosts_parts: list[pl.DataFrame] = []
+    after, events = 0, 0
+    columns = ["time_source", "classification_type", "org_id", "partner_org_id", "source_ip_bin", "source_fqdn"]
+    host_names = {**STORE_NAMES, **{k: "_absent" for k in ("severity", "feed", "country", "sector", "asn")}}
+    while True:
+        chunk = store.scan(SYSTEM, columns, after_id=after, limit=SCAN_ROWS, since=start)
+        if not chunk.height:
+            break
+        after = int(chunk["id"].max())
+        if end is not None:
+            chunk = chunk.filter(pl.col("time_source") < end)
+        events += chunk.height
+        hosts_parts.append(hour_counts(chunk, host_names)[1])
+    hosts = pl.concat(hosts_parts).unique() if hosts_parts else pl.DataFrame()
+    add_counts(conn, hours, hosts)
+    return Rebuilt(start, hours.height, day_counts(hours).height if hours.height else 0, hosts.height, events)

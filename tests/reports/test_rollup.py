@@ -1,0 +1,184 @@
+"""Rollups kept at ingest and rebuilt from the store equal raw counts: random data, duplicates,
+and days in a UTC+8 zone."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import polars as pl
+from sqlalchemy import func, select
+
+from commonwatch.access.principal import SYSTEM, Principal, Role
+from commonwatch.constituency import services as registry
+from commonwatch.db import make_sessionmaker, session_scope
+from commonwatch.events.store import event_store
+from commonwatch.reports import query, rollup
+from commonwatch.reports.models import ALL, DIMENSIONS, EventCount, HostDay
+from commonwatch.reports.query import Filters, Period
+from tests.reports.helpers import random_batch, store_batch
+
+START = datetime(2026, 11, 29, 13, 0, tzinfo=UTC)
+
+
+def _orgs(factory) -> list[int]:
+    with session_scope(factory, actor="test") as s:
+        a = registry.create_org(s, {"name": "A", "kind": "network-operator", "sector": "telecom", "region": "Beijing"})
+        b = registry.create_org(s, {"name": "B", "kind": "cii-operator", "sector": "energy", "region": "Shanghai"})
+        return [a.id, b.id]
+
+
+def _raw(engine) -> pl.DataFrame:
+    """What the rollups must hold, counted from the raw events: per hour, dimension value, type,
+    organisation and partner, plus the centre-wide rows."""
+    parts = []
+    with engine.connect() as conn:
+        store = event_store(conn)
+        for dim, store_dim in DIMENSIONS.items():
+            rows = store.counts(SYSTEM, ["hour", "type", store_dim, "org", "partner"])
+            parts.append(pl.DataFrame(
+                [(r.key[0], dim, "" if r.key[2] is None else str(r.key[2]), r.key[1] or "", r.key[3] or 0,
+                  r.key[4] or 0, r.count) for r in rows],
+                schema={"hour": pl.String, "dim": pl.String, "value": pl.String, "type": pl.String,
+                        "org_id": pl.Int64, "partner_org_id": pl.Int64, "n": pl.Int64}, orient="row"))
+    per_org = pl.concat(parts).select(
+        (pl.col("hour").str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M").dt.epoch("s") // 3600).alias("bucket"),
+        pl.exclude("hour"))
+    centre = per_org.group_by(["bucket", "dim", "value", "type"]).agg(pl.col("n").sum()).with_columns(
+        pl.lit(ALL, pl.Int64).alias("org_id"), pl.lit(ALL, pl.Int64).alias("partner_org_id"))
+    return pl.concat([per_org, centre.select(per_org.columns)]).select([*rollup.KEYS, "n"]).sort(rollup.KEYS)
+
+
+def _rolled(engine, grain: int) -> pl.DataFrame:
+    cols = [getattr(EventCount, c) for c in rollup.KEYS] + [EventCount.n]
+    with engine.connect() as conn:
+        rows = conn.execute(select(*cols).where(EventCount.grain == grain)).all()
+    return pl.DataFrame([tuple(r) for r in rows], schema={"bucket": pl.Int64, "dim": pl.String, "value": pl.String,
+                                                          "type": pl.String, "org_id": pl.Int64,
+                                                          "partner_org_id": pl.Int64, "n": pl.Int64},
+                        orient="row").sort(rollup.KEYS)
+
+
+def _write(engine, rng, orgs):
+    with engine.begin() as conn:
+        first = random_batch(rng, 1500, START, 3 * 86400, orgs)
+        assert store_batch(conn, first) == 1500
+    with engine.begin() as conn:  # the same batch again: nothing new, nothing counted
+        assert store_batch(conn, first) == 0
+    with engine.begin() as conn:  # half old, half new
+        keys = np.concatenate([first["event.key"].str.slice(1).cast(pl.Int64).to_numpy()[:400],
+                               rng.choice(10 ** 12, size=600, replace=False) + 10 ** 12])
+        mixed = random_batch(rng, 1000, START, 3 * 86400, orgs, keys=keys)
+        assert store_batch(conn, mixed) == 600
+    return first
+
+
+def test_rollups_equal_raw_counts_with_duplicates_and_after_rebuild(any_engine):
+    factory = make_sessionmaker(any_engine)
+    orgs = _orgs(factory)
+    rng = np.random.default_rng(18)
+    _write(any_engine, rng, orgs)
+
+    raw = _raw(any_engine)
+    assert int(raw.filter((pl.col("dim") == "type") & (pl.col("org_id") == ALL))["n"].sum()) == 2100
+    assert _rolled(any_engine, rollup.HOUR).equals(raw)
+    days = raw.with_columns(pl.col("bucket") // 24).group_by(rollup.KEYS).agg(pl.col("n").sum()).sort(rollup.KEYS)
+    assert _rolled(any_engine, rollup.DAY).equals(days)
+
+    with engine_conn(any_engine) as conn:
+        hosts_before = conn.execute(select(func.count()).select_from(HostDay)).scalar()
+        conn.execute(EventCount.__table__.delete())
+        conn.execute(HostDay.__table__.delete())
+    with engine_conn(any_engine) as conn:
+        done = rollup.rebuild(conn, event_store(conn), START - timedelta(days=1))
+    assert done.events == 2100
+    assert _rolled(any_engine, rollup.HOUR).equals(raw)
+    assert _rolled(any_engine, rollup.DAY).equals(days)
+    with engine_conn(any_engine) as conn:
+        assert conn.execute(select(func.count()).select_from(HostDay)).scalar() == hosts_before
+
+    # a rebuild over what is already there replaces, never adds
+    with engine_conn(any_engine) as conn:
+        rollup.rebuild(conn, event_store(conn), START)
+    assert _rolled(any_engine, rollup.HOUR).equals(raw)
+
+
+def engine_conn(engine):
+    return engine.begin()
+
+
+def test_days_in_utc_plus_8_are_local_days(any_engine):
+    factory = make_sessionmaker(any_engine)
+    orgs = _orgs(factory)
+    rng = np.random.default_rng(8)
+    _write(any_engine, rng, orgs)
+    with engine_conn(any_engine) as conn:
+        stored = event_store(conn).scan(SYSTEM, ["time_source", "org_id", "classification_type"], limit=10_000)
+    tz = "Asia/Shanghai"
+    local = stored.with_columns(pl.col("time_source").dt.convert_time_zone(tz).dt.date().cast(pl.String).alias("day"))
+    p = Period(date(2026, 11, 30), date(2026, 12, 2), tz)
+    # the period starts at local midnight, 16:00 UTC the day before
+    assert p.since == datetime(2026, 11, 29, 16, 0, tzinfo=UTC)
+    in_period = local.filter((pl.col("day") >= "2026-11-30") & (pl.col("day") < "2026-12-02"))
+    expected = in_period.group_by("day").agg(pl.len().cast(pl.Int64).alias("n")).sort("day")
+    with factory() as s:
+        got = query.series(s, SYSTEM, p, []).sort("when")
+        assert got["when"].to_list() == expected["day"].to_list()
+        assert got["n"].to_list() == expected["n"].to_list()
+        total = query.totals(s, SYSTEM, p, [])
+        assert int(total["n"][0]) == in_period.height
+        by_type = query.totals(s, SYSTEM, p, ["type"])
+        exp_type = in_period.group_by("classification_type").agg(pl.len().alias("n"))
+        assert dict(by_type.iter_rows()) == dict(exp_type.iter_rows())
+        # a constituent sees only its own organisation's figures
+        a = Principal(user_id=9, email="a@x", role=Role.CONSTITUENT, org_ids=frozenset({orgs[0]}))
+        own = query.totals(s, a, p, [])
+        assert int(own["n"][0]) == in_period.filter(pl.col("org_id") == orgs[0]).height
+        # the region filter goes through the organisation
+        shanghai = query.totals(s, SYSTEM, p, [], Filters(region="Shanghai"))
+        assert int(shanghai["n"][0]) == in_period.filter(pl.col("org_id") == orgs[1]).height
+        # an empty period is zero, not an error
+        empty = query.totals(s, SYSTEM, Period(date(2020, 1, 1), date(2020, 2, 1), tz), ["type"])
+        assert empty.height == 0
+
+
+def test_distinct_hosts_count_each_host_once(any_engine):
+    factory = make_sessionmaker(any_engine)
+    orgs = _orgs(factory)
+    rng = np.random.default_rng(3)
+    first = _write(any_engine, rng, orgs)
+    assert first.height
+    with engine_conn(any_engine) as conn:
+        stored = event_store(conn).scan(SYSTEM, ["time_source", "org_id", "source_ip_bin", "classification_type"],
+                                        limit=10_000)
+    p = Period(date(2026, 11, 29), date(2026, 12, 3), "UTC")
+    expected = stored.filter(pl.col("org_id").is_not_null())["source_ip_bin"].n_unique()
+    c2 = stored.filter(pl.col("org_id").is_not_null() & (pl.col("classification_type") == "c2-server"))
+    with factory() as s:
+        assert query.distinct_hosts(s, SYSTEM, p) == expected
+        assert query.distinct_hosts(s, SYSTEM, p, types=("c2-server",)) == c2["source_ip_bin"].n_unique()
+        assert query.distinct_hosts(s, SYSTEM, p, per_org=True) == 2
+
+
+def test_local_midnight_period_bounds():
+    p = Period(date(2026, 11, 1), date(2026, 12, 1), "Asia/Shanghai")
+    assert p.since == datetime(2026, 10, 31, 16, tzinfo=UTC)
+    assert p.previous().start == date(2026, 10, 1)
+    assert p.since.astimezone(ZoneInfo("Asia/Shanghai")).hour == 0
+
+
+def test_a_real_ingest_twice_is_counted_once(any_engine, clock):
+    from commonwatch.pipeline.demo import samples_dir
+    from tests.pipeline.helpers import count_events, ingest, seed_registry
+
+    seed_registry(any_engine, clock)
+    path = samples_dir() / "2026-11-24-scan_rdp-asn-region-geo.csv"
+    ingest(any_engine, path, "shadowserver", clock)
+    ingest(any_engine, path, "shadowserver", clock)  # the same file again: stored once, counted once
+    stored = count_events(any_engine)
+    assert stored > 0
+    with engine_conn(any_engine) as conn:
+        total = conn.execute(select(func.sum(EventCount.n)).where(
+            EventCount.grain == rollup.DAY, EventCount.dim == "type", EventCount.org_id == ALL)).scalar()
+    assert total == stored

@@ -587,13 +587,15 @@ class ParquetEventStore:
         choices = ", ".join([*DIMENSIONS, *BUCKETS])
         if not by:
             raise Invalid("by", _("name at least one of: {choices}").format(choices=choices))
+        # Keys are named by position: a caller may name one dimension twice (each is then a key).
         keys: list[pl.Expr] = []
-        for name in by:
+        names = [f"k{i}" for i in range(len(by))]
+        for name, alias in zip(by, names, strict=True):
             if name in BUCKETS:
                 fmt = "%Y-%m-%dT%H:00" if name == "hour" else "%Y-%m-%d"
-                keys.append(pl.col("time_source").dt.convert_time_zone("UTC").dt.strftime(fmt).alias(name))
+                keys.append(pl.col("time_source").dt.convert_time_zone("UTC").dt.strftime(fmt).alias(alias))
             elif name in DIMENSIONS:
-                keys.append(pl.col(DIMENSIONS[name]).alias(name))
+                keys.append(pl.col(DIMENSIONS[name]).alias(alias))
             else:
                 raise Invalid("by", _("“{value}” is not one of: {choices}").format(value=name, choices=choices))
         f = f or EventFilter()
@@ -605,8 +607,8 @@ class ParquetEventStore:
         if until is not None:
             lf = lf.filter(pl.col("time_source") < until)
         grouped = lf.group_by(keys).agg(pl.len().alias("n")).collect()
-        grouped = grouped.sort(["n", *by], descending=[True, *([False] * len(by))], nulls_last=True)
-        return [CountRow(tuple(row[:-1]), int(row[-1])) for row in grouped.select([*by, "n"]).iter_rows()]
+        grouped = grouped.sort(["n", *names], descending=[True, *([False] * len(by))], nulls_last=True)
+        return [CountRow(tuple(row[:-1]), int(row[-1])) for row in grouped.select([*names, "n"]).iter_rows()]
 
     def latest_id(self, principal: Principal, f: EventFilter) -> int:
         value = self._selection(principal, f).select(pl.col("id").max()).collect().item()

@@ -611,6 +611,8 @@ class ParquetEventStore:
         return [CountRow(tuple(row[:-1]), int(row[-1])) for row in grouped.select([*names, "n"]).iter_rows()]
 
     def latest_id(self, principal: Principal, f: EventFilter) -> int:
+        if principal.sees_all_tenants and f == EventFilter():  # the writer's question, every batch
+            return max((int(seg["max_id"]) for seg in self.manifest().segments), default=0)
         value = self._selection(principal, f).select(pl.col("id").max()).collect().item()
         return int(value or 0)
 

@@ -492,7 +492,7 @@ class ClickHouseEventStore:
         """Insert full rows (every stored column and ``version``) as one block; its token names the
         ids and keys, so the same block given again is dropped by ClickHouse."""
         digest = hashlib.blake2b(digest_size=16)
-        for key in rows["event_key"].to_list():
+        for key in rows["event_key"].sort().to_list():
             digest.update(key.encode())
         ids = rows["id"]
         token = f"events-{int(ids.min())}-{int(ids.max())}-{rows['version'].max()}-{digest.hexdigest()}"

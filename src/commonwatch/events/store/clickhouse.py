@@ -12,8 +12,10 @@ Tables
     ``events`` is partitioned by the UTC day of ``time_source`` (``toYYYYMMDD``) and ordered by
     ``(classification_type, feed_name, time_source, event_key)``: the filters that never change
     after storage, then the event key. Skip indexes cover the key (bloom filter: the dedup
-    check), the ids (minmax: fetch by id, watermark walks), the tenancy columns (set) and the
-    address (minmax: network filters). ``event_id_blocks`` records each range of ids handed out.
+    check), the ids (minmax: fetch by id, watermark walks) and the address (minmax: network
+    filters). The tenancy columns have none: rematch changes them, and an installation has too
+    many organisations for a set index to prune by. ``event_id_blocks`` records each range of ids
+    handed out.
 
 Exact deduplication
     ``append`` runs under the writer lock: it selects the keys of the batch already stored (within
@@ -98,6 +100,8 @@ LOW_CARDINALITY = {"feed_name", "feed_provider", "source_cc", "protocol_transpor
 NOT_NULL = {"id", "time_source", "event_key", "batch_id", "created_at"}
 #: Settings every query runs with (both paths): strings as Arrow strings, long id lists parsed.
 QUERY_SETTINGS = {"output_format_arrow_string_as_string": 1, "max_query_size": 64 * 1024 * 1024}
+#: Every insert: no ReplacingMergeTree folding inside the block (the check left no repeats in it).
+INSERT_SETTINGS = "optimize_on_insert = 0"
 #: A key of the PostgreSQL advisory lock that serialises writers (crc32 of the store's name).
 ADVISORY_KEY = zlib.crc32(b"commonwatch.events.clickhouse")
 
@@ -127,10 +131,8 @@ def table_ddl(cluster: str = "", database: str = "default") -> list[str]:
     columns = ",\n  ".join([f"{quote_ident(c)} {_ch_type(c, t)}" for c, t in COLUMN_TYPES.items()]
                            + ["version UInt64 DEFAULT 1"])
     indexes = ",\n  ".join([
-        "INDEX key_bloom event_key TYPE bloom_filter(0.001) GRANULARITY 1",
+        "INDEX key_bloom event_key TYPE bloom_filter(0.01) GRANULARITY 1",
         "INDEX id_range id TYPE minmax GRANULARITY 1",
-        "INDEX org_set org_id TYPE set(1024) GRANULARITY 4",
-        "INDEX partner_set partner_org_id TYPE set(1024) GRANULARITY 4",
         "INDEX ip_range source_ip_bin TYPE minmax GRANULARITY 1",
     ])
     settings = "allow_nullable_key = 1, non_replicated_deduplication_window = 1000"
@@ -303,28 +305,44 @@ class ChdbBackend:
     def arrow(self, sql: str, incoming: pa.Table | None = None) -> pa.Table | None:
         with self._lock:
             sess = self._session()
-            # chDB reads a Python variable through the Python() table function.
-            result = sess.query(sql.replace("{incoming}", "Python(incoming)") if incoming is not None else sql,
-                                "ArrowStream")
+            if incoming is not None:
+                # What a server receives as an external table is a Memory table here, filled per query.
+                name = self._incoming(sess, incoming)
+                sql = sql.replace("{incoming}", name)
+            result = sess.query(sql, "ArrowStream")
             data = result.bytes()
         if not data:
             return None
         return pa.ipc.open_stream(data).read_all()
+
+    @staticmethod
+    def _incoming(sess: Any, incoming: pa.Table) -> str:
+        structure = ", ".join(f"{quote_ident(f.name)} {'Int64' if pa.types.is_integer(f.type) else 'String'}"
+                              for f in incoming.schema)
+        name = "incoming_" + hashlib.blake2b(structure.encode(), digest_size=6).hexdigest()
+        sess.query(f"CREATE TEMPORARY TABLE IF NOT EXISTS {name} ({structure}) ENGINE = Memory")
+        sess.query(f"TRUNCATE TABLE {name}")
+        if incoming.num_rows:
+            ChdbBackend._send(sess, f"INSERT INTO {name}", incoming)
+        return name
+
+    @staticmethod
+    def _send(sess: Any, statement: str, data: pa.Table) -> None:
+        sink = io.BytesIO()
+        with pa.ipc.new_stream(sink, data.schema) as writer:
+            writer.write_table(data)
+        with sess.send_insert(statement, "ArrowStream") as inserter:
+            inserter.append(sink.getvalue())
+            inserter.finish()
 
     def command(self, sql: str) -> None:
         with self._lock:
             self._session().query(sql)
 
     def insert(self, table: str, data: pa.Table, token: str) -> None:
-        sink = io.BytesIO()
-        with pa.ipc.new_stream(sink, data.schema) as writer:
-            writer.write_table(data)
         with self._lock:
-            sess = self._session()
-            with sess.send_insert(f"INSERT INTO {table} SETTINGS insert_deduplication_token = {quote_str(token)}",
-                                  "ArrowStream") as inserter:
-                inserter.append(sink.getvalue())
-                inserter.finish()
+            self._send(self._session(), f"INSERT INTO {table} SETTINGS {INSERT_SETTINGS}, "
+                                        f"insert_deduplication_token = {quote_str(token)}", data)
 
     def lock_file(self) -> Path:
         return self.path / "writer.lock"
@@ -334,12 +352,12 @@ class ServerBackend:
     """A ClickHouse server or cluster over HTTP(S), through clickhouse-connect."""
 
     _clients: dict[str, Any] = {}
+    _ready: set[tuple[str, str]] = set()  # (url, cluster) whose tables this process has created
     _lock = threading.Lock()
 
     def __init__(self, url: str, cluster: str, lock_dir: Path):
         self.url, self.cluster, self.lock_dir = url, cluster, lock_dir
-        self.where = url.split("@")[-1]
-        self._ready = False
+        self.where = url.split("@")[-1]  # for messages: never the password
 
     @property
     def client(self) -> Any:
@@ -350,10 +368,10 @@ class ServerBackend:
             if client is None:
                 client = clickhouse_connect.get_client(dsn=self.url, autogenerate_session_id=False)
                 self._clients[self.url] = client
-        if not self._ready:
+        if (self.url, self.cluster) not in self._ready:
             for statement in table_ddl(self.cluster, client.database or "default"):
                 client.command(statement, settings={"distributed_ddl_task_timeout": 300})
-            self._ready = True
+            self._ready.add((self.url, self.cluster))
         return client
 
     @property
@@ -382,7 +400,8 @@ class ServerBackend:
     def insert(self, table: str, data: pa.Table, token: str) -> None:
         # Foreground: the insert returns once every shard holds its rows (the next check sees them).
         # The token makes a retry of the same block a no-op on Replicated tables.
-        settings = {"insert_deduplication_token": token, "distributed_foreground_insert": 1}
+        settings = {"insert_deduplication_token": token, "distributed_foreground_insert": 1,
+                    "optimize_on_insert": 0}
         self.client.insert_arrow(table, data, settings=settings)
 
     def lock_file(self) -> Path:

@@ -510,11 +510,10 @@ class ClickHouseEventStore:
     def _insert(self, rows: pl.DataFrame) -> None:
         """Insert full rows (every stored column and ``version``) as one block; its token names the
         ids and keys, so the same block given again is dropped by ClickHouse."""
-        digest = hashlib.blake2b(digest_size=16)
-        for key in rows["event_key"].sort().to_list():
-            digest.update(key.encode())
+        keys = rows["event_key"].sort().str.join("\x1f").item()
+        digest = hashlib.blake2b(keys.encode(), digest_size=16).hexdigest()
         ids = rows["id"]
-        token = f"events-{int(ids.min())}-{int(ids.max())}-{rows['version'].max()}-{digest.hexdigest()}"
+        token = f"events-{int(ids.min())}-{int(ids.max())}-{rows['version'].max()}-{digest}"
         table = rows.to_arrow(compat_level=pl.CompatLevel.oldest())
         try:
             self.backend.insert(TABLE, table, token)

@@ -15,6 +15,7 @@ import pytest
 from commonwatch.access.principal import SYSTEM
 from commonwatch.config import get_settings
 from commonwatch.db import make_sessionmaker, session_scope
+from commonwatch.errors import Invalid
 from commonwatch.events.migrate import move_events
 from commonwatch.events.search import EventFilter
 from commonwatch.events.store import COLUMN_TYPES, event_store
@@ -153,6 +154,27 @@ def test_migrate_store_command_fills_the_clickhouse_store(run, app, engine, tmp_
     assert (tmp_path / "events" / "chdb").is_dir()
     refused = run("events", "migrate-store", "--to", "duckdb")
     assert refused.exit_code != 0 and "duckdb" in refused.output
+
+
+def test_a_chdb_folder_open_in_another_process_is_refused_with_the_reason(tmp_path):
+    import subprocess
+    import sys
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; "
+         "from commonwatch.events.store.clickhouse import ChdbBackend; "
+         "ChdbBackend(Path(sys.argv[1]))._session(); print('open', flush=True); sys.stdin.read()",
+         str(tmp_path / "chdb")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(Invalid) as err:
+            ClickHouseEventStore(ChdbBackend(tmp_path / "chdb")).count_capped(SYSTEM, EventFilter())
+        assert err.value.errors[0].field == "event_store" and "another process" in err.value.errors[0].reason
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    # Once that process has gone, the folder opens here, its table intact.
+    assert ClickHouseEventStore(ChdbBackend(tmp_path / "chdb")).count_capped(SYSTEM, EventFilter()) == (0, True)
 
 
 def test_cluster_tables_are_replicated_and_sharded_on_the_key():

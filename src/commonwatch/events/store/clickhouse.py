@@ -275,7 +275,7 @@ class ChdbBackend:
     cluster = ""
     database = "default"
     _lock = threading.RLock()
-    _open: tuple[Path, Any] | None = None
+    _open: tuple[Path, Any, Any] | None = None  # folder, chDB session, the held owner lock
 
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -289,17 +289,28 @@ class ChdbBackend:
             return cls._open[1]
         if cls._open is not None:
             cls._open[1].close()
+            cls._open[2].close()  # releases the owner lock
             cls._open = None
         try:
             self.path.mkdir(parents=True, exist_ok=True)
+            owner = open(self.path / "owner.lock", "a+b")  # noqa: SIM115 - held while the session is open
         except OSError as exc:
             raise storage_error(self.where, exc) from None
+        try:
+            # chDB does not refuse a folder another process has open; it would show that process
+            # nothing of it. So one process owns the folder, and another is told so.
+            fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner.close()
+            raise Invalid("event_store", _("the chDB event store in {folder} is open in another process; for "
+                                           "several processes set clickhouse_url to a ClickHouse server").format(
+                folder=self.path)) from None
         sess = chdb_session.Session(str(self.path))
         for name, value in QUERY_SETTINGS.items():
             sess.query(f"SET {name} = {value}")
         for statement in table_ddl():
             sess.query(statement)
-        cls._open = (self.path, sess)
+        cls._open = (self.path, sess, owner)
         return sess
 
     def arrow(self, sql: str, incoming: pa.Table | None = None) -> pa.Table | None:

@@ -19,7 +19,7 @@ from commonwatch.errors import Invalid
 from commonwatch.events.migrate import move_events
 from commonwatch.events.search import EventFilter
 from commonwatch.events.store import COLUMN_TYPES, event_store
-from commonwatch.events.store.clickhouse import TABLE, ChdbBackend, ClickHouseEventStore, table_ddl
+from commonwatch.events.store.clickhouse import TABLE, ChdbBackend, ClickHouseEventStore, quote_str, table_ddl
 from commonwatch.events.store.sql import SqlEventStore
 from tests.events.eventdata import as_batch, event_row, insert_events, spread
 
@@ -177,8 +177,12 @@ def test_a_chdb_folder_open_in_another_process_is_refused_with_the_reason(tmp_pa
     assert ClickHouseEventStore(ChdbBackend(tmp_path / "chdb")).count_capped(SYSTEM, EventFilter()) == (0, True)
 
 
-def test_cluster_tables_are_replicated_and_sharded_on_the_key():
-    ddl = "\n".join(table_ddl("events_cluster", "cw"))
+def test_cluster_tables_are_replicated_and_sharded_on_the_key(store):
+    statements = table_ddl("events_cluster", "cw")
+    for statement in statements:  # ClickHouse's own parser reads each (chDB has no cluster to run them on)
+        parsed = store.backend.arrow(f"SELECT formatQuery({quote_str(statement)})").column(0)[0].as_py()
+        assert parsed.startswith("CREATE TABLE IF NOT EXISTS")
+    ddl = "\n".join(statements)
     assert "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/cw/events_local', '{replica}', version)" \
         in ddl
     assert "Distributed('events_cluster', 'cw', events_local, cityHash64(event_key))" in ddl

@@ -29,10 +29,10 @@ Exact deduplication
 
 Several writers (RabbitMQ workers)
     The check and the insert must not interleave between writers. The lock is ``pg_advisory_xact_lock``
-    on the relational database when that is PostgreSQL (it is held in the worker's own
-    transaction, which also records the ingest run, so workers on any number of machines take
-    turns for the few milliseconds of check + insert; parsing and the stages still run in
-    parallel), and a file lock (``flock``) beside it on one machine. Ids come from
+    on the relational database when that is PostgreSQL (taken in the worker's own transaction and
+    held until it commits with the ingest run's counters, so workers on any number of machines take
+    turns for check + insert; parsing and the stages still run in parallel), and a file lock
+    (``flock``) beside it on one machine. Ids come from
     ``event_id_blocks`` under the same lock, so they rise in commit order. Each insert carries an
     ``insert_deduplication_token`` made of its id range and keys: an insert retried after a lost
     answer is dropped by ClickHouse as a repeat of the same block.

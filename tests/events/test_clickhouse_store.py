@@ -83,6 +83,38 @@ def test_writers_in_parallel_store_each_key_once_with_distinct_ids(store):
     assert sorted(ids.values()) == list(range(1, len(covered) + 1))
 
 
+@pytest.mark.postgres
+def test_a_writer_waits_while_another_holds_the_advisory_lock(pg_url, tmp_path):
+    """Workers on other machines share no file lock: they take turns on PostgreSQL's advisory lock."""
+    from sqlalchemy import text
+
+    from commonwatch.db import make_engine
+    from commonwatch.events.store.clickhouse import ADVISORY_KEY
+
+    engine = make_engine(pg_url)
+    rows = spread(10, end=END, org_ids=[None])
+    stored: list[int] = []
+    try:
+        with engine.connect() as other:  # another worker, in the middle of its batch
+            other.execute(text("SELECT pg_advisory_lock(:k)"), {"k": ADVISORY_KEY})
+
+            def write():
+                with session_scope(make_sessionmaker(engine), actor="test") as s:
+                    stored.append(ClickHouseEventStore(ChdbBackend(tmp_path / "chdb"), s).append(
+                        as_batch(rows), batch_id=1, now=END))
+
+            writer = threading.Thread(target=write)
+            writer.start()
+            writer.join(timeout=1.5)
+            assert writer.is_alive() and stored == []  # waiting for the other worker
+            other.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_KEY})
+            other.commit()
+            writer.join(timeout=30)
+        assert stored == [10]
+    finally:
+        engine.dispose()
+
+
 def test_the_dedup_check_looks_within_the_window(tmp_path):
     """A key stored more than ``clickhouse_dedup_days`` from the batch's times is outside the check."""
     store = ClickHouseEventStore(ChdbBackend(tmp_path / "chdb"), dedup_days=1)

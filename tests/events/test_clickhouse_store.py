@@ -94,6 +94,9 @@ def test_a_writer_waits_while_another_holds_the_advisory_lock(pg_url, tmp_path):
     engine = make_engine(pg_url)
     rows = spread(10, end=END, org_ids=[None])
     stored: list[int] = []
+    # The folder open and a first batch written, so what the writer waits for below is the lock alone.
+    ClickHouseEventStore(ChdbBackend(tmp_path / "chdb")).append(as_batch(spread(3, end=END, org_ids=[None],
+                                                                               key_prefix="warm")), batch_id=1, now=END)
     try:
         with engine.connect() as other:  # another worker, in the middle of its batch
             other.execute(text("SELECT pg_advisory_lock(:k)"), {"k": ADVISORY_KEY})
@@ -105,7 +108,7 @@ def test_a_writer_waits_while_another_holds_the_advisory_lock(pg_url, tmp_path):
 
             writer = threading.Thread(target=write)
             writer.start()
-            writer.join(timeout=1.5)
+            writer.join(timeout=3)
             assert writer.is_alive() and stored == []  # waiting for the other worker
             other.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": ADVISORY_KEY})
             other.commit()

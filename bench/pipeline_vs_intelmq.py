@@ -361,8 +361,8 @@ def main() -> None:
     ap.add_argument("--postgres", metavar="URL", default="",
                     help="also run commonwatch on PostgreSQL (a server URL, e.g. postgresql://127.0.0.1:5432/test; "
                          "the benchmark creates and drops databases of its own there)")
-    ap.add_argument("--store", choices=("sql", "parquet"), default="sql",
-                    help="the event store commonwatch ingests into (COMMONWATCH_EVENT_STORE)")
+    ap.add_argument("--store", choices=("sql", "parquet", "clickhouse"), default="sql",
+                    help="the event store commonwatch ingests into (COMMONWATCH_EVENT_STORE; clickhouse: chDB)")
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
     DATA.mkdir(parents=True, exist_ok=True)

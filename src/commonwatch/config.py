@@ -79,10 +79,20 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 25 * 1024 * 1024
     max_import_bytes: int = 50 * 1024 * 1024
     #: Which event store holds the events: ``parquet`` (immutable columnar segments in
-    #: ``event_store_dir``) or ``sql`` (the database above). See ``events.store``.
+    #: ``event_store_dir``), ``sql`` (the database above) or ``clickhouse`` (a ClickHouse server or
+    #: cluster at ``clickhouse_url``, else chDB in ``<event_store_dir>/chdb``). See ``events.store``.
     event_store: str = "parquet"
-    #: The Parquet store's folder; ``<data dir>/events`` when empty.
+    #: The Parquet store's folder (and chDB's parent folder); ``<data dir>/events`` when empty.
     event_store_dir: Path | None = None
+    #: The ClickHouse server for ``event_store = "clickhouse"``, as clickhouse-connect takes it
+    #: (``http[s]://user:password@host:8123/database``); empty: chDB in process.
+    clickhouse_url: str = ""
+    #: The cluster (``remote_servers``) whose shards hold the events; empty: one server, no
+    #: Distributed table.
+    clickhouse_cluster: str = ""
+    #: The ClickHouse store's dedup check looks for a batch's keys this many days either side of
+    #: its events' times: at least the longest ``--window-hours`` any ingest uses.
+    clickhouse_dedup_days: int = Field(default=7, ge=1)
     #: Events whose ``time.source`` is older than this many days are dropped a whole UTC day at a
     #: time (``events retention``, daily job); events linked to an incident are kept.
     event_retention_days: int = Field(default=400, ge=1)

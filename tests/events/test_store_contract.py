@@ -27,6 +27,9 @@ IMPLEMENTATIONS = [
     pytest.param(("sql", "sqlite"), id="sql-sqlite"),
     pytest.param(("sql", "postgresql"), id="sql-postgresql", marks=pytest.mark.postgres),
     pytest.param(("parquet", "sqlite"), id="parquet"),
+    pytest.param(("clickhouse", "sqlite"), id="clickhouse-chdb"),
+    # chDB beside PostgreSQL: the writers' advisory lock is taken in the caller's transaction.
+    pytest.param(("clickhouse", "postgresql"), id="clickhouse-chdb-postgresql", marks=pytest.mark.postgres),
 ]
 
 
@@ -35,7 +38,7 @@ def env(request):
     """Orgs A, B and a partner P; N events over A, B and none, every 10th also routed to P, written
     through the store under test; principals of each kind."""
     kind, database = request.param
-    if kind == "parquet":
+    if kind in ("parquet", "clickhouse"):
         _store_folder(request)
     url = request.getfixturevalue("sqlite_url" if database == "sqlite" else "pg_url")
     engine = make_engine(url)
@@ -68,11 +71,12 @@ def env(request):
 
 
 def _store_folder(request) -> None:
-    """The Parquet store's folder, the test's own (the setting the factory reads)."""
+    """The Parquet store's (and chDB's) folder, the test's own (the setting the factory reads)."""
     from commonwatch.config import get_settings
 
     monkeypatch = request.getfixturevalue("monkeypatch")
     monkeypatch.setenv("COMMONWATCH_EVENT_STORE_DIR", str(request.getfixturevalue("tmp_path") / "events"))
+    monkeypatch.delenv("COMMONWATCH_CLICKHOUSE_URL", raising=False)
     get_settings.cache_clear()
     request.addfinalizer(get_settings.cache_clear)
 

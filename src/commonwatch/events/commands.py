@@ -70,8 +70,10 @@ def events_export(
 @events_app.command("migrate-store")
 def events_migrate_store(
     batch_rows: int = typer.Option(100_000, "--batch-rows", min=1, help="Events per committed batch."),
+    to: str = typer.Option("parquet", "--to", help="The store to fill: parquet (event_store_dir) or clickhouse "
+                                                  "(clickhouse_url, else chDB under event_store_dir)."),
 ) -> None:
-    """Move the events table into the Parquet store (``event_store_dir``), ids kept, in id order.
+    """Move the events table into the Parquet or the ClickHouse store, ids kept, in id order.
 
     Resumable: run it again after an interruption and it goes on where it stopped. At the end the
     counts of the table and the store are compared, in total and per day; a difference exits 1.
@@ -84,14 +86,17 @@ def events_migrate_store(
     rt = get_runtime()
     try:
         source = event_store(rt.engine, "sql", rt.settings)
-        target = event_store(rt.engine, "parquet", rt.settings)
+        if to not in ("parquet", "clickhouse"):
+            raise Invalid("to", _("“{value}” is not one of: {choices}").format(value=to, choices="parquet, clickhouse"))
+        target = event_store(rt.engine, to, rt.settings)
         result = move_events(source, target, batch_rows=batch_rows, on_batch=lambda r, last: typer.echo(
             _("stored {moved:,} event(s), up to id {last}").format(moved=r.moved, last=last), err=True))
     except Invalid as exc:
         fail("; ".join(e.reason for e in exc.errors))
     with rt.session("cli") as session:
         record(session, "events.migrate-store", "events", "", after={
-            "target": str(target.location), "resumed_after": result.resumed_after, "moved": result.moved,
+            "target": str(target.location), "kind": target.name, "resumed_after": result.resumed_after,
+            "moved": result.moved,
             "batches": result.batches, "table": result.source_total, "store": result.target_total,
             "days": result.days, "day_mismatches": [list(m) for m in result.day_mismatches]})
     typer.echo(_("events in the table: {table:,}; in the store: {store:,}; over {days} day(s)").format(

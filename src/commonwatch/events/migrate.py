@@ -1,8 +1,9 @@
-"""Moving the events table into the Parquet store (``commonwatch events migrate-store``).
+"""Moving the events table into the Parquet or the ClickHouse store (``commonwatch events migrate-store``).
 
 Events are read from the table in id order, a batch at a time, and stored with their ids
-(:meth:`ParquetEventStore.append_stored`), so incident links, ledger entries and warnings, which
-hold event ids, still resolve. Each batch is one manifest commit: a move killed at any point goes
+(``append_stored`` of :class:`ParquetEventStore` and of ``ClickHouseEventStore``), so incident
+links, ledger entries and warnings, which hold event ids, still resolve. Each batch is one
+manifest commit (Parquet) or one insert (ClickHouse): a move killed at any point goes
 on from the highest id the store holds, and a batch given twice is stored once.
 """
 
@@ -10,12 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from commonwatch.access.principal import SYSTEM
 from commonwatch.events.search import EventFilter
 from commonwatch.events.store import COLUMN_TYPES, EventStore
 from commonwatch.events.store.parquet import ParquetEventStore
+
+if TYPE_CHECKING:
+    from commonwatch.events.store.clickhouse import ClickHouseEventStore
 
 #: Events read from the table and committed to the store at a time.
 BATCH_ROWS = 100_000
@@ -52,7 +56,7 @@ def compare_counts(source: EventStore, target: EventStore, result: MoveResult) -
                              if before.get(day, 0) != after.get(day, 0)]
 
 
-def move_events(source: EventStore, target: ParquetEventStore, *, batch_rows: int = BATCH_ROWS,
+def move_events(source: EventStore, target: ParquetEventStore | ClickHouseEventStore, *, batch_rows: int = BATCH_ROWS,
                 on_batch: Callable[[MoveResult, int], None] | None = None) -> MoveResult:
     """Copy every event of ``source`` not yet in ``target``, in id order, then compare counts.
 

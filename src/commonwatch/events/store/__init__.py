@@ -7,7 +7,9 @@ can stand behind the same interface. Tenancy is applied here, once: every read t
 principal (a constituent sees its organisations' events, a partner what is routed to it, staff all).
 
 :func:`event_store` is the one factory; the setting ``COMMONWATCH_EVENT_STORE`` selects the
-implementation (``sql``: the table on SQLite or PostgreSQL, :mod:`commonwatch.events.store.sql`).
+implementation (``sql``: the table on SQLite or PostgreSQL, :mod:`commonwatch.events.store.sql`;
+``parquet``: :mod:`commonwatch.events.store.parquet`; ``clickhouse``: a ClickHouse cluster or chDB,
+:mod:`commonwatch.events.store.clickhouse`).
 The contract every implementation meets is ``tests/events/test_store_contract.py``.
 """
 
@@ -163,7 +165,7 @@ class EventStore(Protocol):
         ...
 
 
-_IMPLEMENTATIONS = ("sql", "parquet")
+_IMPLEMENTATIONS = ("sql", "parquet", "clickhouse")
 
 
 def event_store(bind: Any, kind: str | None = None, settings: Any = None) -> EventStore:
@@ -184,6 +186,10 @@ def event_store(bind: Any, kind: str | None = None, settings: Any = None) -> Eve
         from commonwatch.events.store.parquet import opened
 
         return opened(settings.event_store_dir or settings.data_dir / "events")
+    if kind == "clickhouse":
+        from commonwatch.events.store.clickhouse import opened as clickhouse
+
+        return clickhouse(bind, settings)
     raise Invalid("event_store", _("“{value}” is not one of: {choices}").format(
         value=kind, choices=", ".join(_IMPLEMENTATIONS)))
 

@@ -152,7 +152,7 @@ def test_retention_drops_whole_partitions_and_keeps_holds(store):
 def test_migrate_store_moves_the_table_with_ids_and_resumes(engine, tmp_path):
     rows = [event_row(i, at=END - timedelta(hours=i), org_id=None, id=10 + 3 * i, batch_id=4) for i in range(90)]
     with session_scope(make_sessionmaker(engine), actor="test") as s:
-        insert_events(s, rows)
+        insert_events(s, rows, "sql")
     source = SqlEventStore(engine)
     target = ClickHouseEventStore(ChdbBackend(tmp_path / "chdb"))
 
@@ -181,7 +181,7 @@ def test_migrate_store_moves_the_table_with_ids_and_resumes(engine, tmp_path):
 def test_migrate_store_command_fills_the_clickhouse_store(run, app, engine, tmp_path):
     rows = [event_row(i, at=END - timedelta(hours=i), org_id=None) for i in range(40)]
     with session_scope(app.state.sessionmaker, actor="test") as s:
-        insert_events(s, rows)
+        insert_events(s, rows, "sql")
     result = run("events", "migrate-store", "--to", "clickhouse", "--batch-rows", "15",
                  event_store_dir=tmp_path / "events", clickhouse_url="")
     assert result.exit_code == 0, result.output

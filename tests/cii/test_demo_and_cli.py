@@ -31,15 +31,18 @@ def test_demo_loads_and_is_idempotent(tmp_path, clock):
     load_demo(rt)
     load_demo(rt)
     with rt.session() as s:
-        systems = s.scalars(select(CiiSystem).order_by(CiiSystem.id)).all()
-        assert [x.name for x in systems] == ["Dispatch SCADA", "Substation automation"]
+        # Other capabilities' demos may add systems of their own (vulns adds one); ours are there once.
+        ours = ("Dispatch SCADA", "Substation automation")
+        systems = s.scalars(select(CiiSystem).where(CiiSystem.name.in_(ours)).order_by(CiiSystem.id)).all()
+        assert [x.name for x in systems] == list(ours)
         states = {(r["system"].name, r["due"].kind): r["due"].state
-                  for r in cii.due_overview(s, SYSTEM, cii.local_today(clock.now()), only_action=True)}
+                  for r in cii.due_overview(s, SYSTEM, cii.local_today(clock.now()), only_action=True)
+                  if r["system"].name in ours}
         assert states == {("Dispatch SCADA", "mlps"): "due_soon", ("Dispatch SCADA", "inspection"): "overdue"}
         imports = s.scalars(select(AssetImport).order_by(AssetImport.id)).all()
         assert [(b.format, b.quarantined) for b in imports] == [("cyclonedx", 0), ("nmap", 0), ("csv", 1)]
         frame = cii.asset_frame(s, SYSTEM)
-        assert frame.height == s.query(Asset).count() == sum(b.added for b in imports) >= 14
+        assert frame.height == s.query(Asset).count() >= sum(b.added for b in imports) >= 14
         assert frame.filter(frame["cpe"] == "cpe:2.3:a:apache:log4j:2.14.1:*:*:*:*:*:*:*")["mlps_level"].to_list() == [3]
 
 

@@ -127,8 +127,12 @@ from commonwatch.clock import FrozenClock
 from commonwatch.db import make_engine, make_sessionmaker
 from commonwatch.cooperation.imap import poll
 from tests.conftest import START
+from commonwatch.access import audit
+from commonwatch.config import Settings
 url, port, data_dir = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 engine = make_engine(url)
+# The app's audit key, as a poller started by the server or the CLI has it.
+audit.use_key(engine, audit.load_key(Settings(data_dir=data_dir, database_url=url), create=False))
 poll(engine, make_sessionmaker(engine), host="127.0.0.1", port=port, user="reports", password="secret-pw",
      clock=FrozenClock(START), data_dir=None, chunk=1)
 """
@@ -143,7 +147,8 @@ def test_imap_poller_killed_mid_mailbox_loses_nothing_and_reads_nothing_twice(ap
                 for i in range(n)]
         raws.append(as_bytes(mail({"broken": True})))
         server.append(raws)
-        child = subprocess.Popen([sys.executable, "-c", POLLER, sqlite_url, str(server.port), str(tmp_path)],
+        child = subprocess.Popen([sys.executable, "-c", POLLER, sqlite_url, str(server.port),
+                                  str(app.state.settings.data_dir)],
                                  cwd=os.getcwd(), stderr=subprocess.PIPE)
         deadline = time.monotonic() + 60
         taken = 0

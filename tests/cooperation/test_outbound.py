@@ -15,19 +15,17 @@ from commonwatch.incidents.rules import load_incident_rules
 
 
 def _incident(app, world, clock) -> int:
-    from commonwatch.events.models import Event  # test set-up only, as the incidents tests do
+    from tests.events.eventdata import insert_events, stored_ids
 
     with session_scope(app.state.sessionmaker, actor="test") as s:
         s.info["clock"] = clock
-        ids = []
-        for i, cc in enumerate(["DE", "DE", "FR", "CN"]):
-            e = Event(event_key=f"coop-{i}", time_source=clock.now() - timedelta(hours=3), feed_name="demo",
-                      time_observation=clock.now(), source_ip=f"198.51.100.{10 + i}", source_cc=cc,
-                      classification_taxonomy="malicious-code", classification_type="infected-system",
-                      org_id=world.org_a)
-            s.add(e)
-            s.flush()
-            ids.append(e.id)
+        rows = [{"event_key": f"coop-{i}", "time_source": clock.now() - timedelta(hours=3), "feed_name": "demo",
+                 "time_observation": clock.now(), "source_ip": f"198.51.100.{10 + i}", "source_cc": cc,
+                 "classification_taxonomy": "malicious-code", "classification_type": "infected-system",
+                 "org_id": world.org_a, "created_at": clock.now()} for i, cc in enumerate(["DE", "DE", "FR", "CN"])]
+        insert_events(s, rows)
+        by_key = stored_ids(s, rows)
+        ids = [by_key[r["event_key"]] for r in rows]
         coordinator = access.principal_for(s, s.get(User, world.ids["user_coordinator"]))
         incident = svc.create_from_events(s, coordinator, ids, {}, now=clock.now(), rules=load_incident_rules(None))
         return incident.id

@@ -205,12 +205,14 @@ def test_a_10_gb_file_of_nothing_is_refused_at_once(tmp_path):
 
 
 MEMORY_PROBE = textwrap.dedent("""
-    import resource, sys
+    import sys
     from datetime import date
     from pathlib import Path
     from commonwatch.datasec.scanner import scan_path
     report = scan_path(Path(sys.argv[1]), today=date(2026, 11, 25))
-    print(report.rows, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+    # This process's own peak (VmHWM): ru_maxrss would carry over a forking parent's peak.
+    hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+    print(report.rows, int(hwm.split()[1]) // 1024)
 """)
 
 

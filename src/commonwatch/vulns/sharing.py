@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from commonwatch.errors import Forbidden, NotFound
 from commonwatch.intel import stix
 from commonwatch.intel import tlp as tlpmod
+from commonwatch.intel.services import centre_uuid
 from commonwatch.vulns.models import VulnRecord
 
 _NS = uuid.UUID("6f3b0d6e-5d0e-4f5f-9d1c-3c6a4e0b7a11")
@@ -37,7 +38,7 @@ def vulnerability_bundle(session: Session, vuln_id: str, label: str, reader: tlp
     if not records:
         raise NotFound("vulnerability")
     ts = stix.timestamp(now)
-    centre = stix.centre_identity(centre_name, base_url)
+    centre = stix.centre_identity(centre_name, base_url, centre_uuid(session))  # the installation's own id
     refs = [{"source_name": "cve", "external_id": vuln_id}] if vuln_id.startswith("CVE-") else []
     aliases = sorted({a for r in records for a in (r.aliases or [])})
     refs += [{"source_name": a.split("-")[0].lower(), "external_id": a} for a in aliases

@@ -215,6 +215,17 @@ def batch_from_rows(rows: Sequence[dict[str, Any]]) -> pl.DataFrame:
     return pl.DataFrame(data, schema=schema)
 
 
+def check_count_keys(by: Sequence[str]) -> None:
+    """At least one grouping key for :meth:`EventStore.counts`, each a bucket or a dimension
+    (checked before any work is done, the same in every store)."""
+    choices = ", ".join([*DIMENSIONS, *BUCKETS])
+    if not by:
+        raise Invalid("by", _("name at least one of: {choices}").format(choices=choices))
+    for name in by:
+        if name not in BUCKETS and name not in DIMENSIONS:
+            raise Invalid("by", _("“{value}” is not one of: {choices}").format(value=name, choices=choices))
+
+
 def check_page_request(limit: int, after: str | None, before: str | None) -> None:
     """A page size in range and at most one cursor (checked before any work is done)."""
     if after and before:

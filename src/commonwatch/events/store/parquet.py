@@ -59,6 +59,7 @@ from commonwatch.events.store import (
     CountRow,
     DayDrop,
     StreamState,
+    check_count_keys,
     check_page_request,
     keyset_page,
 )
@@ -584,9 +585,7 @@ class ParquetEventStore:
 
     def counts(self, principal: Principal, by: Sequence[str], *, since: datetime | None = None,
                until: datetime | None = None, f: EventFilter | None = None) -> list[CountRow]:
-        choices = ", ".join([*DIMENSIONS, *BUCKETS])
-        if not by:
-            raise Invalid("by", _("name at least one of: {choices}").format(choices=choices))
+        check_count_keys(by)
         # Keys are named by position: a caller may name one dimension twice (each is then a key).
         keys: list[pl.Expr] = []
         names = [f"k{i}" for i in range(len(by))]
@@ -594,10 +593,8 @@ class ParquetEventStore:
             if name in BUCKETS:
                 fmt = "%Y-%m-%dT%H:00" if name == "hour" else "%Y-%m-%d"
                 keys.append(pl.col("time_source").dt.convert_time_zone("UTC").dt.strftime(fmt).alias(alias))
-            elif name in DIMENSIONS:
-                keys.append(pl.col(DIMENSIONS[name]).alias(alias))
             else:
-                raise Invalid("by", _("“{value}” is not one of: {choices}").format(value=name, choices=choices))
+                keys.append(pl.col(DIMENSIONS[name]).alias(alias))
         f = f or EventFilter()
         lf = self._lazy(time_from=max(filter(None, (since, f.time_from)), default=None),
                         time_to=min(filter(None, (until, f.time_to)), default=None))

@@ -47,7 +47,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from commonwatch.access.principal import Principal
 from commonwatch.db import read_only_engine, scope
-from commonwatch.errors import Invalid, NotFound
+from commonwatch.errors import NotFound
 from commonwatch.events.models import Event
 from commonwatch.events.schema import FIELDS, SEVERITIES
 from commonwatch.events.search import (
@@ -67,11 +67,11 @@ from commonwatch.events.store import (
     CountRow,
     DayDrop,
     StreamState,
+    check_count_keys,
     check_page_request,
     keyset_page,
     keyset_stream,
 )
-from commonwatch.i18n import _
 from commonwatch.net import network_bounds
 
 #: (harmonisation name, column) in the order the insert statements use.
@@ -442,17 +442,13 @@ class SqlEventStore:
 
     def counts(self, principal: Principal, by: Sequence[str], *, since: datetime | None = None,
                until: datetime | None = None, f: EventFilter | None = None) -> list[CountRow]:
-        choices = ", ".join([*DIMENSIONS, *BUCKETS])
-        if not by:
-            raise Invalid("by", _("name at least one of: {choices}").format(choices=choices))
+        check_count_keys(by)
         columns = []
         for name in by:
             if name in BUCKETS:
                 columns.append(self._bucket(name).label(name))
-            elif name in DIMENSIONS:
-                columns.append(getattr(Event, DIMENSIONS[name]).label(name))
             else:
-                raise Invalid("by", _("“{value}” is not one of: {choices}").format(value=name, choices=choices))
+                columns.append(getattr(Event, DIMENSIONS[name]).label(name))
         n = func.count().label("n")
         stmt = selection(principal, f or EventFilter(), *columns, n)
         if since is not None:

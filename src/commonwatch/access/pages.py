@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from commonwatch.access import anchor, audit, mfa, signin_locks
 from commonwatch.access import services as access
 from commonwatch.access.authsettings import auth_settings
-from commonwatch.access.models import ApiToken, AuditEntry, User
+from commonwatch.access.models import ApiToken, User
 from commonwatch.access.principal import Principal, Role, role_label
 from commonwatch.access.sso_pages import sign_on_choices
 from commonwatch.constituency.models import Organisation
@@ -269,13 +269,9 @@ def user_update(user_id: int, request: Request, name: str = Form(""), role: str 
 def audit_page(request: Request, entity: str = "", actor: str = "", page: int = 1, verify: bool = False,
                principal: Principal = Depends(require("audit.read")), db: Session = Depends(get_db)) -> HTMLResponse:
     per_page = 100
-    stmt = select(AuditEntry)
-    if entity:
-        stmt = stmt.where(AuditEntry.entity == entity)
-    if actor:
-        stmt = stmt.where(AuditEntry.actor.contains(actor))
-    total = db.scalar(select(func.count()).select_from(stmt.subquery()))
-    entries = db.scalars(stmt.order_by(AuditEntry.seq.desc()).offset((max(page, 1) - 1) * per_page).limit(per_page))
+    stmt = audit.entries_query(entity=entity, actor=actor)
+    total = db.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+    entries = db.scalars(stmt.offset((max(page, 1) - 1) * per_page).limit(per_page))
     result = anchor.verify(db, request.app.state.settings) if verify else None
     return render(request, "access/audit.html", {
         "title": _("Audit log"), "entries": list(entries), "entity": entity, "actor": actor, "page": max(page, 1),

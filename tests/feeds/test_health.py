@@ -242,3 +242,31 @@ def test_the_feeds_page_for_coordinators_not_constituents(app, client, world, cl
         assert client.get("/feeds/health", headers=world.auth(who)).status_code in (401, 403)
         assert client.get("/feeds/health/feed", params={"name": FEED},
                           headers=world.auth(who)).status_code in (401, 403)
+
+
+def test_a_scheduled_feed_is_late_by_its_own_schedule(any_engine, clock):
+    from commonwatch.feeds.collect import sources_from_path
+    from commonwatch.feeds.models import FeedSubscription
+    from commonwatch.feeds.registry import get_parser
+    from commonwatch.pipeline.demo import samples_dir
+    from commonwatch.pipeline.runner import ingest_sources
+
+    with session_scope(make_sessionmaker(any_engine), actor="test") as session:
+        session.info["clock"] = clock
+        session.add(FeedSubscription(name="urlhaus-recent", url="https://urlhaus.example/csv", feed="urlhaus",
+                                     every_minutes=60, enabled=True, etag="", last_modified="", last_status=""))
+    path = samples_dir() / "urlhaus.csv"
+    ingest_sources(any_engine, make_sessionmaker(any_engine), sources_from_path(path, clock.now()),
+                   get_parser("urlhaus"), feed_label="urlhaus", source_label="https://urlhaus.example/csv",
+                   clock=clock, data_dir=None, actor="feed:urlhaus-recent")
+    rules = health.load_health_rules()
+    with make_sessionmaker(any_engine)() as session:
+        [feed] = health.overview(session, clock.now(), rules)
+    assert (feed.cadence, feed.cadence_source) == (60.0, "set")  # one run, yet a known cadence
+    clock.advance(timedelta(minutes=119))
+    with session_scope(make_sessionmaker(any_engine), actor="test") as session:
+        assert health.update_faults(session, clock.now(), rules) == ([], [])
+    clock.advance(timedelta(minutes=2))
+    with session_scope(make_sessionmaker(any_engine), actor="test") as session:
+        opened, _closed = health.update_faults(session, clock.now(), rules)
+        assert [(f.feed_name, f.kind) for f in opened] == [(feed.name, "late")]

@@ -94,7 +94,7 @@ class FeedTally:
     mapped: set[str] = field(default_factory=set)
     required: list[str] = field(default_factory=list)
 
-    def row(self, run_id: int, feed: str, at: datetime) -> dict[str, Any]:
+    def row(self, run_id: int, feed: str, at: datetime, subscription: str = "") -> dict[str, Any]:
         header = self.header
         new = [c for c in header if self.mapped and c not in self.mapped]
         missing = [c for c in self.required if header and c not in header] if self.mapped else []
@@ -103,14 +103,17 @@ class FeedTally:
         return {"run_id": run_id, "feed_name": feed[:500], "at": at, "rows": self.rows, "events": self.events,
                 "quarantined": self.quarantined, "matched": self.matched, "content_hash": digest,
                 "header": header[:500], "new_columns": new[:500], "missing_columns": missing[:500],
-                "has_mapping": bool(self.mapped), "known_columns": sum(1 for c in header if c in self.mapped)}
+                "has_mapping": bool(self.mapped), "known_columns": sum(1 for c in header if c in self.mapped),
+                "subscription": subscription[:100]}
 
 
 class RunRecorder:
     """Collects feed-health figures during one ingest run; :meth:`save` writes them."""
 
-    def __init__(self, default_feed: str):
+    def __init__(self, default_feed: str, actor: str = ""):
         self.default_feed = default_feed
+        #: the scheduled feed (``feeds.services.fetch_due`` runs as ``feed:<name>``), for its set cadence
+        self.subscription = actor.removeprefix("feed:") if actor.startswith("feed:") else ""
         self.tallies: dict[str, FeedTally] = {}
         self._reader: HashingReader | None = None
         self._feed: str | None = None
@@ -156,7 +159,7 @@ class RunRecorder:
 
     def save(self, engine: Engine, run_id: int, at: datetime) -> None:
         """One ``feed_run_stats`` row per feed of the run, in one transaction."""
-        rows = [t.row(run_id, feed, at) for feed, t in self.tallies.items()]
+        rows = [t.row(run_id, feed, at, self.subscription) for feed, t in self.tallies.items()]
         if rows:
             with engine.begin() as conn:
                 conn.execute(insert(FeedRunStats), rows)
@@ -230,10 +233,14 @@ def band(values: np.ndarray, k: float, floor: float) -> tuple[float, float, floa
     return med, med - width, med + width
 
 
-def cadence_minutes(times: list[datetime], feed: str, rules: HealthRules) -> tuple[float | None, str]:
-    """The expected minutes between runs and where it comes from (``set`` or ``learned``)."""
+def cadence_minutes(times: list[datetime], feed: str, rules: HealthRules,
+                    every: float | None = None) -> tuple[float | None, str]:
+    """The expected minutes between runs and where it comes from: ``set`` (the rules file's
+    ``cadence.set``, else ``every``, the schedule of the subscription that fetches it) or ``learned``."""
     if feed in rules.cadence_set:
         return rules.cadence_set[feed], "set"
+    if every:
+        return float(every), "set"
     recent = sorted(times)[-rules.cadence_runs:]
     if len(recent) < rules.cadence_min_runs:
         return None, ""
@@ -244,14 +251,16 @@ def cadence_minutes(times: list[datetime], feed: str, rules: HealthRules) -> tup
     return float(np.median(gaps)), "learned"
 
 
-def assess(feed: str, runs: pl.DataFrame, now: datetime, rules: HealthRules) -> list[Finding]:
-    """The faults of one feed now, from its runs (``feed_run_stats`` rows, any order)."""
+def assess(feed: str, runs: pl.DataFrame, now: datetime, rules: HealthRules,
+           every: float | None = None) -> list[Finding]:
+    """The faults of one feed now, from its runs (``feed_run_stats`` rows, any order); ``every`` is
+    the schedule in minutes of the subscription that fetches it, if one does."""
     if runs.is_empty():
         return []
     runs = runs.sort("at")
     last = runs.row(-1, named=True)
     found: list[Finding] = []
-    cadence, _src = cadence_minutes(runs["at"].to_list(), feed, rules)
+    cadence, _src = cadence_minutes(runs["at"].to_list(), feed, rules, every)
     if cadence is not None:
         silent = (now - last["at"]).total_seconds() / 60.0
         if silent > rules.late_factor * cadence:
@@ -329,7 +338,7 @@ def kind_label(kind: str) -> str:
 # --- reading the history ---------------------------------------------------------------------------
 
 STAT_COLUMNS = ("run_id", "feed_name", "at", "rows", "events", "quarantined", "matched", "content_hash", "header",
-                "new_columns", "missing_columns", "has_mapping", "known_columns")
+                "new_columns", "missing_columns", "has_mapping", "known_columns", "subscription")
 
 
 def history(session: Session, now: datetime, rules: HealthRules, feed: str | None = None) -> dict[str, pl.DataFrame]:
@@ -363,12 +372,23 @@ def history(session: Session, now: datetime, rules: HealthRules, feed: str | Non
 _SCHEMA = {"run_id": pl.Int64, "feed_name": pl.String, "at": pl.Datetime("us", "UTC"), "rows": pl.Int64,
            "events": pl.Int64, "quarantined": pl.Int64, "matched": pl.Int64, "content_hash": pl.String,
            "header": pl.List(pl.String), "new_columns": pl.List(pl.String), "missing_columns": pl.List(pl.String),
-           "has_mapping": pl.Boolean, "known_columns": pl.Int64}
+           "has_mapping": pl.Boolean, "known_columns": pl.Int64, "subscription": pl.String}
 
 
 def _frame(items: list[dict[str, Any]]) -> pl.DataFrame:
     items = sorted(items, key=lambda r: (r["at"], r["run_id"]))
     return pl.DataFrame({c: [r[c] for r in items] for c in _SCHEMA}, schema=_SCHEMA)
+
+
+def schedules(session: Session, runs: pl.DataFrame) -> dict[str, float]:
+    """feed -> minutes between fetches of the enabled subscription that brought its last run."""
+    from commonwatch.feeds.models import FeedSubscription
+
+    if runs.is_empty() or not runs["subscription"][-1]:
+        return {}
+    sub = session.scalar(select(FeedSubscription).where(FeedSubscription.name == runs["subscription"][-1],
+                                                        FeedSubscription.enabled.is_(True)))
+    return {runs["feed_name"][-1]: float(sub.every_minutes)} if sub is not None else {}
 
 
 @dataclass
@@ -398,7 +418,7 @@ def overview(session: Session, now: datetime, rules: HealthRules, feed: str | No
     out = []
     for name, runs in history(session, now, rules, feed).items():
         last = runs.row(-1, named=True)
-        cadence, source = cadence_minutes(runs["at"].to_list(), name, rules)
+        cadence, source = cadence_minutes(runs["at"].to_list(), name, rules, schedules(session, runs).get(name))
         out.append(FeedHealth(
             name=name, cadence=cadence, cadence_source=source, last_run=last["at"], rows=last["rows"],
             events=last["events"], quarantine_rate=last["quarantined"] / last["rows"] if last["rows"] else None,
@@ -426,7 +446,7 @@ def update_faults(session: Session, now: datetime, rules: HealthRules) -> tuple[
     seen; returns (opened, closed). Running it again at once changes nothing."""
     seen: dict[tuple[str, str], Finding] = {}
     for name, runs in history(session, now, rules).items():
-        for finding in assess(name, runs, now, rules):
+        for finding in assess(name, runs, now, rules, schedules(session, runs).get(name)):
             seen[(name, finding.kind)] = finding
     open_now = {(f.feed_name, f.kind): f
                 for f in session.scalars(select(FeedFault).where(FeedFault.closed_at.is_(None)))}

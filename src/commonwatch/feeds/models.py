@@ -57,6 +57,8 @@ class FeedRunStats(Base):
     #: whether the feed has a mapping to hold the header against; how many header columns it knows
     has_mapping: Mapped[bool] = mapped_column(Boolean, default=False)
     known_columns: Mapped[int] = mapped_column(Integer, default=0)
+    #: the scheduled feed (``feed_subscriptions.name``) whose fetch made the run; "" for others
+    subscription: Mapped[str] = mapped_column(String(100), default="")
 
 
 class FeedFault(Base):

@@ -156,7 +156,7 @@ def ingest_sources(engine: Engine, sessionmaker, sources: Iterable[Source], pars
     timings: dict[str, float] = {}
     status, error = "done", ""
     writer = BatchWriter(engine, run_id, feed_label, clock, progress, timings, commit_rows, commit_seconds)
-    health = RunRecorder(feed_label)  # feed health: per-feed figures of this run (feeds.health)
+    health = RunRecorder(feed_label, actor)  # feed health: per-feed figures of this run (feeds.health)
     try:
         for source in sources:
             source = health.watch(source)

@@ -32,6 +32,7 @@ def upgrade() -> None:
     sa.Column('missing_columns', sa.JSON(), nullable=False),
     sa.Column('has_mapping', sa.Boolean(), nullable=False),
     sa.Column('known_columns', sa.Integer(), nullable=False),
+    sa.Column('subscription', sa.String(length=100), nullable=False),
     sa.ForeignKeyConstraint(['run_id'], ['ingest_runs.id'], name=op.f('fk_feed_run_stats_run_id_ingest_runs'),
                             ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_feed_run_stats'))

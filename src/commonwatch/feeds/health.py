@@ -524,13 +524,14 @@ def chart_spec(feed: FeedHealth, width: int = 520) -> dict[str, Any]:
     values = [{"at": r["at"].isoformat(timespec="minutes"), "rows": r["rows"],
                "rate": (r["quarantined"] / r["rows"]) if r["rows"] else 0.0}
               for r in runs.select("at", "rows", "quarantined").iter_rows(named=True)]
-    x = {"field": "at", "type": "temporal", "title": _("Run")}
+    # temporal, not ordinal: a gap in the runs (a late feed) shows as a gap
+    x = {"field": "at", "type": "temporal", "title": _("Run"), "axis": {"format": "%m-%d", "labelAngle": 0}}
     return {
         "$schema": "https://vega.github.io/schema/vega-lite/v5.json", "width": width, "height": 140,
         "background": "white", "data": {"values": values},
         "config": {"font": "sans-serif", "axis": {"labelFontSize": 10, "titleFontSize": 10}, "view": {"stroke": None}},
         "layer": [
-            {"mark": {"type": "bar", "color": OKABE_ITO[0]},
+            {"mark": {"type": "bar", "color": OKABE_ITO[0], "width": 6},
              "encoding": {"x": x, "y": {"field": "rows", "type": "quantitative", "title": _("Rows read")}}},
             {"mark": {"type": "line", "color": OKABE_ITO[5], "point": True},
              "encoding": {"x": x, "y": {"field": "rate", "type": "quantitative", "title": _("Quarantine rate"),

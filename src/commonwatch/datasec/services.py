@@ -35,6 +35,7 @@ from commonwatch.datasec.scanner import ScanReport
 from commonwatch.db import get_scoped, scope
 from commonwatch.errors import FieldError, Forbidden, Invalid, NotFound
 from commonwatch.i18n import _
+from commonwatch.textio import control_char_errors
 from commonwatch.validation import parse_country
 
 CHINA = ZoneInfo("Asia/Shanghai")
@@ -148,6 +149,7 @@ def parse_asset(data: dict[str, Any], data_dir: Path | None = None, *, partial: 
             out[key] = str(data.get(key) or "")
             if out[key] and out[key] not in known:
                 errors.append(FieldError(key, _("is not a known value")))
+    errors += control_char_errors(data)  # a form or a body: refused naming the field (textio)
     if errors:
         raise Invalid(errors)
     if out.get("destinations") and "leaves_country" in out:
@@ -231,6 +233,7 @@ def confirm_grade(db: Session, principal: Principal, asset: DataAsset, level: st
     differs = (level, sub) != (asset.suggested_level, asset.suggested_subgrade)
     if differs and not (note or "").strip():
         errors.append(FieldError("note", _("say why the grade differs from the suggestion")))
+    errors += control_char_errors({"note": note or ""})
     if errors:
         raise Invalid(errors)
     asset.grade_level, asset.grade_subgrade = level, sub
@@ -354,6 +357,7 @@ def parse_transfer(data: dict[str, Any], today: date, data_dir: Path | None = No
         lists = load_ftz_lists(data_dir)
         if ftz_id in lists:
             on_list = answer_for(lists[ftz_id], _list(data.get("ftz_categories")), _bool(data.get("ftz_unsure")))
+    errors += control_char_errors(data)
     if errors:
         raise Invalid(errors)
     contains_pi = _bool(data.get("contains_pi", True))
@@ -477,6 +481,7 @@ def create_approval(db: Session, principal: Principal, org_id: Any, data: dict[s
         previous = get_scoped(db, principal, AssessmentApproval, _org_int(data["extended_from"]))
         if previous is None or previous.org_id != org.id:
             errors.append(FieldError("extended_from", _("is not an approval of this organisation")))
+    errors += control_char_errors(data)
     if errors or issued is None:
         raise Invalid(errors)
     span = xb.validity(kind, issued, rules)

@@ -250,3 +250,26 @@ def test_a_cii_inventory_quarantines_the_row_naming_the_line_and_field(app, clie
         assert [a.name for a in s.scalars(select(Asset))] == ["nginx"]
         [row] = s.scalars(select(QuarantinedRow))
         assert (row.location, row.field, "\x00" in row.raw) == ("line 3", "vendor", False)
+
+
+def test_a_scanned_file_s_column_names_are_kept_without_control_characters_and_the_audit_says_so(app, client,
+                                                                                                   world):
+    import random
+
+    from sqlalchemy import select
+
+    from commonwatch.access.models import AuditEntry
+    from commonwatch.datasec import synthetic as syn
+    from commonwatch.datasec.models import ScanFinding
+
+    rng = random.Random(7)
+    body = "客户,手机号\x1b[0m\n" + "".join(f"c{i},{syn.mobile(rng)}\n" for i in range(20))
+    resp = client.post("/api/v1/datasec/scans", data={"org_id": str(world.org_a)}, headers=world.auth("a"),
+                       files={"file": ("customers.csv", body.encode(), "text/csv")})
+    assert resp.status_code == 201, resp.text
+    with app.state.sessionmaker() as s:
+        fields = {f.field for f in s.scalars(select(ScanFinding))}
+        entry = s.scalar(select(AuditEntry).where(AuditEntry.action == "datasec.scan"))
+    assert "手机号[0m" in fields and not [f for f in fields if "\x1b" in f]
+    after = entry.after if isinstance(entry.after, dict) else json.loads(entry.after)
+    assert after["control_characters_removed"] == 1

@@ -35,7 +35,7 @@ from commonwatch.datasec.scanner import ScanReport
 from commonwatch.db import get_scoped, scope
 from commonwatch.errors import FieldError, Forbidden, Invalid, NotFound
 from commonwatch.i18n import _
-from commonwatch.textio import control_char_errors
+from commonwatch.textio import control_char_errors, strip_control_text
 from commonwatch.validation import parse_country
 
 CHINA = ZoneInfo("Asia/Shanghai")
@@ -258,12 +258,25 @@ def record_scan(db: Session, principal: Principal, org_id: Any, report: ScanRepo
         asset = get_asset(db, principal, int(asset_id))
         if asset.org_id != org.id:
             raise Invalid("asset_id", _("belongs to another organisation"))
-    scan = Scan(org_id=org.id, asset_id=asset.id if asset else None, source=report.source[:500], kind=report.kind,
-                rows=report.rows, parts=report.parts, sampled=report.sampled, pi_categories=report.pi_categories,
+    # The names a scanned file gives its parts and columns are kept without control characters (the
+    # file is the owner's data, scanned as it is; PostgreSQL cannot store NUL); the audit entry
+    # says how many were removed (commonwatch.textio).
+    removed = 0
+
+    def name(text: str) -> str:
+        nonlocal removed
+        clean, n = strip_control_text(text)
+        removed += n
+        return clean
+
+    scan = Scan(org_id=org.id, asset_id=asset.id if asset else None, source=name(report.source)[:500],
+                kind=report.kind, rows=report.rows, parts={name(k): v for k, v in report.parts.items()},
+                sampled=report.sampled, pi_categories=report.pi_categories,
                 sensitive_categories=report.sensitive_categories, created_by=principal.actor, created_at=now)
     for f in report.findings:
         scan.findings.append(ScanFinding(
-            org_id=org.id, part=f.part[:500], field=f.field[:300], detector=f.detector, count=f.count, rows=f.rows,
+            org_id=org.id, part=name(f.part)[:500], field=name(f.field)[:300], detector=f.detector, count=f.count,
+            rows=f.rows,
             rows_total=f.rows_total, share=f.share, confidence=f.confidence, pi_category=f.pi_category or "",
             sensitive_category=f.sensitive_category or "", minors=f.minors, samples=f.samples))
     db.add(scan)
@@ -272,7 +285,8 @@ def record_scan(db: Session, principal: Principal, org_id: Any, report: ScanRepo
         apply_scan(asset, scan, data_dir)
     record(db, "datasec.scan", "datasec_scans", scan.id, after={
         "org_id": org.id, "source": scan.source, "rows": scan.rows, "findings": len(report.findings),
-        "sensitive_categories": scan.sensitive_categories})
+        "sensitive_categories": scan.sensitive_categories,
+        **({"control_characters_removed": removed} if removed else {})})
     return scan
 
 

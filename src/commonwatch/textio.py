@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import codecs
 import re
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from charset_normalizer import from_bytes
 
-from commonwatch.errors import Invalid
+from commonwatch.errors import FieldError, Invalid
 from commonwatch.i18n import _
 
 _BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
@@ -85,3 +87,19 @@ def check_text(field: str, text: str) -> str:
 def strip_control_text(text: str) -> tuple[str, int]:
     """``text`` without control characters, and how many were removed."""
     return _CONTROL_RE.subn("", text)
+
+
+def control_char_errors(data: Mapping[str, Any], *, skip: Iterable[str] = ()) -> list[FieldError]:
+    """One :class:`FieldError` per field of a form or record whose text (or one of whose texts,
+    for a list) holds a control character; ``skip`` names fields that are not text (a key
+    file, a password)."""
+    skipped = set(skip)
+    errors: list[FieldError] = []
+    for key, value in data.items():
+        if key in skipped:
+            continue
+        texts = value if isinstance(value, (list, tuple)) else [value]
+        code = next((c for t in texts if isinstance(t, str) and (c := control_char(t))), None)
+        if code:
+            errors.append(FieldError(str(key), control_char_reason(code)))
+    return errors

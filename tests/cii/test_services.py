@@ -66,3 +66,23 @@ def test_import_and_reminders_on_each_engine(store):
         frame = asset_frame(s, COORDINATOR, org_ids=[world.org_b])
         assert frame.height == 3 and sorted(frame["mlps_level"].to_list(), key=str) == [2, 2, None]
         assert s.query(QuarantinedRow).count() == 6 and s.query(SupervisionReminder).count() == 2
+
+
+def test_an_inventory_row_with_a_nul_is_quarantined_on_each_engine(store):
+    """PostgreSQL cannot store NUL in text: the row is quarantined naming the line and field, its
+    original kept without the control character, and the good rows are added (issue 14, item 6)."""
+    from sqlalchemy import select
+
+    from commonwatch.access.principal import SYSTEM
+    from commonwatch.cii import services as cii
+    from commonwatch.cii.models import QuarantinedRow
+
+    factory, clock, world = store
+    data = b"name,vendor,version\nnginx,F5,1.24.0\nopenssh,Open\x00BSD,9.6\n"
+    with session_scope(factory, actor="test") as s:
+        batch = cii.import_assets(s, SYSTEM, world.org_b, "csv", data, filename="inv\x07.csv", now=clock.now())
+        assert (batch.added, batch.quarantined, batch.filename) == (1, 1, "inv.csv")
+    with session_scope(factory, actor="test") as s:
+        [row] = s.scalars(select(QuarantinedRow))
+        assert (row.location, row.field, row.raw) == ("line 3", "vendor", "openssh,OpenBSD,9.6")
+        assert "U+0000" in row.reason

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -278,3 +279,177 @@ def test_update_schema_into_a_file_keeping_existing_reports(tmp_path):
     assert not (tmp_path / "data" / "feeds").exists()  # the operator's copy is untouched
     _path, _added, changed = update_schema(published, tmp_path / "data", target=target)
     assert changed == ["scan_http"]
+
+
+# --- every report type of Shadowserver's published schema (issue 14, item 7) ------------------------------
+
+PUBLISHED_REPORTS = Path(__file__).parent / "data" / "shadowserver-published-reports.txt"
+
+
+def published_report_names() -> list[str]:
+    lines = PUBLISHED_REPORTS.read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def test_the_shipped_schema_covers_every_published_report_type():
+    names = published_report_names()
+    assert len(names) == 170
+    shipped = load_schema()
+    assert [n for n in names if n not in shipped] == []
+    assert "scan_afs" in shipped  # commonwatch's own: the published schema has no AFS report
+
+
+def test_every_shipped_report_has_a_classification_the_taxonomy_knows():
+    from commonwatch.rules import load_rules
+
+    known = {t["type"] for t in load_rules("taxonomy.yaml")["types"]}
+    reports = load_schema()
+    for name, report in reports.items():
+        assert report.constants.get("classification.type") in known, name
+        assert report.constants.get("classification.identifier"), name
+        # commonwatch's own placement: no IntelMQ-only names, no classification from a column
+        assert not any(f.startswith(("extra.source.", "extra.destination.", "classification.")) or f == "severity"
+                       for f in report.mapping.values()), name
+
+
+def _row_for(columns: list[str]) -> str:
+    sample = {"timestamp": "2026-11-24 01:02:03", "ip": "198.51.100.50", "src_ip": "198.51.100.51",
+              "port": "443", "src_port": "51000", "asn": "64500", "src_asn": "64500", "geo": "CN", "src_geo": "CN",
+              "protocol": "tcp", "dst_ip": "203.0.113.9", "dst_port": "80"}
+    return ",".join(f'"{sample.get(c, "x-" + c)}"' for c in columns)
+
+
+#: Shadowserver's published CSV columns (in their order) for the reports the issue names and a sample
+#: of the others, with the classification and one field each must fill by its own mapping.
+NAMED_AND_SAMPLED = {
+    "scan_afs": ("timestamp,severity,ip,protocol,port,hostname,tag,asn,geo,region,city,naics,hostname_source,"
+                 "sector", "vulnerable-system", "accessible-afs", "source.port"),
+    "scan_adb": ("timestamp,severity,ip,protocol,port,hostname,tag,asn,geo,region,city,naics,hostname_source,"
+                 "sector,name,model,device,features", "vulnerable-system", "accessible-adb", "extra.features"),
+    "scan_rsync": ("timestamp,severity,ip,protocol,port,hostname,tag,asn,geo,region,city,naics,hostname_source,"
+                   "sector,module,motd,has_password", "vulnerable-system", "accessible-rsync", "extra.motd"),
+    "scan_ldap_tcp": ("timestamp,severity,ip,protocol,port,hostname,tag,asn,geo,region,city,naics,hostname_source,"
+                      "sector,device_vendor,dns_host_name,is_synchronized,jarm", "vulnerable-system", "open-ldap",
+                      "source.local_hostname"),
+    "scan_cisco_smart_install": ("timestamp,severity,ip,protocol,port,hostname,tag,asn,geo,region,city,naics,"
+                                 "hostname_source,sector", "vulnerable-system", "accessible-cisco-smart-install",
+                                 "protocol.transport"),
+    "scan_memcached": ("timestamp,severity,ip,protocol,port,hostname,tag,asn,geo,region,city,naics,hostname_source,"
+                       "sector,version,pid,pointer_size,uptime,time,curr_connections,total_connections,"
+                       "response_size,amplification", "vulnerable-system", "open-memcached", "extra.amplification"),
+    "scan_elasticsearch": ("timestamp,severity,ip,protocol,port,hostname,tag,asn,geo,region,city,naics,"
+                           "hostname_source,sector,version,ok,name,cluster_name,http_code,build_hash",
+                           "vulnerable-system", "open-elasticsearch", "extra.cluster_name"),
+    "scan6_ssh": ("timestamp,severity,ip,protocol,port,hostname,tag,asn,geo,region,city,naics,hostname_source,"
+                  "sector,serverid_software,banner,hassh", "vulnerable-system", "open-ssh", "extra.hassh"),
+    "event6_sinkhole": ("timestamp,protocol,src_ip,src_port,src_asn,src_geo,src_region,src_city,src_hostname,"
+                        "src_naics,src_sector,device_vendor,severity,dst_ip,dst_port,dst_asn,dst_geo,public_source,"
+                        "infection,family,tag", "infected-system", "sinkhole", "malware.name"),
+    "compromised_iot": ("timestamp,severity,ip,protocol,port,hostname,tag,asn,geo,region,city,naics,"
+                        "hostname_source,sector,device_vendor,family,status,detail,account",
+                        "system-compromise", "compromised-iot", "source.account"),
+    "population_http_proxy": ("timestamp,severity,ip,protocol,port,hostname,tag,asn,geo,region,city,naics,"
+                              "hostname_source,sector,http,http_code,via,server", "vulnerable-system",
+                              "accessible-http-proxy", "extra.via"),
+    "scan_exchange": ("timestamp,severity,ip,protocol,port,hostname,tag,asn,geo,region,city,naics,hostname_source,"
+                      "sector,version,servername,url", "vulnerable-system", "vulnerable-exchange-server",
+                      "extra.servername"),
+}
+
+
+@pytest.mark.parametrize("report", sorted(NAMED_AND_SAMPLED))
+def test_named_and_sampled_reports_parse_with_their_own_mapping(report):
+    header, kind, identifier, field = NAMED_AND_SAMPLED[report]
+    columns = header.split(",")
+    text = header + "\n" + _row_for(columns) + "\n"
+    [batch] = parse("shadowserver", text.encode(), f"2026-11-24-{report}-asn-region-geo.csv")
+    row = batch.frame.row(0, named=True)
+    assert not batch.notes and not batch.bad  # not the generic fallback, nothing missing
+    assert row["feed.name"] == f"shadowserver-{report}"
+    assert (row["classification.type"], row["classification.identifier"]) == (kind, identifier)
+    assert row[field] is not None and row["time.source"] is not None
+    assert not (set(columns) - set(load_schema()[report].mapping))  # every column named by the mapping
+    assert row.get("extra.severity") is not None or "severity" not in columns
+
+
+def test_the_old_cisco_smart_install_file_name_reads_with_the_scan_mapping():
+    header = "timestamp,ip,protocol,port,hostname,tag,asn,geo,region,city,naics,hostname_source,sector"
+    text = header + "\n" + _row_for(header.split(",")) + "\n"
+    [batch] = parse("shadowserver", text.encode(), "2026-11-24-cisco_smart_install-asn-geo.csv")
+    assert not batch.notes and batch.frame["classification.identifier"][0] == "accessible-cisco-smart-install"
+
+
+#: A small schema in Shadowserver's published format, written for this test: validators as third
+#: elements, IntelMQ-only extra names, Shadowserver's severity, a classification from a column, a
+#: column named twice, an http_url path, a report without a classification and an "other" exposure.
+PUBLISHED_SAMPLE = {
+    "_meta": {"change_log": ["Added scan_quokka."], "date_created": "2026-11-30T10:00:00Z"},
+    "scan_quokka": {
+        "constant_fields": {"classification.taxonomy": "other", "classification.type": "other",
+                            "classification.identifier": "open-quokka", "protocol.application": "quokka"},
+        "feed_name": "Open-Quokka", "file_name": "scan_quokka",
+        "required_fields": [["time.source", "timestamp", "add_UTC_to_timestamp"], ["source.ip", "ip", "validate_ip"],
+                            ["source.port", "port", "convert_int"]],
+        "optional_fields": [["source.network", "ip", "validate_network"], ["severity", "severity", "validate_to_none"],
+                            ["extra.source.naics", "naics", "invalidate_zero"], ["extra.", "quokka_mood"],
+                            ["product.vulnerabilities", "cve", "validate_to_none"],
+                            ["classification.identifier", "tag", "validate_to_none"]],
+        "url": "https://www.shadowserver.org/what-we-do/network-reporting/"},
+    "event_quokka_sinkhole_http": {
+        "constant_fields": {"classification.taxonomy": "malicious-code", "classification.type": "infected-system"},
+        "feed_name": "Quokka-Sinkhole-HTTP", "file_name": "event4_quokka_sinkhole_http",
+        "required_fields": [["time.source", "timestamp", "add_UTC_to_timestamp"], ["source.ip", "src_ip"]],
+        "optional_fields": [["classification.identifier", "infection", "validate_to_none"],
+                            ["malware.name", "infection", "validate_to_none"],
+                            ["destination.url", "http_url", "convert_http_host_and_url", True]]},
+    "scan_exchange": {"constant_fields": {"protocol.application": "exchange"}, "feed_name": "Vulnerable-Exchange",
+                      "file_name": "scan_exchange",
+                      "required_fields": [["time.source", "timestamp", "add_UTC_to_timestamp"], ["source.ip", "ip"]],
+                      "optional_fields": [["classification.type", "tag", "scan_exchange_type"]]},
+}
+
+
+def test_update_schema_writes_the_published_format_as_commonwatch_maps_reports(tmp_path, settings, engine, clock):
+    from typer.testing import CliRunner
+
+    from commonwatch.cli import app
+    from commonwatch.runtime import Runtime, set_runtime
+
+    published = tmp_path / "intelmq.json"
+    published.write_text(json.dumps(PUBLISHED_SAMPLE))
+    target = tmp_path / "shipped.json"
+    set_runtime(Runtime(settings, clock))
+    try:
+        result = CliRunner().invoke(app, ["feeds", "update-schema", str(published), "--own-mapping",
+                                          "--output", str(target)])
+        assert result.exit_code == 0, result.output
+        assert "2 new report type(s)" in result.output and "1 changed: scan_exchange" in result.output
+        written = json.loads(target.read_text())
+        quokka = written["scan_quokka"]
+        assert quokka["required_fields"] == [["time.source", "timestamp", "add_UTC_to_timestamp"],
+                                             ["source.ip", "ip"], ["source.port", "port"]]
+        assert quokka["optional_fields"] == [["extra.", "severity"], ["extra.", "naics"], ["extra.", "quokka_mood"],
+                                             ["product.vulnerabilities", "cve"], ["extra.", "tag"]]
+        assert quokka["constant_fields"] == {"classification.identifier": "open-quokka",
+                                             "classification.taxonomy": "vulnerable",
+                                             "classification.type": "vulnerable-system",
+                                             "protocol.application": "quokka"}
+        sinkhole = written["event4_quokka_sinkhole_http"]
+        assert sinkhole["optional_fields"] == [["malware.name", "infection"], ["extra.", "http_url"]]
+        assert sinkhole["constant_fields"]["classification.identifier"] == "quokka-sinkhole-http"
+        assert written["scan_exchange"]["constant_fields"]["classification.type"] == "vulnerable-system"
+        # The written file is read back as it was written (a round trip changes nothing).
+        again = CliRunner().invoke(app, ["feeds", "update-schema", str(target), "--own-mapping",
+                                         "--output", str(target)])
+        assert again.exit_code == 0 and "0 new report type(s); 0 changed" in again.output, again.output
+        assert json.loads(target.read_text()) == written
+    finally:
+        set_runtime(None)
+    installed = update_schema(target, tmp_path / "data")[0]
+    assert installed.is_file()
+    csv = ('"timestamp","ip","port","severity","naics","quokka_mood","cve","tag"\n'
+           '"2026-11-24 01:00:00","198.51.100.7",9,"high",0,"sleepy","CVE-2026-0001","quokka"\n')
+    [batch] = parse("shadowserver", csv.encode(), "2026-11-24-scan_quokka-asn-geo.csv", data_dir=tmp_path / "data")
+    row = batch.frame.row(0, named=True)
+    assert not batch.notes and row["classification.type"] == "vulnerable-system"
+    assert (row["extra.severity"], row["extra.naics"], row["extra.tag"]) == ("high", "0", "quokka")

@@ -146,3 +146,17 @@ def test_staff_cannot_answer_for_a_constituent_and_b_cannot_see_a(client, app, w
     ok = client.post(f"/api/v1/notify/warnings/{warning_id}/feedback", json={"action": "resolved", "comment": "x"},
                      headers=world.auth("a"))
     assert ok.status_code == 200 and ok.json()["status"] == "resolved"
+
+
+def test_an_answer_with_a_control_character_is_refused_naming_the_comment(client, app, world, clock):
+    _seed_and_run(app, world, clock, [event_row(world.org_a, at=clock.now(), ip="198.51.100.78", port=80,
+                                                severity="high", kind="vulnerable-system", malware=None)])
+    sign_in(client, world.users["a"])
+    with session_scope(app.state.sessionmaker, actor="test") as s:
+        warning_id = s.scalar(select(EventWarning.id))
+    token = csrf_of(client, f"/warnings/{warning_id}")
+    resp = client.post(f"/warnings/{warning_id}/feedback", data={"csrf_token": token, "action": "false-positive",
+                                                                  "comment": "our honeypot\x00", "suppress": "1"})
+    assert resp.status_code == 422 and "control character (U+0000)" in resp.text
+    with session_scope(app.state.sessionmaker, actor="test") as s:
+        assert s.scalar(select(Feedback.id)) is None

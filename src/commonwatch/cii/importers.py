@@ -23,7 +23,7 @@ from commonwatch.cii.identifiers import IdentifierError, normalise_cpe, normalis
 from commonwatch.cii.models import ASSET_KINDS
 from commonwatch.errors import Invalid
 from commonwatch.i18n import _
-from commonwatch.textio import decode_bytes
+from commonwatch.textio import control_char_errors, decode_bytes, strip_control_text
 
 FORMATS = ("csv", "cyclonedx", "spdx", "nmap")
 MAX_BYTES = 20 * 1024 * 1024
@@ -46,6 +46,11 @@ class Bad:
     reason: str
     raw: str
 
+    def __post_init__(self) -> None:
+        # The quarantined original is kept as text: without control characters, which PostgreSQL
+        # cannot store (NUL) and which hide text from the reader; the reason says which was there.
+        self.raw = strip_control_text(self.raw)[0]
+
 
 @dataclass
 class Parsed:
@@ -64,6 +69,10 @@ def clean_row(data: dict[str, Any], where: str, raw: str, source: str, out: Pars
     """Check one asset's fields; a good row goes to ``out.rows``, a bad one to ``out.bad`` (first
     problem named)."""
     row: dict[str, Any] = {"source": source}
+    controls = control_char_errors({k: data[k] for k in ("kind", *TEXT_LIMITS, "cpe", "purl") if k in data})
+    if controls:  # a file a person hands in: the row is refused naming the line and field (textio)
+        out.bad.append(Bad(where, controls[0].field, controls[0].reason, raw))
+        return
     kind = (str(data.get("kind") or "software")).strip().lower()
     if kind not in ASSET_KINDS:
         out.bad.append(Bad(where, "kind", _("must be one of {kinds}").format(kinds=", ".join(ASSET_KINDS)), raw))

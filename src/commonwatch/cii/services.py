@@ -26,6 +26,7 @@ from commonwatch.constituency.models import Organisation
 from commonwatch.db import get_scoped, scope
 from commonwatch.errors import FieldError, Forbidden, Invalid, NotFound
 from commonwatch.i18n import N_, _
+from commonwatch.textio import control_char_errors, strip_control_text
 
 CHINA = ZoneInfo("Asia/Shanghai")
 
@@ -132,6 +133,7 @@ def parse_system(data: dict[str, Any], today: date | None = None, partial: bool 
         if len(value) > limit:
             errors.append(FieldError(key, _("is longer than {n} characters").format(n=limit)))
         out[key] = value
+    errors += control_char_errors(out)  # a form or a body: refused naming the field (textio)
     if (not partial or "name" in data) and not out.get("name"):
         errors.append(FieldError("name", _("is required")))
     if not partial or "mlps_level" in data:
@@ -418,7 +420,8 @@ def import_assets(db: Session, principal: Principal, org_id: Any, fmt: str, raw:
         seen.add(key)
         fresh.append({**row, "org_id": org.id, "system_id": sid, "created_at": stamp, "updated_at": stamp})
     batch = AssetImport(org_id=org.id, system_id=sid, format=parsed.format, spec_version=parsed.spec_version,
-                        filename=(filename or "")[:300], sha256=hashlib.sha256(raw).hexdigest(), added=len(fresh),
+                        filename=strip_control_text(filename or "")[0][:300], sha256=hashlib.sha256(raw).hexdigest(),
+                        added=len(fresh),
                         unchanged=unchanged, quarantined=len(parsed.bad), created_by=principal.actor)
     db.add(batch)
     db.flush()

@@ -32,7 +32,7 @@ from commonwatch.constituency.models import Contact, Organisation, OrgKind
 from commonwatch.cooperation.models import InboundReport
 from commonwatch.feeds.base import ParsedBatch, Source
 from commonwatch.feeds.common import records_frame
-from commonwatch.textio import decode_bytes
+from commonwatch.textio import decode_bytes, strip_control_text
 
 FEED = "partner-reports"
 #: IODEF Impact/Assessment words and XARF categories/types -> RSIT classification.type
@@ -327,6 +327,7 @@ def read_mail(session: Session, keys: PartnerKeys, mail: Mail, max_bytes: int, n
         return Outcome(digest, "held", f"not a mail: {exc}")
     out = Outcome(digest, "held", sender=parseaddr(str(msg.get("From", "")))[1].lower(),
                   subject=str(msg.get("Subject", ""))[:500], message_id=str(msg.get("Message-ID", ""))[:500])
+    cleaned = strip_header_controls(out)
     try:
         signed = _signed_parts(msg, mail.raw)
         if signed is not None:
@@ -344,10 +345,25 @@ def read_mail(session: Session, keys: PartnerKeys, mail: Mail, max_bytes: int, n
             if not record.get("time.source"):
                 record["time.source"] = sent
     except ReportError as exc:
-        out.reason = str(exc)
+        out.reason = "; ".join([str(exc), *cleaned])
         return out
     out.status = "ingested"
+    out.reason = "; ".join(cleaned)
     return out
+
+
+def strip_header_controls(out: Outcome) -> list[str]:
+    """Remove control characters from the headers kept with a report (sender, subject, Message-ID)
+    and say which. A partner's mail is not corrected by refusing it, so it is kept, as every feed
+    is, without them (:mod:`commonwatch.textio`); the report's records are stripped by the
+    pipeline, whose run notes name the fields."""
+    notes = []
+    for name in ("sender", "subject", "message_id"):
+        text, removed = strip_control_text(getattr(out, name))
+        if removed:
+            setattr(out, name, text)
+            notes.append(f"{removed} control character(s) removed from the {name.replace('_', '-')}")
+    return notes
 
 
 class _Prebuilt:

@@ -40,7 +40,7 @@ from commonwatch.db import get_scoped, scope
 from commonwatch.errors import FieldError, Forbidden, Invalid, NotFound
 from commonwatch.i18n import _, pick
 from commonwatch.rules import RulesError, load_rules
-from commonwatch.textio import decode_bytes
+from commonwatch.textio import control_char_errors, decode_bytes
 from commonwatch.validation import parse_country
 
 RULES = "assistance_requests.yaml"
@@ -162,6 +162,7 @@ def validate_profile(data: dict[str, Any]) -> dict[str, Any]:
             errors.append(FieldError("channels", _("unknown channel(s) {values}; known: {known}").format(
                 values=", ".join(map(str, unknown)), known=", ".join(CHANNELS))))
         out["channels"] = [c for c in CHANNELS if c in channels]
+    errors += control_char_errors(data)  # a form, a body or an import: refused naming the field (textio)
     if errors:
         raise Invalid(errors)
     return out
@@ -256,6 +257,7 @@ def add_agreement(db: Session, principal: Principal, org_id: Any, data: dict[str
             errors.append(FieldError("renews_on", _("must be after the signing date")))
     except Invalid as exc:
         errors.extend(exc.errors)
+    errors += control_char_errors(data)
     if errors:
         raise Invalid(errors)
     row = PartnerAgreement(org_id=org.id, title=title, signed_on=signed, renews_on=renews,
@@ -342,6 +344,10 @@ def export_csv_rows(records: list[dict[str, Any]]) -> list[list[Any]]:
     return rows
 
 
+#: The key :func:`parse_import` keeps a CSV record's line number under (not a column name).
+LINE_KEY: Any = ("line",)  # a tuple: no CSV column or JSON key can collide with it
+
+
 def parse_import(text: str, fmt: str) -> list[dict[str, Any]]:
     """Records from CSV (header row, the export's columns) or JSON (a list of objects)."""
     if fmt == "json":
@@ -362,8 +368,12 @@ def parse_import(text: str, fmt: str) -> list[dict[str, Any]]:
         reader = csv.DictReader(io.StringIO(text))
         if not reader.fieldnames or "name" not in reader.fieldnames or "country" not in reader.fieldnames:
             raise Invalid("file", _("the CSV header must name at least the columns name and country"))
-        return [{k: (v[1:] if isinstance(v, str) and v.startswith("'") and v[1:2] in "=+-@" else v)
-                 for k, v in row.items() if k} for row in reader]
+        rows = []
+        for row in reader:
+            rows.append({k: (v[1:] if isinstance(v, str) and v.startswith("'") and v[1:2] in "=+-@" else v)
+                         for k, v in row.items() if k})
+            rows[-1][LINE_KEY] = reader.line_num  # the line the record ends on, for error messages
+        return rows
     raise Invalid("format", _("must be csv or json"))
 
 
@@ -375,6 +385,13 @@ def import_records(db: Session, principal: Principal, records: list[dict[str, An
     errors: list[FieldError] = []
     with db.begin_nested():
         for i, rec in enumerate(records, start=1):
+            where = f"line {rec.pop(LINE_KEY)}" if LINE_KEY in rec else f"record {i}"
+            controls = control_char_errors(rec, skip=("agreements",)) + [
+                FieldError(f"agreements[{j}].{e.field}", e.reason) for j, a in enumerate(rec.get("agreements") or [])
+                if isinstance(a, dict) for e in control_char_errors(a)]
+            if controls:  # nothing of this record is written: refused naming the line and field
+                errors.extend(FieldError(f"{where}: {e.field}", e.reason) for e in controls)
+                continue
             try:
                 name = str(rec.get("name") or "").strip()
                 country = parse_country(str(rec.get("country") or ""))
@@ -515,6 +532,10 @@ def validate_request(data: dict[str, Any], rules: dict[str, Any], today: date) -
             continue
         clean.append({"type": c["type"], "ref": str(c["ref"]).strip()[:300]})
     out["concerns"] = clean
+    errors += control_char_errors(data, skip=("contents", "concerns"))
+    errors += [FieldError(f"contents.{e.field}", e.reason) for e in control_char_errors(contents)]
+    errors += [FieldError(f"concerns[{i}]", e.reason) for i, c in enumerate(concerns) if isinstance(c, dict)
+               for e in control_char_errors(c)[:1]]
     if errors:
         raise Invalid(errors)
     return out

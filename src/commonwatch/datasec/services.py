@@ -35,6 +35,7 @@ from commonwatch.datasec.scanner import ScanReport
 from commonwatch.db import get_scoped, scope
 from commonwatch.errors import FieldError, Forbidden, Invalid, NotFound
 from commonwatch.i18n import _
+from commonwatch.textio import control_char_errors, strip_control_text
 from commonwatch.validation import parse_country
 
 CHINA = ZoneInfo("Asia/Shanghai")
@@ -148,6 +149,7 @@ def parse_asset(data: dict[str, Any], data_dir: Path | None = None, *, partial: 
             out[key] = str(data.get(key) or "")
             if out[key] and out[key] not in known:
                 errors.append(FieldError(key, _("is not a known value")))
+    errors += control_char_errors(data)  # a form or a body: refused naming the field (textio)
     if errors:
         raise Invalid(errors)
     if out.get("destinations") and "leaves_country" in out:
@@ -231,6 +233,7 @@ def confirm_grade(db: Session, principal: Principal, asset: DataAsset, level: st
     differs = (level, sub) != (asset.suggested_level, asset.suggested_subgrade)
     if differs and not (note or "").strip():
         errors.append(FieldError("note", _("say why the grade differs from the suggestion")))
+    errors += control_char_errors({"note": note or ""})
     if errors:
         raise Invalid(errors)
     asset.grade_level, asset.grade_subgrade = level, sub
@@ -255,12 +258,25 @@ def record_scan(db: Session, principal: Principal, org_id: Any, report: ScanRepo
         asset = get_asset(db, principal, int(asset_id))
         if asset.org_id != org.id:
             raise Invalid("asset_id", _("belongs to another organisation"))
-    scan = Scan(org_id=org.id, asset_id=asset.id if asset else None, source=report.source[:500], kind=report.kind,
-                rows=report.rows, parts=report.parts, sampled=report.sampled, pi_categories=report.pi_categories,
+    # The names a scanned file gives its parts and columns are kept without control characters (the
+    # file is the owner's data, scanned as it is; PostgreSQL cannot store NUL); the audit entry
+    # says how many were removed (commonwatch.textio).
+    removed = 0
+
+    def name(text: str) -> str:
+        nonlocal removed
+        clean, n = strip_control_text(text)
+        removed += n
+        return clean
+
+    scan = Scan(org_id=org.id, asset_id=asset.id if asset else None, source=name(report.source)[:500],
+                kind=report.kind, rows=report.rows, parts={name(k): v for k, v in report.parts.items()},
+                sampled=report.sampled, pi_categories=report.pi_categories,
                 sensitive_categories=report.sensitive_categories, created_by=principal.actor, created_at=now)
     for f in report.findings:
         scan.findings.append(ScanFinding(
-            org_id=org.id, part=f.part[:500], field=f.field[:300], detector=f.detector, count=f.count, rows=f.rows,
+            org_id=org.id, part=name(f.part)[:500], field=name(f.field)[:300], detector=f.detector, count=f.count,
+            rows=f.rows,
             rows_total=f.rows_total, share=f.share, confidence=f.confidence, pi_category=f.pi_category or "",
             sensitive_category=f.sensitive_category or "", minors=f.minors, samples=f.samples))
     db.add(scan)
@@ -269,7 +285,8 @@ def record_scan(db: Session, principal: Principal, org_id: Any, report: ScanRepo
         apply_scan(asset, scan, data_dir)
     record(db, "datasec.scan", "datasec_scans", scan.id, after={
         "org_id": org.id, "source": scan.source, "rows": scan.rows, "findings": len(report.findings),
-        "sensitive_categories": scan.sensitive_categories})
+        "sensitive_categories": scan.sensitive_categories,
+        **({"control_characters_removed": removed} if removed else {})})
     return scan
 
 
@@ -354,6 +371,7 @@ def parse_transfer(data: dict[str, Any], today: date, data_dir: Path | None = No
         lists = load_ftz_lists(data_dir)
         if ftz_id in lists:
             on_list = answer_for(lists[ftz_id], _list(data.get("ftz_categories")), _bool(data.get("ftz_unsure")))
+    errors += control_char_errors(data)
     if errors:
         raise Invalid(errors)
     contains_pi = _bool(data.get("contains_pi", True))
@@ -477,6 +495,7 @@ def create_approval(db: Session, principal: Principal, org_id: Any, data: dict[s
         previous = get_scoped(db, principal, AssessmentApproval, _org_int(data["extended_from"]))
         if previous is None or previous.org_id != org.id:
             errors.append(FieldError("extended_from", _("is not an approval of this organisation")))
+    errors += control_char_errors(data)
     if errors or issued is None:
         raise Invalid(errors)
     span = xb.validity(kind, issued, rules)

@@ -61,7 +61,11 @@ def feeds_update_schema(path: Path = typer.Argument(..., exists=True, dir_okay=F
                             "(maintainers: src/commonwatch/feeds/data/shadowserver-schema.json)."),
                         keep_existing: bool = typer.Option(
                             False, "--keep-existing", help="Report types already installed keep their "
-                            "mapping; only new ones are added.")) -> None:
+                            "mapping; only new ones are added."),
+                        own_mapping: bool = typer.Option(
+                            False, "--own-mapping", help="Write each report of the file as commonwatch maps "
+                            "reports (extra.<column>, no validators, a classification type for every "
+                            "report), as the shipped mapping is written.")) -> None:
     """Refresh the Shadowserver report mappings from Shadowserver's schema JSON (offline)."""
     from commonwatch.cli import fail
     from commonwatch.feeds.shadowserver import update_schema
@@ -69,7 +73,7 @@ def feeds_update_schema(path: Path = typer.Argument(..., exists=True, dir_okay=F
     rt = get_runtime()
     try:
         target, added, changed = update_schema(path, rt.settings.data_dir, target=output,
-                                               keep_existing=keep_existing)
+                                               keep_existing=keep_existing, own=own_mapping)
     except Invalid as exc:
         fail(str(exc))
     typer.echo(f"installed {target}: {len(added)} new report type(s){': ' + ', '.join(added) if added else ''}; "

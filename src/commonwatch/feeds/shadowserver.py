@@ -124,12 +124,89 @@ def _by_file_name(data: dict[str, Any]) -> dict[str, Any]:
             for k, v in data.items()}
 
 
+# --- commonwatch's own mapping of a published report ---------------------------------------------------
+#
+# Shadowserver's published schema is written for IntelMQ: each entry names a validator (the third
+# element), puts some columns under IntelMQ-only names (extra.source.naics), and takes a few
+# classifications from a column. ``own_mapping`` rewrites an entry the way commonwatch's shipped
+# entries are written, so every report is mapped alike (docs/events.md, deliberate differences).
+
+#: Reports whose published type is ``other`` but which list services reachable from the Internet:
+#: reported to their owner as an exposure, as scan_http and scan_ssl are.
+_EXPOSURE_PREFIXES = ("scan_", "scan6_", "population_", "population6_")
+#: Published classification types commonwatch replaces (file_name -> type, taxonomy).
+CLASSIFICATION = {
+    # open resolvers and NTP servers: the amplifier advice, as scan_dns and scan_ntp
+    "scan_dns": ("ddos-amplifier", "vulnerable"), "scan6_dns": ("ddos-amplifier", "vulnerable"),
+    "scan_ntp": ("ddos-amplifier", "vulnerable"), "scan6_ntp": ("ddos-amplifier", "vulnerable"),
+    # a query for a sinkholed domain comes from an infected system, as the other sinkhole reports
+    "event4_sinkhole_dns": ("infected-system", "malicious-code"),
+    # domains looked up by malware in a sandbox, like its connections and URLs
+    "sandbox_dns": ("malware-distribution", "malicious-code"),
+}
+#: Identifiers for reports whose published entry takes its identifier from a column.
+IDENTIFIERS = {"scan_exchange": "vulnerable-exchange-server", "scan6_exchange": "vulnerable-exchange-server"}
+_CLASSIFICATION_FIELDS = frozenset({"classification.identifier", "classification.type", "classification.taxonomy"})
+
+
+def _identifier(file_name: str) -> str:
+    """A fixed identifier from the report's name: ``event6_sinkhole_http`` -> ``sinkhole-http``."""
+    return re.sub(r"^(?:event[46]?|scan6?)_", "", file_name).replace("_", "-")
+
+
+def own_mapping(file_name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """A published schema entry written as commonwatch's shipped entries are: ``[field, column]``
+    pairs (the timestamp keeps ``add_UTC_to_timestamp``); every ``extra.*`` target and Shadowserver's
+    ``severity`` as ``extra.<column>``; a column mapped once (IntelMQ's first mapping is the one
+    the parser uses); no classification from a column (a fixed identifier, the column kept in
+    ``extra``); ``http_url`` (a path, not a URL) in ``extra``; and a classification type for every
+    report (:data:`CLASSIFICATION`, exposures as ``vulnerable-system``)."""
+    seen: set[str] = set()
+    entries: dict[str, list[list[str]]] = {"required_fields": [], "optional_fields": []}
+    for key in entries:
+        for entry in spec.get(key) or []:
+            if not (isinstance(entry, list) and len(entry) >= 2 and all(isinstance(x, str) for x in entry[:2])):
+                entries[key].append(entry)  # left for parse_schema to refuse, naming the entry
+                continue
+            field, column = entry[0], entry[1]
+            if column in seen or field in NOT_FIELDS:
+                continue
+            if field in _CLASSIFICATION_FIELDS and key == "optional_fields":
+                continue  # the column is kept in extra below unless another entry maps it
+            if field.startswith("extra.") or field == "severity" or column == "http_url":
+                field = "extra."
+            seen.add(column)
+            if field == "time.source" and len(entry) > 2:
+                entries[key].append([field, column, entry[2]])
+            else:
+                entries[key].append([field, column])
+    for entry in spec.get("optional_fields") or []:  # columns only a classification entry named
+        if isinstance(entry, list) and len(entry) >= 2 and entry[1] not in seen and entry[0] in _CLASSIFICATION_FIELDS:
+            seen.add(entry[1])
+            entries["optional_fields"].append(["extra.", entry[1]])
+    constants = {str(k): str(v) for k, v in (spec.get("constant_fields") or {}).items()}
+    kind, taxonomy = constants.get("classification.type"), constants.get("classification.taxonomy")
+    if file_name in CLASSIFICATION:
+        kind, taxonomy = CLASSIFICATION[file_name]
+    elif kind in (None, "other") and file_name.startswith(_EXPOSURE_PREFIXES):
+        kind, taxonomy = "vulnerable-system", "vulnerable"
+    constants["classification.type"] = kind or "undetermined"
+    constants["classification.taxonomy"] = taxonomy or "other"
+    constants.setdefault("classification.identifier", IDENTIFIERS.get(file_name) or _identifier(file_name))
+    out = {k: v for k, v in spec.items() if k not in ("required_fields", "optional_fields", "constant_fields")}
+    return {**out, "file_name": file_name, **entries, "constant_fields": dict(sorted(constants.items()))}
+
+
 def update_schema(source_file: Path, data_dir: Path, *, target: Path | None = None,
-                  keep_existing: bool = False) -> tuple[Path, list[str], list[str]]:
+                  keep_existing: bool = False, own: bool = False) -> tuple[Path, list[str], list[str]]:
     """Install a newer schema JSON as the operator's copy (or as ``target``, e.g. the shipped
     mapping); returns (path, added, changed) report names. With ``keep_existing`` the report
-    types already installed keep their mapping and only new ones are added."""
+    types already installed keep their mapping and only new ones are added; with ``own`` every
+    entry of the file is first written as commonwatch maps reports (:func:`own_mapping`)."""
     data = _by_file_name(_read_json(source_file))
+    if own:
+        data = {k: own_mapping(k, v) if isinstance(v, dict) and not k.startswith("_") else v
+                for k, v in data.items()}
     new = parse_schema(data, str(source_file))
     target = target or data_dir / "feeds" / SCHEMA_FILE
     installed = _by_file_name(_read_json(target)) if target.is_file() else None

@@ -14,6 +14,7 @@ from commonwatch.errors import FieldError, Invalid
 from commonwatch.events.schema import SEVERITIES
 from commonwatch.i18n import N_, _
 from commonwatch.notify.models import CADENCES, CHANNELS, Policy
+from commonwatch.textio import control_char_errors
 from commonwatch.validation import parse_language
 
 _TYPE_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
@@ -157,6 +158,7 @@ def validate_policy(data: dict[str, Any], allowlist: list[str]) -> dict[str, Any
             except Invalid as exc:
                 errors.extend(exc.errors)
         out["webhook_url"] = url
+    errors += control_char_errors(data)  # a form or a body: refused naming the field (textio)
     if errors:
         raise Invalid(errors)
     return out

@@ -29,6 +29,7 @@ from commonwatch.notify.models import (
 from commonwatch.notify.planner import _recipients
 from commonwatch.notify.policies import effective_policies
 from commonwatch.notify.reasons import Reason, describe
+from commonwatch.textio import control_char_errors
 
 STATUS_LABELS = {
     "pending": N_("pending"), "sending": N_("sending"), "retry": N_("waiting to retry"), "sent": N_("sent"),
@@ -244,6 +245,7 @@ def respond(session: Session, principal: Principal, warning_id: int, action: str
         errors.append(FieldError("comment", _("say why this is a false positive")))
     if suppress and action != "false-positive":
         errors.append(FieldError("suppress", _("only a false positive can suppress future warnings")))
+    errors += control_char_errors({"comment": comment})
     if errors:
         raise Invalid(errors)
     feedback = Feedback(org_id=w.org_id, warning_id=w.id, user_id=principal.user_id or None, action=action,

@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 export COMMONWATCH_DATA_DIR ?= $(CURDIR)/var
 
-.PHONY: run test test-clock lint messages bench clean
+.PHONY: run test test-clock lint messages bench clean fonts
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "commonwatch needs Python 3.11 or newer")'
@@ -45,3 +45,7 @@ messages: $(VENV)/.installed-test
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
+
+# The pages' Noto Sans SC subset: run after adding Chinese messages (tests/web/test_fonts.py says when).
+fonts: $(VENV)/.installed-test
+	$(BIN)/python -m commonwatch.tools.fonts

@@ -62,7 +62,9 @@ def gettext(message: str) -> str:
 
 def ngettext(singular: str, plural: str, n: int) -> str:
     if _current.get() == "zh-CN":
-        return _zh_translations().ngettext(singular, plural, n)
+        # Chinese has one form (Plural-Forms: nplurals=1), so the catalogues keep the singular msgid
+        # and its one translation serves every count.
+        return _zh_translations().gettext(singular)
     return singular if n == 1 else plural
 
 

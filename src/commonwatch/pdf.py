@@ -1,8 +1,9 @@
 """Bilingual PDF records (reports for authorities and auditors), made with ReportLab.
 
-Chinese text uses ReportLab's built-in CID font STSong-Light, so nothing is downloaded and no
-font file ships: PDF readers supply the glyphs from their Adobe-GB1 fonts. A document is a title
-plus sections of paragraphs, key/value facts and tables; callers build it from their records.
+Every document embeds the font it prints with: a subset of Noto Sans SC, the CJK font a dependency
+ships (``commonwatch.fonts``), so it reads the same on a machine without Chinese fonts and the
+text extracts as it was written. A document is a title plus sections of paragraphs, key/value facts
+and tables; callers build it from their records.
 """
 
 from __future__ import annotations
@@ -19,17 +20,39 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.lib.utils import ImageReader
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.platypus import Image, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-FONT = "STSong-Light"
-pdfmetrics.registerFont(UnicodeCIDFont(FONT))
+from commonwatch import fonts
 
-_BODY = ParagraphStyle("body", fontName=FONT, fontSize=9.5, leading=14, alignment=TA_LEFT, wordWrap="CJK")
-_SMALL = ParagraphStyle("small", parent=_BODY, fontSize=8, leading=11, textColor=colors.HexColor("#5d6b7c"))
-_H1 = ParagraphStyle("h1", parent=_BODY, fontSize=16, leading=22, spaceAfter=6)
-_H2 = ParagraphStyle("h2", parent=_BODY, fontSize=12, leading=17, spaceBefore=10, spaceAfter=4)
+
+@dataclass(frozen=True)
+class _Styles:
+    body: ParagraphStyle
+    small: ParagraphStyle
+    h1: ParagraphStyle
+    h2: ParagraphStyle
+
+
+def _styles(font: str) -> _Styles:
+    body = ParagraphStyle("body", fontName=font, fontSize=9.5, leading=14, alignment=TA_LEFT, wordWrap="CJK")
+    return _Styles(
+        body=body,
+        small=ParagraphStyle("small", parent=body, fontSize=8, leading=11, textColor=colors.HexColor("#5d6b7c")),
+        h1=ParagraphStyle("h1", parent=body, fontSize=16, leading=22, spaceAfter=6),
+        h2=ParagraphStyle("h2", parent=body, fontSize=12, leading=17, spaceBefore=10, spaceAfter=4),
+    )
+
+
+def _texts(doc: PdfDocument) -> str:
+    """Every character the document prints, so its font subset holds them all."""
+    parts = [doc.title, doc.subtitle, doc.footer, doc.generated_at.isoformat() if doc.generated_at else ""]
+    for section in doc.sections:
+        parts.append(section.heading)
+        parts.extend(section.paragraphs)
+        parts.extend(f"{k}{v}" for k, v in section.facts)
+        for row in section.table or []:
+            parts.extend(str(cell) for cell in row)
+    return "".join(parts)
 
 
 @dataclass
@@ -50,7 +73,7 @@ class PdfDocument:
     generated_at: datetime | None = None
 
 
-def _p(text: str, style: ParagraphStyle = _BODY) -> Paragraph:
+def _p(text: str, style: ParagraphStyle) -> Paragraph:
     # Paragraph takes mini-markup; escape so record text can never inject markup.
     return Paragraph(escape(str(text)).replace("\n", "<br/>"), style)
 
@@ -60,26 +83,27 @@ def render_pdf(doc: PdfDocument) -> bytes:
     buf = io.BytesIO()
     frame = SimpleDocTemplate(buf, pagesize=A4, leftMargin=18 * mm, rightMargin=18 * mm, topMargin=16 * mm,
                               bottomMargin=16 * mm, title=doc.title, author="commonwatch")
-    story: list = [_p(doc.title, _H1)]
+    st = _styles(fonts.pdf_font(_texts(doc)))
+    story: list = [_p(doc.title, st.h1)]
     if doc.subtitle:
-        story.append(_p(doc.subtitle, _SMALL))
+        story.append(_p(doc.subtitle, st.small))
     story.append(Spacer(1, 4 * mm))
     for section in doc.sections:
-        story.append(_p(section.heading, _H2))
+        story.append(_p(section.heading, st.h2))
         for text in section.paragraphs:
-            story.append(_p(text))
+            story.append(_p(text, st.body))
         for png in section.images:
             story.append(_image(png, frame.width))
         if section.facts:
-            rows = [[_p(label, _SMALL), _p(value)] for label, value in section.facts]
+            rows = [[_p(label, st.small), _p(value, st.body)] for label, value in section.facts]
             story.append(_table(rows, [45 * mm, None], header=False))
         if section.table:
-            rows = [[_p(cell, _SMALL if i == 0 else _BODY) for cell in row] for i, row in enumerate(section.table)]
+            rows = [[_p(cell, st.small if i == 0 else st.body) for cell in row] for i, row in enumerate(section.table)]
             story.append(_table(rows, None, header=True))
     if doc.footer or doc.generated_at:
         story.append(Spacer(1, 6 * mm))
         stamp = doc.generated_at.isoformat(timespec="minutes") if doc.generated_at else ""
-        story.append(_p(" · ".join(x for x in (doc.footer, stamp) if x), _SMALL))
+        story.append(_p(" · ".join(x for x in (doc.footer, stamp) if x), st.small))
     frame.build(story)
     return buf.getvalue()
 

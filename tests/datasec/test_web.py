@@ -188,7 +188,7 @@ def test_pdf_record_for_auditors(app, client, world):
                                                          "persons_non_sensitive": 10}, headers=h)
     pdf = client.get(f"/datasec/record.pdf?org_id={world.org_a}", headers=h)
     assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
-    assert pdf.content.startswith(b"%PDF-") and b"STSong-Light" in pdf.content
+    assert pdf.content.startswith(b"%PDF-") and b"NotoSansSC" in pdf.content
     assert client.get(f"/datasec/record.pdf?org_id={world.org_b}", headers=h).status_code == 404
 
 

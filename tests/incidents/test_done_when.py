@@ -77,7 +77,7 @@ def test_demo_scenario_end_to_end(app, settings, clock):
     assert edit.status_code == 303, edit.text[:2000]
     pdf = coordinator.get(f"{case_url}/report/summary.pdf")
     assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
-    assert pdf.content.startswith(b"%PDF-") and b"STSong-Light" in pdf.content
+    assert pdf.content.startswith(b"%PDF-") and b"NotoSansSC" in pdf.content
     html = operator.get(f"{case_url}/report/summary").text
     assert "网络安全事件总结报告 / Cybersecurity incident summary report" in html
     assert "Unpatched CMS plugin" in html and "六、经验教训" in html and "6. Lessons learned" in html

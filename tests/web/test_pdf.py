@@ -10,5 +10,5 @@ def test_bilingual_pdf_renders_text_and_escapes_markup():
     ])
     data = render_pdf(doc)
     assert data.startswith(b"%PDF-")
-    assert b"STSong-Light" in data
+    assert b"NotoSansSC" in data  # the embedded CJK font (tests/web/test_fonts.py reads it back)
     assert len(data) > 1000

@@ -112,15 +112,7 @@ SYSTEM = Principal(user_id=0, email="system", role=Role.ADMIN, via="system")
 
 
 def role_label(role: str) -> str:
-    """The role's name in the current language."""
-    from commonwatch.i18n import _
+    """The role's name in the current language (from the enumeration registry)."""
+    from commonwatch.labels import label
 
-    labels = {
-        Role.ADMIN: _("Administrator"),
-        Role.COORDINATOR: _("Coordinator"),
-        Role.ANALYST: _("Analyst"),
-        Role.CONSTITUENT: _("Constituent"),
-        Role.PARTNER: _("Partner CERT"),
-        Role.AUDITOR: _("Auditor"),
-    }
-    return labels.get(Role(role), str(role))
+    return label(role, "role")

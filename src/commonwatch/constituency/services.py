@@ -23,7 +23,8 @@ from commonwatch.constituency.models import (
 )
 from commonwatch.db import get_scoped, scope
 from commonwatch.errors import FieldError, Invalid, NotFound
-from commonwatch.i18n import _, pick
+from commonwatch.i18n import _
+from commonwatch.labels import label
 from commonwatch.net import ip_key, network_bounds
 from commonwatch.rules import load_rules
 from commonwatch.textio import control_char, control_char_reason
@@ -49,33 +50,19 @@ def sector_codes() -> list[str]:
 
 
 def sector_label(code: str) -> str:
-    for s in sector_table():
-        if s["code"] == code:
-            return pick(s["en"], s["zh"])
-    return code
+    return label(code, "sector")
 
 
 def kind_label(kind: str) -> str:
-    labels = {
-        OrgKind.NETWORK_OPERATOR: _("Network operator"),
-        OrgKind.CII_OPERATOR: _("CII operator"),
-        OrgKind.GOVERNMENT: _("Government body"),
-        OrgKind.PARTNER_CERT: _("Partner CERT abroad"),
-        OrgKind.OTHER: _("Other"),
-    }
-    try:
-        return labels[OrgKind(kind)]
-    except ValueError:
-        return kind
+    return label(kind, "org_kind")
 
 
 def notice_label(kind: str) -> str:
-    return {
-        "early-warning": _("Early warnings"),
-        "incidents": _("Incidents"),
-        "advisories": _("Vulnerability advisories"),
-        "reports": _("Reports and statistics"),
-    }.get(kind, kind)
+    return label(kind, "notice_kind")
+
+
+def contact_role_label(role: str) -> str:
+    return label(role, "contact_role")
 
 
 # --- organisations ------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from commonwatch.cooperation import services as coop
 from commonwatch.cooperation.models import CHANNELS, PARTNER_KINDS, TI_LEVELS
 from commonwatch.errors import Invalid
 from commonwatch.i18n import N_, _, pick
+from commonwatch.labels import label
 from commonwatch.web.deps import get_db, require, writes
 from commonwatch.web.nav import NavItem
 from commonwatch.web.pages import redirect, render
@@ -49,8 +50,7 @@ def _helpers(request: Request) -> dict[str, Any]:
         "kind_choices": [(k, pick(v["en"], v["zh"])) for k, v in rules["kinds"].items()],
         "basis_choices": [(k, pick(v["en"], v["zh"])) for k, v in rules["legal_bases"].items()],
         "partner_kinds": [(k, coop.partner_kind_label(k)) for k in PARTNER_KINDS],
-        "ti_levels": [("", _("none"))] + [(k, {"listed": _("Listed"), "accredited": _("Accredited"),
-                                                "certified": _("Certified")}[k]) for k in TI_LEVELS if k],
+        "ti_levels": [("", _("none"))] + [(k, label(k, "ti_level")) for k in TI_LEVELS if k],
         "channels": CHANNELS,
         "today": coop.local_today(request.app.state.clock.now()),
     }

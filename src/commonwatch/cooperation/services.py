@@ -39,6 +39,7 @@ from commonwatch.datasec.services import local_today
 from commonwatch.db import get_scoped, scope
 from commonwatch.errors import FieldError, Forbidden, Invalid, NotFound
 from commonwatch.i18n import _, pick
+from commonwatch.labels import label as enum_label
 from commonwatch.rules import RulesError, load_rules
 from commonwatch.textio import control_char_errors, decode_bytes
 from commonwatch.validation import parse_country
@@ -61,19 +62,15 @@ MAX_ATTACHMENT = 10 * 1024 * 1024
 
 
 def status_label(status: str) -> str:
-    labels = {"received": _("Received"), "acknowledged": _("Acknowledged"), "under_review": _("Under review"),
-              "forwarded": _("Forwarded to the competent authority"), "answered": _("Answered"),
-              "declined": _("Declined")}
-    return labels.get(status, status)
+    return enum_label(status, "request_status")
 
 
 def direction_label(direction: str) -> str:
-    return {"incoming": _("Incoming"), "outgoing": _("Outgoing")}.get(direction, direction)
+    return enum_label(direction, "request_direction")
 
 
 def partner_kind_label(kind: str) -> str:
-    return {"national": _("National CERT"), "sector": _("Sector CERT"), "vendor": _("Vendor team"),
-            "academic": _("Academic team")}.get(kind, kind)
+    return enum_label(kind, "partner_kind")
 
 
 def request_rules(data_dir: Path | None = None) -> dict[str, Any]:

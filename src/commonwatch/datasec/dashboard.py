@@ -12,6 +12,7 @@ from commonwatch.i18n import _
 
 def panels(db: Session, principal: Principal, state: Any) -> list[dict[str, Any]]:
     from commonwatch.datasec import services as ds
+    from commonwatch.datasec.labels import approval_alert_label
 
     if not principal.has("datasec.read"):
         return []
@@ -25,7 +26,8 @@ def panels(db: Session, principal: Principal, state: Any) -> list[dict[str, Any]
         (_("Transfers abroad assessed this year"), str(len(transfers)), "/crossborder"),
     ]
     for alert in ds.alerts(db, principal, today, state.settings.data_dir):
-        rows.append((alert["approval"].reference, _("needs action: {what}").format(what=alert["alert"]),
+        what = approval_alert_label(alert["alert"])
+        rows.append((alert["approval"].reference, _("needs action: {what}").format(what=what),
                      "/crossborder#approvals"))
     return [{"title": _("Data security"), "rows": rows if assets or transfers else [],
              "empty": _("No data assets catalogued yet.")}]

@@ -13,6 +13,7 @@ from commonwatch.events import stats
 from commonwatch.events.pages import severity_label
 from commonwatch.events.store import event_store
 from commonwatch.i18n import _
+from commonwatch.labels import label
 
 PERIOD = timedelta(hours=24)
 TYPES_SHOWN = 10
@@ -33,7 +34,7 @@ def panels(db: Session, principal: Principal, state: Any) -> list[dict[str, Any]
     def link(**params: str) -> str:
         return "/events?" + urlencode({**window, **params})
 
-    type_rows = [(r.key[0], f"{r.count:,}", link(type=r.key[0])) for r in by_type[:TYPES_SHOWN]]
+    type_rows = [(label(r.key[0], "event_type"), f"{r.count:,}", link(type=r.key[0])) for r in by_type[:TYPES_SHOWN]]
     if len(by_type) > TYPES_SHOWN:
         rest = stats.totals(by_type[TYPES_SHOWN:])
         type_rows.append((_("other types"), f"{rest:,}", link()))

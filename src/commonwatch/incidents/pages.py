@@ -591,6 +591,16 @@ async def task_respond(task_id: int, request: Request, principal: Principal = De
 
 # --- partner CERT view -----------------------------------------------------------------------------
 
+#: Snapshot fields that hold a moment (stored as UTC ISO text): the page shows them in local time.
+SHARED_TIMES = ("discovered_at", "occurred_at")
+
+
+def shared_times(snapshot: dict[str, Any]) -> dict[str, datetime | None]:
+    """The snapshot's moments as aware datetimes, for the ``dt`` filter (the viewer's zone)."""
+    return {key: datetime.fromisoformat(snapshot[key]) if snapshot.get(key) else None
+            for key in SHARED_TIMES if key in snapshot}
+
+
 @router.get("/shared-incidents")
 def shared_page(request: Request, principal: Principal = Depends(require("cooperation.read")),
                 db: Session = Depends(get_db)) -> HTMLResponse:
@@ -611,7 +621,8 @@ def _shared_page(request: Request, db: Session, principal: Principal, share_id: 
     rules, _now, _tz = _ctx(request)
     row = sharing.get_share(db, principal, share_id)
     return render(request, "incidents/shared.html", {
-        "title": row.snapshot.get("ref", ""), "share": row, "updates": sharing.partner_updates(db, principal, row),
+        "title": row.snapshot.get("ref", ""), "share": row, "times": shared_times(row.snapshot),
+        "updates": sharing.partner_updates(db, principal, row),
         "errors": errors, "can_update": principal.role == Role.PARTNER, **_choices(rules)}, status_code=status_code)
 
 

@@ -79,7 +79,7 @@ def _category(incident: Incident, rules: IncidentRules) -> str:
         found = tax.subcategory(incident.subcategory)
         if found:
             parts.append(f"{incident.subcategory} {both(found[1].text)}")
-    parts.append(f"RSIT: {incident.rsit_class} / {incident.rsit_type}")
+    parts.append(f"RSIT: {tax.rsit_label(incident.rsit_class, incident.rsit_type)}")
     return " — ".join(parts)
 
 

@@ -29,7 +29,7 @@ from commonwatch.constituency.models import Organisation, OrgKind
 from commonwatch.db import get_scoped, scope
 from commonwatch.errors import FieldError, Forbidden, Invalid, NotFound
 from commonwatch.events.store import event_store, records
-from commonwatch.i18n import _
+from commonwatch.i18n import _, ngettext
 from commonwatch.incidents import attachments as files
 from commonwatch.incidents.clocks import CaseFacts, Clocks, reporting_clocks, route_for_org_kind
 from commonwatch.incidents.grading import Grading, grade, parse_facts
@@ -48,6 +48,7 @@ from commonwatch.incidents.models import (
 )
 from commonwatch.incidents.rules import ROUTE_KEYS, TLP_LABELS, IncidentRules
 from commonwatch.incidents.timing import parse_time
+from commonwatch.labels import label
 from commonwatch.textio import control_char, control_char_reason
 
 log = logging.getLogger("commonwatch.incidents")
@@ -774,7 +775,9 @@ def create_from_events(session: Session, principal: Principal, event_ids: Any, d
     feeds = sorted(summary["feed"].unique().to_list())
     hosts = (events.sort("id").head(_CHUNK).select(pl.coalesce("source_ip", "source_fqdn").alias("host"))
              .drop_nulls().unique()["host"].head(50).to_list())
-    report.setdefault("title", _("{n} events: {type}").format(n=int(summary["n"].sum()), type=rsit_type))
+    n = int(summary["n"].sum())
+    report.setdefault("title", ngettext("{n} event: {type}", "{n} events: {type}", n).format(
+        n=n, type=label(rsit_type, "event_type")))
     report.setdefault("affected_system", ", ".join(sorted(hosts)))
     report.setdefault("effects", _("Observed in feeds: {feeds}").format(feeds=", ".join(feeds[:20])))
     report.setdefault("discovery_basis", _("earliest observation among the linked events"))
@@ -934,17 +937,11 @@ def respond_task(session: Session, principal: Principal, task: IncidentTask, sta
 # --- helpers for labels ----------------------------------------------------------------------------
 
 def status_label(status: str) -> str:
-    return {
-        "new": _("New"), "triaged": _("Triaged"), "in_progress": _("In progress"), "contained": _("Contained"),
-        "resolved": _("Resolved"), "closed": _("Closed"), "reopened": _("Reopened"),
-    }.get(status, status)
+    return label(status, "incident_status")
 
 
 def task_status_label(status: str) -> str:
-    return {
-        "open": _("Open"), "acknowledged": _("Acknowledged"), "in_progress": _("In progress"), "done": _("Done"),
-        "declined": _("Declined"),
-    }.get(status, status)
+    return label(status, "task_status")
 
 
 def route_label(route: str, rules: IncidentRules) -> str:

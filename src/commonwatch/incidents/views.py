@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from commonwatch.access.principal import Principal
 from commonwatch.clock import ensure_utc
 from commonwatch.errors import NotFound
-from commonwatch.i18n import _
+from commonwatch.i18n import _, ngettext
 from commonwatch.incidents import services as svc
 from commonwatch.incidents.alerts import clock_title
 from commonwatch.incidents.attachments import blob_path
@@ -23,14 +23,12 @@ from commonwatch.incidents.models import Incident, TimelineEntry
 from commonwatch.incidents.rules import IncidentRules
 from commonwatch.incidents.services import clocks_for, status_label, task_status_label
 from commonwatch.incidents.timing import humanize_delta
+from commonwatch.labels import label
 from commonwatch.web.templating import format_datetime
 
 
 def state_label(state: str) -> str:
-    return {
-        "running": _("running"), "at_risk": _("at risk"), "missed": _("missed"), "met": _("met"),
-        "late": _("done late"), "open": _("no fixed deadline"), "waiting": _("not started"),
-    }.get(state, state)
+    return label(state, "clock_state")
 
 
 def clock_rows(incident: Incident, rules: IncidentRules, now: datetime) -> list[dict[str, Any]]:
@@ -142,7 +140,8 @@ def describe(entry: TimelineEntry, rules: IncidentRules, tz: str) -> str:
     if kind == "attachment_refused":
         return _("Attachment {name} refused: {reason}").format(name=d.get("filename", ""), reason=d.get("reason", ""))
     if kind == "events_linked":
-        return _("{n} events linked.").format(n=d.get("count", 0))
+        n = int(d.get("count", 0) or 0)
+        return ngettext("{n} event linked.", "{n} events linked.", n).format(n=n)
     if kind == "incident_linked":
         return (_("Marked as duplicate of / with {other}.") if d.get("kind") == "duplicate"
                 else _("Linked to {other}.")).format(other=d.get("other", ""))

@@ -19,7 +19,9 @@ from commonwatch.i18n import N_, _
 from commonwatch.intel import exchange, services
 from commonwatch.intel import tlp as tlpmod
 from commonwatch.intel.api import _form_of, centre_of, export_response
+from commonwatch.intel.labels import KIND_LABELS, STATUS_LABELS
 from commonwatch.intel.models import IntelCollection, MispPeer, Subscription
+from commonwatch.labels import choices as label_choices
 from commonwatch.web.deps import SearchText, get_db, require
 from commonwatch.web.nav import NavItem
 from commonwatch.web.pages import redirect, render
@@ -29,17 +31,13 @@ NAV = [
     NavItem(label=N_("Intelligence"), path="/intel", permission="intel.read", order=40),
     NavItem(label=N_("Exchange"), path="/intel-exchange", permission="intel.exchange", order=41, staff_only=True),
 ]
-KIND_LABELS = {"ipv4": N_("IPv4 address"), "ipv6": N_("IPv6 address"), "cidr": N_("Network (CIDR)"),
-               "domain": N_("Domain"), "url": N_("URL"), "email": N_("Email address"), "md5": "MD5",
-               "sha1": "SHA-1", "sha256": "SHA-256", "pattern": N_("STIX pattern")}
-STATUS_LABELS = {"live": N_("Live"), "expired": N_("Expired"), "revoked": N_("Revoked")}
 
 
 def _choices() -> dict[str, Any]:
     return {"kinds": [(k, _(v)) for k, v in KIND_LABELS.items()], "tlps": [(t, t) for t in tlpmod.LEVELS],
             "tlp_help": {k: _(v) for k, v in tlpmod.LABELS.items()},
             "statuses": [(k, _(v)) for k, v in STATUS_LABELS.items()], "kind_label": lambda k: _(KIND_LABELS.get(k, k)),
-            "indicator_types": [(t, t) for t in services.INDICATOR_TYPES]}
+            "indicator_types": label_choices("indicator_type", list(services.INDICATOR_TYPES))}
 
 
 def _f(q: str, kind: str, tlp: str, status: str, source: str) -> services.IndicatorFilter:

@@ -107,8 +107,9 @@ _GENERIC = N_("Check the hosts listed in the attachment, fix the cause and tell 
 
 def type_label(kind: str) -> str:
     """The classification type's name in the current language (the machine value if unknown)."""
-    label = TYPE_LABELS.get(kind)
-    return _(label) if label else kind
+    from commonwatch.labels import label
+
+    return label(kind, "event_type")
 
 
 def advice_for(kind: str) -> str:
@@ -121,5 +122,6 @@ SEVERITY_LABELS = {"info": N_("info"), "low": N_("low"), "medium": N_("medium"),
 
 
 def severity_label(severity: str) -> str:
-    label = SEVERITY_LABELS.get(severity)
-    return _(label) if label else severity
+    from commonwatch.labels import label
+
+    return label(severity, "severity")

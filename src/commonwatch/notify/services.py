@@ -15,7 +15,7 @@ from commonwatch.access.principal import SYSTEM, Principal
 from commonwatch.db import get_scoped, scope
 from commonwatch.errors import Conflict, FieldError, Invalid, NotFound
 from commonwatch.events.store import event_store, records
-from commonwatch.i18n import N_, _
+from commonwatch.i18n import _
 from commonwatch.notify.models import (
     DELIVERY_STATUSES,
     FEEDBACK_ACTIONS,
@@ -31,13 +31,6 @@ from commonwatch.notify.policies import effective_policies
 from commonwatch.notify.reasons import Reason, describe
 from commonwatch.textio import control_char_errors
 
-STATUS_LABELS = {
-    "pending": N_("pending"), "sending": N_("sending"), "retry": N_("waiting to retry"), "sent": N_("sent"),
-    "held": N_("held"), "dead": N_("dead letter"), "cancelled": N_("cancelled"),
-    "open": N_("open"), "acknowledged": N_("acknowledged"), "resolved": N_("resolved"),
-    "false-positive": N_("false positive"),
-}
-
 
 def reason_text(d: Delivery) -> str:
     """Why the delivery is where it is, in the viewer's language."""
@@ -45,8 +38,11 @@ def reason_text(d: Delivery) -> str:
 
 
 def status_label(status: str) -> str:
-    label = STATUS_LABELS.get(status)
-    return _(label) if label else status
+    """A delivery's or a warning's status in the current language."""
+    from commonwatch.labels import label
+
+    kind = "warning_status" if status in ("open", "acknowledged", "resolved", "false-positive") else "delivery_status"
+    return label(status, kind)
 
 
 # --- the notification log ------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from commonwatch.access.principal import Principal
 from commonwatch.i18n import N_, _
+from commonwatch.pipeline.labels import STATUS_LABELS
 from commonwatch.pipeline.models import IngestRun
 from commonwatch.web.deps import get_db, require
 from commonwatch.web.nav import NavItem
@@ -17,8 +18,6 @@ from commonwatch.web.pages import render
 
 router = APIRouter()
 NAV = [NavItem(label=N_("Ingest runs"), path="/ingest/runs", permission="events.ingest", order=45)]
-STATUS_LABELS = {"running": N_("still running"), "done": N_("done"), "failed": N_("failed"),
-                 "interrupted": N_("interrupted")}
 PER_PAGE = 100
 
 

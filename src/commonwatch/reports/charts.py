@@ -14,6 +14,7 @@ import threading
 from functools import lru_cache
 from typing import Any
 
+from commonwatch import fonts
 from commonwatch.reports.indicators import Result
 
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000"]
@@ -30,7 +31,8 @@ def spec(result: Result, *, message: str = "", labels: dict[str, str] | None = N
     base: dict[str, Any] = {
         "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
         "width": width, "height": HEIGHT, "background": "white",
-        "config": {"font": "sans-serif", "axis": {"labelFontSize": 11, "titleFontSize": 11},
+        # The shipped CJK font by name: vl-convert has it registered, pages serve it by @font-face.
+        "config": {"font": fonts.FAMILY, "axis": {"labelFontSize": 11, "titleFontSize": 11},
                    "legend": {"labelFontSize": 11, "orient": "bottom", "columns": 4}, "view": {"stroke": None}},
     }
     rows = result.data.to_dicts() if not result.absent else []
@@ -66,6 +68,7 @@ def spec(result: Result, *, message: str = "", labels: dict[str, str] | None = N
 def _svg(text: str) -> str:
     import vl_convert
 
+    fonts.register_for_charts()
     with _lock:
         return vl_convert.vegalite_to_svg(json.loads(text))
 
@@ -74,6 +77,7 @@ def _svg(text: str) -> str:
 def _png(text: str) -> bytes:
     import vl_convert
 
+    fonts.register_for_charts()
     with _lock:
         return vl_convert.vegalite_to_png(json.loads(text), scale=2)
 

@@ -27,6 +27,7 @@ from commonwatch.capabilities import _find, parts
 from commonwatch.constituency.models import Organisation
 from commonwatch.db import scope
 from commonwatch.i18n import N_, _, pick
+from commonwatch.labels import label
 from commonwatch.reports import query
 from commonwatch.reports.query import Filters, Period
 
@@ -105,6 +106,30 @@ COLUMN_LABELS = {"when": N_("Date"), "n": N_("Count"), "type": N_("Type"), "seve
                  "feed": N_("Feed"), "sector": N_("Sector"), "region": N_("Region"), "country": N_("Country"),
                  "org": N_("Organisation"), "asn": N_("ASN"), "level": N_("Level"), "category": N_("Category"),
                  "status": N_("Status"), "measure": N_("Measure"), "clock": N_("Clock"), "outcome": N_("Outcome")}
+
+
+#: Columns whose values are codes of a registered enumeration (``commonwatch.labels``).
+COLUMN_ENUMS = {"type": "event_type", "severity": "severity", "sector": "sector", "level": "incident_level"}
+
+
+#: ``status`` means a different enumeration in each indicator that has one.
+STATUS_ENUMS = {"notify.deliveries": "delivery_status", "notify.acknowledged": "warning_status",
+                "incidents.status": "incident_status"}
+
+
+def labelled(frame: pl.DataFrame, say: Callable[[str, str], str] | None = None, indicator: str = "") -> pl.DataFrame:
+    """``frame`` with the codes of its enumeration columns replaced by their labels, for people.
+
+    ``say(code, kind)`` gives a label (default: the current language's); one look-up per distinct
+    code, then one columnar replace."""
+    say = say or label
+    exprs = []
+    enums = {**COLUMN_ENUMS, **({"status": STATUS_ENUMS[indicator]} if indicator in STATUS_ENUMS else {})}
+    for column, kind in enums.items():
+        if column in frame.columns and frame.schema[column] == pl.String:
+            codes = frame[column].drop_nulls().unique().to_list()
+            exprs.append(pl.col(column).replace({code: say(code, kind) for code in codes}))
+    return frame.with_columns(exprs) if exprs else frame
 
 
 def _cap(frame: pl.DataFrame, by: str, limit: int = SPLIT) -> pl.DataFrame:
@@ -394,5 +419,5 @@ def compute(key: str, ctx: Context) -> Result:
     if not available(ind):
         return Result(ind, ctx.period, pl.DataFrame(schema={ind.x: pl.String, "n": pl.Int64}),
                       absent=_("not available: the “{capability}” capability is not installed").format(
-                          capability=ind.source))
+                          capability=label(ind.source, "capability")))
     return ind.compute(ctx)  # type: ignore[misc]

@@ -3,6 +3,7 @@ and a CSV per indicator; situation reports as HTML and bilingual PDF."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -29,6 +30,7 @@ NAV = [NavItem(label=N_("Statistics"), path="/reports", permission="events.read"
 def card(result: ind.Result, query: dict[str, str]) -> dict[str, Any]:
     """What the page shows of one indicator: chart (inline SVG), figure, table and CSV link."""
     i = result.indicator
+    result = dataclasses.replace(result, data=ind.labelled(result.data, indicator=i.key))
     labels = {**{c: _(label) for c, label in ind.COLUMN_LABELS.items()}, "other": _("other")}
     message = result.absent or _("No data for this period")
     svg = ""

@@ -4,7 +4,10 @@ its table, and the indicator key and period it comes from."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from commonwatch.i18n import _, use_language
+from commonwatch.labels import label
 from commonwatch.pdf import PdfDocument, Section, render_pdf
 from commonwatch.reports import charts
 from commonwatch.reports import indicators as ind
@@ -18,6 +21,10 @@ def both(fn) -> str:
     with use_language("zh-CN"):
         zh = fn()
     return en if en == zh else f"{en} / {zh}"
+
+
+def _both_labels(code: str, kind: str) -> str:
+    return both(lambda: label(code, kind))
 
 
 def _cell(value) -> str:
@@ -43,17 +50,17 @@ def report_pdf(report: svc.Report) -> bytes:
         paragraphs = [f"{i.counts_en} / {i.counts_zh}"]
         if r.absent:
             paragraphs.append(both(lambda r=r: _("not available: the “{capability}” capability is not installed")
-                                   .format(capability=r.indicator.source)))
+                                   .format(capability=label(r.indicator.source, "capability"))))
         elif r.empty:
             paragraphs.append(both(lambda: _("No data for this period")))
         if r.note:
             paragraphs.append(r.note)
         images = []
+        shown = dataclasses.replace(r, data=ind.labelled(r.data, say=_both_labels, indicator=i.key))
         if not r.absent and not r.empty and i.chart not in ("figure", "table"):
-            # PDF charts carry machine values and English axis titles (the tables below are bilingual)
-            with use_language("en"):
-                labels = {c: label for c, label in ind.COLUMN_LABELS.items()}
-                images.append(charts.png(charts.spec(r, labels=labels)))
+            # The charts speak both languages like the text: the shipped CJK font draws them.
+            labels = {c: both(lambda c=c: _(ind.COLUMN_LABELS[c])) for c in ind.COLUMN_LABELS}
+            images.append(charts.png(charts.spec(shown, labels=labels)))
         facts = []
         if r.value is not None:
             facts.append((both(lambda: _("Figure")), f"{r.value:,.2f}".rstrip("0").rstrip(".") + f" {i.unit}"))
@@ -62,7 +69,7 @@ def report_pdf(report: svc.Report) -> bytes:
         table = None
         if not r.absent and r.data.height and r.data.columns != ["n"]:
             header = [both(lambda c=c: _(ind.COLUMN_LABELS.get(c, c))) for c in r.data.columns]
-            table = [header, *[[_cell(v) for v in row] for row in r.data.rows()[:60]]]
+            table = [header, *[[_cell(v) for v in row] for row in shown.data.rows()[:60]]]
         sections.append(Section(f"{i.en} / {i.zh}", paragraphs=paragraphs, facts=facts, table=table, images=images))
     with use_language("en"):
         title_en = report.title

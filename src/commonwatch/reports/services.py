@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from commonwatch.access.principal import Principal
 from commonwatch.errors import Invalid, NotFound
 from commonwatch.i18n import N_, _
+from commonwatch.labels import label
 from commonwatch.reports import indicators as ind
 from commonwatch.reports.query import Filters, Period
 
@@ -174,10 +175,10 @@ def summarise(results: list[ind.Result], before: dict[str, ind.Result]) -> list[
         moves = sorted(((now_t.get(t, 0) - old_t.get(t, 0), t) for t in set(now_t) | set(old_t)), reverse=True)
         if moves and moves[0][0] > 0:
             lines.append(_("The largest rise was in “{type}” events (+{n}).").format(
-                type=moves[0][1], n=f"{moves[0][0]:,}"))
+                type=label(moves[0][1], "event_type"), n=f"{moves[0][0]:,}"))
         if moves and moves[-1][0] < 0:
             lines.append(_("The largest fall was in “{type}” events ({n}).").format(
-                type=moves[-1][1], n=f"{moves[-1][0]:,}"))
+                type=label(moves[-1][1], "event_type"), n=f"{moves[-1][0]:,}"))
     return lines
 
 

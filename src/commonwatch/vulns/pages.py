@@ -12,6 +12,7 @@ from commonwatch.access.principal import Principal
 from commonwatch.errors import Invalid
 from commonwatch.i18n import N_, _
 from commonwatch.vulns import services as svc
+from commonwatch.vulns.labels import SEVERITY_LABELS, STATUS_LABELS
 from commonwatch.vulns.models import FINDING_STATUSES
 from commonwatch.web.deps import get_db, require
 from commonwatch.web.nav import NavItem
@@ -20,10 +21,6 @@ from commonwatch.web.pages import redirect, render
 router = APIRouter()
 READ = "vulns.read"
 NAV = [NavItem(label=N_("Vulnerabilities"), path="/vulns", permission=READ, order=47)]
-STATUS_LABELS = {"open": N_("open"), "mitigated": N_("mitigated"), "accepted_risk": N_("accepted risk"),
-                 "false_positive": N_("false positive")}
-SEVERITY_LABELS = {"critical": N_("Critical"), "high": N_("High"), "medium": N_("Medium"), "low": N_("Low"),
-                   "unknown": N_("Unknown")}
 
 
 @router.get("/vulns")

@@ -6,7 +6,7 @@ from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -64,6 +64,15 @@ def safe_next(target: str | None, default: str = "/") -> str:
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return default
     return target
+
+
+@router.get("/fonts/noto-sans-sc.otf", include_in_schema=False)
+def full_cjk_font() -> FileResponse:
+    """The full Noto Sans SC from its package, for characters the pages' subset lacks (fonts.css)."""
+    from commonwatch import fonts
+
+    return FileResponse(fonts.font_path(), media_type="font/otf",
+                        headers={"Cache-Control": "public, max-age=604800"})
 
 
 @router.get("/lang/{language}")

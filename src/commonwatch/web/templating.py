@@ -62,9 +62,12 @@ def make_environment(data_dir: Path | None = None, default_tz: str = "UTC") -> E
     )
     env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
     from commonwatch.access.principal import role_label
+    from commonwatch.labels import label
 
     env.globals.update(pick=i18n.pick, languages=i18n.LANGUAGES, current_language=i18n.current_language,
-                       role_label=role_label)
+                       role_label=role_label, label=label)
+    # One way to print a coded value: {{ value|label("incident_status") }} (commonwatch.labels).
+    env.filters["label"] = label
     env.filters["dt"] = lambda v, tz=None: format_datetime(v, tz or default_tz)
     env.filters["isodt"] = lambda v: ensure_utc(v).isoformat() if v else ""
     env.filters["thousands"] = lambda n: f"{n:,}" if isinstance(n, int) else n

@@ -20,8 +20,17 @@ from commonwatch.i18n import N_, _, pick
 from commonwatch.notify import policies, services
 from commonwatch.notify.advice import TYPE_LABELS, advice_for, severity_label, type_label
 from commonwatch.notify.api import keyring_for, require_warnings_reader
-from commonwatch.notify.models import CADENCES, CHANNELS, DELIVERY_STATUSES, WARNING_STATUSES, Feedback, Policy
+from commonwatch.notify.models import (
+    CADENCES,
+    CHANNELS,
+    DELIVERY_STATUSES,
+    WARNING_STATUSES,
+    EventWarning,
+    Feedback,
+    Policy,
+)
 from commonwatch.web.deps import SearchText, get_db, require
+from commonwatch.web.listing import ListSpec, empty_page, list_page, parse_bulk_ids, parse_list_query
 from commonwatch.web.nav import NavItem
 from commonwatch.web.pages import redirect, render
 
@@ -222,18 +231,85 @@ def policy_remove(org_id: int, principal: Principal = Depends(require("notify.ma
 
 # --- my warnings -------------------------------------------------------------------------------------------
 
+WARNINGS_LIST = ListSpec(path="/warnings", id_column=EventWarning.id, sorts=services.WARNING_SORTS,
+                         default_sort="time", filters=("q", "status", "type"))
+_BULK_LABELS = {"acknowledged": N_("Acknowledge"), "resolved": N_("Mark resolved"),
+                "false-positive": N_("Mark as false positive")}
+
+
+def _bulk_choices() -> list[tuple[str, str]]:
+    return [(a, _(_BULK_LABELS[a])) for a in services.BULK_ACTIONS]
+
+
 @router.get("/warnings")
-def warnings_page(request: Request, status: str = "", type: str = "", page: int = 1,
-                  principal: Principal = Depends(require_warnings_reader), db: Session = Depends(get_db)):
-    rows, total = services.list_warnings(db, principal, services.WarningFilter(status, type), page=page,
-                                         per_page=PER_PAGE)
+def warnings_page(request: Request, principal: Principal = Depends(require_warnings_reader),
+                  db: Session = Depends(get_db)):
+    params = request.query_params
+    errors: dict[str, str] = {}
+    try:
+        lq = parse_list_query(WARNINGS_LIST, params)
+        f = services.WarningFilter(lq.params.get("status", ""), lq.params.get("type", ""))
+        lst = list_page(db, services.warnings_query(principal, f, lq.params.get("q", "")), WARNINGS_LIST, lq)
+    except Invalid as exc:
+        errors = exc.by_field()
+        lst = empty_page(WARNINGS_LIST, params)
+    warnings = list(lst.items)
+    events = services.warning_events(db, warnings)
     return render(request, "notify/warnings.html", {
-        "title": _("My warnings") if not principal.is_staff else _("Warnings"), "rows": rows, "total": total,
-        "page": max(page, 1), "pages": max(1, -(-total // PER_PAGE)), "f": {"status": status, "type": type},
+        "title": _("My warnings") if not principal.is_staff else _("Warnings"), "lst": lst, "errors": errors,
+        "rows": [(w, events.get(w.event_id)) for w in warnings],
+        "f": {"status": lst.query.params.get("status", ""), "type": lst.query.params.get("type", "")},
         "statuses": [(s, services.status_label(s)) for s in WARNING_STATUSES],
-        "stats": services.feedback_stats(db, principal),
-        "orgs": _org_names(db, {w.org_id for w, _e in rows}), **_labels(),
-    })
+        "stats": services.feedback_stats(db, principal), "bulk_actions": _bulk_choices(),
+        "can_respond": principal.has("warnings.respond.own") or principal.has("warnings.respond"),
+        "orgs": _org_names(db, {w.org_id for w in warnings}), **_labels(),
+    }, status_code=422 if errors else 200)
+
+
+def _bulk_confirm(request: Request, *, action: str, allowed: list[int], refused: list[int], form: dict,
+                  errors: dict, status_code: int = 200) -> HTMLResponse:
+    label = _(_BULK_LABELS.get(action, action)) if action in _BULK_LABELS else action
+    n = len(allowed)
+    summary = (_("{action}: {n} warning will be changed.") if n == 1
+               else _("{action}: {n} warnings will be changed.")).format(action=label, n=n)
+    reason_help = _("One reason for all the selected warnings.")
+    return render(request, "web/bulk_confirm.html", {
+        "title": _("Confirm: {action}").format(action=label), "summary": summary, "allowed": allowed,
+        "refused": refused, "url": "/warnings/bulk", "action": action, "back": "/warnings",
+        "button": (_("{action} {n} warning") if n == 1 else _("{action} {n} warnings")).format(action=label, n=n),
+        "fields": [{"name": "comment", "label": _("Reason") if action == "false-positive" else _("Comment"),
+                    "type": "textarea", "required": action == "false-positive", "help": reason_help,
+                    "options": None, "blank": None}],
+        "form": form, "errors": errors,
+    }, status_code=status_code)
+
+
+@router.post("/warnings/bulk")
+async def warnings_bulk(request: Request, principal: Principal = Depends(require("warnings.respond")),
+                        db: Session = Depends(get_db)) -> Response:
+    """A bulk answer: first the confirmation (how many rows, which are refused), then the act."""
+    form = await request.form()
+    action = str(form.get("action", ""))
+    if action not in services.BULK_ACTIONS:
+        raise Invalid("action", _("must be one of {values}").format(values=", ".join(services.BULK_ACTIONS)))
+    ids = parse_bulk_ids(form.getlist("ids"))
+    comment = str(form.get("comment", ""))
+    if not form.get("confirm"):
+        allowed, refused = services.respondable_warnings(db, principal, ids)
+        return _bulk_confirm(request, action=action, allowed=allowed, refused=refused, form={"comment": comment},
+                             errors={})
+    try:
+        done, refused = services.respond_many(db, principal, ids, action, comment, now=request.app.state.clock.now())
+    except Invalid as exc:
+        db.rollback()
+        allowed, refused = services.respondable_warnings(db, principal, ids)
+        return _bulk_confirm(request, action=action, allowed=allowed, refused=refused, form={"comment": comment},
+                             errors=exc.by_field(), status_code=422)
+    db.commit()
+    message = (_("{n} warning answered.") if len(done) == 1 else _("{n} warnings answered.")).format(n=len(done))
+    if refused:
+        message += " " + _("{n} refused (not yours to answer).").format(n=len(refused))
+    return redirect("/warnings", message)
 
 
 def _warning_page(request: Request, db: Session, principal: Principal, warning_id: int, *, errors: dict | None = None,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import case, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from commonwatch.access import audit
@@ -198,9 +198,9 @@ class WarningFilter:
     org_id: int | None = None
 
 
-def list_warnings(session: Session, principal: Principal, f: WarningFilter, *, page: int = 1,
-                  per_page: int = 50) -> tuple[list[Any], int]:
-    """Warnings sent to the principal's organisations (staff: all), newest first, with the event."""
+def warnings_query(principal: Principal, f: WarningFilter, q: str = "") -> Any:
+    """The warnings sent to the principal's organisations (staff: all) that ``f`` and the free
+    text ``q`` (type, feed or answer) select, as a scoped select."""
     stmt = scope(select(EventWarning), principal, EventWarning).where(EventWarning.disposition == "warn")
     if f.status:
         stmt = stmt.where(EventWarning.status == f.status)
@@ -208,6 +208,25 @@ def list_warnings(session: Session, principal: Principal, f: WarningFilter, *, p
         stmt = stmt.where(EventWarning.classification_type == f.kind)
     if f.org_id:
         stmt = stmt.where(EventWarning.org_id == f.org_id)
+    if q.strip():
+        like = f"%{q.strip()}%"
+        stmt = stmt.where(or_(EventWarning.classification_type.ilike(like), EventWarning.feed_name.ilike(like),
+                              EventWarning.comment.ilike(like)))
+    return stmt
+
+
+#: The severities by rank, so a list sorted by severity puts critical next to high, not to info.
+SEVERITY_RANK = case({"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}, value=EventWarning.severity,
+                     else_=-1)
+#: The columns the warnings list may be sorted by (each never NULL).
+WARNING_SORTS = {"time": EventWarning.time_source, "type": EventWarning.classification_type,
+                 "severity": SEVERITY_RANK, "status": EventWarning.status, "feed": EventWarning.feed_name}
+
+
+def list_warnings(session: Session, principal: Principal, f: WarningFilter, *, page: int = 1,
+                  per_page: int = 50) -> tuple[list[Any], int]:
+    """Warnings sent to the principal's organisations (staff: all), newest first, with the event."""
+    stmt = warnings_query(principal, f)
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     page = max(page, 1)
     warnings = list(session.scalars(stmt.order_by(EventWarning.time_source.desc(), EventWarning.id.desc())
@@ -264,6 +283,56 @@ def respond(session: Session, principal: Principal, warning_id: int, action: str
             existing.comment = comment
     session.flush()
     return feedback
+
+
+#: What a recipient may answer for many warnings at once (suppression stays one by one).
+BULK_ACTIONS = ("acknowledged", "resolved", "false-positive")
+
+
+def respondable_warnings(session: Session, principal: Principal, ids: list[int]) -> tuple[list[int], list[int]]:
+    """Of the selected warning ids, those the principal may answer, and the rest (another
+    organisation's, not a warning, or no such row): a forged id is refused, never acted on."""
+    rows = session.execute(scope(select(EventWarning.id, EventWarning.org_id), principal, EventWarning)
+                           .where(EventWarning.id.in_(ids), EventWarning.disposition == "warn")).all()
+    may = {r.id for r in rows if principal.can("warnings.respond", r.org_id)}
+    return [i for i in ids if i in may], [i for i in ids if i not in may]
+
+
+def respond_many(session: Session, principal: Principal, ids: list[int], action: str, comment: str, *,
+                 now: datetime) -> tuple[list[int], list[int]]:
+    """One answer (and one reason) for many warnings: each answerable one gets its feedback row
+    and its new status; the act is one audit record naming every id, not one per warning.
+
+    Returns the ids answered and the ids refused (see :func:`respondable_warnings`)."""
+    errors: list[FieldError] = []
+    if action not in BULK_ACTIONS:
+        errors.append(FieldError("action", _("must be one of {values}").format(values=", ".join(BULK_ACTIONS))))
+    comment = (comment or "").strip()
+    if len(comment) > 4000:
+        errors.append(FieldError("comment", _("is longer than {n} characters").format(n=4000)))
+    if action == "false-positive" and not comment:
+        errors.append(FieldError("comment", _("say why this is a false positive")))
+    if errors:
+        raise Invalid(errors)
+    done, refused = respondable_warnings(session, principal, ids)
+    if not done:
+        return done, refused
+    rows = session.execute(select(EventWarning.id, EventWarning.org_id, EventWarning.classification_type,
+                                  EventWarning.feed_name).where(EventWarning.id.in_(done))).all()
+    user_id = principal.user_id or None
+    # Core statements, not ORM objects: the act is audited once below instead of once per row.
+    session.execute(insert(Feedback), [
+        {"org_id": r.org_id, "warning_id": r.id, "user_id": user_id, "action": action, "comment": comment,
+         "suppress": False, "classification_type": r.classification_type, "feed_name": r.feed_name,
+         "created_at": now} for r in rows])
+    session.execute(update(EventWarning).where(EventWarning.id.in_(done)).values(
+        status=action, comment=comment, responded_by=user_id, responded_at=now)
+        .execution_options(synchronize_session="fetch"))
+    audit.record(session, "warnings.bulk_respond", "notify_warnings", f"bulk:{len(done)}",
+                 after={"action": action, "comment": comment, "ids": done, "refused": refused},
+                 actor=principal.actor)
+    session.flush()
+    return done, refused
 
 
 def lift_suppression(session: Session, principal: Principal, warning_id: int) -> bool:

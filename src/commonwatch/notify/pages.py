@@ -25,11 +25,12 @@ from commonwatch.notify.models import (
     CHANNELS,
     DELIVERY_STATUSES,
     WARNING_STATUSES,
+    Delivery,
     EventWarning,
     Feedback,
     Policy,
 )
-from commonwatch.web.deps import SearchText, get_db, require
+from commonwatch.web.deps import get_db, require
 from commonwatch.web.listing import ListSpec, empty_page, list_page, parse_bulk_ids, parse_list_query
 from commonwatch.web.nav import NavItem
 from commonwatch.web.pages import redirect, render
@@ -58,32 +59,72 @@ def _org_names(db: Session, ids: set[int]) -> dict[int, str]:
 
 # --- the centre's log ----------------------------------------------------------------------------------
 
+DELIVERIES_LIST = ListSpec(path="/notify", id_column=Delivery.id, sorts=services.DELIVERY_SORTS,
+                           default_sort="created", filters=("q", "status", "channel", "org_id"))
+
+
 @router.get("/notify")
-def log_page(request: Request, status: str = "", channel: str = "", org_id: str = "", q: SearchText = "", page: int = 1,
-             principal: Principal = Depends(require("notify.read")), db: Session = Depends(get_db)) -> HTMLResponse:
-    org = int(org_id) if org_id.isdigit() else None
-    rows, total = services.list_deliveries(db, principal, services.DeliveryFilter(status, channel, org, q),
-                                           page=page, per_page=PER_PAGE)
+def log_page(request: Request, principal: Principal = Depends(require("notify.read")),
+             db: Session = Depends(get_db)) -> HTMLResponse:
+    params = request.query_params
+    errors: dict[str, str] = {}
+    try:
+        lq = parse_list_query(DELIVERIES_LIST, params)
+        org_text = lq.params.get("org_id", "")
+        if org_text and not org_text.isdigit():
+            raise Invalid("org_id", _("“{value}” is not an id").format(value=org_text))
+        f = services.DeliveryFilter(lq.params.get("status", ""), lq.params.get("channel", ""),
+                                    int(org_text) if org_text else None, lq.params.get("q", ""))
+        lst = list_page(db, services.deliveries_query(principal, f), DELIVERIES_LIST, lq)
+    except Invalid as exc:
+        errors = exc.by_field()
+        lst = empty_page(DELIVERIES_LIST, params)
+    rows = list(lst.items)
+    can_manage = principal.has("notify.manage")
     return render(request, "notify/log.html", {
-        "title": _("Notifications"), "rows": rows, "total": total, "page": max(page, 1),
-        "pages": max(1, -(-total // PER_PAGE)), "f": {"status": status, "channel": channel, "org_id": org_id, "q": q},
+        "title": _("Notifications"), "rows": rows, "lst": lst, "errors": errors,
+        "f": {k: lst.query.params.get(k, "") for k in ("status", "channel", "org_id", "q")},
         "counts": services.status_counts(db, principal), "stats": services.feedback_stats(db, principal),
         "statuses": [(s, services.status_label(s)) for s in DELIVERY_STATUSES],
         "channels": [("email", _("email")), ("webhook", _("webhook")), ("none", _("nobody"))],
-        "orgs": _org_names(db, {d.org_id for d in rows}), "can_manage": principal.has("notify.manage"),
+        "orgs": _org_names(db, {d.org_id for d in rows}), "can_manage": can_manage,
+        "bulk_actions": [("resend", _("Send again"))] if can_manage else [],
         **_labels(),
-    })
+    }, status_code=422 if errors else 200)
 
 
-@router.get("/notify/deliveries/{delivery_id}")
-def delivery_page(delivery_id: int, request: Request, principal: Principal = Depends(require("notify.read")),
-                  db: Session = Depends(get_db)) -> HTMLResponse:
-    d = services.get_delivery(db, principal, delivery_id)
-    return render(request, "notify/delivery.html", {
-        "title": _("Delivery {id}").format(id=d.id), "d": d, "events": services.delivery_events(db, d.id),
-        "org": _org_names(db, {d.org_id}).get(d.org_id, ""), "can_manage": principal.has("notify.manage"),
-        **_labels(),
-    })
+@router.post("/notify/deliveries/bulk")
+async def deliveries_bulk(request: Request, principal: Principal = Depends(require("notify.manage")),
+                          db: Session = Depends(get_db)) -> Response:
+    """Retry the selected deliveries: a confirmation (how many, which not and why), then one act."""
+    form = await request.form()
+    if str(form.get("action", "")) != "resend":
+        raise Invalid("action", _("“{value}” is not one of: {choices}").format(value=form.get("action", ""),
+                                                                             choices="resend"))
+    ids = parse_bulk_ids(form.getlist("ids"))
+    now = request.app.state.clock.now()
+    if not form.get("confirm"):
+        allowed, refused = services.resend_many(db, principal, ids, now, dry_run=True)
+        db.rollback()
+        n = len(allowed)
+        label = _("Send again")
+        return render(request, "web/bulk_confirm.html", {
+            "title": _("Confirm: {action}").format(action=label),
+            "summary": (_("{action}: {n} delivery will be sent again.") if n == 1
+                        else _("{action}: {n} deliveries will be sent again.")).format(action=label, n=n),
+            "allowed": allowed, "refused": sorted(refused), "reasons": refused, "url": "/notify/deliveries/bulk",
+            "action": "resend", "back": "/notify", "fields": [], "form": {}, "errors": {}, "hidden": {},
+            "button": (_("{action}: {n} delivery") if n == 1 else _("{action}: {n} deliveries")).format(
+                action=label, n=n),
+        })
+    done, refused = services.resend_many(db, principal, ids, now)
+    db.commit()
+    message = (_("{n} delivery will be sent again at the next run.") if len(done) == 1
+               else _("{n} deliveries will be sent again at the next run.")).format(n=len(done))
+    if refused:
+        message += " " + _("Left alone: {items}").format(
+            items="; ".join(f"{i} ({why})" for i, why in sorted(refused.items())))
+    return redirect("/notify", message)
 
 
 @router.post("/notify/deliveries/{delivery_id}/resend")

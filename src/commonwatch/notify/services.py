@@ -60,17 +60,7 @@ class DeliveryFilter:
 
 def list_deliveries(session: Session, principal: Principal, f: DeliveryFilter, *, page: int = 1,
                     per_page: int = 50) -> tuple[list[Delivery], int]:
-    stmt = scope(select(Delivery), principal, Delivery)
-    if f.status:
-        stmt = stmt.where(Delivery.status == f.status)
-    if f.channel:
-        stmt = stmt.where(Delivery.channel == f.channel)
-    if f.org_id:
-        stmt = stmt.where(Delivery.org_id == f.org_id)
-    if f.q:
-        like = f"%{f.q.strip()}%"
-        stmt = stmt.where(Delivery.address.ilike(like) | Delivery.last_error.ilike(like)
-                          | Delivery.message_id.ilike(like))
+    stmt = deliveries_query(principal, f)
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     page = max(page, 1)
     rows = session.scalars(stmt.order_by(Delivery.id.desc()).offset((page - 1) * per_page).limit(per_page)).all()
@@ -131,9 +121,18 @@ def resend(session: Session, principal: Principal, delivery_id: int, now: dateti
     message); otherwise its warnings are queued for the organisation's current recipients.
     """
     d = get_delivery(session, principal, delivery_id)
+    before = {"status": d.status, "attempts": d.attempts}
+    result = _send_again(session, principal, d, now)
+    audit.record(session, "notify.resend", "notify_deliveries", d.id, before=before,
+                 after={"status": d.status})
+    session.flush()
+    return result
+
+
+def _send_again(session: Session, principal: Principal, d: Delivery, now: datetime) -> str:
+    """The change :func:`resend` makes, without its audit record (a bulk retry records one for all)."""
     if d.status in ("pending", "sending", "retry"):
         raise Conflict(_("this delivery is already waiting to be sent"))
-    before = {"status": d.status, "attempts": d.attempts}
     if d.channel in ("email", "webhook") and d.status != "cancelled":
         doubt = in_doubt(d)
         d.status, d.attempts, d.next_attempt_at, d.handoff_at, d.lease_until = "pending", 0, now, None, None
@@ -148,10 +147,61 @@ def resend(session: Session, principal: Principal, delivery_id: int, now: dateti
         why = Reason("rerouted", {"n": queued})
         d.last_error, d.reason = why.english(), why.as_json()
         result = f"{queued} warnings queued for the organisation's current recipients"
-    audit.record(session, "notify.resend", "notify_deliveries", d.id, before=before,
-                 after={"status": d.status})
-    session.flush()
     return result
+
+
+#: The columns the notification log may be sorted by (each never NULL).
+DELIVERY_SORTS = {"created": Delivery.created_at, "status": Delivery.status, "attempts": Delivery.attempts,
+                  "events": Delivery.event_count, "channel": Delivery.channel}
+
+
+def deliveries_query(principal: Principal, f: DeliveryFilter) -> Any:
+    """The deliveries the principal may read that ``f`` selects, as a scoped select."""
+    stmt = scope(select(Delivery), principal, Delivery)
+    if f.status:
+        stmt = stmt.where(Delivery.status == f.status)
+    if f.channel:
+        stmt = stmt.where(Delivery.channel == f.channel)
+    if f.org_id:
+        stmt = stmt.where(Delivery.org_id == f.org_id)
+    if f.q.strip():
+        like = f"%{f.q.strip()}%"
+        stmt = stmt.where(Delivery.address.ilike(like) | Delivery.last_error.ilike(like)
+                          | Delivery.message_id.ilike(like))
+    return stmt
+
+
+def resend_many(session: Session, principal: Principal, ids: list[int], now: datetime, *,
+                dry_run: bool = False) -> tuple[list[int], dict[int, str]]:
+    """Retry many deliveries in one act: each as :func:`resend` would, one audit record for all.
+
+    Returns the ids retried and, for the others, why not (not visible to the principal, already
+    waiting to be sent, no one left to send to). ``dry_run`` only says what would happen."""
+    visible = {d.id: d for d in session.scalars(scope(select(Delivery), principal, Delivery)
+                                                .where(Delivery.id.in_(ids)))}
+    done: list[int] = []
+    refused: dict[int, str] = {}
+    for ident in ids:
+        d = visible.get(ident)
+        if d is None:
+            refused[ident] = _("not found")
+        elif d.status in ("pending", "sending", "retry"):
+            refused[ident] = _("this delivery is already waiting to be sent")
+        elif dry_run:
+            done.append(ident)
+        else:
+            try:
+                with session.begin_nested():
+                    _send_again(session, principal, d, now)
+            except Conflict as exc:
+                refused[ident] = str(exc)
+            else:
+                done.append(ident)
+    if done and not dry_run:
+        audit.record(session, "notify.bulk_resend", "notify_deliveries", f"bulk:{len(done)}",
+                     after={"ids": done, "refused": sorted(refused)}, actor=principal.actor)
+        session.flush()
+    return done, refused
 
 
 def requeue(session: Session, d: Delivery, now: datetime) -> int:

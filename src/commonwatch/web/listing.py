@@ -34,6 +34,8 @@ from commonwatch.i18n import _
 DEFAULT_PER_PAGE = 50
 #: The parameters every list understands; a list's own filters are named in its spec.
 LIST_PARAMS = ("sort", "dir", "cursor", "before")
+#: The longest free text or filter value a list takes (as the search fields of the API).
+MAX_FILTER_CHARS = 1000
 
 
 @dataclass(frozen=True)
@@ -129,9 +131,12 @@ def parse_list_query(spec: ListSpec, params: Mapping[str, Any]) -> ListQuery:
                 after = position
             else:
                 before = position
+    given = {k: str(params[k]).strip() for k in spec.filters if str(params.get(k) or "").strip()}
+    for name, text in given.items():
+        if len(text) > MAX_FILTER_CHARS:
+            errors.append(FieldError(name, _("is longer than {n} characters").format(n=MAX_FILTER_CHARS)))
     if errors:
         raise Invalid(errors)
-    given = {k: str(params[k]).strip() for k in spec.filters if str(params.get(k) or "").strip()}
     return ListQuery(sort=sort, descending=descending, after=after, before=before, params=given)
 
 

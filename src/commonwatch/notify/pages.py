@@ -127,6 +127,17 @@ async def deliveries_bulk(request: Request, principal: Principal = Depends(requi
     return redirect("/notify", message)
 
 
+@router.get("/notify/deliveries/{delivery_id}")
+def delivery_page(delivery_id: int, request: Request, principal: Principal = Depends(require("notify.read")),
+                  db: Session = Depends(get_db)) -> HTMLResponse:
+    d = services.get_delivery(db, principal, delivery_id)
+    return render(request, "notify/delivery.html", {
+        "title": _("Delivery {id}").format(id=d.id), "d": d, "events": services.delivery_events(db, d.id),
+        "org": _org_names(db, {d.org_id}).get(d.org_id, ""), "can_manage": principal.has("notify.manage"),
+        **_labels(),
+    })
+
+
 @router.post("/notify/deliveries/{delivery_id}/resend")
 def delivery_resend(delivery_id: int, request: Request, principal: Principal = Depends(require("notify.manage")),
                     db: Session = Depends(get_db)) -> Response:

@@ -24,7 +24,7 @@ from commonwatch.i18n import N_, _
 from commonwatch.incidents import alerts, reports, sharing
 from commonwatch.incidents import services as svc
 from commonwatch.incidents.attachments import AttachmentRefused
-from commonwatch.incidents.models import STATUSES, TASK_STATUSES, TRANSITIONS, Incident
+from commonwatch.incidents.models import STATUSES, TASK_STATUSES, TRANSITIONS, Incident, IncidentTask
 from commonwatch.incidents.rules import ROUTE_KEYS, TLP_LABELS, IncidentRules, load_incident_rules
 from commonwatch.incidents.timing import to_local_input
 from commonwatch.incidents.views import (
@@ -617,15 +617,29 @@ def summary_pdf(incident_id: int, request: Request, principal: Principal = Depen
 
 # --- coordination tasks portal ---------------------------------------------------------------------
 
+TASKS_LIST = ListSpec(path="/tasks", id_column=IncidentTask.id, sorts=svc.TASK_SORTS, default_sort="due",
+                      default_desc=False, filters=("q", "status"))
+
+
 @router.get("/tasks")
 def tasks_page(request: Request, principal: Principal = Depends(require("incidents.read")),
                db: Session = Depends(get_db)) -> HTMLResponse:
     rules, now, _tz = _ctx(request)
-    tasks = svc.list_tasks(db, principal)
+    errors: dict[str, str] = {}
+    try:
+        lq = parse_list_query(TASKS_LIST, request.query_params)
+        lst = list_page(db, svc.tasks_query(principal, lq.params.get("q", ""), lq.params.get("status", "")),
+                        TASKS_LIST, lq)
+    except Invalid as exc:
+        errors = exc.by_field()
+        lst = empty_page(TASKS_LIST, request.query_params)
+    tasks = list(lst.items)
     refs = {t.incident_id: db.get(Incident, t.incident_id).ref for t in tasks}
     return render(request, "incidents/tasks.html", {
-        "title": _("Coordination tasks"), "tasks": tasks, "refs": refs, "now": now,
-        "org_name": lambda i: svc.org_name(db, i), **_choices(rules)})
+        "title": _("Coordination tasks"), "tasks": tasks, "refs": refs, "now": now, "lst": lst, "errors": errors,
+        "f": {"status": lst.query.params.get("status", "")},
+        "all_task_statuses": [(s, svc.task_status_label(s)) for s in TASK_STATUSES],
+        "org_name": lambda i: svc.org_name(db, i), **_choices(rules)}, status_code=422 if errors else 200)
 
 
 @router.get("/tasks/{task_id}")

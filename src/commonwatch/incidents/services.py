@@ -13,7 +13,7 @@ import contextlib
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -920,6 +920,23 @@ def list_tasks(session: Session, principal: Principal, *, incident: Incident | N
     if open_only:
         stmt = stmt.where(IncidentTask.status.in_(("open", "acknowledged", "in_progress")))
     return list(session.scalars(stmt.order_by(IncidentTask.due_at.is_(None), IncidentTask.due_at, IncidentTask.id)))
+
+
+#: Tasks without a due date sort after every dated one (a NULL would break the keyset order).
+_NO_DUE_DATE = datetime(9999, 12, 31, tzinfo=UTC)
+#: The columns the task list may be sorted by (each never NULL).
+TASK_SORTS = {"due": func.coalesce(IncidentTask.due_at, _NO_DUE_DATE, type_=IncidentTask.due_at.type),
+              "created": IncidentTask.created_at, "title": IncidentTask.title, "status": IncidentTask.status}
+
+
+def tasks_query(principal: Principal, q: str = "", status: str = "") -> Any:
+    """The tasks the principal may see (its organisations' for a constituent), by title text and status."""
+    stmt = scope(select(IncidentTask), principal, IncidentTask)
+    if q.strip():
+        stmt = stmt.where(IncidentTask.title.ilike(f"%{q.strip()}%"))
+    if status:
+        stmt = stmt.where(IncidentTask.status == status)
+    return stmt
 
 
 def respond_task(session: Session, principal: Principal, task: IncidentTask, status: str, response: str, *,

@@ -324,3 +324,27 @@ def chromium_path() -> str:
     if not path:
         require_service("Chromium", "no chromium binary was found (apt-get install chromium)")
     return path
+
+
+@pytest.fixture
+def cli_run(settings, clock):
+    """Invoke the CLI (``cli_run("events", "export", ...)``) on the test's database and clock;
+    keyword arguments override settings."""
+    from typer.testing import CliRunner
+
+    from commonwatch.cli import app as cli
+    from commonwatch.runtime import Runtime, set_runtime
+
+    runtimes = []
+
+    def invoke(*args: str, **overrides):
+        rt = Runtime(settings.model_copy(update=overrides), clock)
+        runtimes.append(rt)
+        set_runtime(rt)
+        return CliRunner().invoke(cli, list(args))
+
+    yield invoke
+    set_runtime(None)
+    for rt in runtimes:
+        if "engine" in rt.__dict__:
+            rt.engine.dispose()

@@ -9,9 +9,11 @@ from rich.console import Console
 
 from commonwatch import __version__, capabilities
 from commonwatch.runtime import get_runtime
+from commonwatch.terminal import TIME_RULE
 
+# Plain help (no boxes or <type> placeholders): it is read in terminals and piped into pagers and files.
 app = typer.Typer(help="commonwatch: a platform for cybersecurity coordination centres.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, add_completion=False)
+                  pretty_exceptions_enable=False, add_completion=False, rich_markup_mode=None, epilog=TIME_RULE)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 

@@ -63,3 +63,21 @@ def test_console_script_init_and_demo(tmp_path):
     assert again.returncode == 0, again.stderr
     verify = subprocess.run([*exe, "audit", "verify"], env=env, capture_output=True, text=True, timeout=120)
     assert verify.returncode == 0 and "intact" in verify.stdout
+
+
+def test_audit_list_filters_the_log_newest_first(runtime, world_orgs):
+    runner = CliRunner()
+    for email in ("one@x.example", "two@x.example"):
+        added = runner.invoke(cli, ["user", "add", email, "--role", "constituent", "--org", str(world_orgs),
+                                    "--password-stdin"], input="a-long-password\n")
+        assert added.exit_code == 0, added.output
+    listed = runner.invoke(cli, ["audit", "list", "--entity", "users", "--limit", "5"])
+    assert listed.exit_code == 0, listed.output
+    header, *rows = [line.split("\t") for line in listed.stdout.splitlines()]
+    assert header == ["seq", "at", "actor", "action", "entity", "id"]
+    assert rows and all(r[4] == "users" for r in rows)
+    seqs = [int(r[0]) for r in rows]
+    assert seqs == sorted(seqs, reverse=True)
+    assert rows[0][1].endswith("+08:00")  # the installation's zone (Asia/Shanghai by default)
+    bad = runner.invoke(cli, ["audit", "list", "--since", "yesterday"])
+    assert bad.exit_code == 1 and "--since" in bad.output

@@ -6,11 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from typer.testing import CliRunner
 
-from commonwatch.cli import app as cli
 from commonwatch.db import session_scope
-from commonwatch.runtime import Runtime, set_runtime
 from tests.events.eventdata import insert_events, spread, stored_ids
 
 
@@ -35,19 +32,6 @@ def events_of(app, world, clock):
 
 
 @pytest.fixture
-def run(settings, clock):
-    """Invoke the CLI (``run("events", "export", ...)``) on the test's database and clock; keyword
-    arguments override settings."""
-    runtimes = []
-
-    def invoke(*args: str, **overrides):
-        rt = Runtime(settings.model_copy(update=overrides), clock)
-        runtimes.append(rt)
-        set_runtime(rt)
-        return CliRunner().invoke(cli, list(args))
-
-    yield invoke
-    set_runtime(None)
-    for rt in runtimes:
-        if "engine" in rt.__dict__:
-            rt.engine.dispose()
+def run(cli_run):
+    """The CLI on the test's database and clock (``tests/conftest.py: cli_run``)."""
+    return cli_run

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -61,3 +62,52 @@ def test_bad_filters_and_oversized_selections_fail_clearly(run, tmp_path, world,
     assert fmt.exit_code == 1 and "--format:" in fmt.output
     big = run("events", "export", "-o", str(out), events_export_max_rows=10)
     assert big.exit_code == 1 and "export limit" in big.output and not out.exists()
+
+
+def test_search_prints_the_page_untruncated_with_local_times_and_the_cursor(run, world, events_of):
+    rows = events_of(120)
+    result = run("events", "search", "--type", "scanner", "--limit", "5", timezone="Asia/Shanghai")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    header = lines[0].split("\t")
+    assert header[:3] == ["id", "time.source", "classification.type"]
+    scanners = sorted((r for r in rows if r["classification_type"] == "scanner"),
+                      key=lambda r: (r["time_source"], r["id"]), reverse=True)
+    got = [line.split("\t") for line in lines[1:]]
+    assert [int(g[0]) for g in got] == [r["id"] for r in scanners[:5]]
+    # Shown in the installation's zone with its offset, to the second.
+    assert got[0][1] == scanners[0]["time_source"].astimezone(ZoneInfo("Asia/Shanghai")).replace(
+        microsecond=0).isoformat()
+    assert got[0][1].endswith("+08:00")
+    assert f"{len(scanners)} event(s) match" in result.stderr and "--cursor " in result.stderr
+    cursor = result.stderr.split("--cursor ")[1].split()[0]
+    more = run("events", "search", "--type", "scanner", "--limit", "5", "--cursor", cursor)
+    assert [int(x.split("\t")[0]) for x in more.stdout.splitlines()[1:]] == [r["id"] for r in scanners[5:10]]
+
+
+def test_naive_times_on_the_command_line_are_read_in_the_installation_zone(run, world, events_of):
+    rows = events_of(200)
+    # 2026-11-25T08:00 in Shanghai is 00:00 UTC.
+    result = run("events", "count", "--by", "type", "--from", "2026-11-25T08:00", timezone="Asia/Shanghai")
+    assert result.exit_code == 0, result.output
+    midnight = datetime(2026, 11, 25, tzinfo=UTC)
+    expected: dict[str, int] = {}
+    for r in rows:
+        if r["time_source"] >= midnight:
+            expected[r["classification_type"]] = expected.get(r["classification_type"], 0) + 1
+    got = {line.split("\t")[0]: int(line.split("\t")[1]) for line in result.stdout.splitlines()[1:]}
+    assert got == expected and result.stdout.splitlines()[0] == "type\tevents"
+
+
+def test_count_and_search_name_the_bad_option(run, world):
+    bad = run("events", "count", "--by", "colour")
+    assert bad.exit_code == 1 and "--by:" in bad.output and "colour" in bad.output
+    bad = run("events", "search", "--ip", "10.0.0.1/8")
+    assert bad.exit_code == 1 and "--ip:" in bad.output
+
+
+def test_help_is_plain_and_states_the_time_rule(run):
+    result = run("events", "search", "--help")
+    assert result.exit_code == 0
+    assert "<bool>" not in result.output and "╭" not in result.output
+    assert "installation's time zone" in result.output

@@ -80,6 +80,29 @@ def test_csv_cells_that_would_run_as_formulas_are_neutralised(app, client, world
     assert not any(v.startswith(("=", "+", "-", "@")) for v in line.values())
 
 
+def test_csv_cells_come_back_exactly_as_stored_through_a_csv_reader(app, client, world):
+    """The CSV is rendered column by column: quotes, separators, line breaks inside a cell, empty
+    text, fractional seconds and non-ASCII text must read back as Python's csv module wrote them."""
+    tricky = {"feed_name": 'say "hi", then\r\nleave', "feed_provider": "", "source_as_name": "中国电信,骨干网",
+              "source_fqdn": "cr\ronly.example", "malware_name": "lf\nonly", "source_url": " lead and trail "}
+    at = datetime.fromisoformat("2026-11-25T01:00:00.000120+00:00")
+    rows = [event_row(1, at=at, org_id=world.org_a, **tricky),
+            event_row(2, at=datetime.fromisoformat("2026-11-25T00:00:00+00:00"), org_id=world.org_a)]
+    with session_scope(app.state.sessionmaker, actor="test") as s:
+        insert_events(s, rows)
+    text = _export(client, world.auth("a"), format="csv").text
+    assert text.endswith("\r\n") and not text.endswith("\r\n\r\n")
+    first, second = list(csv.DictReader(io.StringIO(text, newline="")))
+    for field, column in (("feed.name", "feed_name"), ("source.as_name", "source_as_name"),
+                          ("source.fqdn", "source_fqdn"), ("malware.name", "malware_name"),
+                          ("source.url", "source_url")):
+        assert first[field] == tricky[column]
+    assert first["feed.provider"] == ""
+    assert first["time.source"] == "2026-11-25T01:00:00.000120+00:00"
+    assert second["time.source"] == "2026-11-25T00:00:00+00:00"
+    assert json.loads(first["extra"]) == rows[0]["extra"]
+
+
 def test_json_array_and_lines_hold_the_filtered_events(client, world, events_of):
     rows = events_of(900)
     expected = {r["id"] for r in rows if r["severity"] in ("high", "critical")

@@ -7,6 +7,7 @@ the rows written, never by reading the store another way.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
@@ -16,7 +17,7 @@ from commonwatch.constituency import services as registry
 from commonwatch.db import make_engine, make_sessionmaker, session_scope
 from commonwatch.errors import Invalid, NotFound
 from commonwatch.events import search
-from commonwatch.events.store import MATCH_COLUMNS, StreamState, event_store
+from commonwatch.events.store import EXPORT_COLUMNS, MATCH_COLUMNS, StreamState, event_store
 from tests.events.eventdata import as_batch, principals, spread
 
 END = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
@@ -265,6 +266,27 @@ def test_export_stream_is_frozen_and_batched(env):
     capped = list(event_store(env["engine"], env["kind"]).iter_rows(env["who"]["a"], search.EventFilter(),
                                                                      max_rows=5, batch=2))
     assert [r.id for r in capped] == _newest_first([r for r in rows if r["org_id"] == env["a"]])[:5]
+
+
+def test_iter_frames_streams_what_iter_rows_does_as_typed_frames(env):
+    rows = env["rows"]
+    staff = env["who"]["staff"]
+    state = StreamState()
+    frames = list(event_store(env["engine"], env["kind"]).iter_frames(staff, search.EventFilter(), max_rows=10 * N,
+                                                                       batch=17, state=state))
+    assert all(0 < fr.height <= 17 for fr in frames) and state.rows == N
+    whole = pl.concat(frames)
+    assert tuple(whole.columns) == EXPORT_COLUMNS
+    assert whole.schema["time_source"] == pl.Datetime("us", "UTC") and whole.schema["extra"] == pl.String
+    assert whole["id"].to_list() == _newest_first(rows)
+    by_id = {r["id"]: r for r in rows}
+    for row in whole.head(20).iter_rows(named=True):
+        assert row["source_ip"] == by_id[row["id"]]["source_ip"]
+        expected = by_id[row["id"]]["extra"]
+        assert (json.loads(row["extra"]) if row["extra"] else None) == (expected or None)
+    mine = pl.concat(event_store(env["engine"], env["kind"]).iter_frames(env["who"]["a"], search.EventFilter(),
+                                                                          max_rows=5, batch=2))
+    assert mine["id"].to_list() == _newest_first([r for r in rows if r["org_id"] == env["a"]])[:5]
 
 
 def test_rewrite_match_moves_events_between_tenants(env):

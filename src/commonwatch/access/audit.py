@@ -264,6 +264,21 @@ class VerifyResult:
     anchors_checked: int = 0
 
 
+def entries_query(*, entity: str = "", actor: str = "", action: str = "", since: datetime | None = None) -> Any:
+    """The audit log's links matching the filters the audit page and ``audit list`` offer, newest
+    first: an entity exactly, a part of the actor, an action exactly, from a time on."""
+    stmt = select(AuditEntry)
+    if entity:
+        stmt = stmt.where(AuditEntry.entity == entity)
+    if actor:
+        stmt = stmt.where(AuditEntry.actor.contains(actor))
+    if action:
+        stmt = stmt.where(AuditEntry.action == action)
+    if since is not None:
+        stmt = stmt.where(AuditEntry.at >= since)
+    return stmt.order_by(AuditEntry.seq.desc())
+
+
 def verify(conn: Connection | Session, batch: int = 5000, *, anchors: Sequence[Any] = ()) -> VerifyResult:
     """Walk the chain in order; report the first link that was edited, removed or moved, then check
     it against ``anchors`` (heads recorded outside the database, see ``access.anchor``): a link an

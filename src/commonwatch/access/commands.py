@@ -1,4 +1,4 @@
-"""CLI: ``user add``, ``user list``, ``token create|list|revoke``, ``audit verify|anchor``,
+"""CLI: ``user add``, ``user list``, ``token create|list|revoke``, ``audit list|verify|anchor``,
 ``signin unlock``."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from commonwatch.access import services as access
 from commonwatch.access.models import ApiToken, User
 from commonwatch.errors import Invalid
 from commonwatch.runtime import get_runtime
+from commonwatch.terminal import TIME_RULE, print_table, show_time
 
 user_app = typer.Typer(help="Users and their roles.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens for Authorization: Bearer.", no_args_is_help=True)
@@ -130,6 +131,29 @@ def audit_verify(anchors: Path | None = typer.Option(
         return
     typer.echo(f"audit log BROKEN at link {result.seq}: {result.problem} ({result.checked} links good before it)")
     raise typer.Exit(1)
+
+
+@audit_app.command("list", epilog=TIME_RULE)
+def audit_list(entity: str = typer.Option("", help="Only links about this entity (e.g. incidents, events)."),
+               actor: str = typer.Option("", help="Only links whose actor contains this."),
+               action: str = typer.Option("", help="Only this action (create, update, delete, export, ...)."),
+               since: str = typer.Option(None, "--since", help="From this time on, ISO 8601."),
+               limit: int = typer.Option(100, "--limit", min=1, help="At most this many links.")) -> None:
+    """The audit log's newest links: sequence, time, actor, action, entity and id (the filters of the
+    audit page). ``audit verify`` checks the chain."""
+    from commonwatch.events.search import parse_time
+
+    rt = get_runtime()
+    try:
+        start = parse_time(since, "since", rt.settings.timezone) if since else None
+    except Invalid as exc:
+        _fail(f"--since: {exc.errors[0].reason}")
+    with rt.session("cli") as session:
+        entries = session.scalars(audit.entries_query(entity=entity, actor=actor, action=action, since=start)
+                                  .limit(limit)).all()
+        print_table(("seq", "at", "actor", "action", "entity", "id"),
+                    ((e.seq, show_time(e.at, rt.settings.timezone), e.actor, e.action, e.entity, e.entity_id)
+                     for e in entries))
 
 
 @audit_app.command("anchor")

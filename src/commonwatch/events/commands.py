@@ -13,49 +13,79 @@ import typer
 from commonwatch.access.principal import SYSTEM
 from commonwatch.errors import Invalid
 from commonwatch.events import export, search
-from commonwatch.events.store import StreamState
+from commonwatch.events.schema import FIELDS
+from commonwatch.events.store import DIMENSIONS, StreamState, event_store
 from commonwatch.i18n import _
 from commonwatch.runtime import get_runtime
+from commonwatch.terminal import TIME_RULE, print_table, show_time
 
 #: The ``events`` command group; other capabilities' event commands (``rematch``) add themselves here.
 events_app = typer.Typer(help="Security events: search, export, re-processing.", no_args_is_help=True)
 
 
-@events_app.command("export")
+# The page's filters, one definition for every command that selects events.
+FROM = typer.Option(None, "--from", help="Earliest time.source, ISO 8601.")
+TO = typer.Option(None, "--to", help="Latest time.source, exclusive; a bare date includes it.")
+ORG = typer.Option(None, "--org", help="Organisation id, or none for unmatched events.")
+SECTOR = typer.Option(None, "--sector", help="constituent.sector")
+CII = typer.Option(None, "--cii", help="true or false")
+TYPE = typer.Option(None, "--type", help="classification.type")
+TAXONOMY = typer.Option(None, "--taxonomy", help="classification.taxonomy")
+FEED = typer.Option(None, "--feed", help="feed.name; a trailing * matches a prefix")
+IP = typer.Option(None, "--ip", help="An address or a network (CIDR), IPv4 or IPv6.")
+ASN = typer.Option(None, "--asn", help="source.asn")
+COUNTRY = typer.Option(None, "--country", help="source.geolocation.cc")
+SEVERITY = typer.Option(None, "--severity", help="Exactly this severity.")
+MIN_SEVERITY = typer.Option(None, "--min-severity", help="This severity or a higher one.")
+TLP = typer.Option(None, "--tlp", help="TLP 2.0 label.")
+
+
+def _filter(rt, params: dict[str, str | None], *extra_fields: str) -> search.EventFilter:
+    """The filter of ``params`` (the page's parameter names); naive times in the installation's
+    zone (:data:`terminal.TIME_RULE`). A bad value fails naming its option."""
+    from commonwatch.cli import fail
+
+    try:
+        return search.parse_filter(params, naive_zone=rt.settings.timezone)
+    except Invalid as exc:
+        fail(_option_errors(exc, params, *extra_fields))
+        raise  # unreachable: fail exits
+
+
+def _option_errors(exc: Invalid, params: dict[str, str | None], *extra_fields: str) -> str:
+    return "; ".join((f"--{e.field.replace('_', '-')}: " if e.field in params or e.field in extra_fields else "")
+                     + e.reason for e in exc.errors)
+
+
+def _params(time_from, time_to, org, sector, cii, type_, taxonomy, feed, ip, asn, country, severity,
+            min_severity, tlp) -> dict[str, str | None]:
+    return {"from": time_from, "to": time_to, "org": org, "sector": sector, "cii": cii, "type": type_,
+            "taxonomy": taxonomy, "feed": feed, "ip": ip, "asn": asn, "country": country,
+            "severity": severity, "min_severity": min_severity, "tlp": tlp}
+
+
+@events_app.command("export", epilog=TIME_RULE)
 def events_export(
     format: str = typer.Option("csv", "--format", "-f", help="csv, json, jsonl or intelmq"),
     output: Path = typer.Option(None, "-o", "--output", help="File to write (default: standard output).",
                                 dir_okay=False),
-    time_from: str = typer.Option(None, "--from", help="Earliest time.source, ISO 8601 (no offset: UTC)."),
-    time_to: str = typer.Option(None, "--to", help="Latest time.source, exclusive; a bare date includes it."),
-    org: str = typer.Option(None, help="Organisation id, or none for unmatched events."),
-    sector: str = typer.Option(None, help="constituent.sector"),
-    cii: str = typer.Option(None, help="true or false"),
-    type_: str = typer.Option(None, "--type", help="classification.type"),
-    taxonomy: str = typer.Option(None, help="classification.taxonomy"),
-    feed: str = typer.Option(None, help="feed.name; a trailing * matches a prefix"),
-    ip: str = typer.Option(None, help="An address or a network (CIDR), IPv4 or IPv6."),
-    asn: str = typer.Option(None, help="source.asn"),
-    country: str = typer.Option(None, help="source.geolocation.cc"),
-    severity: str = typer.Option(None, help="Exactly this severity."),
-    min_severity: str = typer.Option(None, "--min-severity", help="This severity or a higher one."),
-    tlp: str = typer.Option(None, help="TLP 2.0 label."),
+    time_from: str = FROM, time_to: str = TO, org: str = ORG, sector: str = SECTOR, cii: str = CII,
+    type_: str = TYPE, taxonomy: str = TAXONOMY, feed: str = FEED, ip: str = IP, asn: str = ASN,
+    country: str = COUNTRY, severity: str = SEVERITY, min_severity: str = MIN_SEVERITY, tlp: str = TLP,
 ) -> None:
     """Export events matching the filters. The export is recorded in the audit log."""
     from commonwatch.cli import fail
 
     rt = get_runtime()
-    params = {"from": time_from, "to": time_to, "org": org, "sector": sector, "cii": cii, "type": type_,
-              "taxonomy": taxonomy, "feed": feed, "ip": ip, "asn": asn, "country": country,
-              "severity": severity, "min_severity": min_severity, "tlp": tlp}
+    params = _params(time_from, time_to, org, sector, cii, type_, taxonomy, feed, ip, asn, country, severity,
+                     min_severity, tlp)
+    f = _filter(rt, params, "format")
     try:
-        f = search.parse_filter(params)
         with rt.session("cli") as session:
             prepared = export.prepare(session, rt.engine, SYSTEM, f, format,
                                       max_rows=rt.settings.events_export_max_rows)
     except Invalid as exc:
-        fail("; ".join((f"--{e.field.replace('_', '-')}: " if e.field in params or e.field == "format" else "")
-                       + e.reason for e in exc.errors))
+        fail(_option_errors(exc, params, "format"))
     state = StreamState()
     if output is None:
         for chunk in prepared.stream(state):
@@ -65,6 +95,65 @@ def events_export(
         _write_atomically(output, prepared.stream(state))
     target = output or "standard output"
     typer.echo(f"exported {state.rows:,} event(s) as {prepared.format} to {target}", err=True)
+
+
+#: The columns ``events search`` shows: what the events page shows.
+SEARCH_COLUMNS = ("id", "time.source", "classification.type", "source.ip", "source.port", "source.asn",
+                  "source.geolocation.cc", "source.fqdn", "feed.name", "severity", "constituent.org_id")
+
+
+@events_app.command("search", epilog=TIME_RULE)
+def events_search(
+    limit: int = typer.Option(50, "--limit", min=1, max=search.MAX_PAGE_SIZE, help="Events per page."),
+    cursor: str = typer.Option(None, "--cursor", help="Go on after this cursor (printed by the page before)."),
+    time_from: str = FROM, time_to: str = TO, org: str = ORG, sector: str = SECTOR, cii: str = CII,
+    type_: str = TYPE, taxonomy: str = TAXONOMY, feed: str = FEED, ip: str = IP, asn: str = ASN,
+    country: str = COUNTRY, severity: str = SEVERITY, min_severity: str = MIN_SEVERITY, tlp: str = TLP,
+) -> None:
+    """One page of events matching the filters, newest first, as the events page shows them; the
+    count and the next page's cursor go to standard error."""
+    from commonwatch.cli import fail
+
+    rt = get_runtime()
+    f = _filter(rt, _params(time_from, time_to, org, sector, cii, type_, taxonomy, feed, ip, asn, country,
+                            severity, min_severity, tlp))
+    try:
+        with rt.session("cli") as session:
+            page = event_store(session).search_page(SYSTEM, f, limit=limit, after=cursor or None)
+    except Invalid as exc:
+        fail(_option_errors(exc, {"cursor": cursor}))
+    columns = {f.name: f.column for f in FIELDS} | {"id": "id"}
+    tz = rt.settings.timezone
+    rows = ([show_time(getattr(e, columns[name]), tz) if name == "time.source" else getattr(e, columns[name])
+             for name in SEARCH_COLUMNS] for e in page.items)
+    print_table(SEARCH_COLUMNS, rows)
+    total = f"{page.total:,}" if page.total_exact else f"more than {page.total:,}"
+    typer.echo(f"{total} event(s) match" + (f"; next page: --cursor {page.next_cursor}" if page.next_cursor
+                                              else ""), err=True)
+
+
+@events_app.command("count", epilog=TIME_RULE)
+def events_count(
+    by: str = typer.Option("type", "--by", help="Comma-separated: hour, day and any of "
+                           + ", ".join(DIMENSIONS) + "."),
+    time_from: str = FROM, time_to: str = TO, org: str = ORG, sector: str = SECTOR, cii: str = CII,
+    type_: str = TYPE, taxonomy: str = TAXONOMY, feed: str = FEED, ip: str = IP, asn: str = ASN,
+    country: str = COUNTRY, severity: str = SEVERITY, min_severity: str = MIN_SEVERITY, tlp: str = TLP,
+) -> None:
+    """Events matching the filters counted per value of ``--by``, largest first (hour and day
+    buckets are UTC, as the statistics keep them)."""
+    from commonwatch.cli import fail
+
+    rt = get_runtime()
+    f = _filter(rt, _params(time_from, time_to, org, sector, cii, type_, taxonomy, feed, ip, asn, country,
+                            severity, min_severity, tlp))
+    keys = [k.strip() for k in by.split(",") if k.strip()]
+    try:
+        with rt.session("cli") as session:
+            counted = event_store(session).counts(SYSTEM, keys, f=f)
+    except Invalid as exc:
+        fail(_option_errors(exc, {"by": by}))
+    print_table([*keys, "events"], ([*row.key, row.count] for row in counted))
 
 
 @events_app.command("migrate-store")

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import polars as pl
 from sqlalchemy.engine import Engine, Row
 from sqlalchemy.orm import Session
 
@@ -40,8 +41,8 @@ from commonwatch.clock import ensure_utc
 from commonwatch.errors import Invalid
 from commonwatch.events import search
 from commonwatch.events.schema import FIELDS, INTELMQ_FIELDS
-from commonwatch.events.store import StreamState, event_store
-from commonwatch.exports import csv_text
+from commonwatch.events.store import EXPORT_COLUMNS, StreamState, event_store, frames_of_rows
+from commonwatch.exports import csv_text, frame_csv
 from commonwatch.i18n import _
 
 FORMATS: tuple[str, ...] = ("csv", "json", "jsonl", "intelmq")
@@ -59,9 +60,11 @@ _INTELMQ_NATIVE = frozenset({"severity", "tlp"})
 OWN_PREFIX = "extra.commonwatch."
 CSV_HEADER: tuple[str, ...] = ("id", *(f.name for f in FIELDS))
 _CSV_HEADER_TEXT = csv_text(CSV_HEADER, [])
-_NAMES = ("id", *(f.name for f in FIELDS))
-_COLUMNS = ("id", *(f.column for f in FIELDS))
+_NAMES = CSV_HEADER
 _TIME_NAMES = ("time.source", "time.observation")
+#: Rows per frame of a CSV export: large enough that rendering is column by column, small enough
+#: that a chunk of text stays a few MB.
+CSV_FRAME_ROWS = 50_000
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -72,7 +75,7 @@ def _values(row: Any) -> tuple[Any, ...]:
     """The values of a row of :data:`store.sql.EXPORT_COLUMNS` (or of an ``Event``) in that order."""
     if isinstance(row, Row):
         return tuple(row)
-    return tuple(getattr(row, column) for column in _COLUMNS)
+    return tuple(getattr(row, column) for column in EXPORT_COLUMNS)
 
 
 def event_record(row: Any) -> dict[str, Any]:
@@ -116,24 +119,25 @@ def intelmq_extra(extra: dict[str, Any]) -> Iterator[tuple[str, Any]]:
         yield (key if key in INTELMQ_FIELDS else f"extra.{key}"), value
 
 
-_BY_TYPE = {name: i for i, name in enumerate(_COLUMNS)}
-_TIME_CELLS = tuple(_BY_TYPE[c] for c in ("time_source", "time_observation"))
-_BOOL_CELLS = (_BY_TYPE["constituent_cii"],)
-_JSON_CELLS = (_BY_TYPE["extra"],)
+def csv_cells(frame: pl.DataFrame) -> pl.DataFrame:
+    """A frame of :meth:`EventStore.iter_frames` as the CSV export's cells: times in ISO 8601 with
+    their offset (as ``datetime.isoformat`` writes them), ``constituent.cii`` true or false."""
+    def iso(name: str) -> pl.Expr:
+        t = pl.col(name).dt.convert_time_zone("UTC")
+        return (pl.when(t.dt.microsecond() == 0).then(t.dt.strftime("%Y-%m-%dT%H:%M:%S+00:00"))
+                .otherwise(t.dt.strftime("%Y-%m-%dT%H:%M:%S%.6f+00:00")).alias(name))
+
+    return frame.with_columns(iso("time_source"), iso("time_observation"),
+                              pl.when(pl.col("constituent_cii")).then(pl.lit("true"))
+                              .otherwise(pl.lit("false")).alias("constituent_cii"))
 
 
-def _csv_cells(row: Any) -> list[Any]:
-    """One row (any store's) as CSV cells in :data:`store.sql.EXPORT_COLUMNS` order; only the few
-    typed cells are touched."""
-    cells = list(_values(row))
-    for i in _TIME_CELLS:
-        cells[i] = _iso(cells[i])
-    for i in _BOOL_CELLS:
-        cells[i] = "true" if cells[i] else "false"
-    for i in _JSON_CELLS:
-        if cells[i] is not None:
-            cells[i] = json.dumps(cells[i], ensure_ascii=False, sort_keys=True)
-    return cells
+def render_csv(frames: Iterable[pl.DataFrame]) -> Iterator[str]:
+    """The CSV export: the header, then one chunk of text per frame, rendered column by column;
+    every text cell through the formula guard (:func:`commonwatch.exports.frame_csv`)."""
+    yield _CSV_HEADER_TEXT
+    for frame in frames:
+        yield frame_csv(csv_cells(frame.select(EXPORT_COLUMNS)))
 
 
 def _chunks(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -154,11 +158,7 @@ def _dumps(record: dict[str, Any]) -> str:
 def render(fmt: str, rows: Iterable[Any], chunk_rows: int = 2000) -> Iterator[str]:
     """The text of an export, in chunks of about ``chunk_rows`` events."""
     if fmt == "csv":
-        yield _CSV_HEADER_TEXT
-        for batch in _chunks(rows, chunk_rows):
-            cells = (_csv_cells(r) for r in batch)
-            # write_csv neutralises formula cells; the header it repeats is cut off each chunk.
-            yield csv_text(CSV_HEADER, cells)[len(_CSV_HEADER_TEXT):]
+        yield from render_csv(frames_of_rows(rows, chunk_rows))
     elif fmt == "json":
         yield "["
         first = True
@@ -196,8 +196,12 @@ class Prepared:
     up_to_id: int  # the selection is frozen there: events stored later are not in this export
 
     def stream(self, state: StreamState | None = None) -> Iterator[str]:
-        rows = event_store(self.engine).iter_rows(self.principal, self.filter, max_rows=self.rows,
-                                up_to_id=self.up_to_id, state=state)
+        store = event_store(self.engine)
+        if self.format == "csv":
+            return render_csv(store.iter_frames(self.principal, self.filter, max_rows=self.rows,
+                                                batch=CSV_FRAME_ROWS, up_to_id=self.up_to_id, state=state))
+        rows = store.iter_rows(self.principal, self.filter, max_rows=self.rows, up_to_id=self.up_to_id,
+                               state=state)
         return render(self.format, rows)
 
     def filename(self, now: datetime) -> str:

@@ -95,9 +95,10 @@ class EventFilter:
 def parse_time(value: str, field_name: str, naive_zone: str = "UTC", *, end_of_day: bool = False) -> datetime:
     """An ISO 8601 time (``2026-11-25T10:00+08:00``, ``...Z``) or date, as UTC.
 
-    A time without an offset is read in ``naive_zone`` (UTC for the API and the command line, the
-    viewer's zone for the pages, whose date-time fields carry none). A bare date means the start
-    of that day, or with ``end_of_day`` the start of the next (so ``to=2026-11-25`` includes it).
+    A time without an offset is read in ``naive_zone``: UTC for the API (a machine interface), the
+    person's zone for the pages and the command line (:data:`commonwatch.terminal.TIME_RULE`). A bare
+    date means the start of that day, or with ``end_of_day`` the start of the next (so
+    ``to=2026-11-25`` includes it).
     """
     text = value.strip()
     try:

@@ -42,6 +42,18 @@ class BadRecord:
     raw: str  # the record as it was (truncated by the parser to a sane length)
 
 
+@dataclass(frozen=True)
+class Shape:
+    """What a source's header looked like against the feed's mapping, for feed health
+    (``feeds.health``): the feed it belongs to, the columns it had, the columns its mapping
+    knows and the ones the mapping requires. ``mapped`` empty means no mapping to compare with."""
+
+    feed: str
+    header: tuple[str, ...] = ()
+    mapped: tuple[str, ...] = ()
+    required: tuple[str, ...] = ()
+
+
 @dataclass
 class ParsedBatch:
     """Rows parsed from one part of a source.
@@ -57,6 +69,8 @@ class ParsedBatch:
     frame: pl.DataFrame
     bad: list[BadRecord] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: the source's header against the mapping (parsers with a column mapping set it)
+    shape: Shape | None = None
 
 
 class Parser(Protocol):

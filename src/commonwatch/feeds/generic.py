@@ -31,7 +31,7 @@ import yaml
 from commonwatch.errors import Invalid
 from commonwatch.events.schema import BY_NAME, INTELMQ_FIELDS
 from commonwatch.feeds.abusech import _objects_batch
-from commonwatch.feeds.base import ParsedBatch, Source
+from commonwatch.feeds.base import ParsedBatch, Shape, Source
 from commonwatch.feeds.common import iter_csv, iter_json_lines, load_json_document, records_frame, rename_to_fields
 from commonwatch.i18n import _
 
@@ -99,9 +99,11 @@ class GenericParser:
     def parse(self, source: Source) -> Iterator[ParsedBatch]:
         fmt = self.spec.get("format", "csv")
         if fmt == "csv":
-            for frame, bad, notes, _h in iter_csv(source, sep=str(self.spec.get("separator", ",")),
-                                                   comment=self.spec.get("comment"), header=self.spec.get("header")):
-                yield ParsedBatch(self._rename(frame), bad, notes)
+            for frame, bad, notes, header in iter_csv(source, sep=str(self.spec.get("separator", ",")),
+                                                       comment=self.spec.get("comment"),
+                                                       header=self.spec.get("header")):
+                yield ParsedBatch(self._rename(frame), bad, notes,
+                                  Shape(str(self.spec["name"]), tuple(header or ()), tuple(self.mapping)))
         elif fmt == "jsonl":
             for frame, bad, notes in iter_json_lines(source):
                 yield ParsedBatch(self._rename(frame), bad, notes)

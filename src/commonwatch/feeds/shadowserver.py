@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from commonwatch.errors import Invalid
-from commonwatch.feeds.base import ParsedBatch, Source
+from commonwatch.feeds.base import ParsedBatch, Shape, Source
 from commonwatch.feeds.common import iter_csv, rename_to_fields
 from commonwatch.i18n import _
 
@@ -198,7 +198,11 @@ class ShadowserverParser:
                 if note:
                     notes = [note, *notes]
             if report is None:
-                yield ParsedBatch(frame, bad, notes)
+                # no header (an empty file): still the named report's run, for feed health
+                known = self.reports.get(by_name or "")
+                shape = Shape(f"shadowserver-{known.name}", (), tuple(known.mapping), known.required) if known \
+                    else None
+                yield ParsedBatch(frame, bad, notes, shape)
                 continue
             present = [c for c in report.required if c not in header]
             if present and frame.height:
@@ -206,7 +210,11 @@ class ShadowserverParser:
                     report=report.name, cols=", ".join(present)), *notes]
             out = rename_to_fields(frame, report.mapping, constants={
                 "feed.name": f"shadowserver-{report.name}", "feed.provider": "Shadowserver", **report.constants})
-            yield ParsedBatch(out, bad, notes)
+            # A generic fallback has no mapping to hold the header against (mapped stays empty).
+            known = report.name in self.reports
+            yield ParsedBatch(out, bad, notes, Shape(f"shadowserver-{report.name}", tuple(header),
+                                                     tuple(report.mapping) if known else (),
+                                                     report.required if known else ()))
 
     def _choose(self, by_name: str | None, header: list[str], dated: bool) -> tuple[Report, str]:
         if by_name in self.reports:

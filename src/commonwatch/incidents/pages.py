@@ -33,6 +33,7 @@ from commonwatch.incidents.views import (
     describe,
     grading_rows,
     level_label,
+    next_action,
     state_label,
 )
 from commonwatch.web.deps import get_db, require
@@ -345,10 +346,13 @@ def _case_page(request: Request, db: Session, principal: Principal, incident_id:
         Organisation.kind == OrgKind.PARTNER_CERT).order_by(Organisation.name))] if principal.is_staff else []
     task_orgs = [(o.id, o.name) for o in db.scalars(select(Organisation).order_by(Organisation.name))] \
         if principal.has("incidents.manage") else []
+    clocks = clock_rows(incident, rules, now)
     return render(request, "incidents/case.html", {
         "title": f"{incident.ref} · {incident.title}", "incident": incident,
         "org": db.get(Organisation, incident.org_id),
-        "owner": owner, "clocks": clock_rows(incident, rules, now), "grading": grading_rows(incident, rules),
+        "owner": owner, "clocks": clocks, "grading": grading_rows(incident, rules),
+        "next_action": next_action(incident, clocks, staff=principal.is_staff,
+                                   can_edit=svc.can_edit_report(principal, incident)),
         "timeline": [(e, describe(e, rules, tz)) for e in svc.list_timeline(db, principal, incident)],
         "comments": svc.list_comments(db, principal, incident),
         "attachments": svc.list_attachments(db, principal, incident),

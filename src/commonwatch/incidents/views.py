@@ -50,6 +50,26 @@ def clock_rows(incident: Incident, rules: IncidentRules, now: datetime) -> list[
     return rows
 
 
+def next_action(incident: Incident, clock_list: list[dict[str, Any]], *, staff: bool,
+                can_edit: bool) -> tuple[str, str] | None:
+    """What the case needs next, as ``(text, tab)``: the most urgent open clock first (missed,
+    then at risk, then the earliest due), then an owner for a new case; ``None`` when nothing is
+    waiting. The reporter sees only what it can act on."""
+    from commonwatch.incidents.models import OPEN_STATUSES
+
+    urgency = {"missed": 0, "at_risk": 1, "running": 2}
+    live = sorted((c for c in clock_list if c["live"] and c["state"] in urgency),
+                  key=lambda c: (urgency[c["state"]], c["due_at"]))
+    if live and (staff or can_edit):
+        c = live[0]
+        text = (_("{duty}: missed — do it now") if c["state"] == "missed"
+                else _("{duty}: due in {left}")).format(duty=c["title"], left=c["remaining"])
+        return text, "clocks"
+    if staff and incident.owner_id is None and incident.status in OPEN_STATUSES:
+        return _("Assign an owner"), "handling"
+    return None
+
+
 def clocks_json(incident: Incident, rules: IncidentRules, now: datetime) -> list[dict[str, Any]]:
     return [{"clock": r["key"], "title": r["title"], "recipients": r["recipients"],
              "due_at": r["due_at"].isoformat() if r["due_at"] else None,

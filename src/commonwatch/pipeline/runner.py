@@ -29,6 +29,7 @@ from commonwatch.enrichment.services import load_enrichment
 from commonwatch.errors import Invalid
 from commonwatch.events.taxonomy import load_taxonomy
 from commonwatch.feeds.base import LINE, BadRecord, ParsedBatch, Parser, Source
+from commonwatch.feeds.health import RunRecorder
 from commonwatch.i18n import _
 from commonwatch.pipeline.models import IngestRun
 from commonwatch.pipeline.stages import Params, Processed, References, process_batch
@@ -155,8 +156,10 @@ def ingest_sources(engine: Engine, sessionmaker, sources: Iterable[Source], pars
     timings: dict[str, float] = {}
     status, error = "done", ""
     writer = BatchWriter(engine, run_id, feed_label, clock, progress, timings, commit_rows, commit_seconds)
+    health = RunRecorder(feed_label, actor)  # feed health: per-feed figures of this run (feeds.health)
     try:
         for source in sources:
+            source = health.watch(source)
             for parsed in parse_safely(parser, source):
                 params = Params(now=clock.now(), dedup_window=dedup_window)
                 if parsed.frame.height and "feed.name" not in parsed.frame.columns:
@@ -167,9 +170,11 @@ def ingest_sources(engine: Engine, sessionmaker, sources: Iterable[Source], pars
                     timings[k] = timings.get(k, 0.0) + v
                 timings["total_stages"] = timings.get("total_stages", 0.0) + time.perf_counter() - t0
                 notes.extend(n for n in done.notes if n not in notes)
+                health.add(parsed, done.events, done.quarantine.height, done.rows_in)
                 writer.put(done, source.name)
                 if on_progress:
                     on_progress(progress)
+            health.source_done()
     except Invalid as exc:
         status, error = "failed", str(exc)
     except Exception as exc:
@@ -183,6 +188,7 @@ def ingest_sources(engine: Engine, sessionmaker, sources: Iterable[Source], pars
         raise
     if on_progress:
         on_progress(progress)
+    health.save(engine, run_id, clock.now())
     run = finish_run(sessionmaker, run_id, status, notes, error, clock, actor)
     return RunSummary(run_id, feed_label, source_label, status, run.rows_read, run.events_stored, run.duplicates,
                       run.quarantined, notes, error, timings)

@@ -96,3 +96,19 @@ def _dashboard_modules():
     from commonwatch import capabilities
 
     return list(capabilities.parts("dashboard"))
+
+
+@router.get("/search")
+def global_search(request: Request, q: str = "", principal: Principal = Depends(require_principal),
+                  db: Session = Depends(get_db)) -> Response:
+    """The header's search box: straight to the one object asked for, else the hits by capability."""
+    from commonwatch.web.globalsearch import search_everywhere
+
+    results = search_everywhere(db, principal, q)
+    target = results.only_exact()
+    if target is not None:
+        return RedirectResponse(target.href, status_code=303)
+    groups: dict[str, list[Any]] = {}
+    for hit in results.hits:
+        groups.setdefault(hit.group, []).append(hit)
+    return render(request, "web/search.html", {"title": _("Search"), "query": results.query, "groups": groups})

@@ -40,6 +40,8 @@ COLUMN_TYPES: dict[str, pl.DataType] = {
     "batch_id": pl.Int64(),
     "created_at": pl.Datetime("us", "UTC"),
 }
+#: The columns of a streamed export (:meth:`EventStore.iter_frames`), in this order.
+EXPORT_COLUMNS: tuple[str, ...] = ("id", *(f.column for f in FIELDS))
 #: The columns ``events rematch`` may rewrite (enrichment, match and classification outcomes).
 MATCH_COLUMNS: tuple[str, ...] = (
     "source_asn", "source_as_name", "source_cc", "org_id", "partner_org_id", "constituent_sector",
@@ -164,6 +166,13 @@ class EventStore(Protocol):
         """Every matching row newest first, read in short batches (an export)."""
         ...
 
+    def iter_frames(self, principal: Principal, f: EventFilter, *, max_rows: int, batch: int = 2000,
+                    up_to_id: int | None = None, state: StreamState | None = None) -> Iterator[pl.DataFrame]:
+        """What :meth:`iter_rows` streams, as frames of at most ``batch`` rows with the columns
+        :data:`EXPORT_COLUMNS` typed as :data:`COLUMN_TYPES` (``extra`` as its JSON text): for
+        exports rendered column by column."""
+        ...
+
 
 _IMPLEMENTATIONS = ("sql", "parquet", "clickhouse")
 
@@ -267,6 +276,29 @@ def keyset_stream(ordered: Callable[..., list[Any]], *, max_rows: int, batch: in
         yield from rows
         if len(rows) < size:
             return
+
+
+def frames_of_rows(rows: Iterable[Any], batch: int) -> Iterator[pl.DataFrame]:
+    """Rows of a row-wise store (attributes named by column, ``extra`` a dict) as the frames of
+    :meth:`EventStore.iter_frames`, ``batch`` rows each."""
+    import json
+
+    schema = {name: COLUMN_TYPES[name] for name in EXPORT_COLUMNS}
+    chunk: list[Any] = []
+
+    def frame() -> pl.DataFrame:
+        columns = {name: [getattr(r, name) for r in chunk] for name in EXPORT_COLUMNS}
+        columns["extra"] = [v if v is None or isinstance(v, str) else json.dumps(v, ensure_ascii=False, sort_keys=True)
+                            for v in columns["extra"]]
+        return pl.DataFrame(columns, schema=schema)
+
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= batch:
+            yield frame()
+            chunk = []
+    if chunk:
+        yield frame()
 
 
 def records(frame: pl.DataFrame) -> list[SimpleNamespace]:

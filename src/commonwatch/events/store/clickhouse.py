@@ -78,6 +78,7 @@ from commonwatch.events.store import (
     StreamState,
     check_count_keys,
     check_page_request,
+    frames_of_rows,
     keyset_page,
     keyset_stream,
 )
@@ -752,6 +753,11 @@ class ClickHouseEventStore:
                   up_to_id: int | None = None, state: StreamState | None = None) -> Iterator[SimpleNamespace]:
         return keyset_stream(partial(self.ordered, principal, f, up_to_id=up_to_id), max_rows=max_rows,
                              batch=batch, state=state)
+
+    def iter_frames(self, principal: Principal, f: EventFilter, *, max_rows: int, batch: int = 2000,
+                    up_to_id: int | None = None, state: StreamState | None = None) -> Iterator[pl.DataFrame]:
+        return frames_of_rows(self.iter_rows(principal, f, max_rows=max_rows, batch=batch, up_to_id=up_to_id,
+                                             state=state), batch)
 
 
 def opened(bind: Any, settings: Any) -> ClickHouseEventStore:

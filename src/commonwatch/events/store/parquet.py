@@ -55,6 +55,7 @@ from commonwatch.events.store import (
     BUCKETS,
     COLUMN_TYPES,
     DIMENSIONS,
+    EXPORT_COLUMNS,
     MATCH_COLUMNS,
     CountRow,
     DayDrop,
@@ -615,6 +616,12 @@ class ParquetEventStore:
 
     def iter_rows(self, principal: Principal, f: EventFilter, *, max_rows: int, batch: int = 2000,
                   up_to_id: int | None = None, state: StreamState | None = None) -> Iterator[SimpleNamespace]:
+        for frame in self.iter_frames(principal, f, max_rows=max_rows, batch=batch, up_to_id=up_to_id,
+                                      state=state):
+            yield from as_records(frame)
+
+    def iter_frames(self, principal: Principal, f: EventFilter, *, max_rows: int, batch: int = 2000,
+                    up_to_id: int | None = None, state: StreamState | None = None) -> Iterator[pl.DataFrame]:
         """Newest first, a UTC day at a time: each day's selection is read and sorted once (not
         once per batch, as a keyset walk over the whole selection would), from one manifest, so
         memory holds one day and a compaction meanwhile changes nothing the stream sees."""
@@ -622,7 +629,6 @@ class ParquetEventStore:
         m = self.manifest()
         days = sorted({datetime.fromisoformat(seg[k]).astimezone(UTC).date()
                        for seg in m.segments for k in ("min_time", "max_time")}, reverse=True)
-        columns = ["id", *(fd.column for fd in FIELDS)]
         for day in days:
             start = datetime(day.year, day.month, day.day, tzinfo=UTC)
             end = start + timedelta(days=1)
@@ -634,12 +640,12 @@ class ParquetEventStore:
             if up_to_id is not None:
                 lf = lf.filter(pl.col("id") <= up_to_id)
             lf = lf.sort(["time_source", "id"], descending=True).head(max_rows - state.rows)
-            frame = lf.select(columns).collect()
+            frame = lf.select(EXPORT_COLUMNS).collect()
             for offset in range(0, frame.height, batch):
-                rows = as_records(frame.slice(offset, batch))
+                part = frame.slice(offset, batch)
                 state.batches += 1
-                state.rows += len(rows)
-                yield from rows
+                state.rows += part.height
+                yield part
             if state.rows >= max_rows:
                 return
 

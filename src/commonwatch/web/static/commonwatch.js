@@ -48,5 +48,33 @@
     } else if (t.name === "ids" && t.getAttribute("form")) {
       count(t.getAttribute("form"));
     }
+// Tabs: <nav data-tabs data-current="key"> with <a data-tab-link="key" href="#key"> links and
+// <section class="tabpanel" id="key"> panels. Without this file every panel shows, one after another.
+(function () {
+  "use strict";
+  document.querySelectorAll("nav[data-tabs]").forEach(function (nav) {
+    var links = Array.prototype.slice.call(nav.querySelectorAll("a[data-tab-link]"));
+    var keys = links.map(function (a) { return a.getAttribute("data-tab-link"); });
+    function show(key) {
+      if (keys.indexOf(key) < 0) { return false; }
+      keys.forEach(function (k) {
+        var panel = document.getElementById(k);
+        if (panel) { panel.hidden = k !== key; }
+      });
+      links.forEach(function (a) {
+        var on = a.getAttribute("data-tab-link") === key;
+        a.classList.toggle("current", on);
+        if (on) { a.setAttribute("aria-current", "true"); } else { a.removeAttribute("aria-current"); }
+      });
+      return true;
+    }
+    var fromHash = window.location.hash.replace(/^#/, "");
+    if (!show(fromHash)) { show(nav.getAttribute("data-current")) || show(keys[0]); }
+    document.addEventListener("click", function (ev) {
+      var a = ev.target.closest && ev.target.closest("a[data-tab-link]");
+      if (!a || !show(a.getAttribute("data-tab-link"))) { return; }
+      ev.preventDefault();
+      window.history.replaceState(null, "", "#" + a.getAttribute("data-tab-link"));
+    });
   });
 })();

@@ -48,6 +48,8 @@
     } else if (t.name === "ids" && t.getAttribute("form")) {
       count(t.getAttribute("form"));
     }
+  });
+})();
 // Tabs: <nav data-tabs data-current="key"> with <a data-tab-link="key" href="#key"> links and
 // <section class="tabpanel" id="key"> panels. Without this file every panel shows, one after another.
 (function () {

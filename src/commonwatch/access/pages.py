@@ -9,19 +9,20 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from commonwatch.access import anchor, audit, mfa, signin_locks
 from commonwatch.access import services as access
 from commonwatch.access.authsettings import auth_settings
-from commonwatch.access.models import ApiToken, User
+from commonwatch.access.models import ApiToken, AuditEntry, User
 from commonwatch.access.principal import Principal, Role, role_label
 from commonwatch.access.sso_pages import sign_on_choices
 from commonwatch.constituency.models import Organisation
 from commonwatch.errors import Invalid, NotFound
 from commonwatch.i18n import N_, _
 from commonwatch.web.deps import LANG_COOKIE, SESSION_COOKIE, SearchText, client_ip, get_db, require, require_principal
+from commonwatch.web.listing import ListSpec, empty_page, list_page, parse_list_query
 from commonwatch.web.nav import NavItem
 from commonwatch.web.pages import redirect, render, safe_next
 
@@ -265,18 +266,33 @@ def user_update(user_id: int, request: Request, name: str = Form(""), role: str 
 
 # --- the audit log -------------------------------------------------------------------------------
 
+AUDIT_LIST = ListSpec(path="/audit", id_column=AuditEntry.seq, default_sort="seq", per_page=100,
+                      sorts={"seq": AuditEntry.seq, "actor": AuditEntry.actor, "action": AuditEntry.action,
+                             "entity": AuditEntry.entity},
+                      filters=("q", "entity", "actor"))
+
+
 @router.get("/audit")
-def audit_page(request: Request, entity: str = "", actor: str = "", page: int = 1, verify: bool = False,
-               principal: Principal = Depends(require("audit.read")), db: Session = Depends(get_db)) -> HTMLResponse:
-    per_page = 100
-    stmt = audit.entries_query(entity=entity, actor=actor)
-    total = db.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
-    entries = db.scalars(stmt.offset((max(page, 1) - 1) * per_page).limit(per_page))
+def audit_page(request: Request, verify: bool = False, principal: Principal = Depends(require("audit.read")),
+               db: Session = Depends(get_db)) -> HTMLResponse:
+    errors: dict[str, str] = {}
+    try:
+        lq = parse_list_query(AUDIT_LIST, request.query_params)
+        # The audit log is the centre's own: audit.read is a staff right, not a tenant's.
+        stmt = audit.entries_query(entity=lq.params.get("entity", ""), actor=lq.params.get("actor", ""))
+        if lq.params.get("q"):
+            text = lq.params["q"]
+            stmt = stmt.where(AuditEntry.action.contains(text) | AuditEntry.entity_id.contains(text))
+        lst = list_page(db, stmt, AUDIT_LIST, lq)
+    except Invalid as exc:
+        errors = exc.by_field()
+        lst = empty_page(AUDIT_LIST, request.query_params)
     result = anchor.verify(db, request.app.state.settings) if verify else None
     return render(request, "access/audit.html", {
-        "title": _("Audit log"), "entries": list(entries), "entity": entity, "actor": actor, "page": max(page, 1),
-        "pages": max(1, -(-total // per_page)), "result": result, "window": timedelta(0),
-    })
+        "title": _("Audit log"), "entries": list(lst.items), "lst": lst, "errors": errors,
+        "entity": lst.query.params.get("entity", ""), "actor": lst.query.params.get("actor", ""),
+        "result": result, "window": timedelta(0),
+    }, status_code=422 if errors else 200)
 
 
 from commonwatch.access.mfa_pages import router as _mfa_router  # noqa: E402 - the second-factor pages

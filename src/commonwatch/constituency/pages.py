@@ -26,7 +26,8 @@ from commonwatch.constituency.models import (
 from commonwatch.db import scope
 from commonwatch.errors import Invalid
 from commonwatch.i18n import N_, _
-from commonwatch.web.deps import SearchText, authorize, get_db, require
+from commonwatch.web.deps import authorize, get_db, require
+from commonwatch.web.listing import ListSpec, empty_page, list_page, parse_list_query
 from commonwatch.web.nav import NavItem
 from commonwatch.web.pages import redirect, render
 
@@ -50,17 +51,25 @@ def _choices() -> dict[str, Any]:
     }
 
 
+ORGS_LIST = ListSpec(path="/organisations", id_column=Organisation.id, sorts=registry.ORG_SORTS,
+                     default_sort="name", default_desc=False, filters=("q", "kind", "sector", "country"))
+
+
 @router.get("/organisations")
-def org_list(request: Request, q: SearchText = "", kind: str = "", sector: str = "", country: str = "", page: int = 1,
-             principal: Principal = Depends(require("registry.read")), db: Session = Depends(get_db)) -> HTMLResponse:
-    per_page = 50
-    rows, total = registry.search_orgs(db, principal, registry.OrgFilter(q, kind, sector, country),
-                                       page=page, per_page=per_page)
+def org_list(request: Request, principal: Principal = Depends(require("registry.read")),
+             db: Session = Depends(get_db)) -> HTMLResponse:
+    errors: dict[str, str] = {}
+    try:
+        lq = parse_list_query(ORGS_LIST, request.query_params)
+        f = registry.OrgFilter(*(lq.params.get(k, "") for k in ("q", "kind", "sector", "country")))
+        lst = list_page(db, registry.orgs_query(principal, f), ORGS_LIST, lq)
+    except Invalid as exc:
+        errors = exc.by_field()
+        lst = empty_page(ORGS_LIST, request.query_params)
     return render(request, "constituency/list.html", {
-        "title": _("Organisations"), "orgs": rows, "total": total, "page": max(page, 1),
-        "pages": max(1, -(-total // per_page)), "f": {"q": q, "kind": kind, "sector": sector, "country": country},
-        **_choices(),
-    })
+        "title": _("Organisations"), "orgs": list(lst.items), "lst": lst, "errors": errors,
+        "f": {k: lst.query.params.get(k, "") for k in ("q", "kind", "sector", "country")}, **_choices(),
+    }, status_code=422 if errors else 200)
 
 
 def _org_form(request: Request, db: Session, *, org: Organisation | None, form: dict, errors: dict,

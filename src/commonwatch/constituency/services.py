@@ -172,6 +172,20 @@ class OrgFilter:
 def search_orgs(session: Session, principal: Principal, f: OrgFilter, *, page: int = 1,
                 per_page: int = 50) -> tuple[list[Organisation], int]:
     """Organisations the principal may see, filtered; matches name, local name, networks, ASN or domain."""
+    stmt = orgs_query(principal, f)
+    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = session.scalars(stmt.order_by(Organisation.name).offset((max(page, 1) - 1) * per_page).limit(per_page))
+    return list(rows), total
+
+
+#: The columns the organisation list may be sorted by (each never NULL).
+ORG_SORTS = {"name": Organisation.name, "kind": Organisation.kind,
+             "sector": func.coalesce(Organisation.sector, ""), "country": func.coalesce(Organisation.country, ""),
+             "region": func.coalesce(Organisation.region, "")}
+
+
+def orgs_query(principal: Principal, f: OrgFilter) -> Any:
+    """The organisations the principal may see that ``f`` selects, as a scoped select."""
     stmt = scope(select(Organisation), principal, Organisation)
     if f.q:
         q = f.q.strip()
@@ -199,9 +213,7 @@ def search_orgs(session: Session, principal: Principal, f: OrgFilter, *, page: i
         stmt = stmt.where(Organisation.country == f.country.upper())
     if f.cii is not None:
         stmt = stmt.where((Organisation.kind == OrgKind.CII_OPERATOR) == f.cii)
-    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    rows = session.scalars(stmt.order_by(Organisation.name).offset((max(page, 1) - 1) * per_page).limit(per_page))
-    return list(rows), total
+    return stmt
 
 
 # --- resources -----------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -18,9 +18,10 @@ from commonwatch.db import get_scoped, scope
 from commonwatch.errors import Invalid
 from commonwatch.events import export, search, stats
 from commonwatch.events.schema import FIELDS, SEVERITIES, TLP_LABELS
-from commonwatch.events.store import event_store
+from commonwatch.events.store import event_store, records
 from commonwatch.i18n import N_, _
 from commonwatch.web.deps import get_db, require
+from commonwatch.web.listing import parse_bulk_ids
 from commonwatch.web.nav import NavItem
 from commonwatch.web.pages import render
 
@@ -39,8 +40,9 @@ def severity_label(level: str) -> str:
     return _(_SEVERITY_LABELS[level]) if level in _SEVERITY_LABELS else level
 
 
-def tlp_class(label: str) -> str:
-    return "tlp-" + label.lower().replace("+", "-")
+def tlp_class(label: str | None) -> str:
+    """The CSS class of a TLP label (none for an event stored without one)."""
+    return "tlp-" + label.lower().replace("+", "-") if label else ""
 
 
 def _org_choices(db: Session, principal: Principal) -> list[tuple[int, str]] | None:
@@ -103,9 +105,113 @@ def event_search(request: Request, principal: Principal = Depends(require("event
                          for fmt, label in (("csv", "CSV"), ("json", "JSON"), ("jsonl", "JSON lines"),
                                             ("intelmq", "IntelMQ"))] if f else [],
         "export_max": request.app.state.settings.events_export_max_rows,
-        **_helpers(),
+        "bulk_actions": bulk_choices(principal), **_helpers(),
     }
     return render(request, "events/search.html", context, status_code=422 if errors else 200)
+
+
+# --- bulk acts on the selected events ---------------------------------------------------------------------
+
+_BULK_LABELS = {"export-csv": N_("Export as CSV"), "incident-new": N_("Create an incident from them"),
+                "incident-link": N_("Link them to an incident")}
+
+
+def bulk_choices(principal: Principal) -> list[tuple[str, str]]:
+    """The acts the viewer may run on selected events (incidents need the right to manage them)."""
+    acts = ["export-csv"] + (["incident-new", "incident-link"] if principal.has("incidents.manage") else [])
+    return [(a, _(_BULK_LABELS[a])) for a in acts]
+
+
+def _visible_events(db: Session, principal: Principal, ids: list[int]) -> tuple[list[int], list[int]]:
+    """Of the selected ids, those the store lets the principal read, and the rest (refused)."""
+    seen = set(event_store(db).fetch(principal, ids, ())["id"].to_list())
+    return [i for i in ids if i in seen], [i for i in ids if i not in seen]
+
+
+def _events_confirm(request: Request, *, action: str, allowed: list[int], refused: list[int], form: dict,
+                    errors: dict, status_code: int = 200) -> HTMLResponse:
+    label = _(_BULK_LABELS[action])
+    n = len(allowed)
+    fields = []
+    if action == "incident-new":
+        fields = [{"name": "title", "label": _("Title"), "type": "text", "required": False, "options": None,
+                   "blank": None, "help": _("Left empty, the title names the events' type and count.")}]
+    elif action == "incident-link":
+        fields = [{"name": "incident", "label": _("Incident (reference or number)"), "type": "text",
+                   "required": True, "options": None, "blank": None, "help": None}]
+    return render(request, "web/bulk_confirm.html", {
+        "title": _("Confirm: {action}").format(action=label),
+        "summary": (_("{action}: {n} event is selected.") if n == 1
+                    else _("{action}: {n} events are selected.")).format(action=label, n=n),
+        "allowed": allowed, "refused": refused, "url": "/events/bulk", "action": action, "back": "/events",
+        "button": (_("{action}: {n} event") if n == 1 else _("{action}: {n} events")).format(action=label, n=n),
+        "fields": fields, "form": form, "errors": errors, "hidden": {},
+    }, status_code=status_code)
+
+
+def _incident_by_reference(db: Session, principal: Principal, text: str) -> Any:
+    from commonwatch.incidents import services as incidents
+    from commonwatch.incidents.models import Incident
+
+    text = text.strip()
+    found = db.scalar(scope(select(Incident), principal, Incident).where(Incident.ref == text)) if text else None
+    if found is None and text.isdigit():
+        found = get_scoped(db, principal, Incident, int(text))
+    if found is None:
+        raise Invalid("incident", _("“{value}” is not an incident you can see").format(value=text))
+    return incidents.get_incident(db, principal, found.id)
+
+
+@router.post("/events/bulk")
+async def events_bulk(request: Request, principal: Principal = Depends(require("events.read")),
+                      db: Session = Depends(get_db)) -> Response:
+    """Export the selected events, or open or link an incident with them: a confirmation first."""
+    from commonwatch.access import audit
+    from commonwatch.incidents import services as incidents
+    from commonwatch.incidents.rules import load_incident_rules
+    from commonwatch.web.pages import redirect
+
+    form = await request.form()
+    action = str(form.get("action", ""))
+    allowed_acts = [a for a, _label in bulk_choices(principal)]
+    if action not in allowed_acts:
+        raise Invalid("action", _("“{value}” is not one of: {choices}").format(
+            value=action, choices=", ".join(allowed_acts)))
+    ids = parse_bulk_ids(form.getlist("ids"))
+    data = {k: str(form.get(k, "")) for k in ("title", "incident")}
+    allowed, refused = _visible_events(db, principal, ids)
+    if not form.get("confirm") or not allowed:
+        return _events_confirm(request, action=action, allowed=allowed, refused=refused, form=data, errors={})
+    state = request.app.state
+    now = state.clock.now()
+    try:
+        if action == "export-csv":
+            audit.record(db, "events.export_selection", "events", f"bulk:{len(allowed)}",
+                         after={"format": "csv", "ids": allowed, "refused": refused}, actor=principal.actor)
+            frame = event_store(db).fetch(principal, allowed, [f.column for f in FIELDS], newest_first=True)
+            body = "".join(export.render("csv", records(frame)))
+            db.commit()
+            name = f"events-selection-{now:%Y%m%dT%H%M%SZ}.csv"
+            return Response(body, media_type=export.MEDIA_TYPES["csv"],
+                            headers={"Content-Disposition": f'attachment; filename="{name}"',
+                                     "X-Event-Count": str(len(allowed))})
+        rules = load_incident_rules(state.settings.data_dir)
+        if action == "incident-new":
+            extra = {"title": data["title"].strip()} if data["title"].strip() else {}
+            incident = incidents.create_from_events(db, principal, allowed, extra, now=now, rules=rules)
+            message = _("Incident {ref} filed.").format(ref=incident.ref)
+        else:
+            incident = _incident_by_reference(db, principal, data["incident"])
+            added = incidents.link_events(db, principal, incident, allowed, now=now)
+            message = _("{n} events linked to {ref}.").format(n=added, ref=incident.ref)
+    except Invalid as exc:
+        db.rollback()
+        return _events_confirm(request, action=action, allowed=allowed, refused=refused, form=data,
+                               errors=exc.by_field(), status_code=422)
+    db.commit()
+    if refused:
+        message += " " + _("{n} selected events you cannot see were left out.").format(n=len(refused))
+    return redirect(f"/incidents/{incident.id}", message)
 
 
 @router.get("/events/{event_id}")

@@ -24,7 +24,7 @@ from commonwatch.i18n import N_, _
 from commonwatch.incidents import alerts, reports, sharing
 from commonwatch.incidents import services as svc
 from commonwatch.incidents.attachments import AttachmentRefused
-from commonwatch.incidents.models import STATUSES, TASK_STATUSES, TRANSITIONS, Incident
+from commonwatch.incidents.models import STATUSES, TASK_STATUSES, TRANSITIONS, Incident, IncidentTask
 from commonwatch.incidents.rules import ROUTE_KEYS, TLP_LABELS, IncidentRules, load_incident_rules
 from commonwatch.incidents.timing import to_local_input
 from commonwatch.incidents.views import (
@@ -37,6 +37,7 @@ from commonwatch.incidents.views import (
     state_label,
 )
 from commonwatch.web.deps import get_db, require
+from commonwatch.web.listing import ListSpec, empty_page, list_page, parse_bulk_ids, parse_list_query
 from commonwatch.web.nav import NavItem
 from commonwatch.web.pages import redirect, render
 
@@ -82,26 +83,103 @@ def _choices(rules: IncidentRules) -> dict[str, Any]:
 
 # --- list and intake -------------------------------------------------------------------------------
 
+def _incident_list_spec(rules: IncidentRules) -> ListSpec:
+    return ListSpec(path="/incidents", id_column=Incident.id, sorts=svc.incident_sorts(rules),
+                    default_sort="discovered", filters=("q", "status", "level"))
+
+
 @router.get("/incidents")
-def incident_list(request: Request, q: str = "", status: str = "", level: str = "", page: int = 1,
-                  principal: Principal = Depends(require("incidents.read")),
+def incident_list(request: Request, principal: Principal = Depends(require("incidents.read")),
                   db: Session = Depends(get_db)) -> HTMLResponse:
     rules, now, tz = _ctx(request)
-    per_page = 50
-    rows, total = svc.search_incidents(db, principal, svc.IncidentFilter(q, status, level), page=page,
-                                       per_page=per_page)
+    spec = _incident_list_spec(rules)
+    errors: dict[str, str] = {}
+    try:
+        lq = parse_list_query(spec, request.query_params)
+        f = svc.IncidentFilter(lq.params.get("q", ""), lq.params.get("status", ""), lq.params.get("level", ""))
+        lst = list_page(db, svc.incidents_query(principal, f), spec, lq)
+    except Invalid as exc:
+        errors = exc.by_field()
+        lst = empty_page(spec, request.query_params)
     items = []
-    for incident in rows:
+    for incident in lst.items:
         clocks = [c for c in clock_rows(incident, rules, now) if c["live"]]
         items.append({"incident": incident, "org": svc.org_name(db, incident.org_id),
                       "next_clock": min(clocks, key=lambda c: c["due_at"]) if clocks else None})
+    can_manage = principal.has("incidents.manage")
     return render(request, "incidents/list.html", {
-        "title": _("Incidents"), "items": items, "total": total, "page": max(page, 1),
-        "pages": max(1, -(-total // per_page)), "f": {"q": q, "status": status, "level": level},
-        "can_report": principal.has("incidents.manage") or principal.has("incidents.report.own"),
-        "can_manage": principal.has("incidents.manage"), "now": now,
+        "title": _("Incidents"), "items": items, "lst": lst, "errors": errors,
+        "f": {k: lst.query.params.get(k, "") for k in ("q", "status", "level")},
+        "can_report": can_manage or principal.has("incidents.report.own"),
+        "can_manage": can_manage, "now": now,
+        "bulk_actions": _bulk_choices(db) if can_manage else [],
         "my_alerts": alerts.unread_for(db, principal), **_choices(rules),
-    })
+    }, status_code=422 if errors else 200)
+
+
+def _bulk_choices(db: Session) -> list[tuple[str, str]]:
+    """One choice per bulk act: ``status:<status>`` or ``assign:<user id>`` (``assign:`` for nobody)."""
+    choices = [(f"status:{s}", _("Change status to {status}").format(status=svc.status_label(s))) for s in STATUSES]
+    choices += [(f"assign:{u.id}", _("Assign to {name}").format(name=u.name or u.email)) for u in svc.staff_users(db)]
+    choices.append(("assign:", _("Assign to nobody")))
+    return choices
+
+
+def _bulk_action(raw: str) -> tuple[str, str, str]:
+    """``(act, value, label)`` of a bulk choice; :class:`Invalid` naming ``action`` if unknown."""
+    act, _sep, value = raw.partition(":")
+    if act not in svc.BULK_ACTIONS or (act == "status" and value not in STATUSES) \
+            or (act == "assign" and value and not value.isdigit()):
+        raise Invalid("action", _("“{value}” is not one of: {choices}").format(
+            value=raw, choices="status:<status>, assign:<user id>"))
+    if act == "status":
+        return act, value, _("Change status to {status}").format(status=svc.status_label(value))
+    return act, value, _("Assign")
+
+
+def _incident_bulk_confirm(request: Request, db: Session, principal: Principal, *, raw: str, ids: list[int],
+                           form: dict, errors: dict, status_code: int = 200) -> HTMLResponse:
+    act, value, label = _bulk_action(raw)
+    outcome = svc.plan_bulk(db, principal, ids, act, value)
+    n = len(outcome.done)
+    fields = [{"name": "note", "label": _("Note"), "options": None, "required": False, "blank": None,
+               "type": "textarea", "help": _("One note for all the selected incidents.")}] if act == "status" else []
+    return render(request, "web/bulk_confirm.html", {
+        "title": _("Confirm: {action}").format(action=label),
+        "summary": (_("{action}: {n} incident will be changed.") if n == 1
+                    else _("{action}: {n} incidents will be changed.")).format(action=label, n=n),
+        "allowed": outcome.done, "refused": sorted(outcome.refused), "reasons": outcome.refused,
+        "url": "/incidents/bulk", "action": raw, "back": "/incidents",
+        "button": (_("{action}: {n} incident") if n == 1 else _("{action}: {n} incidents")).format(action=label, n=n),
+        "fields": fields, "form": form, "errors": errors, "hidden": {},
+    }, status_code=status_code)
+
+
+@router.post("/incidents/bulk")
+async def incident_bulk(request: Request, principal: Principal = Depends(require("incidents.manage")),
+                        db: Session = Depends(get_db)) -> Response:
+    """Change the status of, or assign, the selected incidents: a confirmation first, then the act."""
+    rules, now, _tz = _ctx(request)
+    form = await request.form()
+    raw = str(form.get("action", ""))
+    act, value, _label = _bulk_action(raw)
+    ids = parse_bulk_ids(form.getlist("ids"))
+    data = {"note": str(form.get("note", ""))}
+    if not form.get("confirm"):
+        return _incident_bulk_confirm(request, db, principal, raw=raw, ids=ids, form=data, errors={})
+    try:
+        outcome = svc.bulk_act(db, principal, ids, act, value, now=now, rules=rules, note=data["note"])
+    except Invalid as exc:
+        db.rollback()
+        return _incident_bulk_confirm(request, db, principal, raw=raw, ids=ids, form=data,
+                                      errors=exc.by_field(), status_code=422)
+    db.commit()
+    n = len(outcome.done)
+    message = (_("{n} incident changed.") if n == 1 else _("{n} incidents changed.")).format(n=n)
+    if outcome.refused:
+        message += " " + _("Left alone: {items}").format(
+            items="; ".join(f"{i} ({why})" for i, why in sorted(outcome.refused.items())))
+    return redirect("/incidents", message)
 
 
 def _reportable_orgs(db: Session, principal: Principal) -> list[tuple[int, str]]:
@@ -543,15 +621,29 @@ def summary_pdf(incident_id: int, request: Request, principal: Principal = Depen
 
 # --- coordination tasks portal ---------------------------------------------------------------------
 
+TASKS_LIST = ListSpec(path="/tasks", id_column=IncidentTask.id, sorts=svc.TASK_SORTS, default_sort="due",
+                      default_desc=False, filters=("q", "status"))
+
+
 @router.get("/tasks")
 def tasks_page(request: Request, principal: Principal = Depends(require("incidents.read")),
                db: Session = Depends(get_db)) -> HTMLResponse:
     rules, now, _tz = _ctx(request)
-    tasks = svc.list_tasks(db, principal)
+    errors: dict[str, str] = {}
+    try:
+        lq = parse_list_query(TASKS_LIST, request.query_params)
+        lst = list_page(db, svc.tasks_query(principal, lq.params.get("q", ""), lq.params.get("status", "")),
+                        TASKS_LIST, lq)
+    except Invalid as exc:
+        errors = exc.by_field()
+        lst = empty_page(TASKS_LIST, request.query_params)
+    tasks = list(lst.items)
     refs = {t.incident_id: db.get(Incident, t.incident_id).ref for t in tasks}
     return render(request, "incidents/tasks.html", {
-        "title": _("Coordination tasks"), "tasks": tasks, "refs": refs, "now": now,
-        "org_name": lambda i: svc.org_name(db, i), **_choices(rules)})
+        "title": _("Coordination tasks"), "tasks": tasks, "refs": refs, "now": now, "lst": lst, "errors": errors,
+        "f": {"status": lst.query.params.get("status", "")},
+        "all_task_statuses": [(s, svc.task_status_label(s)) for s in TASK_STATUSES],
+        "org_name": lambda i: svc.org_name(db, i), **_choices(rules)}, status_code=422 if errors else 200)
 
 
 @router.get("/tasks/{task_id}")

@@ -13,12 +13,12 @@ import contextlib
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import polars as pl
-from sqlalchemy import func, or_, select
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
 from commonwatch.access import audit
@@ -98,8 +98,27 @@ class IncidentFilter:
     owner_id: int | None = None
 
 
+def incident_sorts(rules: IncidentRules) -> dict[str, Any]:
+    """The columns the incident list may be sorted by (each never NULL); the level by its rank in
+    the grading rules (most severe highest), not by the spelling of its key."""
+    ranks = {lv.key: len(rules.grading.levels) - i for i, lv in enumerate(rules.grading.levels)}
+    return {"discovered": Incident.discovered_at, "ref": Incident.ref, "title": Incident.title,
+            "level": case(ranks, value=Incident.level, else_=0) if ranks else Incident.level,
+            "status": Incident.status, "updated": Incident.updated_at}
+
+
 def search_incidents(session: Session, principal: Principal, f: IncidentFilter, *, page: int = 1,
                      per_page: int = 50) -> tuple[list[Incident], int]:
+    stmt = incidents_query(principal, f)
+    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    page = max(page, 1)
+    rows = session.scalars(stmt.order_by(Incident.discovered_at.desc(), Incident.id.desc())
+                           .offset((page - 1) * per_page).limit(per_page)).all()
+    return list(rows), total
+
+
+def incidents_query(principal: Principal, f: IncidentFilter) -> Any:
+    """The incidents the principal may see that ``f`` selects, as a scoped select."""
     stmt = scope(select(Incident), principal, Incident)
     if f.q:
         like = f"%{f.q.strip()}%"
@@ -116,11 +135,7 @@ def search_incidents(session: Session, principal: Principal, f: IncidentFilter, 
         stmt = stmt.where(Incident.org_id == f.org_id)
     if f.owner_id:
         stmt = stmt.where(Incident.owner_id == f.owner_id)
-    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
-    page = max(page, 1)
-    rows = session.scalars(stmt.order_by(Incident.discovered_at.desc(), Incident.id.desc())
-                           .offset((page - 1) * per_page).limit(per_page)).all()
-    return list(rows), total
+    return stmt
 
 
 def org_name(session: Session, org_id: int) -> str:
@@ -910,6 +925,23 @@ def list_tasks(session: Session, principal: Principal, *, incident: Incident | N
     return list(session.scalars(stmt.order_by(IncidentTask.due_at.is_(None), IncidentTask.due_at, IncidentTask.id)))
 
 
+#: Tasks without a due date sort after every dated one (a NULL would break the keyset order).
+_NO_DUE_DATE = datetime(9999, 12, 31, tzinfo=UTC)
+#: The columns the task list may be sorted by (each never NULL).
+TASK_SORTS = {"due": func.coalesce(IncidentTask.due_at, _NO_DUE_DATE, type_=IncidentTask.due_at.type),
+              "created": IncidentTask.created_at, "title": IncidentTask.title, "status": IncidentTask.status}
+
+
+def tasks_query(principal: Principal, q: str = "", status: str = "") -> Any:
+    """The tasks the principal may see (its organisations' for a constituent), by title text and status."""
+    stmt = scope(select(IncidentTask), principal, IncidentTask)
+    if q.strip():
+        stmt = stmt.where(IncidentTask.title.ilike(f"%{q.strip()}%"))
+    if status:
+        stmt = stmt.where(IncidentTask.status == status)
+    return stmt
+
+
 def respond_task(session: Session, principal: Principal, task: IncidentTask, status: str, response: str, *,
                  now: datetime) -> IncidentTask:
     """The addressed organisation answers in its portal (or the centre updates the task)."""
@@ -935,6 +967,64 @@ def respond_task(session: Session, principal: Principal, task: IncidentTask, sta
 
 
 # --- helpers for labels ----------------------------------------------------------------------------
+
+BULK_ACTIONS = ("status", "assign")
+
+
+@dataclass
+class BulkOutcome:
+    """What a bulk act on incidents did: the ids changed, and the ids left alone with why."""
+
+    done: list[int]
+    refused: dict[int, str]
+
+
+def plan_bulk(session: Session, principal: Principal, ids: list[int], action: str, value: str) -> BulkOutcome:
+    """Which of the selected incidents a bulk act would change (``done``) and which it would leave
+    (``refused``: not visible to the principal, or a status they cannot move to from theirs).
+    Nothing is changed."""
+    if not principal.has("incidents.manage"):
+        raise Forbidden()
+    if action not in BULK_ACTIONS:
+        raise Invalid("action", _("must be one of {values}").format(values=", ".join(BULK_ACTIONS)))
+    if action == "status" and value not in STATUSES:
+        raise Invalid("status", _("must be one of {values}").format(values=", ".join(STATUSES)))
+    if action == "assign" and value and not value.isdigit():
+        raise Invalid("owner_id", _("must be an active member of the centre's staff"))
+    stmt = scope(select(Incident), principal, Incident).where(Incident.id.in_(ids))
+    visible = {i.id: i for i in session.scalars(stmt)}
+    done: list[int] = []
+    refused: dict[int, str] = {}
+    for ident in ids:
+        incident = visible.get(ident)
+        if incident is None:
+            refused[ident] = _("not found")
+        elif action == "status" and value not in TRANSITIONS.get(incident.status, ()):
+            refused[ident] = _("cannot go from {old} to {new}").format(old=status_label(incident.status),
+                                                                       new=status_label(value))
+        else:
+            done.append(ident)
+    return BulkOutcome(done, refused)
+
+
+def bulk_act(session: Session, principal: Principal, ids: list[int], action: str, value: str, *, now: datetime,
+             rules: IncidentRules, note: str = "") -> BulkOutcome:
+    """Change the status of, or assign, many incidents in one act: each incident changes as it
+    would alone (its timeline, its clocks), and the act itself is one audit record naming them all."""
+    outcome = plan_bulk(session, principal, ids, action, value)
+    for ident in outcome.done:
+        incident = get_incident(session, principal, ident)
+        if action == "status":
+            change_status(session, principal, incident, value, now=now, rules=rules, note=note)
+        else:
+            assign(session, principal, incident, int(value) if value else None, now=now)
+    if outcome.done:
+        audit.record(session, f"incidents.bulk_{action}", "incidents", f"bulk:{len(outcome.done)}",
+                     after={"value": value, "ids": outcome.done, "refused": sorted(outcome.refused)},
+                     actor=principal.actor)
+    session.flush()
+    return outcome
+
 
 def status_label(status: str) -> str:
     return label(status, "incident_status")

@@ -20,9 +20,10 @@ from commonwatch.intel import exchange, services
 from commonwatch.intel import tlp as tlpmod
 from commonwatch.intel.api import _form_of, centre_of, export_response
 from commonwatch.intel.labels import KIND_LABELS, STATUS_LABELS
-from commonwatch.intel.models import IntelCollection, MispPeer, Subscription
+from commonwatch.intel.models import Indicator, IntelCollection, MispPeer, Subscription
 from commonwatch.labels import choices as label_choices
 from commonwatch.web.deps import SearchText, get_db, require
+from commonwatch.web.listing import ListSpec, empty_page, list_page, parse_bulk_ids, parse_list_query
 from commonwatch.web.nav import NavItem
 from commonwatch.web.pages import redirect, render
 
@@ -44,19 +45,65 @@ def _f(q: str, kind: str, tlp: str, status: str, source: str) -> services.Indica
     return services.IndicatorFilter(q=q, kind=kind, tlp=tlp, status=status, source=source)
 
 
+INDICATORS_LIST = ListSpec(path="/intel", id_column=Indicator.id, sorts=services.INDICATOR_SORTS,
+                           default_sort="modified", filters=("q", "kind", "tlp", "status", "source"))
+
+
 @router.get("/intel")
-def indicator_list(request: Request, q: SearchText = "", kind: str = "", tlp: str = "", status: str = "",
-                   source: str = "", page: int = 1, principal: Principal = Depends(require("intel.read")),
+def indicator_list(request: Request, principal: Principal = Depends(require("intel.read")),
                    db: Session = Depends(get_db)) -> HTMLResponse:
-    now = request.app.state.clock.now()
-    rows, total = services.search_indicators(db, principal, _f(q, kind, tlp, status, source), now, page=page)
     from urllib.parse import urlencode
 
-    query = urlencode({"q": q, "kind": kind, "tlp": tlp, "status": status, "source": source})
+    now = request.app.state.clock.now()
+    errors: dict[str, str] = {}
+    try:
+        lq = parse_list_query(INDICATORS_LIST, request.query_params)
+        f = _f(*(lq.params.get(k, "") for k in ("q", "kind", "tlp", "status", "source")))
+        lst = list_page(db, services.indicators_query(principal, f, now), INDICATORS_LIST, lq)
+    except Invalid as exc:
+        errors = exc.by_field()
+        lst = empty_page(INDICATORS_LIST, request.query_params)
+    given = {k: lst.query.params.get(k, "") for k in ("q", "kind", "tlp", "status", "source")}
+    can_write = principal.has("intel.write")
+    bulk = ([("revoke", _("Revoke"))] + [(f"tlp:{t}", _("Mark TLP:{label}").format(label=t)) for t in tlpmod.LEVELS]
+            if can_write else [])
     return render(request, "intel/list.html", {
-        "title": _("Intelligence"), "rows": rows, "total": total, "page": max(page, 1),
-        "pages": max(1, -(-total // 50)), "f": {"q": q, "kind": kind, "tlp": tlp, "status": status, "source": source},
-        "query": query, "now": now, "can_write": principal.has("intel.write"), **_choices()})
+        "title": _("Intelligence"), "rows": list(lst.items), "lst": lst, "errors": errors, "f": given,
+        "query": urlencode(given), "now": now, "can_write": can_write, "bulk_actions": bulk, **_choices()},
+        status_code=422 if errors else 200)
+
+
+@router.post("/intel/indicators/bulk")
+async def indicators_bulk(request: Request, principal: Principal = Depends(require("intel.write")),
+                          db: Session = Depends(get_db)) -> Response:
+    """Revoke or re-mark the selected indicators: a confirmation (how many, which not and why), then one act."""
+    form = await request.form()
+    raw = str(form.get("action", ""))
+    act, _sep, label = raw.partition(":")
+    ids = parse_bulk_ids(form.getlist("ids"))
+    now = request.app.state.clock.now()
+    centre_id = centre_of(request)["id"]
+    if not form.get("confirm"):
+        allowed, refused = services.revise_many(db, principal, ids, act, label, now, centre_id=centre_id,
+                                                dry_run=True)
+        n = len(allowed)
+        text = _("Revoke") if act == "revoke" else _("Mark TLP:{label}").format(label=label)
+        return render(request, "web/bulk_confirm.html", {
+            "title": _("Confirm: {action}").format(action=text),
+            "summary": (_("{action}: {n} indicator will be changed.") if n == 1
+                        else _("{action}: {n} indicators will be changed.")).format(action=text, n=n),
+            "allowed": allowed, "refused": sorted(refused), "reasons": refused, "url": "/intel/indicators/bulk",
+            "action": raw, "back": "/intel", "fields": [], "form": {}, "errors": {}, "hidden": {},
+            "button": (_("{action}: {n} indicator") if n == 1 else _("{action}: {n} indicators")).format(
+                action=text, n=n),
+        })
+    done, refused = services.revise_many(db, principal, ids, act, label, now, centre_id=centre_id)
+    db.commit()
+    message = (_("{n} indicator changed.") if len(done) == 1 else _("{n} indicators changed.")).format(n=len(done))
+    if refused:
+        message += " " + _("Left alone: {items}").format(
+            items="; ".join(f"{i} ({why})" for i, why in sorted(refused.items())))
+    return redirect("/intel", message)
 
 
 @router.get("/intel/export")

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from commonwatch.access import audit
@@ -625,6 +625,26 @@ class IndicatorFilter:
 def search_indicators(session: Session, principal: Principal, f: IndicatorFilter, now: datetime, *,
                       page: int = 1, per_page: int = 50) -> tuple[list[Indicator], int]:
     """Indicators the principal may read, newest first, filtered."""
+    stmt = indicators_query(principal, f, now)
+    total = session.scalar(select(func.count()).select_from(stmt.subquery()))
+    page = max(page, 1)
+    rows = session.scalars(stmt.order_by(Indicator.modified.desc(), Indicator.id.desc())
+                           .offset((page - 1) * per_page).limit(per_page)).all()
+    return list(rows), total or 0
+
+
+#: The columns the indicator list may be sorted by (each never NULL); TLP by how restricted it is.
+INDICATOR_SORTS = {
+    "modified": Indicator.modified, "value": Indicator.value, "kind": Indicator.kind,
+    "tlp": case({label: i for i, label in enumerate(tlpmod.LEVELS)}, value=Indicator.tlp, else_=-1),
+    "confidence": func.coalesce(Indicator.confidence, -1), "sightings": Indicator.sighting_count,
+    "valid_from": Indicator.valid_from,
+}
+BULK_ACTIONS = ("revoke", "tlp")
+
+
+def indicators_query(principal: Principal, f: IndicatorFilter, now: datetime) -> Any:
+    """The indicators the principal may read that ``f`` selects, as a scoped select."""
     stmt = scope(select(Indicator), principal, Indicator)
     if f.q.strip():
         q = f.q.strip()
@@ -651,11 +671,57 @@ def search_indicators(session: Session, principal: Principal, f: IndicatorFilter
         stmt = stmt.where(Indicator.valid_until <= now)
     elif f.status == "revoked":
         stmt = stmt.where(Indicator.revoked.is_(True))
-    total = session.scalar(select(func.count()).select_from(stmt.subquery()))
-    page = max(page, 1)
-    rows = session.scalars(stmt.order_by(Indicator.modified.desc(), Indicator.id.desc())
-                           .offset((page - 1) * per_page).limit(per_page)).all()
-    return list(rows), total or 0
+    return stmt
+
+
+def revise_many(session: Session, principal: Principal, ids: list[int], action: str, label: str, now: datetime, *,
+                centre_id: str, dry_run: bool = False) -> tuple[list[int], dict[int, str]]:
+    """Revoke, or mark with TLP ``label``, many indicators in one act: each gets a new STIX version
+    (as an edit would make), and the act is one audit record naming them all.
+
+    Returns the ids changed and, for the others, why not (not visible, already so)."""
+    if not principal.has("intel.write"):
+        raise Forbidden()
+    if action not in BULK_ACTIONS:
+        raise Invalid("action", _("“{value}” is not one of: {choices}").format(value=action,
+                                                                             choices=", ".join(BULK_ACTIONS)))
+    if action == "tlp" and label not in tlpmod.LEVELS:
+        raise Invalid("tlp", _("“{value}” is not one of: {choices}").format(value=label,
+                                                                          choices=", ".join(tlpmod.LEVELS)))
+    visible = {i.id: i for i in session.scalars(scope(select(Indicator), principal, Indicator)
+                                                .where(Indicator.id.in_(ids)))}
+    done: list[int] = []
+    refused: dict[int, str] = {}
+    for ident in ids:
+        ind = visible.get(ident)
+        if ind is None:
+            refused[ident] = _("not found")
+        elif action == "revoke" and ind.revoked:
+            refused[ident] = _("already revoked")
+        elif action == "tlp" and ind.tlp == label:
+            refused[ident] = _("already marked TLP:{label}").format(label=label)
+        else:
+            done.append(ident)
+    if dry_run or not done:
+        return done, refused
+    for ident in done:
+        ind = visible[ident]
+        body = json.loads(_latest_row(session, ind.stix_id).body)
+        if action == "revoke":
+            body["revoked"] = True
+        else:
+            body = stix.with_tlp(body, label)
+        body["modified"] = stix.timestamp(_bump(now, ind.modified))
+        origin = Origin(source=ind.source, owner_org_id=ind.owner_org_id, author_user_id=principal.user_id,
+                        default_tlp=label if action == "tlp" else ind.tlp, may_update_any=True)
+        report = store_objects(session, [body], origin, now)
+        if report.failures:
+            raise Invalid("ids", f"{ident}: {report.failures[0].reason}")
+    audit.record(session, f"intel.bulk_{action}", "intel_indicators", f"bulk:{len(done)}",
+                 after={"ids": done, "tlp": label if action == "tlp" else None, "refused": sorted(refused)},
+                 actor=principal.actor)
+    session.flush()
+    return done, refused
 
 
 def get_indicator(session: Session, principal: Principal, indicator_id: int) -> Indicator:

@@ -20,8 +20,18 @@ from commonwatch.i18n import N_, _, pick
 from commonwatch.notify import policies, services
 from commonwatch.notify.advice import TYPE_LABELS, advice_for, severity_label, type_label
 from commonwatch.notify.api import keyring_for, require_warnings_reader
-from commonwatch.notify.models import CADENCES, CHANNELS, DELIVERY_STATUSES, WARNING_STATUSES, Feedback, Policy
-from commonwatch.web.deps import SearchText, get_db, require
+from commonwatch.notify.models import (
+    CADENCES,
+    CHANNELS,
+    DELIVERY_STATUSES,
+    WARNING_STATUSES,
+    Delivery,
+    EventWarning,
+    Feedback,
+    Policy,
+)
+from commonwatch.web.deps import get_db, require
+from commonwatch.web.listing import ListSpec, empty_page, list_page, parse_bulk_ids, parse_list_query
 from commonwatch.web.nav import NavItem
 from commonwatch.web.pages import redirect, render
 
@@ -49,21 +59,72 @@ def _org_names(db: Session, ids: set[int]) -> dict[int, str]:
 
 # --- the centre's log ----------------------------------------------------------------------------------
 
+DELIVERIES_LIST = ListSpec(path="/notify", id_column=Delivery.id, sorts=services.DELIVERY_SORTS,
+                           default_sort="created", filters=("q", "status", "channel", "org_id"))
+
+
 @router.get("/notify")
-def log_page(request: Request, status: str = "", channel: str = "", org_id: str = "", q: SearchText = "", page: int = 1,
-             principal: Principal = Depends(require("notify.read")), db: Session = Depends(get_db)) -> HTMLResponse:
-    org = int(org_id) if org_id.isdigit() else None
-    rows, total = services.list_deliveries(db, principal, services.DeliveryFilter(status, channel, org, q),
-                                           page=page, per_page=PER_PAGE)
+def log_page(request: Request, principal: Principal = Depends(require("notify.read")),
+             db: Session = Depends(get_db)) -> HTMLResponse:
+    params = request.query_params
+    errors: dict[str, str] = {}
+    try:
+        lq = parse_list_query(DELIVERIES_LIST, params)
+        org_text = lq.params.get("org_id", "")
+        if org_text and not org_text.isdigit():
+            raise Invalid("org_id", _("“{value}” is not an id").format(value=org_text))
+        f = services.DeliveryFilter(lq.params.get("status", ""), lq.params.get("channel", ""),
+                                    int(org_text) if org_text else None, lq.params.get("q", ""))
+        lst = list_page(db, services.deliveries_query(principal, f), DELIVERIES_LIST, lq)
+    except Invalid as exc:
+        errors = exc.by_field()
+        lst = empty_page(DELIVERIES_LIST, params)
+    rows = list(lst.items)
+    can_manage = principal.has("notify.manage")
     return render(request, "notify/log.html", {
-        "title": _("Notifications"), "rows": rows, "total": total, "page": max(page, 1),
-        "pages": max(1, -(-total // PER_PAGE)), "f": {"status": status, "channel": channel, "org_id": org_id, "q": q},
+        "title": _("Notifications"), "rows": rows, "lst": lst, "errors": errors,
+        "f": {k: lst.query.params.get(k, "") for k in ("status", "channel", "org_id", "q")},
         "counts": services.status_counts(db, principal), "stats": services.feedback_stats(db, principal),
         "statuses": [(s, services.status_label(s)) for s in DELIVERY_STATUSES],
         "channels": [("email", _("email")), ("webhook", _("webhook")), ("none", _("nobody"))],
-        "orgs": _org_names(db, {d.org_id for d in rows}), "can_manage": principal.has("notify.manage"),
+        "orgs": _org_names(db, {d.org_id for d in rows}), "can_manage": can_manage,
+        "bulk_actions": [("resend", _("Send again"))] if can_manage else [],
         **_labels(),
-    })
+    }, status_code=422 if errors else 200)
+
+
+@router.post("/notify/deliveries/bulk")
+async def deliveries_bulk(request: Request, principal: Principal = Depends(require("notify.manage")),
+                          db: Session = Depends(get_db)) -> Response:
+    """Retry the selected deliveries: a confirmation (how many, which not and why), then one act."""
+    form = await request.form()
+    if str(form.get("action", "")) != "resend":
+        raise Invalid("action", _("“{value}” is not one of: {choices}").format(value=form.get("action", ""),
+                                                                             choices="resend"))
+    ids = parse_bulk_ids(form.getlist("ids"))
+    now = request.app.state.clock.now()
+    if not form.get("confirm"):
+        allowed, refused = services.resend_many(db, principal, ids, now, dry_run=True)
+        db.rollback()
+        n = len(allowed)
+        label = _("Send again")
+        return render(request, "web/bulk_confirm.html", {
+            "title": _("Confirm: {action}").format(action=label),
+            "summary": (_("{action}: {n} delivery will be sent again.") if n == 1
+                        else _("{action}: {n} deliveries will be sent again.")).format(action=label, n=n),
+            "allowed": allowed, "refused": sorted(refused), "reasons": refused, "url": "/notify/deliveries/bulk",
+            "action": "resend", "back": "/notify", "fields": [], "form": {}, "errors": {}, "hidden": {},
+            "button": (_("{action}: {n} delivery") if n == 1 else _("{action}: {n} deliveries")).format(
+                action=label, n=n),
+        })
+    done, refused = services.resend_many(db, principal, ids, now)
+    db.commit()
+    message = (_("{n} delivery will be sent again at the next run.") if len(done) == 1
+               else _("{n} deliveries will be sent again at the next run.")).format(n=len(done))
+    if refused:
+        message += " " + _("Left alone: {items}").format(
+            items="; ".join(f"{i} ({why})" for i, why in sorted(refused.items())))
+    return redirect("/notify", message)
 
 
 @router.get("/notify/deliveries/{delivery_id}")
@@ -222,18 +283,85 @@ def policy_remove(org_id: int, principal: Principal = Depends(require("notify.ma
 
 # --- my warnings -------------------------------------------------------------------------------------------
 
+WARNINGS_LIST = ListSpec(path="/warnings", id_column=EventWarning.id, sorts=services.WARNING_SORTS,
+                         default_sort="time", filters=("q", "status", "type"))
+_BULK_LABELS = {"acknowledged": N_("Acknowledge"), "resolved": N_("Mark resolved"),
+                "false-positive": N_("Mark as false positive")}
+
+
+def _bulk_choices() -> list[tuple[str, str]]:
+    return [(a, _(_BULK_LABELS[a])) for a in services.BULK_ACTIONS]
+
+
 @router.get("/warnings")
-def warnings_page(request: Request, status: str = "", type: str = "", page: int = 1,
-                  principal: Principal = Depends(require_warnings_reader), db: Session = Depends(get_db)):
-    rows, total = services.list_warnings(db, principal, services.WarningFilter(status, type), page=page,
-                                         per_page=PER_PAGE)
+def warnings_page(request: Request, principal: Principal = Depends(require_warnings_reader),
+                  db: Session = Depends(get_db)):
+    params = request.query_params
+    errors: dict[str, str] = {}
+    try:
+        lq = parse_list_query(WARNINGS_LIST, params)
+        f = services.WarningFilter(lq.params.get("status", ""), lq.params.get("type", ""))
+        lst = list_page(db, services.warnings_query(principal, f, lq.params.get("q", "")), WARNINGS_LIST, lq)
+    except Invalid as exc:
+        errors = exc.by_field()
+        lst = empty_page(WARNINGS_LIST, params)
+    warnings = list(lst.items)
+    events = services.warning_events(db, warnings)
     return render(request, "notify/warnings.html", {
-        "title": _("My warnings") if not principal.is_staff else _("Warnings"), "rows": rows, "total": total,
-        "page": max(page, 1), "pages": max(1, -(-total // PER_PAGE)), "f": {"status": status, "type": type},
+        "title": _("My warnings") if not principal.is_staff else _("Warnings"), "lst": lst, "errors": errors,
+        "rows": [(w, events.get(w.event_id)) for w in warnings],
+        "f": {"status": lst.query.params.get("status", ""), "type": lst.query.params.get("type", "")},
         "statuses": [(s, services.status_label(s)) for s in WARNING_STATUSES],
-        "stats": services.feedback_stats(db, principal),
-        "orgs": _org_names(db, {w.org_id for w, _e in rows}), **_labels(),
-    })
+        "stats": services.feedback_stats(db, principal), "bulk_actions": _bulk_choices(),
+        "can_respond": principal.has("warnings.respond.own") or principal.has("warnings.respond"),
+        "orgs": _org_names(db, {w.org_id for w in warnings}), **_labels(),
+    }, status_code=422 if errors else 200)
+
+
+def _bulk_confirm(request: Request, *, action: str, allowed: list[int], refused: list[int], form: dict,
+                  errors: dict, status_code: int = 200) -> HTMLResponse:
+    label = _(_BULK_LABELS.get(action, action)) if action in _BULK_LABELS else action
+    n = len(allowed)
+    summary = (_("{action}: {n} warning will be changed.") if n == 1
+               else _("{action}: {n} warnings will be changed.")).format(action=label, n=n)
+    reason_help = _("One reason for all the selected warnings.")
+    return render(request, "web/bulk_confirm.html", {
+        "title": _("Confirm: {action}").format(action=label), "summary": summary, "allowed": allowed,
+        "refused": refused, "url": "/warnings/bulk", "action": action, "back": "/warnings",
+        "button": (_("{action} {n} warning") if n == 1 else _("{action} {n} warnings")).format(action=label, n=n),
+        "fields": [{"name": "comment", "label": _("Reason") if action == "false-positive" else _("Comment"),
+                    "type": "textarea", "required": action == "false-positive", "help": reason_help,
+                    "options": None, "blank": None}],
+        "form": form, "errors": errors,
+    }, status_code=status_code)
+
+
+@router.post("/warnings/bulk")
+async def warnings_bulk(request: Request, principal: Principal = Depends(require("warnings.respond")),
+                        db: Session = Depends(get_db)) -> Response:
+    """A bulk answer: first the confirmation (how many rows, which are refused), then the act."""
+    form = await request.form()
+    action = str(form.get("action", ""))
+    if action not in services.BULK_ACTIONS:
+        raise Invalid("action", _("must be one of {values}").format(values=", ".join(services.BULK_ACTIONS)))
+    ids = parse_bulk_ids(form.getlist("ids"))
+    comment = str(form.get("comment", ""))
+    if not form.get("confirm"):
+        allowed, refused = services.respondable_warnings(db, principal, ids)
+        return _bulk_confirm(request, action=action, allowed=allowed, refused=refused, form={"comment": comment},
+                             errors={})
+    try:
+        done, refused = services.respond_many(db, principal, ids, action, comment, now=request.app.state.clock.now())
+    except Invalid as exc:
+        db.rollback()
+        allowed, refused = services.respondable_warnings(db, principal, ids)
+        return _bulk_confirm(request, action=action, allowed=allowed, refused=refused, form={"comment": comment},
+                             errors=exc.by_field(), status_code=422)
+    db.commit()
+    message = (_("{n} warning answered.") if len(done) == 1 else _("{n} warnings answered.")).format(n=len(done))
+    if refused:
+        message += " " + _("{n} refused (not yours to answer).").format(n=len(refused))
+    return redirect("/warnings", message)
 
 
 def _warning_page(request: Request, db: Session, principal: Principal, warning_id: int, *, errors: dict | None = None,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import case, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from commonwatch.access import audit
@@ -57,17 +57,7 @@ class DeliveryFilter:
 
 def list_deliveries(session: Session, principal: Principal, f: DeliveryFilter, *, page: int = 1,
                     per_page: int = 50) -> tuple[list[Delivery], int]:
-    stmt = scope(select(Delivery), principal, Delivery)
-    if f.status:
-        stmt = stmt.where(Delivery.status == f.status)
-    if f.channel:
-        stmt = stmt.where(Delivery.channel == f.channel)
-    if f.org_id:
-        stmt = stmt.where(Delivery.org_id == f.org_id)
-    if f.q:
-        like = f"%{f.q.strip()}%"
-        stmt = stmt.where(Delivery.address.ilike(like) | Delivery.last_error.ilike(like)
-                          | Delivery.message_id.ilike(like))
+    stmt = deliveries_query(principal, f)
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     page = max(page, 1)
     rows = session.scalars(stmt.order_by(Delivery.id.desc()).offset((page - 1) * per_page).limit(per_page)).all()
@@ -128,9 +118,18 @@ def resend(session: Session, principal: Principal, delivery_id: int, now: dateti
     message); otherwise its warnings are queued for the organisation's current recipients.
     """
     d = get_delivery(session, principal, delivery_id)
+    before = {"status": d.status, "attempts": d.attempts}
+    result = _send_again(session, principal, d, now)
+    audit.record(session, "notify.resend", "notify_deliveries", d.id, before=before,
+                 after={"status": d.status})
+    session.flush()
+    return result
+
+
+def _send_again(session: Session, principal: Principal, d: Delivery, now: datetime) -> str:
+    """The change :func:`resend` makes, without its audit record (a bulk retry records one for all)."""
     if d.status in ("pending", "sending", "retry"):
         raise Conflict(_("this delivery is already waiting to be sent"))
-    before = {"status": d.status, "attempts": d.attempts}
     if d.channel in ("email", "webhook") and d.status != "cancelled":
         doubt = in_doubt(d)
         d.status, d.attempts, d.next_attempt_at, d.handoff_at, d.lease_until = "pending", 0, now, None, None
@@ -145,10 +144,61 @@ def resend(session: Session, principal: Principal, delivery_id: int, now: dateti
         why = Reason("rerouted", {"n": queued})
         d.last_error, d.reason = why.english(), why.as_json()
         result = f"{queued} warnings queued for the organisation's current recipients"
-    audit.record(session, "notify.resend", "notify_deliveries", d.id, before=before,
-                 after={"status": d.status})
-    session.flush()
     return result
+
+
+#: The columns the notification log may be sorted by (each never NULL).
+DELIVERY_SORTS = {"created": Delivery.created_at, "status": Delivery.status, "attempts": Delivery.attempts,
+                  "events": Delivery.event_count, "channel": Delivery.channel}
+
+
+def deliveries_query(principal: Principal, f: DeliveryFilter) -> Any:
+    """The deliveries the principal may read that ``f`` selects, as a scoped select."""
+    stmt = scope(select(Delivery), principal, Delivery)
+    if f.status:
+        stmt = stmt.where(Delivery.status == f.status)
+    if f.channel:
+        stmt = stmt.where(Delivery.channel == f.channel)
+    if f.org_id:
+        stmt = stmt.where(Delivery.org_id == f.org_id)
+    if f.q.strip():
+        like = f"%{f.q.strip()}%"
+        stmt = stmt.where(Delivery.address.ilike(like) | Delivery.last_error.ilike(like)
+                          | Delivery.message_id.ilike(like))
+    return stmt
+
+
+def resend_many(session: Session, principal: Principal, ids: list[int], now: datetime, *,
+                dry_run: bool = False) -> tuple[list[int], dict[int, str]]:
+    """Retry many deliveries in one act: each as :func:`resend` would, one audit record for all.
+
+    Returns the ids retried and, for the others, why not (not visible to the principal, already
+    waiting to be sent, no one left to send to). ``dry_run`` only says what would happen."""
+    visible = {d.id: d for d in session.scalars(scope(select(Delivery), principal, Delivery)
+                                                .where(Delivery.id.in_(ids)))}
+    done: list[int] = []
+    refused: dict[int, str] = {}
+    for ident in ids:
+        d = visible.get(ident)
+        if d is None:
+            refused[ident] = _("not found")
+        elif d.status in ("pending", "sending", "retry"):
+            refused[ident] = _("this delivery is already waiting to be sent")
+        elif dry_run:
+            done.append(ident)
+        else:
+            try:
+                with session.begin_nested():
+                    _send_again(session, principal, d, now)
+            except Conflict as exc:
+                refused[ident] = str(exc)
+            else:
+                done.append(ident)
+    if done and not dry_run:
+        audit.record(session, "notify.bulk_resend", "notify_deliveries", f"bulk:{len(done)}",
+                     after={"ids": done, "refused": sorted(refused)}, actor=principal.actor)
+        session.flush()
+    return done, refused
 
 
 def requeue(session: Session, d: Delivery, now: datetime) -> int:
@@ -195,9 +245,9 @@ class WarningFilter:
     org_id: int | None = None
 
 
-def list_warnings(session: Session, principal: Principal, f: WarningFilter, *, page: int = 1,
-                  per_page: int = 50) -> tuple[list[Any], int]:
-    """Warnings sent to the principal's organisations (staff: all), newest first, with the event."""
+def warnings_query(principal: Principal, f: WarningFilter, q: str = "") -> Any:
+    """The warnings sent to the principal's organisations (staff: all) that ``f`` and the free
+    text ``q`` (type, feed or answer) select, as a scoped select."""
     stmt = scope(select(EventWarning), principal, EventWarning).where(EventWarning.disposition == "warn")
     if f.status:
         stmt = stmt.where(EventWarning.status == f.status)
@@ -205,6 +255,25 @@ def list_warnings(session: Session, principal: Principal, f: WarningFilter, *, p
         stmt = stmt.where(EventWarning.classification_type == f.kind)
     if f.org_id:
         stmt = stmt.where(EventWarning.org_id == f.org_id)
+    if q.strip():
+        like = f"%{q.strip()}%"
+        stmt = stmt.where(or_(EventWarning.classification_type.ilike(like), EventWarning.feed_name.ilike(like),
+                              EventWarning.comment.ilike(like)))
+    return stmt
+
+
+#: The severities by rank, so a list sorted by severity puts critical next to high, not to info.
+SEVERITY_RANK = case({"info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4}, value=EventWarning.severity,
+                     else_=-1)
+#: The columns the warnings list may be sorted by (each never NULL).
+WARNING_SORTS = {"time": EventWarning.time_source, "type": EventWarning.classification_type,
+                 "severity": SEVERITY_RANK, "status": EventWarning.status, "feed": EventWarning.feed_name}
+
+
+def list_warnings(session: Session, principal: Principal, f: WarningFilter, *, page: int = 1,
+                  per_page: int = 50) -> tuple[list[Any], int]:
+    """Warnings sent to the principal's organisations (staff: all), newest first, with the event."""
+    stmt = warnings_query(principal, f)
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     page = max(page, 1)
     warnings = list(session.scalars(stmt.order_by(EventWarning.time_source.desc(), EventWarning.id.desc())
@@ -262,6 +331,56 @@ def respond(session: Session, principal: Principal, warning_id: int, action: str
             existing.comment = comment
     session.flush()
     return feedback
+
+
+#: What a recipient may answer for many warnings at once (suppression stays one by one).
+BULK_ACTIONS = ("acknowledged", "resolved", "false-positive")
+
+
+def respondable_warnings(session: Session, principal: Principal, ids: list[int]) -> tuple[list[int], list[int]]:
+    """Of the selected warning ids, those the principal may answer, and the rest (another
+    organisation's, not a warning, or no such row): a forged id is refused, never acted on."""
+    rows = session.execute(scope(select(EventWarning.id, EventWarning.org_id), principal, EventWarning)
+                           .where(EventWarning.id.in_(ids), EventWarning.disposition == "warn")).all()
+    may = {r.id for r in rows if principal.can("warnings.respond", r.org_id)}
+    return [i for i in ids if i in may], [i for i in ids if i not in may]
+
+
+def respond_many(session: Session, principal: Principal, ids: list[int], action: str, comment: str, *,
+                 now: datetime) -> tuple[list[int], list[int]]:
+    """One answer (and one reason) for many warnings: each answerable one gets its feedback row
+    and its new status; the act is one audit record naming every id, not one per warning.
+
+    Returns the ids answered and the ids refused (see :func:`respondable_warnings`)."""
+    errors: list[FieldError] = []
+    if action not in BULK_ACTIONS:
+        errors.append(FieldError("action", _("must be one of {values}").format(values=", ".join(BULK_ACTIONS))))
+    comment = (comment or "").strip()
+    if len(comment) > 4000:
+        errors.append(FieldError("comment", _("is longer than {n} characters").format(n=4000)))
+    if action == "false-positive" and not comment:
+        errors.append(FieldError("comment", _("say why this is a false positive")))
+    if errors:
+        raise Invalid(errors)
+    done, refused = respondable_warnings(session, principal, ids)
+    if not done:
+        return done, refused
+    rows = session.execute(select(EventWarning.id, EventWarning.org_id, EventWarning.classification_type,
+                                  EventWarning.feed_name).where(EventWarning.id.in_(done))).all()
+    user_id = principal.user_id or None
+    # Core statements, not ORM objects: the act is audited once below instead of once per row.
+    session.execute(insert(Feedback), [
+        {"org_id": r.org_id, "warning_id": r.id, "user_id": user_id, "action": action, "comment": comment,
+         "suppress": False, "classification_type": r.classification_type, "feed_name": r.feed_name,
+         "created_at": now} for r in rows])
+    session.execute(update(EventWarning).where(EventWarning.id.in_(done)).values(
+        status=action, comment=comment, responded_by=user_id, responded_at=now)
+        .execution_options(synchronize_session="fetch"))
+    audit.record(session, "warnings.bulk_respond", "notify_warnings", f"bulk:{len(done)}",
+                 after={"action": action, "comment": comment, "ids": done, "refused": refused},
+                 actor=principal.actor)
+    session.flush()
+    return done, refused
 
 
 def lift_suppression(session: Session, principal: Principal, warning_id: int) -> bool:

@@ -247,24 +247,16 @@ def keyset_page(ordered: Callable[..., list[Any]], *, limit: int, after: str | N
                 total: int | None, exact: bool) -> Page:
     """One page of a newest-first keyset walk, from a store's ``ordered(limit=, after=|before=)``.
 
-    The checks and the cursors are the same for every implementation; only ``ordered`` differs."""
+    The checks and the cursors are the same for every implementation; only ``ordered`` differs.
+    The walk is the one every list uses (:func:`commonwatch.web.listing.walk_page`)."""
+    from commonwatch.web.listing import walk_page
+
     check_page_request(limit, after, before)
-    if before:
-        rows = ordered(limit=limit + 1, before=Position.decode(before, "before"))
-        more_newer = len(rows) > limit
-        rows = rows[:limit][::-1]
-        page = Page(rows, limit=limit)
-        page.prev_cursor = Position(rows[0].time_source, rows[0].id).encode() if rows and more_newer else None
-        page.next_cursor = Position(rows[-1].time_source, rows[-1].id).encode() if rows else None
-    else:
-        rows = ordered(limit=limit + 1, after=Position.decode(after, "cursor") if after else None)
-        more_older = len(rows) > limit
-        rows = rows[:limit]
-        page = Page(rows, limit=limit)
-        page.next_cursor = Position(rows[-1].time_source, rows[-1].id).encode() if rows and more_older else None
-        page.prev_cursor = Position(rows[0].time_source, rows[0].id).encode() if rows and after else None
-    page.total, page.total_exact = total, exact
-    return page
+    walked = walk_page(ordered, lambda row: Position(row.time_source, row.id).encode(), limit=limit,
+                       after=Position.decode(after, "cursor") if after else None,
+                       before=Position.decode(before, "before") if before else None, total=total, exact=exact)
+    return Page(walked.items, next_cursor=walked.next_cursor, prev_cursor=walked.prev_cursor, total=total,
+                total_exact=exact, limit=limit)
 
 
 def keyset_stream(ordered: Callable[..., list[Any]], *, max_rows: int, batch: int,

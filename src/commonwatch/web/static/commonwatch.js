@@ -25,6 +25,31 @@
   tick();
   window.setInterval(tick, 1000);
 })();
+// Lists: a header box selects every row box bound to the same bulk form; the bar counts them.
+(function () {
+  "use strict";
+  function boxes(formId) {
+    return document.querySelectorAll('input[type=checkbox][name=ids][form="' + formId + '"]');
+  }
+  function count(formId) {
+    var n = 0;
+    boxes(formId).forEach(function (b) { if (b.checked) { n += 1; } });
+    document.querySelectorAll('[data-selected-count="' + formId + '"]').forEach(function (el) {
+      el.textContent = n ? String(n) + " \u2713" : "";
+    });
+  }
+  document.addEventListener("change", function (ev) {
+    var t = ev.target;
+    if (!t || t.type !== "checkbox") { return; }
+    var all = t.getAttribute("data-select-all");
+    if (all) {
+      boxes(all).forEach(function (b) { b.checked = t.checked; });
+      count(all);
+    } else if (t.name === "ids" && t.getAttribute("form")) {
+      count(t.getAttribute("form"));
+    }
+  });
+})();
 // Tabs: <nav data-tabs data-current="key"> with <a data-tab-link="key" href="#key"> links and
 // <section class="tabpanel" id="key"> panels. Without this file every panel shows, one after another.
 (function () {

@@ -99,10 +99,15 @@ class Correlation:
     sightings: list[Sighting] = field(default_factory=list)
     incidents: list[Incident] = field(default_factory=list)
     tasks: list[IncidentTask] = field(default_factory=list)
+    #: The warning lists the value is on.
+    warning_lists: list[str] = field(default_factory=list)
 
     def line(self) -> str:
         """“seen in 3 incidents, 2 indicators, 1,204 events” (plurals per language)."""
-        return summary_line(len(self.incidents), len(self.indicators), self.events, self.common)
+        line = summary_line(len(self.incidents), len(self.indicators), self.events, self.common)
+        if self.warning_lists:
+            line += " · " + _("on warning list: {names}").format(names=", ".join(self.warning_lists))
+        return line
 
 
 def summary_line(incidents: int, indicators: int, events: int, common: bool = False) -> str:
@@ -178,9 +183,23 @@ def tasks_of(session: Session, principal: Principal, subject: Subject, incidents
     return list(session.scalars(stmt.limit(ROWS_SHOWN)))
 
 
-def correlate(session: Session, principal: Principal, subject: Subject, *, common_events: int) -> Correlation:
-    """Everything the principal may read that mentions the value."""
-    out = Correlation(subject)
+def lists_of(subject: Subject, data_dir: Path | None) -> list[str]:
+    """The warning lists holding the value (none when no folder is given)."""
+    if data_dir is None:
+        return []
+    from commonwatch.intel import warninglists
+
+    key = subject.first if subject.kind in ("ipv4", "ipv6") else None
+    found = warninglists.hits(pl.DataFrame({"value": [subject.value], "key": [key]},
+                                           schema={"value": pl.String, "key": pl.Binary}),
+                              warninglists.loaded(data_dir))
+    return sorted(set(found["list"].to_list()))
+
+
+def correlate(session: Session, principal: Principal, subject: Subject, *, common_events: int,
+              data_dir: Path | None = None) -> Correlation:
+    """Everything the principal may read that mentions the value (and the warning lists it is on)."""
+    out = Correlation(subject, warning_lists=lists_of(subject, data_dir))
     if subject.probe is not None:
         row = event_store(session).mentions(principal, [subject.probe], cap=common_events).row(0, named=True)
         out.events, out.event_ids = int(row["events"]), list(row["ids"])
@@ -205,7 +224,7 @@ class Line:
 
 
 def lines_for(session: Session, principal: Principal, values: list[str], *, common_events: int,
-              limit: int = 10) -> list[Line]:
+              limit: int = 10, data_dir: Path | None = None) -> list[Line]:
     """Summary lines for up to ``limit`` distinct values (those that are not values are skipped)."""
     out = []
     seen: set[str] = set()
@@ -214,7 +233,7 @@ def lines_for(session: Session, principal: Principal, values: list[str], *, comm
         if subject is None or subject.value in seen:
             continue
         seen.add(subject.value)
-        c = correlate(session, principal, subject, common_events=common_events)
+        c = correlate(session, principal, subject, common_events=common_events, data_dir=data_dir)
         out.append(Line(subject.value, c.line(), c.common))
         if len(out) >= limit:
             break
@@ -246,8 +265,9 @@ def incident_values(session: Session, principal: Principal, incident_id: int, li
 def lines_for_page(request: Any, session: Session, principal: Principal, values: list[str]) -> list[Line]:
     """The lines for a page's values, with the cap of the app's rules (events, indicator and incident
     pages call this; a rules file that cannot be read leaves the lines out rather than the page)."""
+    data_dir = request.app.state.settings.data_dir
     try:
-        cap = correlation_settings(request.app.state.settings.data_dir).common_events
+        cap = correlation_settings(data_dir).common_events
     except RulesError:
         return []
-    return lines_for(session, principal, values, common_events=cap)
+    return lines_for(session, principal, values, common_events=cap, data_dir=data_dir)

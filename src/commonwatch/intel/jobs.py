@@ -153,11 +153,14 @@ def promotion_candidates(events: pl.DataFrame, rule: PromotionRule) -> pl.DataFr
 
 
 def promote(session: Session, events: pl.DataFrame, rules: list[PromotionRule], now: datetime,
-            centre_id: str) -> int:
-    """Create indicators for the values the rules confirm and that no indicator holds yet."""
+            centre_id: str, data_dir: Path | None = None) -> int:
+    """Create indicators for the values the rules confirm and that no indicator holds yet; values on
+    a warning list whose policy suppresses them are not promoted."""
     created = 0
     for rule in rules:
         cand = promotion_candidates(events, rule)
+        if not cand.is_empty() and data_dir is not None:
+            cand = cand.join(_listed_values(cand, data_dir), on="value", how="anti")
         if cand.is_empty():
             continue
         objects, shares = [], {}
@@ -201,6 +204,14 @@ def promote(session: Session, events: pl.DataFrame, rules: list[PromotionRule], 
             services.set_shares(session, sid, orgs, [])
         created += report.count("added")
     return created
+
+
+def _listed_values(cand: pl.DataFrame, data_dir: Path) -> pl.DataFrame:
+    from commonwatch.intel import warninglists
+
+    found = warninglists.hits(cand.select("value"), warninglists.loaded(data_dir))
+    keep = warninglists.policy(data_dir).suppressing(sorted(set(found["list"].to_list())))
+    return found.filter(pl.col("list").is_in(keep)).select("value").unique()
 
 
 # --- sightings ---------------------------------------------------------------------------------------------
@@ -372,7 +383,7 @@ def process_events(sessionmaker, settings, clock, *, chunk: int = CHUNK, max_chu
             if events.is_empty():
                 result.watermark = mark
                 break
-            promoted = promote(session, events, rules, now, centre)
+            promoted = promote(session, events, rules, now, centre, settings.data_dir)
             session.flush()
             agg = aggregate_sightings(events, match_events(events, live_indicators(session, now)))
             sighted = record_sightings(session, agg, now, centre)

@@ -259,7 +259,8 @@ def correlate_page(request: Request, value: SearchText = "", principal: Principa
             errors = {e.field: e.reason for e in exc.errors}
         else:
             cap = correlation.correlation_settings(request.app.state.settings.data_dir).common_events
-            result = correlation.correlate(db, principal, subject, common_events=cap)
+            result = correlation.correlate(db, principal, subject, common_events=cap,
+                                           data_dir=request.app.state.settings.data_dir)
             if result.event_ids:
                 from commonwatch.events.store import records
 

@@ -224,7 +224,23 @@ def _halves(keys: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     return arr[:, 0].astype(np.uint64), arr[:, 1].astype(np.uint64)
 
 
-def live_indicators(session: Session, now: datetime) -> pl.DataFrame:
+def live_indicators(session: Session, now: datetime, data_dir: Path | None = None) -> pl.DataFrame:
+    """Indicators events are matched against: not revoked, valid now, and not expired by decay
+    (``rules/indicator_decay.yaml``: the score, falling since last seen, is above its threshold)."""
+    frame = _unexpired(session, now, data_dir)
+    if frame.is_empty():
+        return frame
+    from commonwatch.intel import decay
+
+    extra = session.execute(select(Indicator.id, Indicator.stix_id, Indicator.kind, Indicator.source,
+                                   Indicator.valid_from, Indicator.last_seen, Indicator.valid_until).where(
+        Indicator.id.in_(frame["indicator_id"].to_list()))).all()
+    aged = decay.decay_frame(decay.indicator_frame([tuple(r) for r in extra]), decay.decay_models(data_dir), now)
+    return frame.join(aged.filter(~pl.col("expired")).select(pl.col("id").alias("indicator_id")), on="indicator_id",
+                      how="semi")
+
+
+def _unexpired(session: Session, now: datetime, data_dir: Path | None) -> pl.DataFrame:
     rows = session.execute(select(Indicator.id, Indicator.kind, Indicator.value_key, Indicator.first,
                                   Indicator.last, Indicator.tlp).where(
         Indicator.revoked.is_(False), Indicator.valid_from <= now,
@@ -385,7 +401,7 @@ def process_events(sessionmaker, settings, clock, *, chunk: int = CHUNK, max_chu
                 break
             promoted = promote(session, events, rules, now, centre, settings.data_dir)
             session.flush()
-            agg = aggregate_sightings(events, match_events(events, live_indicators(session, now)))
+            agg = aggregate_sightings(events, match_events(events, live_indicators(session, now, settings.data_dir)))
             sighted = record_sightings(session, agg, now, centre)
             new_mark = int(events["id"].max())
             set_state(session, WATERMARK, str(new_mark))

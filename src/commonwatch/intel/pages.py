@@ -136,7 +136,21 @@ def detail(indicator_id: int, request: Request, principal: Principal = Depends(r
         "sightings": services.sightings_of(db, principal, ind), "versions": versions,
         "related": [json.loads(r.body) for r in related], "can_write": principal.has("intel.write"),
         "unmapped": json.dumps(ind.extra or {}, ensure_ascii=False, indent=2) if ind.extra else "",
-        "mention_lines": correlation.lines_for_page(request, db, principal, [ind.value]), **_choices()})
+        "mention_lines": correlation.lines_for_page(request, db, principal, [ind.value]),
+        "decay": _decay_of(request, ind, now), **_choices()})
+
+
+def _decay_of(request: Request, ind, now) -> Any:
+    """The indicator's decay score and computed valid-until (None if the rules file is unusable)."""
+    from commonwatch.intel import decay
+    from commonwatch.rules import RulesError
+
+    try:
+        models = decay.decay_models(request.app.state.settings.data_dir)
+    except RulesError:
+        return None
+    return decay.state_of(models, kind=ind.kind, source=ind.source, valid_from=ind.valid_from,
+                          last_seen=ind.last_seen, valid_until=ind.valid_until, now=now)
 
 
 @router.get("/intel/indicators/{indicator_id}/edit")

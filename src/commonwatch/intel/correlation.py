@@ -119,23 +119,27 @@ def summary_line(incidents: int, indicators: int, events: int, common: bool = Fa
     return line + (" " + _("(common value)") if common else "")
 
 
-def _indicator_condition(subject: Subject) -> Any:
-    """Indicators holding the value: the same value, and for addresses and networks also the networks
-    that contain it and the addresses a network contains (byte ranges of the 16-byte keys)."""
+def _indicator_conditions(subject: Subject) -> list[Any]:
+    """Indicators holding the value: the same value; for an address also the networks containing it,
+    for a network also the addresses and networks inside or around it (byte ranges of the 16-byte
+    keys). One condition per query, each served by an index, rather than one OR the planner scans."""
     kinds = {"ipv4": ("ipv4", "ipv6"), "ipv6": ("ipv4", "ipv6")}.get(subject.kind, (subject.kind,))
-    same = and_(Indicator.kind.in_(kinds), Indicator.value_key == subject.value)
-    if subject.first is None:
-        return same
-    overlaps = and_(Indicator.kind.in_(("ipv4", "ipv6", "cidr")), Indicator.first <= subject.last,
-                    Indicator.last >= subject.first)
-    return or_(same, overlaps)
+    out = [and_(Indicator.kind.in_(kinds), Indicator.value_key == subject.value)]
+    if subject.first is not None:
+        out.append(and_(Indicator.kind == "cidr", Indicator.first <= subject.last, Indicator.last >= subject.first))
+        if subject.kind == "cidr":
+            out.append(and_(Indicator.kind.in_(("ipv4", "ipv6")), Indicator.first >= subject.first,
+                            Indicator.first <= subject.last))
+    return out
 
 
 def indicators_of(session: Session, principal: Principal, subject: Subject) -> list[Indicator]:
     """The readable, unrevoked indicators holding the value (TLP rule through ``db.scope``)."""
-    stmt = scope(select(Indicator), principal, Indicator).where(
-        _indicator_condition(subject), Indicator.revoked.is_(False)).order_by(Indicator.modified.desc())
-    return list(session.scalars(stmt.limit(ROWS_SHOWN)))
+    found: dict[int, Indicator] = {}
+    for cond in _indicator_conditions(subject):
+        stmt = scope(select(Indicator), principal, Indicator).where(cond, Indicator.revoked.is_(False))
+        found.update((i.id, i) for i in session.scalars(stmt.limit(ROWS_SHOWN)))
+    return sorted(found.values(), key=lambda i: (i.modified, i.id), reverse=True)[:ROWS_SHOWN]
 
 
 def _linked_incidents(session: Session, principal: Principal, event_ids: list[int]) -> list[Incident]:

@@ -72,6 +72,8 @@ MENTION_FAMILIES: tuple[str, ...] = (*MENTION_COLUMNS, "net")
 MENTION_SCHEMA: dict[str, pl.DataType] = {"value": pl.String(), "events": pl.Int64(), "ids": pl.List(pl.Int64())}
 #: Values per SQL statement when looking for mentions.
 VALUE_CHUNK = 500
+#: Up to this many values of a family are looked for with a filter rather than a join.
+SMALL_PROBE = 1000
 
 
 @dataclass(frozen=True)
@@ -299,6 +301,14 @@ def mention_pairs(events: pl.LazyFrame, probes: Sequence[Probe], *, streaming: b
     for family, columns in MENTION_COLUMNS.items():
         values = exact.filter(pl.col("family") == family).select("value").lazy()
         if not values.collect().height:
+            continue
+        few = values.collect()["value"]
+        if few.len() <= SMALL_PROBE:  # a page's few values: one filtering pass over the family's columns
+            wanted = few.implode()
+            hit = events.filter(pl.any_horizontal([pl.col(c).is_in(wanted) for c in columns])).select(
+                "id", *columns).collect(engine=engine)
+            parts += [hit.lazy().filter(pl.col(c).is_in(wanted)).select(pl.col(c).alias("value"), "id")
+                      for c in columns]
             continue
         for column in columns:
             parts.append(events.select(pl.col(column).alias("value"), "id").join(values, on="value", how="inner"))

@@ -17,7 +17,8 @@ from commonwatch.constituency import services as registry
 from commonwatch.db import make_engine, make_sessionmaker, session_scope
 from commonwatch.errors import Invalid, NotFound
 from commonwatch.events import search
-from commonwatch.events.store import EXPORT_COLUMNS, MATCH_COLUMNS, StreamState, event_store
+from commonwatch.events.store import EXPORT_COLUMNS, MATCH_COLUMNS, Probe, StreamState, event_store
+from commonwatch.net import ip_key, network_bounds
 from tests.events.eventdata import as_batch, principals, spread
 
 END = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
@@ -351,3 +352,67 @@ def test_counts_may_name_a_dimension_twice(env):
         rows = event_store(s, env["kind"]).counts(env["who"]["staff"], ["type", "type"])
     assert rows and all(len(r.key) == 2 and r.key[0] == r.key[1] for r in rows)
     assert sum(r.count for r in rows) == N
+
+
+def _probes():
+    import ipaddress
+
+    first, last = network_bounds(ipaddress.ip_network("198.51.101.0/24"))
+    return [Probe("203.0.113.7", "ip"), Probe("shared.example.org", "domain"),
+            Probe("http://shared.example.org/x", "url"), Probe("198.51.101.0/24", "net", first, last),
+            Probe("192.0.2.99", "ip")]
+
+
+def _mentioning(rows, value: str) -> set[int]:
+    import ipaddress
+
+    if "/" in value and "://" not in value:
+        net = ipaddress.ip_network(value)
+        return {r["id"] for r in rows if r.get("source_ip") and ipaddress.ip_address(r["source_ip"]) in net}
+    return {r["id"] for r in rows if value in (r.get("source_ip"), r.get("destination_ip"), r.get("source_fqdn"),
+                                                r.get("destination_fqdn"), r.get("source_reverse_dns"),
+                                                r.get("source_url"))}
+
+
+def test_mentions_counts_and_lists_each_value_under_tenancy(env):
+    """Each value's events counted once (an event naming it in two columns is one), ids listed only
+    up to the cap, every reader seeing its own events only; unknown values answer 0."""
+    a, b = env["a"], env["b"]
+    more = spread(12, end=END + timedelta(hours=3), org_ids=[a, b, None], key_prefix="mention")
+    for i, row in enumerate(more):
+        row["destination_ip"] = "203.0.113.7"
+        if i % 4 == 0:
+            row["source_ip"], row["source_ip_bin"] = "203.0.113.7", ip_key("203.0.113.7")
+        if i % 3 == 0:
+            row["source_fqdn"], row["source_url"] = "shared.example.org", "http://shared.example.org/x"
+        if i % 5 == 1:
+            row["destination_fqdn"] = "shared.example.org"
+    with session_scope(env["factory"], actor="test") as s:
+        assert event_store(s, env["kind"]).append(as_batch(more), batch_id=5, now=END) == 12
+    with env["factory"]() as s:
+        ids = event_store(s, env["kind"]).existing_keys([r["event_key"] for r in more])
+    for row in more:
+        row["id"] = ids[row["event_key"]]
+    everything = env["rows"] + more
+    probes = _probes()
+    with env["factory"]() as s:
+        store = event_store(s, env["kind"])
+        for name, principal in env["who"].items():
+            mine = [r for r in everything if env["visible"][name](r)]
+            got = store.mentions(principal, probes, cap=1000)
+            assert got.columns == ["value", "events", "ids"]
+            assert sorted(got["value"].to_list()) == sorted(p.value for p in probes)
+            for row in got.iter_rows(named=True):
+                want = _mentioning(mine, row["value"])
+                assert row["events"] == len(want), (name, row["value"])
+                assert row["ids"] == sorted(want, reverse=True), (name, row["value"])
+        # The cap: a value in more events than the cap is counted but not listed.
+        staff = env["who"]["staff"]
+        capped = {r["value"]: r for r in store.mentions(staff, probes, cap=6).iter_rows(named=True)}
+        assert capped["203.0.113.7"]["events"] == 12 and capped["203.0.113.7"]["ids"] == []
+        shared = _mentioning(everything, "shared.example.org")
+        assert 0 < len(shared) <= 6 and capped["shared.example.org"]["ids"] == sorted(shared, reverse=True)
+        assert capped["192.0.2.99"]["events"] == 0
+        assert store.mentions(staff, [], cap=5).height == 0
+        with pytest.raises(Invalid):
+            store.mentions(staff, [Probe("x", "colour")], cap=5)

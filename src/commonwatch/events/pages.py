@@ -232,8 +232,11 @@ def event_detail(event_id: int, request: Request, principal: Principal = Depends
         same_ip_link = _link("/events", same_ip_filter.as_params())
     record = export.event_record(event)
     fields = [(f.name, record[f.name]) for f in FIELDS if f.name != "extra"]
+    from commonwatch.intel.correlation import event_values, lines_for_page  # intel builds on events
+
+    mention_lines = lines_for_page(request, db, principal, event_values(event))
     return render(request, "events/detail.html", {
         "title": _("Event {id}").format(id=event.id), "event": event, "fields": fields,
         "extra": sorted((event.extra or {}).items()), "org": org, "partner": partner, "same_ip": same_ip,
-        "same_ip_link": same_ip_link, "same_ip_shown": SAME_IP_SHOWN, **_helpers(),
+        "same_ip_link": same_ip_link, "same_ip_shown": SAME_IP_SHOWN, "mention_lines": mention_lines, **_helpers(),
     })

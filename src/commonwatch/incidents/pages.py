@@ -346,8 +346,13 @@ def _case_page(request: Request, db: Session, principal: Principal, incident_id:
         Organisation.kind == OrgKind.PARTNER_CERT).order_by(Organisation.name))] if principal.is_staff else []
     task_orgs = [(o.id, o.name) for o in db.scalars(select(Organisation).order_by(Organisation.name))] \
         if principal.has("incidents.manage") else []
+    from commonwatch.intel import correlation  # intel builds on incidents: the "seen in" lines of its observables
+
+    mention_lines = correlation.lines_for_page(request, db, principal,
+                                               correlation.incident_values(db, principal, incident.id))
     clocks = clock_rows(incident, rules, now)
     return render(request, "incidents/case.html", {
+        "mention_lines": mention_lines,
         "title": f"{incident.ref} · {incident.title}", "incident": incident,
         "org": db.get(Organisation, incident.org_id),
         "owner": owner, "clocks": clocks, "grading": grading_rows(incident, rules),

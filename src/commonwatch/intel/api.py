@@ -338,7 +338,8 @@ def push(subscription_id: int, body: PublishIn, request: Request,
     sub = db.get(Subscription, subscription_id)
     if sub is None:
         raise NotFound("subscription")
-    result = exchange.push_to_subscription(db, request.app.state.settings, sub, body.stix_ids)
+    result = exchange.push_to_subscription(db, request.app.state.settings, sub, body.stix_ids,
+                                           request.app.state.clock.now())
     db.commit()
     return result
 

@@ -105,5 +105,55 @@ def intel_poll() -> None:
         typer.echo(f"{name}: {result}", err=True)
 
 
+lists_app = typer.Typer(help="Warning lists of known benign values (MISP warninglist JSON or one per line).",
+                        no_args_is_help=True)
+intel_app.add_typer(lists_app, name="warninglists")
+
+
+@lists_app.command("load")
+def warninglists_load(path: Path = typer.Argument(..., help="a MISP warninglist .json, or a plain list"),
+                      type: str = typer.Option("", help="for a plain list: string, cidr, hostname, substring, regex"),
+                      name: str = typer.Option("", help="the list's name (default: the file's, or its stem)")) -> None:
+    """Check a list file and store it in <data dir>/warninglists (a list of the same name is replaced)."""
+    from commonwatch.access import audit
+    from commonwatch.cli import fail
+    from commonwatch.intel import warninglists
+
+    rt = get_runtime()
+    try:
+        meta = warninglists.load_file(path, rt.settings.data_dir, rt.clock.now(), name=name or None, kind=type or None)
+    except Invalid as exc:
+        fail(f"{path}: {exc}")
+    with rt.session("cli") as session:
+        audit.record(session, "intel.warninglist.load", "warninglists", meta.name,
+                     after={"type": meta.type, "entries": meta.entries, "version": meta.version, "source": meta.source})
+    typer.echo(f"{meta.name}: {meta.entries} {meta.type} entries (version {meta.version})")
+
+
+@lists_app.command("list")
+def warninglists_list() -> None:
+    """The stored lists: name, type, entries, version, when loaded."""
+    from commonwatch.intel import warninglists
+
+    rt = get_runtime()
+    for w in warninglists.stored(rt.settings.data_dir):
+        typer.echo(f"{w.name}\t{w.type}\t{w.entries}\tv{w.version}\t{w.loaded_at}")
+
+
+@lists_app.command("remove")
+def warninglists_remove(name: str) -> None:
+    """Remove a stored list."""
+    from commonwatch.access import audit
+    from commonwatch.cli import fail
+    from commonwatch.intel import warninglists
+
+    rt = get_runtime()
+    if not warninglists.remove(rt.settings.data_dir, name):
+        fail(f"no warning list named {name}")
+    with rt.session("cli") as session:
+        audit.record(session, "intel.warninglist.remove", "warninglists", name)
+    typer.echo(f"removed {name}")
+
+
 def register(root: typer.Typer) -> None:
     root.add_typer(intel_app, name="intel")

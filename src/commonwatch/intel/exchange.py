@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -158,11 +159,20 @@ def poll_subscription(sessionmaker, settings: Settings, clock, sub_id: int, page
     return totals
 
 
-def outbound_objects(session: Session, org_id: int, stix_ids: Iterable[str]) -> tuple[list[dict], list[str]]:
-    """The latest versions of the objects that TLP lets go to a partner organisation, and the refused ids."""
+def outbound_objects(session: Session, org_id: int, stix_ids: Iterable[str], *, now: datetime | None = None,
+                     data_dir: Path | None = None) -> tuple[list[dict], list[str]]:
+    """The latest versions of the objects that TLP lets go to a partner organisation, and the refused ids.
+    With ``now``, indicators expired by decay (``rules/indicator_decay.yaml``) are refused too."""
+    from commonwatch.intel import decay
+
     reader = tlpmod.partner_reader([org_id])
     out, refused = [], []
-    for sid in dict.fromkeys(stix_ids):
+    wanted = list(dict.fromkeys(stix_ids))
+    expired = decay.expired_stix_ids(session, wanted, now, data_dir) if now is not None else set()
+    for sid in wanted:
+        if sid in expired:
+            refused.append(sid)
+            continue
         row = session.scalar(select(IntelObject).where(IntelObject.stix_id == sid, IntelObject.latest.is_(True)))
         if row is None:
             refused.append(sid)
@@ -178,9 +188,10 @@ def outbound_objects(session: Session, org_id: int, stix_ids: Iterable[str]) -> 
     return out, refused
 
 
-def push_to_subscription(session: Session, settings: Settings, sub: Subscription, stix_ids: list[str]) -> dict:
+def push_to_subscription(session: Session, settings: Settings, sub: Subscription, stix_ids: list[str],
+                         now: datetime | None = None) -> dict:
     """Post selected objects to a partner's collection; TLP decides what may go."""
-    objects, refused = outbound_objects(session, sub.org_id, stix_ids)
+    objects, refused = outbound_objects(session, sub.org_id, stix_ids, now=now, data_dir=settings.data_dir)
     result: dict[str, Any] = {"sent": 0, "refused": refused, "status": None}
     if objects:
         collection, _http = _taxii_collection(settings, sub)
@@ -614,7 +625,7 @@ def misp_pull(session: Session, settings: Settings, peer: MispPeer, now: datetim
 def misp_push(session: Session, settings: Settings, peer: MispPeer, stix_ids: list[str], *, info: str,
               now: datetime) -> dict[str, Any]:
     """Send selected indicators to a MISP instance as one event (TLP decides what may go)."""
-    objects, refused = outbound_objects(session, peer.org_id, stix_ids)
+    objects, refused = outbound_objects(session, peer.org_id, stix_ids, now=now, data_dir=settings.data_dir)
     ids = [o["id"] for o in objects if o["type"] == "indicator"]
     indicators = list(session.scalars(select(Indicator).where(Indicator.stix_id.in_(ids)))) if ids else []
     result: dict[str, Any] = {"sent": 0, "refused": refused}

@@ -153,11 +153,14 @@ def promotion_candidates(events: pl.DataFrame, rule: PromotionRule) -> pl.DataFr
 
 
 def promote(session: Session, events: pl.DataFrame, rules: list[PromotionRule], now: datetime,
-            centre_id: str) -> int:
-    """Create indicators for the values the rules confirm and that no indicator holds yet."""
+            centre_id: str, data_dir: Path | None = None) -> int:
+    """Create indicators for the values the rules confirm and that no indicator holds yet; values on
+    a warning list whose policy suppresses them are not promoted."""
     created = 0
     for rule in rules:
         cand = promotion_candidates(events, rule)
+        if not cand.is_empty() and data_dir is not None:
+            cand = cand.join(_listed_values(cand, data_dir), on="value", how="anti")
         if cand.is_empty():
             continue
         objects, shares = [], {}
@@ -203,6 +206,14 @@ def promote(session: Session, events: pl.DataFrame, rules: list[PromotionRule], 
     return created
 
 
+def _listed_values(cand: pl.DataFrame, data_dir: Path) -> pl.DataFrame:
+    from commonwatch.intel import warninglists
+
+    found = warninglists.hits(cand.select("value"), warninglists.loaded(data_dir))
+    keep = warninglists.policy(data_dir).suppressing(sorted(set(found["list"].to_list())))
+    return found.filter(pl.col("list").is_in(keep)).select("value").unique()
+
+
 # --- sightings ---------------------------------------------------------------------------------------------
 
 def _halves(keys: pl.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -213,7 +224,23 @@ def _halves(keys: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     return arr[:, 0].astype(np.uint64), arr[:, 1].astype(np.uint64)
 
 
-def live_indicators(session: Session, now: datetime) -> pl.DataFrame:
+def live_indicators(session: Session, now: datetime, data_dir: Path | None = None) -> pl.DataFrame:
+    """Indicators events are matched against: not revoked, valid now, and not expired by decay
+    (``rules/indicator_decay.yaml``: the score, falling since last seen, is above its threshold)."""
+    frame = _unexpired(session, now, data_dir)
+    if frame.is_empty():
+        return frame
+    from commonwatch.intel import decay
+
+    extra = session.execute(select(Indicator.id, Indicator.stix_id, Indicator.kind, Indicator.source,
+                                   Indicator.valid_from, Indicator.last_seen, Indicator.valid_until).where(
+        Indicator.id.in_(frame["indicator_id"].to_list()))).all()
+    aged = decay.decay_frame(decay.indicator_frame([tuple(r) for r in extra]), decay.decay_models(data_dir), now)
+    return frame.join(aged.filter(~pl.col("expired")).select(pl.col("id").alias("indicator_id")), on="indicator_id",
+                      how="semi")
+
+
+def _unexpired(session: Session, now: datetime, data_dir: Path | None) -> pl.DataFrame:
     rows = session.execute(select(Indicator.id, Indicator.kind, Indicator.value_key, Indicator.first,
                                   Indicator.last, Indicator.tlp).where(
         Indicator.revoked.is_(False), Indicator.valid_from <= now,
@@ -372,9 +399,9 @@ def process_events(sessionmaker, settings, clock, *, chunk: int = CHUNK, max_chu
             if events.is_empty():
                 result.watermark = mark
                 break
-            promoted = promote(session, events, rules, now, centre)
+            promoted = promote(session, events, rules, now, centre, settings.data_dir)
             session.flush()
-            agg = aggregate_sightings(events, match_events(events, live_indicators(session, now)))
+            agg = aggregate_sightings(events, match_events(events, live_indicators(session, now, settings.data_dir)))
             sighted = record_sightings(session, agg, now, centre)
             new_mark = int(events["id"].max())
             set_state(session, WATERMARK, str(new_mark))

@@ -16,7 +16,7 @@ from commonwatch.constituency.models import Organisation
 from commonwatch.db import scope
 from commonwatch.errors import Invalid
 from commonwatch.i18n import N_, _
-from commonwatch.intel import exchange, services
+from commonwatch.intel import correlation, exchange, services
 from commonwatch.intel import tlp as tlpmod
 from commonwatch.intel.api import _form_of, centre_of, export_response
 from commonwatch.intel.labels import KIND_LABELS, STATUS_LABELS
@@ -180,7 +180,22 @@ def detail(indicator_id: int, request: Request, principal: Principal = Depends(r
         "title": ind.name or ind.value or ind.stix_id, "ind": ind, "now": now, "live": ind.is_live(now),
         "sightings": services.sightings_of(db, principal, ind), "versions": versions,
         "related": [json.loads(r.body) for r in related], "can_write": principal.has("intel.write"),
-        "unmapped": json.dumps(ind.extra or {}, ensure_ascii=False, indent=2) if ind.extra else "", **_choices()})
+        "unmapped": json.dumps(ind.extra or {}, ensure_ascii=False, indent=2) if ind.extra else "",
+        "mention_lines": correlation.lines_for_page(request, db, principal, [ind.value]),
+        "decay": _decay_of(request, ind, now), **_choices()})
+
+
+def _decay_of(request: Request, ind, now) -> Any:
+    """The indicator's decay score and computed valid-until (None if the rules file is unusable)."""
+    from commonwatch.intel import decay
+    from commonwatch.rules import RulesError
+
+    try:
+        models = decay.decay_models(request.app.state.settings.data_dir)
+    except RulesError:
+        return None
+    return decay.state_of(models, kind=ind.kind, source=ind.source, valid_from=ind.valid_from,
+                          last_seen=ind.last_seen, valid_until=ind.valid_until, now=now)
 
 
 @router.get("/intel/indicators/{indicator_id}/edit")
@@ -283,3 +298,37 @@ def poll_now(subscription_id: int, request: Request, principal: Principal = Depe
 
 
 
+
+
+# --- correlation ----------------------------------------------------------------------------------------
+
+@router.get("/correlate")
+def correlate_page(request: Request, value: SearchText = "", principal: Principal = Depends(require("events.read")),
+                   db: Session = Depends(get_db)) -> HTMLResponse:
+    """Everything the reader may see that mentions one address, network, domain, URL or hash."""
+    from commonwatch.events.store import event_store
+
+    errors: dict[str, str] = {}
+    result = None
+    events: list[Any] = []
+    if value.strip():
+        try:
+            subject = correlation.subject_of(value)
+        except Invalid as exc:
+            errors = {e.field: e.reason for e in exc.errors}
+        else:
+            cap = correlation.correlation_settings(request.app.state.settings.data_dir).common_events
+            result = correlation.correlate(db, principal, subject, common_events=cap,
+                                           data_dir=request.app.state.settings.data_dir)
+            if result.event_ids:
+                from commonwatch.events.store import records
+
+                events = records(event_store(db).fetch(
+                    principal, result.event_ids, ["time_source", "feed_name", "classification_type", "source_ip",
+                                                  "source_fqdn", "source_url", "destination_ip", "tlp"],
+                    newest_first=True, limit=correlation.EVENTS_SHOWN))
+    return render(request, "intel/correlate.html", {
+        "title": _("Correlation"), "value": value, "errors": errors, "result": result, "events": events,
+        "events_shown": correlation.EVENTS_SHOWN, "can_intel": principal.has("intel.read"),
+        "can_incidents": principal.has("incidents.read"), **_choices()},
+        status_code=422 if errors else 200)

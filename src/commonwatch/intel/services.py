@@ -182,7 +182,8 @@ def store_objects(session: Session, objects: Sequence[Any], origin: Origin, now:
         existing.setdefault(c.stix_id, []).append(row)
         added.append((c, row))
         in_collection.append(row)
-        report.results.append(ObjectResult(index, c.stix_id, _version_text(c), "added", unmapped=c.unmapped))
+        report.results.append(ObjectResult(index, c.stix_id, _version_text(c), "added", reason=_expired_note(c, now),
+                                           unmapped=c.unmapped))
     session.flush()
     _project(session, added, origin)
     _follow_collections(session, [row for _c, row in added], now, skip=collection)
@@ -193,6 +194,15 @@ def store_objects(session: Session, objects: Sequence[Any], origin: Origin, now:
             "added": report.count("added"), "unchanged": report.count("unchanged"),
             "failed": report.count("failed"), "ids": [c.stix_id for c, _r in added][:200]})
     return report
+
+
+def _expired_note(c: stix.Checked, now: datetime) -> str:
+    """Said of an indicator whose valid_until has passed: kept as expired, never matched or shared."""
+    until = (c.indicator or {}).get("valid_until")
+    if c.type != "indicator" or until is None or until > now:
+        return ""
+    return _("expired: valid_until {when} is in the past; kept, but not matched or shared").format(
+        when=stix.timestamp(until))
 
 
 def _project(session: Session, added: list[tuple[stix.Checked, IntelObject]], origin: Origin) -> None:

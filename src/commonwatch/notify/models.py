@@ -77,7 +77,8 @@ class EventWarning(TenantScoped, Base):
 
     ``disposition`` says what planning decided: ``warn`` (goes out in a digest), ``repeat`` (a
     re-observation of something warned about recently: counted on ``repeat_of_id``) or
-    ``suppressed`` (the recipient marked the observation a false positive).
+    ``suppressed`` (the recipient marked the observation a false positive) or ``listed`` (a value of
+    the event is on a warning list whose policy keeps it out of warnings).
     """
 
     __tablename__ = "notify_warnings"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import polars as pl
 from sqlalchemy import bindparam, func, select, update
@@ -65,7 +66,7 @@ def _rows_frame(rows, schema: dict) -> pl.DataFrame:
     return pl.DataFrame([tuple(r) for r in rows], schema=schema, orient="row")
 
 
-def plan(session: Session, now: datetime, nset: NotifySettings) -> PlanReport:
+def plan(session: Session, now: datetime, nset: NotifySettings, data_dir: Path | None = None) -> PlanReport:
     """Route every event created since the last run (minus an overlap) and queue its warnings."""
     now = ensure_utc(now)
     state = session.get(PlannerState, 1)
@@ -85,7 +86,7 @@ def plan(session: Session, now: datetime, nset: NotifySettings) -> PlanReport:
                            routed=True)
         if frame.is_empty():
             break
-        report.add(plan_frame(session, frame, now))
+        report.add(plan_frame(session, frame, now, data_dir))
         last_id = int(frame["id"].max())
         session.flush()
     state.planned_until = now
@@ -197,7 +198,15 @@ def _warning_rows(frame: pl.DataFrame, now: datetime) -> pl.DataFrame:
     )
 
 
-def plan_frame(session: Session, frame: pl.DataFrame, now: datetime) -> PlanReport:
+def _listed(frame: pl.DataFrame, data_dir: Path | None) -> pl.DataFrame:
+    """Ids of the events a warning list keeps out of warnings (``rules/warning_lists.yaml``)."""
+    from commonwatch.config import get_settings
+    from commonwatch.intel import warninglists  # the lists live with intelligence, which builds on notify
+
+    return warninglists.suppressed_event_ids(frame, data_dir or get_settings().data_dir).select("id").unique()
+
+
+def plan_frame(session: Session, frame: pl.DataFrame, now: datetime, data_dir: Path | None = None) -> PlanReport:
     """Plan one batch of events (a frame with :data:`EVENT_COLUMNS`)."""
     report = PlanReport(events=frame.height)
     if frame.is_empty():
@@ -217,6 +226,8 @@ def plan_frame(session: Session, frame: pl.DataFrame, now: datetime) -> PlanRepo
     rows = rows.with_columns(observation_keys(rows))
     suppressed = rows.join(_suppressions(session, recipients), on=["recipient", "obs_key"], how="semi")
     rows = rows.join(suppressed.select("recipient", "id"), on=["recipient", "id"], how="anti")
+    listed = rows.join(_listed(frame, data_dir), on="id", how="semi")
+    rows = rows.join(listed.select("recipient", "id"), on=["recipient", "id"], how="anti")
     max_window = int(rows["window_s"].max() or 0) if rows.height else 0
     since = (rows["time_source"].min() if rows.height else now) - timedelta(seconds=max_window)
     decided = fold_repeats(rows, _recent_warnings(session, recipients, since))
@@ -225,15 +236,17 @@ def plan_frame(session: Session, frame: pl.DataFrame, now: datetime) -> PlanRepo
     suppressed = suppressed.with_columns(pl.lit("suppressed").alias("disposition"),
                                          pl.lit(None, pl.Int64).alias("repeat_of_id"))
 
+    listed = listed.with_columns(pl.lit("listed").alias("disposition"), pl.lit(None, pl.Int64).alias("repeat_of_id"))
     insert_frame(session, EventWarning.__table__,
-                 pl.concat([_warning_rows(warns, now), _warning_rows(suppressed, now)], how="vertical"))
+                 pl.concat([_warning_rows(warns, now), _warning_rows(suppressed, now), _warning_rows(listed, now)],
+                           how="vertical"))
     ids = _existing(session, lo, hi)
     if not repeats.is_empty():
         anchors = ids.rename({"id": "anchor_event", "warning_id": "anchor_warning"})
         repeats = repeats.join(anchors, on=["recipient", "anchor_event"], how="left").with_columns(
             pl.coalesce("repeat_of_id", "anchor_warning").alias("repeat_of_id"))
         insert_frame(session, EventWarning.__table__, _warning_rows(repeats, now))
-    report.warned, report.repeats, report.suppressed = warns.height, repeats.height, suppressed.height
+    report.warned, report.repeats, report.suppressed = warns.height, repeats.height, suppressed.height + listed.height
     report.queued = _queue(session, warns.join(ids, on=["recipient", "id"], how="inner"), policies, now)
     return report
 

@@ -134,7 +134,7 @@ class Notifier:
         report = RunReport()
         started = time.perf_counter()
         with self._session() as session, session.begin():
-            report.plan = planner.plan(session, self.clock.now(), self.nset)
+            report.plan = planner.plan(session, self.clock.now(), self.nset, self.settings.data_dir)
         report.seconds["plan"] = round(time.perf_counter() - started, 3)
         started = time.perf_counter()
         with self._session() as session, session.begin():

@@ -62,6 +62,20 @@ DIMENSIONS: dict[str, str] = {
 BUCKETS: tuple[str, ...] = ("hour", "day")
 #: Ids per request when fetching by id: well under SQLite's and PostgreSQL's parameter limits.
 ID_CHUNK = 5000
+#: The event columns a value of each family is looked for in by :meth:`EventStore.mentions`;
+#: the family ``net`` (a CIDR) is looked for as a range of ``source_ip_bin``.
+MENTION_COLUMNS: dict[str, tuple[str, ...]] = {
+    "ip": ("source_ip", "destination_ip"),
+    "domain": ("source_fqdn", "destination_fqdn", "source_reverse_dns"),
+    "url": ("source_url",),
+}
+MENTION_FAMILIES: tuple[str, ...] = (*MENTION_COLUMNS, "net")
+#: What :meth:`EventStore.mentions` returns: one row per value asked about.
+MENTION_SCHEMA: dict[str, pl.DataType] = {"value": pl.String(), "events": pl.Int64(), "ids": pl.List(pl.Int64())}
+#: Values per SQL statement when looking for mentions.
+VALUE_CHUNK = 500
+#: Up to this many values of a family are looked for with a filter rather than a join.
+SMALL_PROBE = 1000
 
 
 @dataclass(frozen=True)
@@ -85,6 +99,18 @@ class StreamState:
 
     rows: int = 0
     batches: int = 0
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A value to look for in the events: its normalised text and family (``ip``, ``domain``,
+    ``url``: equal to one of :data:`MENTION_COLUMNS`; ``net``: ``source_ip_bin`` in
+    ``[first, last]``, the 16-byte keys of :mod:`commonwatch.net`)."""
+
+    value: str
+    family: str
+    first: bytes | None = None
+    last: bytes | None = None
 
 
 class EventStore(Protocol):
@@ -155,6 +181,12 @@ class EventStore(Protocol):
     def counts(self, principal: Principal, by: Sequence[str], *, since: datetime | None = None,
                until: datetime | None = None, f: EventFilter | None = None) -> list[CountRow]:
         """Events in ``[since, until)`` counted per combination of ``by``, largest first."""
+        ...
+
+    def mentions(self, principal: Principal, probes: Sequence[Probe], *, cap: int) -> pl.DataFrame:
+        """For each probe, the events the principal may read that mention it (:data:`MENTION_SCHEMA`):
+        ``events`` how many (each event once), ``ids`` all their ids, highest first, when there are
+        at most ``cap`` of them, else empty (a common value is counted, not listed)."""
         ...
 
     def latest_id(self, principal: Principal, f: EventFilter) -> int:
@@ -233,6 +265,95 @@ def check_count_keys(by: Sequence[str]) -> None:
     for name in by:
         if name not in BUCKETS and name not in DIMENSIONS:
             raise Invalid("by", _("“{value}” is not one of: {choices}").format(value=name, choices=choices))
+
+
+def check_probes(probes: Sequence[Probe], cap: int) -> None:
+    """Every probe of a known family (a network with its bounds) and a cap of at least 0."""
+    for p in probes:
+        if p.family not in MENTION_FAMILIES:
+            raise Invalid("family", _("“{value}” is not one of: {choices}").format(
+                value=p.family, choices=", ".join(MENTION_FAMILIES)))
+        if p.family == "net" and (p.first is None or p.last is None):
+            raise Invalid("value", _("a network needs its first and last address"))
+    if cap < 0:
+        raise Invalid("cap", _("must be at least 0"))
+
+
+def probe_frames(probes: Sequence[Probe]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The exact probes as ``(value, family)`` and the networks as ``(value, f_hi, f_lo, l_hi, l_lo)``
+    (each bound split into two unsigned 64-bit halves, so a range test is four integer comparisons)."""
+    exact = pl.DataFrame({"value": [p.value for p in probes if p.family != "net"],
+                          "family": [p.family for p in probes if p.family != "net"]},
+                         schema={"value": pl.String, "family": pl.String}).unique()
+    nets = [p for p in probes if p.family == "net"]
+    bounds = pl.DataFrame({"value": [p.value for p in nets], "first": [p.first for p in nets],
+                           "last": [p.last for p in nets]}, schema={"value": pl.String, "first": pl.Binary,
+                                                                    "last": pl.Binary})
+    bounds = bounds.select("value", *halves("first", "f"), *halves("last", "l")).unique("value")
+    return exact, bounds
+
+
+def halves(column: str, prefix: str) -> list[pl.Expr]:
+    """A 16-byte big-endian key column as its high and low 64-bit halves (``<prefix>_hi``, ``_lo``)."""
+    c = pl.col(column)
+    return [c.bin.slice(0, 8).bin.reinterpret(dtype=pl.UInt64, endianness="big").alias(f"{prefix}_hi"),
+            c.bin.slice(8, 8).bin.reinterpret(dtype=pl.UInt64, endianness="big").alias(f"{prefix}_lo")]
+
+
+def mention_pairs(events: pl.LazyFrame, probes: Sequence[Probe], *, streaming: bool = True) -> pl.DataFrame:
+    """``(value, id)`` for every event of ``events`` (already limited to what the reader may see)
+    that mentions a probe: one hash join per column and family, one interval join for networks.
+    Works on whole columns (a columnar store, the benchmark); nothing loops per event."""
+    exact, nets = probe_frames(probes)
+    engine = "streaming" if streaming else "auto"
+    parts: list[pl.LazyFrame] = []
+    for family, columns in MENTION_COLUMNS.items():
+        values = exact.filter(pl.col("family") == family).select("value").lazy()
+        if not values.collect().height:
+            continue
+        few = values.collect()["value"]
+        if few.len() <= SMALL_PROBE:  # a page's few values: one filtering pass over the family's columns
+            wanted = few.implode()
+            hit = events.filter(pl.any_horizontal([pl.col(c).is_in(wanted) for c in columns])).select(
+                "id", *columns).collect(engine=engine)
+            parts += [hit.lazy().filter(pl.col(c).is_in(wanted)).select(pl.col(c).alias("value"), "id")
+                      for c in columns]
+            continue
+        for column in columns:
+            parts.append(events.select(pl.col(column).alias("value"), "id").join(values, on="value", how="inner"))
+    out = [pl.concat(parts).collect(engine=engine)] if parts else []
+    if nets.height:
+        addresses = (events.select("id", "source_ip_bin")
+                     .filter(pl.col("source_ip_bin").is_not_null() & (pl.col("source_ip_bin").bin.size() == 16))
+                     .select("id", *halves("source_ip_bin", "a")).collect(engine=engine))
+        # Network bounds are aligned, so (hi, lo) inside [first, last] is four independent inequalities.
+        out.append(addresses.join_where(nets, pl.col("a_hi") >= pl.col("f_hi"), pl.col("a_hi") <= pl.col("l_hi"),
+                                        pl.col("a_lo") >= pl.col("f_lo"), pl.col("a_lo") <= pl.col("l_lo"))
+                   .select("value", "id"))
+    if not out:
+        return pl.DataFrame(schema={"value": pl.String, "id": pl.Int64})
+    return pl.concat(out).unique()
+
+
+def mentions_frame(probes: Sequence[Probe], pairs: pl.DataFrame, cap: int,
+                   counts: dict[str, int] | None = None) -> pl.DataFrame:
+    """The answer of :meth:`EventStore.mentions` from ``(value, id)`` pairs (each event once per
+    value): every probe's value, its count, and its ids highest first when at most ``cap``.
+    ``counts`` gives the count of values whose pairs were not all read (common ones)."""
+    values = pl.DataFrame({"value": sorted({p.value for p in probes})}, schema={"value": pl.String})
+    grouped = pairs.unique().group_by("value").agg(pl.len().cast(pl.Int64).alias("n"),
+                                                  pl.col("id").sort(descending=True).alias("all_ids"))
+    out = values.join(grouped, on="value", how="left")
+    if counts:
+        known = pl.DataFrame({"value": list(counts), "known": list(counts.values())},
+                             schema={"value": pl.String, "known": pl.Int64})
+        out = out.join(known, on="value", how="left").with_columns(
+            pl.coalesce("known", "n").alias("n")).drop("known")
+    out = out.with_columns(pl.col("n").fill_null(0).alias("events"))
+    return out.select(
+        "value", "events",
+        pl.when(pl.col("events") <= cap).then(pl.col("all_ids").fill_null(pl.lit([], pl.List(pl.Int64))))
+        .otherwise(pl.lit([], pl.List(pl.Int64))).alias("ids")).sort("value")
 
 
 def check_page_request(limit: int, after: str | None, before: str | None) -> None:

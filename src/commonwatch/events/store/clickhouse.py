@@ -73,14 +73,18 @@ from commonwatch.events.store import (
     DIMENSIONS,
     ID_CHUNK,
     MATCH_COLUMNS,
+    MENTION_COLUMNS,
     CountRow,
     DayDrop,
+    Probe,
     StreamState,
     check_count_keys,
     check_page_request,
+    check_probes,
     frames_of_rows,
     keyset_page,
     keyset_stream,
+    mentions_frame,
 )
 from commonwatch.events.store.parquet import as_records
 from commonwatch.i18n import _
@@ -741,6 +745,45 @@ class ClickHouseEventStore:
             return []
         columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
         return [CountRow(tuple(row[:-1]), int(row[-1])) for row in zip(*columns, strict=True)]
+
+    def _pairs(self, sql: str, incoming: pa.Table | None = None) -> pl.DataFrame:
+        table = self.backend.arrow(sql, incoming)
+        if table is None or table.num_rows == 0:
+            return pl.DataFrame(schema={"value": pl.String, "id": pl.Int64})
+        frame = pl.from_arrow(table)
+        return frame.select(pl.col(frame.columns[0]).cast(pl.String).alias("value"),
+                            pl.col(frame.columns[1]).cast(pl.Int64).alias("id"))
+
+    def mentions(self, principal: Principal, probes: Sequence[Probe], *, cap: int) -> pl.DataFrame:
+        """The probes go in as a table; ClickHouse counts the distinct events per value (a semi-join
+        per column) and sends ids only for the values with at most ``cap`` of them."""
+        check_probes(probes, cap)
+        tenancy = visible_to(principal)
+        exact = sorted({(p.value, p.family) for p in probes if p.family in MENTION_COLUMNS})
+        counts: dict[str, int] = {}
+        pairs = [pl.DataFrame(schema={"value": pl.String, "id": pl.Int64})]
+        if exact:
+            incoming = pa.table({"value": pa.array([v for v, _f in exact], pa.string()),
+                                 "family": pa.array([f for _v, f in exact], pa.string())})
+            def branch(family: str, column: str) -> str:
+                wanted = f"SELECT value FROM {{incoming}} WHERE family = {quote_str(family)}"  # noqa: S608
+                return (f"SELECT {quote_ident(column)} AS v, id FROM {TABLE} FINAL "  # noqa: S608
+                        f"{where([tenancy, f'{quote_ident(column)} IN ({wanted})'])}")
+
+            branches = [branch(fam, c) for fam, cols in MENTION_COLUMNS.items() for c in cols]
+            union = " UNION ALL ".join(branches)
+            found = self._pairs(f"SELECT v, uniqExact(id) AS n FROM ({union}) GROUP BY v", incoming)  # noqa: S608
+            counts = dict(zip(found["value"].to_list(), found["id"].to_list(), strict=True))
+            pairs.append(self._pairs(
+                f"SELECT DISTINCT v, id FROM ({union}) WHERE v IN (SELECT v FROM ({union}) "  # noqa: S608
+                f"GROUP BY v HAVING uniqExact(id) <= {int(cap)})", incoming))
+        for p in {p.value: p for p in probes if p.family == "net"}.values():
+            inside = where([tenancy, f"source_ip_bin BETWEEN unhex('{p.first.hex()}') AND unhex('{p.last.hex()}')"])
+            n = int(self._scalar(f"SELECT count() FROM {TABLE} FINAL {inside}") or 0)  # noqa: S608
+            counts[p.value] = n
+            if n <= cap:
+                pairs.append(self._pairs(f"SELECT {quote_str(p.value)} AS v, id FROM {TABLE} FINAL {inside}"))  # noqa: S608
+        return mentions_frame(probes, pl.concat(pairs), cap, counts)
 
     def compact(self) -> int:
         return 0  # ClickHouse merges a partition's parts in the background itself

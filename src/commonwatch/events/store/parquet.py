@@ -59,10 +59,14 @@ from commonwatch.events.store import (
     MATCH_COLUMNS,
     CountRow,
     DayDrop,
+    Probe,
     StreamState,
     check_count_keys,
     check_page_request,
+    check_probes,
     keyset_page,
+    mention_pairs,
+    mentions_frame,
 )
 from commonwatch.i18n import _
 from commonwatch.net import network_bounds
@@ -607,6 +611,13 @@ class ParquetEventStore:
         grouped = lf.group_by(keys).agg(pl.len().alias("n")).collect()
         grouped = grouped.sort(["n", *names], descending=[True, *([False] * len(by))], nulls_last=True)
         return [CountRow(tuple(row[:-1]), int(row[-1])) for row in grouped.select([*names, "n"]).iter_rows()]
+
+    def mentions(self, principal: Principal, probes: Sequence[Probe], *, cap: int) -> pl.DataFrame:
+        """Hash joins of the probes with each value column of every live segment (only the columns
+        read, streaming), an interval join for networks."""
+        check_probes(probes, cap)
+        pairs = mention_pairs(self._lazy().filter(visible_to(principal)), probes)
+        return mentions_frame(probes, pairs, cap)
 
     def latest_id(self, principal: Principal, f: EventFilter) -> int:
         if principal.sees_all_tenants and f == EventFilter():  # the writer's question, every batch

@@ -35,7 +35,7 @@ class WorkerServer:
                      "--workers", str(workers), "--jobs" if jobs else "--no-jobs"]
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 240) -> str:
+    def start(self, timeout: float = 600) -> str:
         data_dir = self.log_path.parent
         data_dir.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("wb")

@@ -236,6 +236,23 @@ class ParquetEventStore:
             return Manifest()
         return Manifest(data["generation"], data["next_id"], data["segments"], data.get("retired", []))
 
+    def read_manifest(self) -> Manifest:
+        """The manifest for a reader: parsed once per commit in this process (a commit renames a
+        new file into place, so its inode, mtime and size tell when to parse it again). Not for
+        writers, which change what they are given."""
+        path = self.location / MANIFEST
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return Manifest()
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        held = _READ_MANIFESTS.get(path)
+        if held is not None and held[0] == stamp:
+            return held[1]
+        m = self.manifest()
+        _READ_MANIFESTS[path] = (stamp, m)
+        return m
+
     def _commit(self, m: Manifest) -> None:
         m.generation += 1
         with _written(self.location / f".{MANIFEST}.{uuid.uuid4().hex}", self.location / MANIFEST) as tmp:
@@ -370,7 +387,7 @@ class ParquetEventStore:
               time_from: datetime | None = None, time_to: datetime | None = None) -> pl.LazyFrame:
         """The live segments that can hold rows in the given id and time ranges (pruned by the
         manifest's bounds before any file is opened)."""
-        m = m or self.manifest()
+        m = m or self.read_manifest()
         files = []
         for s in m.segments:
             if min_id is not None and s["max_id"] < min_id:
@@ -645,6 +662,8 @@ class ParquetEventStore:
 
 
 _CHECKED: set[Path] = set()
+#: manifest path -> (stat stamp, the manifest parsed from it), for readers (read_manifest).
+_READ_MANIFESTS: dict[Path, tuple[tuple[int, int, int], Manifest]] = {}
 
 
 def opened(location: Path | str) -> ParquetEventStore:

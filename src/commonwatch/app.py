@@ -69,10 +69,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     app.state.clock = clock or SystemClock()
     app.state.jinja = make_environment(settings.data_dir, settings.timezone)
     app.state.nav = collect_nav()
-    from commonwatch.web.counts import make_count_cache, watch_registry_writes
+    from commonwatch.web.counts import make_count_cache, watch_writes
 
     app.state.count_cache = make_count_cache(settings, app.state.clock)
-    watch_registry_writes(app.state.sessionmaker, settings)
+    watch_writes(engine, settings)
 
     for _cap, module in capabilities.parts("api"):
         app.include_router(module.router, prefix="/api/v1")

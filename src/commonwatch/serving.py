@@ -142,5 +142,5 @@ def serve(host: str, port: int, workers: int, jobs: bool) -> None:
         uvicorn.run(worker_app(), **common)
         return
     # A worker imports every capability before it answers the supervisor's health check: give it time.
-    uvicorn.run("commonwatch.serving:worker_app", factory=True, workers=workers, timeout_worker_healthcheck=60,
+    uvicorn.run("commonwatch.serving:worker_app", factory=True, workers=workers, timeout_worker_healthcheck=300,
                 **common)

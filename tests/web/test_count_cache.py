@@ -9,7 +9,7 @@ from datetime import timedelta
 from sqlalchemy import insert
 
 from commonwatch.constituency.models import Organisation
-from commonwatch.db import session_scope
+from commonwatch.db import make_engine, session_scope
 from commonwatch.web.counts import TTL_SECONDS, CountCache
 from tests.events.eventdata import event_row, insert_events
 
@@ -51,12 +51,21 @@ def test_a_registry_write_shows_at_once(app, client, world):
     with session_scope(app.state.sessionmaker, actor="test") as s:
         registry.create_org(s, {"name": "Charlie Water", "kind": "cii-operator", "sector": "water", "country": "CN"})
     assert _organisations_shown(client, world.auth("admin")) == before + 1
+    with app.state.engine.begin() as conn:  # a Core statement on the app's engine moves the stamp too
+        conn.execute(insert(Organisation), [{"name": "Echo Rail", "kind": "cii-operator", "country": "CN"}])
+    assert _organisations_shown(client, world.auth("admin")) == before + 2
+    with session_scope(app.state.sessionmaker, actor="test") as s:
+        registry.create_org(s, {"name": "Foxtrot Air", "kind": "cii-operator", "country": "CN"})
+        s.rollback()  # nothing written: the cached figure stands and is right
+    assert _organisations_shown(client, world.auth("admin")) == before + 2
 
 
 def test_an_unstamped_change_never_outlives_the_ttl(app, client, world, clock):
     before = _organisations_shown(client, world.auth("admin"))
-    # A bulk statement past the ORM leaves no stamp: the cached figure may be shown, for less than the TTL.
-    with app.state.engine.begin() as conn:
+    # A write by another program (its own engine: a CLI import, a SQL console) leaves no stamp: the
+    # cached figure may be shown, for less than the TTL.
+    other = make_engine(app.state.settings.effective_database_url)
+    with other.begin() as conn:
         conn.execute(insert(Organisation), [{"name": "Delta Gas", "kind": "cii-operator", "country": "CN"}])
     assert _organisations_shown(client, world.auth("admin")) == before
     clock.advance(timedelta(seconds=TTL_SECONDS - 1))

@@ -225,13 +225,19 @@ def policy_remove(org_id: int, principal: Principal = Depends(require("notify.ma
 @router.get("/warnings")
 def warnings_page(request: Request, status: str = "", type: str = "", page: int = 1,
                   principal: Principal = Depends(require_warnings_reader), db: Session = Depends(get_db)):
-    rows, total = services.list_warnings(db, principal, services.WarningFilter(status, type), page=page,
-                                         per_page=PER_PAGE)
+    from commonwatch.web.counts import cached_count
+
+    f = services.WarningFilter(status, type)
+    state = request.app.state
+    total = cached_count(state, "warnings", principal, ("total", status, type),
+                         lambda: services.count_warnings(db, principal, f))
+    rows, total = services.list_warnings(db, principal, f, page=page, per_page=PER_PAGE, total=total)
     return render(request, "notify/warnings.html", {
         "title": _("My warnings") if not principal.is_staff else _("Warnings"), "rows": rows, "total": total,
         "page": max(page, 1), "pages": max(1, -(-total // PER_PAGE)), "f": {"status": status, "type": type},
         "statuses": [(s, services.status_label(s)) for s in WARNING_STATUSES],
-        "stats": services.feedback_stats(db, principal),
+        "stats": cached_count(state, "warnings", principal, "feedback-stats",
+                              lambda: services.feedback_stats(db, principal)),
         "orgs": _org_names(db, {w.org_id for w, _e in rows}), **_labels(),
     })
 

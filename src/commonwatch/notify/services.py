@@ -198,9 +198,7 @@ class WarningFilter:
     org_id: int | None = None
 
 
-def list_warnings(session: Session, principal: Principal, f: WarningFilter, *, page: int = 1,
-                  per_page: int = 50) -> tuple[list[Any], int]:
-    """Warnings sent to the principal's organisations (staff: all), newest first, with the event."""
+def _warnings_selected(principal: Principal, f: WarningFilter):
     stmt = scope(select(EventWarning), principal, EventWarning).where(EventWarning.disposition == "warn")
     if f.status:
         stmt = stmt.where(EventWarning.status == f.status)
@@ -208,7 +206,21 @@ def list_warnings(session: Session, principal: Principal, f: WarningFilter, *, p
         stmt = stmt.where(EventWarning.classification_type == f.kind)
     if f.org_id:
         stmt = stmt.where(EventWarning.org_id == f.org_id)
-    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    return stmt
+
+
+def count_warnings(session: Session, principal: Principal, f: WarningFilter) -> int:
+    """How many warnings :func:`list_warnings` pages through."""
+    return session.scalar(select(func.count()).select_from(_warnings_selected(principal, f).subquery())) or 0
+
+
+def list_warnings(session: Session, principal: Principal, f: WarningFilter, *, page: int = 1,
+                  per_page: int = 50, total: int | None = None) -> tuple[list[Any], int]:
+    """Warnings sent to the principal's organisations (staff: all), newest first, with the event;
+    ``total`` when the caller already knows it (the page's count cache), else counted."""
+    stmt = _warnings_selected(principal, f)
+    if total is None:
+        total = count_warnings(session, principal, f)
     page = max(page, 1)
     warnings = list(session.scalars(stmt.order_by(EventWarning.time_source.desc(), EventWarning.id.desc())
                                     .offset((page - 1) * per_page).limit(per_page)))

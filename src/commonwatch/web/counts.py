@@ -7,9 +7,10 @@ or another (other workers, an ingest in its own process):
 
 - ``events``: the Parquet store's manifest; every commit renames a new one into place, so its inode
   and mtime are the generation. Other stores have no such stamp: their counts are not cached.
-- ``registry``: a stamp file ``<data dir>/counts/registry`` replaced after every commit that
-  changed organisations, networks, ASNs, domains or contacts (an ORM listener); a bulk statement
-  that bypasses the ORM is bounded by the TTL.
+- ``registry``, ``warnings``: a stamp file ``<data dir>/counts/<topic>`` replaced after every
+  commit on the app's engine that wrote to the topic's tables (organisations, networks, ASNs,
+  domains, contacts; warnings and their feedback), ORM or Core alike. A write by another program
+  (a CLI import on its own engine, a SQL console) is bounded by the TTL.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.orm import Session
 
 from commonwatch.access.principal import Principal
 from commonwatch.clock import Clock
@@ -92,8 +92,8 @@ class CountCache:
 
 def make_count_cache(settings: Any, clock: Clock) -> CountCache:
     """The app's cache, its generations read from the configured stores."""
-    registry_stamp = registry_stamp_path(settings)
-    generations: dict[str, Callable[[], Generation]] = {"registry": lambda: _stamp(registry_stamp)}
+    generations: dict[str, Callable[[], Generation]] = {
+        topic: (lambda path=stamp_path(settings, topic): _stamp(path)) for topic in STAMPED_TOPICS}
     if settings.event_store == "parquet":
         manifest = Path(settings.event_store_dir or settings.data_dir / "events") / "manifest.json"
         generations["events"] = lambda: _stamp(manifest)
@@ -102,30 +102,39 @@ def make_count_cache(settings: Any, clock: Clock) -> CountCache:
     return CountCache(clock, generations)
 
 
-def registry_stamp_path(settings: Any) -> Path:
-    return Path(settings.data_dir) / "counts" / "registry"
+#: topic -> the tables whose writes move its stamp.
+STAMPED_TOPICS: dict[str, frozenset[str]] = {
+    "registry": REGISTRY_TABLES,
+    "warnings": frozenset({"notify_warnings", "notify_feedback"}),
+}
 
 
-def watch_registry_writes(sessionmaker: Any, settings: Any) -> None:
-    """After a commit that changed a registry table through the ORM, bump the registry stamp."""
-    stamp = registry_stamp_path(settings)
+def stamp_path(settings: Any, topic: str) -> Path:
+    return Path(settings.data_dir) / "counts" / topic
 
-    @event.listens_for(sessionmaker, "after_flush")
-    def _note(session: Session, _ctx: Any) -> None:
-        for obj in (*session.new, *session.dirty, *session.deleted):
-            table = getattr(getattr(obj, "__table__", None), "name", None)
-            if table in REGISTRY_TABLES:
-                session.info["registry_changed"] = True
-                return
 
-    @event.listens_for(sessionmaker, "after_commit")
-    def _bump(session: Session) -> None:
-        if session.info.pop("registry_changed", False):
-            bump(stamp)
+def watch_writes(engine: Any, settings: Any) -> None:
+    """After a commit on ``engine`` that wrote (ORM or Core INSERT, UPDATE, DELETE) to a topic's
+    tables, bump that topic's stamp; a rolled-back write moves nothing."""
+    from sqlalchemy.sql.dml import UpdateBase
 
-    @event.listens_for(sessionmaker, "after_rollback")
-    def _forget(session: Session) -> None:
-        session.info.pop("registry_changed", None)
+    by_table = {t: topic for topic, tables in STAMPED_TOPICS.items() for t in tables}
+
+    @event.listens_for(engine, "after_execute")
+    def _note(conn: Any, clause: Any, *_args: Any) -> None:
+        if isinstance(clause, UpdateBase):
+            topic = by_table.get(getattr(clause.table, "name", None))
+            if topic is not None:
+                conn.info.setdefault("count_topics", set()).add(topic)
+
+    @event.listens_for(engine, "commit")
+    def _bump(conn: Any) -> None:
+        for topic in conn.info.pop("count_topics", ()):
+            bump(stamp_path(settings, topic))
+
+    @event.listens_for(engine, "rollback")
+    def _forget(conn: Any) -> None:
+        conn.info.pop("count_topics", None)
 
 
 def cached_count(state: Any, topic: str, principal: Principal, what: Hashable, compute: Callable[[], Any]) -> Any:

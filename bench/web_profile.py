@@ -21,9 +21,36 @@ import time
 from pathlib import Path
 
 
+def fill_synthetic(rt, n: int) -> None:
+    """The suite's world (two tenants, a user of every role) and ``n`` events over its
+    organisations in the configured (Parquet) store, through the store's append."""
+    from datetime import timedelta
+
+    from commonwatch.migrate import upgrade
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from tests.conftest import build_world
+    from tests.events.eventdata import insert_events, spread
+
+    upgrade(rt.engine)
+    with rt.session("bench") as s:
+        world = build_world(s, rt.clock)
+    owners = [world.org_a, world.org_a_unit, world.org_b, None]
+    for start in range(0, n, 50_000):
+        rows = spread(min(50_000, n - start), end=rt.clock.now() - timedelta(seconds=start), org_ids=owners,
+                      step=timedelta(seconds=1))
+        for i, row in enumerate(rows):
+            row["event_key"] = f"syn-{start + i}"
+        with rt.session("bench") as s:
+            insert_events(s, rows)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("work", type=Path, help="a data dir made by web_load.py --keep DIR --prepare-only")
+    ap.add_argument("work", type=Path, help="a data dir made by web_load.py --keep DIR --prepare-only; with "
+                                            "--synthetic N an empty folder to fill instead")
+    ap.add_argument("--synthetic", type=int, default=0,
+                    help="no demo: the test suite's small world and N events (quicker on a busy machine)")
     ap.add_argument("--requests", type=int, default=50)
     ap.add_argument("--top", type=int, default=12)
     args = ap.parse_args()
@@ -36,9 +63,13 @@ def main() -> int:
     from commonwatch.access import services as access
     from commonwatch.app import create_app
     from commonwatch.demo import DEMO_PASSWORD
+
+    password = "correct-horse-battery" if args.synthetic else DEMO_PASSWORD  # tests/conftest.py's world
     from commonwatch.runtime import get_runtime
 
     rt = get_runtime()
+    if args.synthetic:
+        fill_synthetic(rt, args.synthetic)
     app = create_app(rt.settings, clock=rt.clock, engine=rt.engine)
     with rt.session("bench") as s:
         from sqlalchemy import select
@@ -54,7 +85,7 @@ def main() -> int:
         c = TestClient(app)
         page = c.get("/login")
         csrf = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
-        resp = c.post("/login", data={"email": email, "password": DEMO_PASSWORD, "csrf_token": csrf, "next": "/"},
+        resp = c.post("/login", data={"email": email, "password": password, "csrf_token": csrf, "next": "/"},
                       follow_redirects=False)
         assert resp.status_code == 303, resp.text[:300]
         return c

@@ -5,8 +5,8 @@ A cached count is used only while it is younger than the TTL (by the app's clock
 it counts has not changed since: each topic has a generation that any write moves, in this process
 or another (other workers, an ingest in its own process):
 
-- ``events``: the Parquet store's manifest; every commit renames a new one into place, so its inode
-  and mtime are the generation. Other stores have no such stamp: their counts are not cached.
+- ``events``: the Parquet store's manifest generation, one more at every commit (by any
+  process). Other stores have no such stamp: their counts are not cached.
 - ``registry``, ``warnings``: a stamp file ``<data dir>/counts/<topic>`` replaced after every
   commit on the app's engine that wrote to the topic's tables (organisations, networks, ASNs,
   domains, contacts; warnings and their feedback), ORM or Core alike. A write by another program
@@ -45,16 +45,17 @@ def tenant_key(principal: Principal) -> tuple:
 
 
 def _stamp(path: Path) -> Generation:
+    """A stamp file's content (a fresh random token per bump; a stat is not enough: inode numbers
+    are reused and mtimes are coarse)."""
     try:
-        st = os.stat(path)
+        return path.read_bytes()
     except FileNotFoundError:
-        return 0
-    return (st.st_ino, st.st_mtime_ns, st.st_size)
+        return b""
 
 
 def bump(path: Path) -> None:
-    """Move a stamp file's generation: a new file renamed over it (a new inode), so a reader in
-    any process sees the change with one stat."""
+    """Move a stamp's generation: a file with a new random token renamed over it (atomic), so a
+    reader in any process sees the change with one small read."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
     tmp.write_text(uuid.uuid4().hex)
@@ -95,8 +96,10 @@ def make_count_cache(settings: Any, clock: Clock) -> CountCache:
     generations: dict[str, Callable[[], Generation]] = {
         topic: (lambda path=stamp_path(settings, topic): _stamp(path)) for topic in STAMPED_TOPICS}
     if settings.event_store == "parquet":
-        manifest = Path(settings.event_store_dir or settings.data_dir / "events") / "manifest.json"
-        generations["events"] = lambda: _stamp(manifest)
+        from commonwatch.events.store.parquet import ParquetEventStore
+
+        store = ParquetEventStore(Path(settings.event_store_dir or settings.data_dir / "events"))
+        generations["events"] = lambda: store.read_manifest().generation  # +1 at every commit
     else:
         generations["events"] = lambda: None
     return CountCache(clock, generations)

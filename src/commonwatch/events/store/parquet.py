@@ -237,20 +237,20 @@ class ParquetEventStore:
         return Manifest(data["generation"], data["next_id"], data["segments"], data.get("retired", []))
 
     def read_manifest(self) -> Manifest:
-        """The manifest for a reader: parsed once per commit in this process (a commit renames a
-        new file into place, so its inode, mtime and size tell when to parse it again). Not for
-        writers, which change what they are given."""
+        """The manifest for a reader, parsed again only when the file's bytes changed (a stat is
+        not enough: an inode number can be reused and mtimes are coarse). Not for writers, which
+        change what they are given."""
         path = self.location / MANIFEST
         try:
-            st = os.stat(path)
+            raw = path.read_bytes()
         except FileNotFoundError:
             return Manifest()
-        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
         held = _READ_MANIFESTS.get(path)
-        if held is not None and held[0] == stamp:
+        if held is not None and held[0] == raw:
             return held[1]
-        m = self.manifest()
-        _READ_MANIFESTS[path] = (stamp, m)
+        data = json.loads(raw)
+        m = Manifest(data["generation"], data["next_id"], data["segments"], data.get("retired", []))
+        _READ_MANIFESTS[path] = (raw, m)
         return m
 
     def _commit(self, m: Manifest) -> None:
@@ -662,8 +662,8 @@ class ParquetEventStore:
 
 
 _CHECKED: set[Path] = set()
-#: manifest path -> (stat stamp, the manifest parsed from it), for readers (read_manifest).
-_READ_MANIFESTS: dict[Path, tuple[tuple[int, int, int], Manifest]] = {}
+#: manifest path -> (its bytes, the manifest parsed from them), for readers (read_manifest).
+_READ_MANIFESTS: dict[Path, tuple[bytes, Manifest]] = {}
 
 
 def opened(location: Path | str) -> ParquetEventStore:

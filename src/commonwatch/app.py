@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -45,15 +46,16 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        scheduler = None
+        leader = None
         if run_jobs:
-            from commonwatch.scheduler import Scheduler
+            # One process of several workers runs the jobs: the one holding the data dir's jobs lock.
+            from commonwatch.serving import JobsLeader
 
-            scheduler = Scheduler.from_capabilities(app.state)
-            scheduler.start()
+            leader = JobsLeader(app.state, settings.path("jobs.lock"))
+            leader.start()
         yield
-        if scheduler is not None:
-            scheduler.stop()
+        if leader is not None:
+            leader.stop()
 
     app = FastAPI(
         title="commonwatch", version=__version__, lifespan=lifespan,
@@ -67,6 +69,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     app.state.clock = clock or SystemClock()
     app.state.jinja = make_environment(settings.data_dir, settings.timezone)
     app.state.nav = collect_nav()
+    from commonwatch.web.counts import make_count_cache, watch_writes
+
+    app.state.count_cache = make_count_cache(settings, app.state.clock)
+    watch_writes(engine, settings)
 
     for _cap, module in capabilities.parts("api"):
         app.include_router(module.router, prefix="/api/v1")
@@ -106,7 +112,7 @@ def _add_operational_routes(app: FastAPI) -> None:
         except Exception as exc:
             log.warning("health check failed", extra={"error": str(exc)})
             return JSONResponse({"status": "error", "database": "unreachable"}, status_code=503)
-        return JSONResponse({"status": "ok", "database": "ok", "version": __version__})
+        return JSONResponse({"status": "ok", "database": "ok", "version": __version__, "worker": os.getpid()})
 
     @app.get("/metrics", include_in_schema=False)
     def metrics(request: Request) -> Response:

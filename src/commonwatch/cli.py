@@ -82,11 +82,10 @@ def _warn_of_events_left_in_table(rt) -> None:
 @app.command()
 def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
           port: int = typer.Option(8000, help="Port to listen on."),
-          jobs: bool = typer.Option(True, help="Run the periodic work (notifications, feeds, clocks).")) -> None:
+          jobs: bool = typer.Option(True, help="Run the periodic work (notifications, feeds, clocks)."),
+          workers: int = typer.Option(0, min=0, help="Worker processes; 0: one per core. SIGHUP restarts them "
+                                                   "one by one (with more than one).")) -> None:
     """Serve the web pages, the REST API and TAXII."""
-    import uvicorn
-
-    from commonwatch.app import create_app
     from commonwatch.migrate import is_current
     from commonwatch.observability import configure_logging
 
@@ -95,8 +94,10 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     if not is_current(rt.engine):
         fail("the database schema is not current; run: commonwatch db upgrade")
     _warn_of_events_left_in_table(rt)
-    application = create_app(rt.settings, clock=rt.clock, engine=rt.engine, run_jobs=jobs)
-    uvicorn.run(application, host=host, port=port, log_config=None, proxy_headers=False)
+    from commonwatch.serving import default_workers
+    from commonwatch.serving import serve as serve_workers
+
+    serve_workers(host, port, workers or default_workers(), jobs)
 
 
 @app.command()
@@ -114,7 +115,12 @@ def demo(serve_after: bool = typer.Option(False, "--serve", help="Serve once the
         console.print(f"  {role:<12} {email:<34} {password}", highlight=False)
     console.print()
     if serve_after:
-        serve(host="127.0.0.1", port=port, jobs=True)
+        # `make run` shows the sign-ins and the address above, then only warnings (its workers too).
+        import os
+
+        os.environ.setdefault("COMMONWATCH_LOG_LEVEL", "WARNING")
+        rt.settings.log_level = os.environ["COMMONWATCH_LOG_LEVEL"]
+        serve(host="127.0.0.1", port=port, jobs=True, workers=0)
 
 
 def _register_capabilities() -> None:

@@ -1,11 +1,12 @@
 """Periodic work inside the server: each capability's ``jobs.JOBS`` (send due notifications,
 fetch feeds, check regulatory clocks). One thread runs the jobs one after another; a failing job
-is logged and retried at its next interval. Run jobs in one server process only
-(``commonwatch serve --no-jobs`` on the others)."""
+is logged and retried at its next interval. Of several server workers only the one
+holding the jobs lock runs them (serving.JobsLeader); on other machines use ``--no-jobs``."""
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -55,10 +56,11 @@ class Scheduler:
             started = time.monotonic()
             try:
                 result = job.run(self.state)
-                log.info("job done", extra={"job": job.name, "ms": round((time.monotonic() - started) * 1000),
+                log.info("job done", extra={"job": job.name, "pid": os.getpid(),
+                                            "ms": round((time.monotonic() - started) * 1000),
                                             "result": str(result)[:200] if result is not None else ""})
             except Exception:
-                log.exception("job failed", extra={"job": job.name})
+                log.exception("job failed", extra={"job": job.name, "pid": os.getpid()})
             self._next[job.name] = time.monotonic() + job.every_seconds
 
     def _loop(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -35,7 +36,19 @@ class LiveServer:
 
 
 @pytest.fixture
-def live_url(app, world):
+def live_url(app, world, settings):
+    """The app on a loopback port: in this process (its injected clock), or with
+    COMMONWATCH_E2E_WORKERS=N (N > 1) as a real ``commonwatch serve --workers N`` on the same
+    database and data dir (the system clock, jobs off)."""
+    workers = int(os.environ.get("COMMONWATCH_E2E_WORKERS", "1") or 1)
+    if workers > 1:
+        from tests.web.workers import WorkerServer
+
+        multi = WorkerServer(settings.data_dir, settings.effective_database_url, workers=workers, jobs=False)
+        url = multi.start()
+        yield url
+        multi.stop()
+        return
     server = LiveServer(app)
     url = server.start()
     yield url

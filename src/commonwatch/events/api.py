@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from commonwatch.access.principal import Principal
 from commonwatch.errors import Invalid
-from commonwatch.events import export, search, stats
+from commonwatch.events import counted, export, search, stats
 from commonwatch.events.store import event_store
 from commonwatch.web.deps import get_db, require, writes
 
@@ -111,7 +111,7 @@ class StatsOut(BaseModel):
 
 
 @router.get("/events", response_model=EventPage)
-def list_events(params: FilterParams = Depends(),
+def list_events(request: Request, params: FilterParams = Depends(),
                 limit: int = Query(search.DEFAULT_PAGE_SIZE, ge=1, le=search.MAX_PAGE_SIZE),
                 cursor: str | None = Query(None, description="Continue after this position (older events)."),
                 before: str | None = Query(None, description="The page before this position (newer events)."),
@@ -120,7 +120,8 @@ def list_events(params: FilterParams = Depends(),
     """Events newest first (time.source, then id), with keyset pagination through cursors."""
     try:
         f = search.parse_filter(params.values)
-        page = event_store(db).search_page(principal, f, limit=limit, after=cursor, before=before, count=count)
+        page = counted.search_page(request.app.state, db, principal, f, limit=limit, after=cursor, before=before,
+                                   count=count)
     except Invalid as exc:
         return _invalid_response(exc)
     body = {"items": [export.event_record(e) for e in page.items], "next_cursor": page.next_cursor,

@@ -16,7 +16,7 @@ from commonwatch.constituency.models import Organisation
 from commonwatch.constituency.services import sector_label, sector_table
 from commonwatch.db import get_scoped, scope
 from commonwatch.errors import Invalid
-from commonwatch.events import export, search, stats
+from commonwatch.events import counted, export, search, stats
 from commonwatch.events.schema import FIELDS, SEVERITIES, TLP_LABELS
 from commonwatch.events.store import event_store, records
 from commonwatch.i18n import N_, _
@@ -89,8 +89,8 @@ def event_search(request: Request, principal: Principal = Depends(require("event
     f = None
     try:
         f = search.parse_filter(form, naive_zone=tz)
-        page = event_store(db).search_page(principal, f, limit=search.DEFAULT_PAGE_SIZE,
-                                  after=query.get("cursor") or None, before=query.get("before") or None)
+        page = counted.search_page(request.app.state, db, principal, f, limit=search.DEFAULT_PAGE_SIZE,
+                                   after=query.get("cursor") or None, before=query.get("before") or None)
     except Invalid as exc:
         errors = exc.by_field()
     org_names = stats.org_names(db, principal, [e.org_id for e in page.items]) if page else {}

@@ -30,6 +30,7 @@ from commonwatch.notify.models import (
     Feedback,
     Policy,
 )
+from commonwatch.web.counts import cached_count
 from commonwatch.web.deps import get_db, require
 from commonwatch.web.listing import ListSpec, empty_page, list_page, parse_bulk_ids, parse_list_query
 from commonwatch.web.nav import NavItem
@@ -312,7 +313,8 @@ def warnings_page(request: Request, principal: Principal = Depends(require_warni
         "rows": [(w, events.get(w.event_id)) for w in warnings],
         "f": {"status": lst.query.params.get("status", ""), "type": lst.query.params.get("type", "")},
         "statuses": [(s, services.status_label(s)) for s in WARNING_STATUSES],
-        "stats": services.feedback_stats(db, principal), "bulk_actions": _bulk_choices(),
+        "stats": cached_count(request.app.state, "warnings", principal, "feedback-stats",
+                              lambda: services.feedback_stats(db, principal)), "bulk_actions": _bulk_choices(),
         "can_respond": principal.has("warnings.respond.own") or principal.has("warnings.respond"),
         "orgs": _org_names(db, {w.org_id for w in warnings}), **_labels(),
     }, status_code=422 if errors else 200)

@@ -88,12 +88,16 @@ def switch_language(language: str, request: Request, next: str | None = None) ->
 def home(request: Request, principal: Principal = Depends(require_principal),
          db: Session = Depends(get_db)) -> HTMLResponse:
     from commonwatch.constituency.models import Contact, Network, Organisation
+    from commonwatch.web.counts import cached_count
 
-    counts = {
-        "organisations": db.scalar(scope(select(func.count(Organisation.id)), principal, Organisation)),
-        "networks": db.scalar(scope(select(func.count(Network.id)), principal, Network)),
-        "contacts": db.scalar(scope(select(func.count(Contact.id)), principal, Contact)),
-    }
+    def registry_counts() -> dict[str, int]:
+        return {
+            "organisations": db.scalar(scope(select(func.count(Organisation.id)), principal, Organisation)),
+            "networks": db.scalar(scope(select(func.count(Network.id)), principal, Network)),
+            "contacts": db.scalar(scope(select(func.count(Contact.id)), principal, Contact)),
+        }
+
+    counts = cached_count(request.app.state, "registry", principal, "overview", registry_counts)
     panels = []
     for _cap, module in _dashboard_modules():
         panels.extend(module.panels(db, principal, request.app.state))

@@ -241,6 +241,23 @@ class ParquetEventStore:
             return Manifest()
         return Manifest(data["generation"], data["next_id"], data["segments"], data.get("retired", []))
 
+    def read_manifest(self) -> Manifest:
+        """The manifest for a reader, parsed again only when the file's bytes changed (a stat is
+        not enough: an inode number can be reused and mtimes are coarse). Not for writers, which
+        change what they are given."""
+        path = self.location / MANIFEST
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return Manifest()
+        held = _READ_MANIFESTS.get(path)
+        if held is not None and held[0] == raw:
+            return held[1]
+        data = json.loads(raw)
+        m = Manifest(data["generation"], data["next_id"], data["segments"], data.get("retired", []))
+        _READ_MANIFESTS[path] = (raw, m)
+        return m
+
     def _commit(self, m: Manifest) -> None:
         m.generation += 1
         with _written(self.location / f".{MANIFEST}.{uuid.uuid4().hex}", self.location / MANIFEST) as tmp:
@@ -375,7 +392,7 @@ class ParquetEventStore:
               time_from: datetime | None = None, time_to: datetime | None = None) -> pl.LazyFrame:
         """The live segments that can hold rows in the given id and time ranges (pruned by the
         manifest's bounds before any file is opened)."""
-        m = m or self.manifest()
+        m = m or self.read_manifest()
         files = []
         for s in m.segments:
             if min_id is not None and s["max_id"] < min_id:
@@ -662,6 +679,8 @@ class ParquetEventStore:
 
 
 _CHECKED: set[Path] = set()
+#: manifest path -> (its bytes, the manifest parsed from them), for readers (read_manifest).
+_READ_MANIFESTS: dict[Path, tuple[bytes, Manifest]] = {}
 
 
 def opened(location: Path | str) -> ParquetEventStore:

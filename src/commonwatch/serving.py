@@ -1,0 +1,146 @@
+"""``commonwatch serve`` with several worker processes.
+
+uvicorn's own supervisor (``uvicorn.supervisors.Multiprocess``) binds the listening socket once and
+starts N worker processes that all accept on it; SIGHUP replaces the workers one at a time, each new
+one in service before the old one is told to stop (SIGTERM: it finishes the requests it holds), so a
+restart drops no request. Every worker builds the app itself from the settings (``worker_app``).
+
+The periodic jobs run in exactly one process: each worker's lifespan starts a :class:`JobsLeader`,
+which holds an exclusive ``flock`` on ``<data dir>/jobs.lock`` while it runs the scheduler. The other
+workers retry the lock every few seconds, so when the holder stops (a restart, a crash) another one
+takes the jobs over. The lock is per machine: on several machines sharing one database run
+``--no-jobs`` on all but one.
+
+Sessions, CSRF tokens, sign-in limits and API tokens live in the database, so any worker answers any
+request.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("commonwatch.serving")
+
+#: Set by ``serve`` for its workers: run the periodic jobs (one of them, elected by the lock).
+JOBS_ENV = "COMMONWATCH_SERVE_JOBS"
+#: Tests set it to see which worker answered: every response carries ``X-Commonwatch-Worker: <pid>``.
+WORKER_HEADER_ENV = "COMMONWATCH_SERVE_WORKER_HEADER"
+WORKER_HEADER = b"x-commonwatch-worker"
+
+
+def default_workers() -> int:
+    """The number of cores this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+class JobsLeader:
+    """Runs the scheduler only while holding the machine-wide jobs lock (one process of many)."""
+
+    def __init__(self, state: Any, lock_path: Path, retry_seconds: float = 2.0):
+        self.state = state
+        self.lock_path = lock_path
+        self.retry_seconds = retry_seconds
+        self._stop = threading.Event()
+        self._fd: int | None = None
+        self._scheduler = None
+        self._thread = threading.Thread(target=self._loop, name="commonwatch-jobs-leader", daemon=True)
+
+    @property
+    def leading(self) -> bool:
+        return self._scheduler is not None
+
+    def start(self) -> None:
+        # Try at once, so a single process starts its jobs as it did before there were workers.
+        self._try_lead()
+        if not self.leading:
+            self._thread.start()
+
+    def _try_lead(self) -> bool:
+        self.lock_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        from commonwatch.scheduler import Scheduler
+
+        self._scheduler = Scheduler.from_capabilities(self.state)
+        self._scheduler.start()
+        log.info("this worker runs the periodic jobs", extra={"pid": os.getpid()})
+        return True
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.retry_seconds):
+            if self._try_lead():
+                return
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5)
+        if self._scheduler is not None:
+            self._scheduler.stop()
+            self._scheduler = None
+        if self._fd is not None:
+            os.close(self._fd)  # releases the lock: another worker takes the jobs over
+            self._fd = None
+
+
+class WorkerHeader:
+    """ASGI wrapper adding the worker's pid to every response (tests only: it names a process)."""
+
+    def __init__(self, app: Any):
+        self.app = app
+        self.pid = str(os.getpid()).encode()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_pid(message):
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), (WORKER_HEADER, self.pid)]}
+            await send(message)
+
+        return await self.app(scope, receive, send_with_pid)
+
+
+def worker_app() -> Any:
+    """The app one worker serves (uvicorn calls it in each worker process)."""
+    from commonwatch.app import create_app
+    from commonwatch.observability import configure_logging
+    from commonwatch.runtime import get_runtime
+
+    rt = get_runtime()
+    configure_logging(rt.settings.log_level, rt.settings.log_format)
+    app = create_app(rt.settings, clock=rt.clock, engine=rt.engine, run_jobs=os.environ.get(JOBS_ENV) == "1")
+    if os.environ.get(WORKER_HEADER_ENV) == "1":
+        return WorkerHeader(app)
+    return app
+
+
+def serve(host: str, port: int, workers: int, jobs: bool) -> None:
+    """Serve on ``host:port`` with ``workers`` processes (1: in this process, as before)."""
+    import uvicorn
+
+    os.environ[JOBS_ENV] = "1" if jobs else "0"
+    common = {"host": host, "port": port, "log_config": None, "proxy_headers": False,
+              "timeout_graceful_shutdown": 30}
+    if workers <= 1:
+        uvicorn.run(worker_app(), **common)
+        return
+    # A worker imports every capability before it answers the supervisor's health check: give it time.
+    uvicorn.run("commonwatch.serving:worker_app", factory=True, workers=workers, timeout_worker_healthcheck=300,
+                **common)

@@ -1,0 +1,151 @@
+"""`commonwatch serve --workers 2` as a real server on loopback: the periodic jobs run in one process
+only, sessions, CSRF and sign-in limits hold across workers, and SIGHUP restarts drop no request."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+
+import httpx
+import pytest
+
+from commonwatch.access import audit
+from commonwatch.config import Settings
+from commonwatch.db import make_sessionmaker, session_scope
+from tests.conftest import PASSWORD, build_world
+from tests.web.workers import WorkerServer, fresh_client
+
+
+@pytest.fixture
+def served(tmp_path, sqlite_url, engine, clock):
+    """A world in a database of its own and a 2-worker server on it."""
+    data_dir = tmp_path / "served"
+    audit.use_key(engine, audit.load_key(Settings(data_dir=data_dir, database_url=sqlite_url)))
+    with session_scope(make_sessionmaker(engine), actor="test") as session:
+        session.info["clock"] = clock
+        world = build_world(session, clock)
+    server = WorkerServer(data_dir, sqlite_url, workers=2,
+                          env={"COMMONWATCH_EVENT_STORE_DIR": str(tmp_path / "served-events")})
+    server.start()
+    yield server, world
+    server.stop()
+
+
+def _job_records(server: WorkerServer) -> list[dict]:
+    records = []
+    for line in server.log_path.read_text().splitlines():
+        if line.startswith("{"):
+            rec = json.loads(line)
+            if rec.get("logger") == "commonwatch.scheduler" and rec.get("msg") in ("job done", "job failed"):
+                records.append(rec)
+    return records
+
+
+def _expected_jobs() -> set[str]:
+    from commonwatch import capabilities
+
+    return {job.name for _cap, module in capabilities.parts("jobs") for job in module.JOBS}
+
+
+def _worker(resp: httpx.Response) -> str:
+    return resp.headers["x-commonwatch-worker"]
+
+
+def test_each_periodic_job_runs_once_per_period_in_one_worker(served):
+    server, _world = served
+    expected = _expected_jobs()
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and {r["job"] for r in _job_records(server)} != expected:
+        time.sleep(0.5)
+    time.sleep(3)  # a second worker running them too would have shown by now
+    records = _job_records(server)
+    runs = Counter(r["job"] for r in records)
+    assert set(runs) == expected
+    # Every job's period is a minute or more: within the first period each ran exactly once.
+    assert all(n == 1 for n in runs.values()), runs
+    assert len({r["pid"] for r in records}) == 1
+    with fresh_client() as c:
+        workers = {c.get(f"{server.url}/healthz").json()["worker"] for _ in range(40)}
+    assert len(workers) == 2  # two workers answer, one of them runs the jobs
+
+
+def test_session_and_csrf_hold_across_workers(served):
+    server, world = served
+    with fresh_client(base_url=server.url) as c:
+        page = c.get("/login")
+        token = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+        resp = c.post("/login", data={"email": world.users["analyst"], "password": PASSWORD,
+                                      "csrf_token": token, "next": "/"})
+        assert resp.status_code == 303, resp.text[:300]
+        signed_in_on = _worker(resp)
+        csrf = c.get("/account").text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+        answered = Counter()
+        for i in range(30):
+            resp = c.post("/account/profile", data={"name": f"analyst {i}", "language": "en",
+                                                    "timezone": "", "csrf_token": csrf})
+            assert resp.status_code == 303, resp.text[:300]
+            answered[_worker(resp)] += 1
+        assert "analyst 29" in c.get("/account").text
+        refused = c.post("/account/profile", data={"name": "x", "language": "en", "csrf_token": "wrong"})
+        assert refused.status_code == 403
+    assert len(answered) == 2 and signed_in_on in answered  # the form went to both workers
+
+
+def test_sign_in_limit_counts_failures_from_every_worker(served):
+    server, world = served
+    seen = set()
+    with fresh_client(base_url=server.url) as c:
+        statuses = []
+        for _ in range(6):
+            token = c.get("/login").text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+            resp = c.post("/login", data={"email": world.users["auditor"], "password": "wrong",
+                                          "csrf_token": token, "next": "/"})
+            statuses.append(resp.status_code)
+            seen.add(_worker(resp))
+    assert statuses[:5] == [401] * 5
+    assert statuses[5] == 429  # the fifth failure locked the account, whichever worker counted it
+
+
+def test_sighup_restart_drops_no_request(served):
+    server, world = served
+    failures: list[str] = []
+    pids: list[str] = []
+    stop = threading.Event()
+
+    def hammer():
+        with fresh_client(base_url=server.url) as c:
+            while not stop.is_set():
+                try:
+                    resp = c.get("/api/v1/organisations", headers=world.auth("admin"))
+                    if resp.status_code != 200:
+                        failures.append(f"{resp.status_code} {resp.text[:100]}")
+                    pids.append(_worker(resp))
+                except httpx.HTTPError as exc:
+                    failures.append(repr(exc))
+
+    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and (len(pids) < 20 or len(set(pids)) < 2):
+        time.sleep(0.2)
+    before = set(pids)
+    assert len(before) == 2
+    at_restart = len(pids)
+    server.restart()
+
+    def replaced() -> bool:
+        since = pids[at_restart:]
+        new = set(since) - before
+        return len(new) >= 2 and len(since) >= 20 and set(since[-20:]).isdisjoint(before)
+
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not replaced():
+        time.sleep(0.5)
+    stop.set()
+    for t in threads:
+        t.join(30)
+    assert replaced(), (before, Counter(pids[at_restart:]))  # both workers were replaced, one by one
+    assert failures == []

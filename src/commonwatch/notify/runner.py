@@ -23,7 +23,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from multiprocessing import util as mp_util
@@ -38,6 +38,7 @@ from commonwatch import outbound
 from commonwatch.clock import Clock
 from commonwatch.config import Settings
 from commonwatch.constituency.models import Contact, Organisation, OrgKind
+from commonwatch.db import read_only_engine
 from commonwatch.errors import Invalid
 from commonwatch.i18n import _, use_language
 from commonwatch.notify import planner, render, webhook
@@ -124,6 +125,14 @@ class Notifier:
             else:
                 self.transport = OutboxTransport(self.settings.data_dir / "notify" / "outbox")
         return self.transport
+
+    def _read_session(self) -> Session:
+        """A session for reads only (on SQLite it takes no write lock)."""
+        bind = self.sessions.kw.get("bind")
+        session = self.sessions(bind=read_only_engine(bind)) if bind is not None else self.sessions()
+        session.info["actor"] = "system notify"
+        session.info["clock"] = self.clock
+        return session
 
     def _session(self) -> Session:
         session = self.sessions()
@@ -236,7 +245,14 @@ class Notifier:
         # spawn, not fork: the parent holds database connections and threads a fork would copy.
         with ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("spawn"),
                                  initializer=_start_worker, initargs=(spec,)) as pool:
-            for counts in pool.map(_send_in_worker, batches):
+            futures = [pool.submit(_send_in_worker, batch) for batch in batches]
+            for future in as_completed(futures):
+                try:
+                    counts = future.result()
+                except Exception as exc:
+                    # Its deliveries stay claimed; the next run recovers them when the lease ends.
+                    log.warning("sending batch failed", extra={"error": str(exc)})
+                    continue
                 for name, n in counts.items():
                     setattr(report, name, getattr(report, name) + n)
 
@@ -280,9 +296,11 @@ class Notifier:
             if not claimed:
                 return {}
             prepared: dict[int, _Prepared] = {}
-            with session.begin(), session.no_autoflush:  # reads only: the facts wait for the record
+            # Rendering and gpg only read: on a read-only session (on SQLite no write lock is held
+            # while gpg runs); what they find out waits for the record.
+            with self._read_session() as reader, reader.begin(), reader.no_autoflush:
                 for delivery_id in claimed:
-                    prepared[delivery_id] = self._prepare_one(session, delivery_id)
+                    prepared[delivery_id] = self._prepare_one(reader, delivery_id)
             ready = [i for i, p in prepared.items() if p.outcome is None]
             if ready:
                 with session.begin():

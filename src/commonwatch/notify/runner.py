@@ -239,7 +239,8 @@ class Notifier:
         connection, SMTP connection and keyring handle; the ledger's steps are the same."""
         bind = self.sessions.kw.get("bind")
         url = bind.url.render_as_string(hide_password=False) if bind is not None else self.settings.database_url
-        spec = WorkerSpec(settings=self.settings, database_url=url, clock=self.clock, nset=self.nset)
+        spec = WorkerSpec(settings=self.settings, database_url=url, clock=self.clock, nset=self.nset,
+                          imported=self._import_contact_keys(ids))
         step = self.nset.send_commit_batch
         batches = [ids[i:i + step] for i in range(0, len(ids), step)]
         # spawn, not fork: the parent holds database connections and threads a fork would copy.
@@ -255,6 +256,25 @@ class Notifier:
                     continue
                 for name, n in counts.items():
                     setattr(report, name, getattr(report, name) + n)
+
+    def _import_contact_keys(self, ids: list[int]) -> dict[str, str]:
+        """Import the keys of these deliveries' contacts once, here, before the pool starts (two
+        processes importing one key into the shared GnuPG home at the same moment make gpg fail);
+        what was imported, for the processes to skip."""
+        keyring = self.keyring
+        if keyring is None:
+            return {}
+        keys: dict[str, str] = {}
+        with self._read_session() as session:
+            for start in range(0, len(ids), 5000):
+                keys.update(session.execute(
+                    select(Contact.pgp_fingerprint, Contact.pgp_key).join(Delivery, Delivery.contact_id == Contact.id)
+                    .where(Delivery.id.in_(ids[start:start + 5000]), Contact.pgp_fingerprint.is_not(None))
+                    .distinct()).tuples().all())
+        for fingerprint, armored in keys.items():
+            if fingerprint and armored and armored.strip():
+                keyring.ensure_public_key(fingerprint, armored)
+        return keyring.imported()
 
     def _send_ids(self, ids: Sequence[int], report: RunReport) -> None:
         try:
@@ -528,6 +548,8 @@ class WorkerSpec:
     database_url: str
     clock: Clock
     nset: NotifySettings
+    #: Contact keys the parent imported (fingerprint -> digest of the armoured key).
+    imported: dict[str, str] = field(default_factory=dict)
 
 
 _worker: Notifier | None = None
@@ -545,6 +567,8 @@ def _start_worker(spec: WorkerSpec) -> None:
     _worker = Notifier(settings=spec.settings, sessions=make_sessionmaker(engine), clock=spec.clock,
                        env=make_environment(spec.settings.data_dir, spec.settings.timezone), nset=spec.nset)
     worker = _worker
+    if worker.keyring is not None:
+        worker.keyring.already_imported(spec.imported)
     # Say goodbye to the mail server when the pool closes (multiprocessing runs these, not atexit).
     mp_util.Finalize(worker, lambda: worker.transport.close() if worker.transport is not None else None,
                      exitpriority=10)

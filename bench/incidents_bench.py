@@ -9,6 +9,7 @@ so the peer figure is NA.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -36,6 +37,9 @@ def main() -> None:
     args = parser.parse_args()
     capabilities.import_models()
     tmp = Path(tempfile.mkdtemp(prefix="cw-bench-incidents-"))
+    # The events are written into the SQL store's table below, so the incidents must read that store.
+    os.environ["COMMONWATCH_EVENT_STORE"] = "sql"
+    os.environ["COMMONWATCH_DATA_DIR"] = str(tmp / "data")
     engine = make_engine(args.db or f"sqlite:///{tmp / 'bench.db'}")
     upgrade(engine)
     factory = make_sessionmaker(engine)

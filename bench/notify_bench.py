@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -168,11 +169,19 @@ def main() -> None:
 
     capabilities.import_models()
     tmp = Path(tempfile.mkdtemp(prefix="cwb"))
+    # The events are written into the SQL store's table below, so every reader (the planner, the
+    # renderer, and sending processes, which inherit the environment) must read that store.
+    os.environ["COMMONWATCH_EVENT_STORE"] = "sql"
+    os.environ["COMMONWATCH_DATA_DIR"] = str(tmp / "data")
     port = free_port()
     sink_proc = start_sink(port)
     received = {"messages": 0, "bytes": 0}
-    centre = Keyring(tmp / "c")
-    pool = Keyring(tmp / "r")
+    now = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
+    # Keys are made a day before the run's frozen clock: gpg is told that clock's time, and a key
+    # made later (today) would not exist yet at it.
+    key_clock = FrozenClock(now - timedelta(days=1))
+    centre = Keyring(tmp / "c", key_clock)
+    pool = Keyring(tmp / "r", key_clock)
     try:
         started = time.perf_counter()
         url = args.db or f"sqlite:///{tmp / 'bench.db'}"
@@ -186,7 +195,6 @@ def main() -> None:
         for i in range(args.keys):
             fpr = pool.generate_centre_key(f"Contact {i}", f"c{i}@bench.example")
             keys.append((fpr, pool.export_public(fpr)))
-        now = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
         rng = np.random.default_rng(20261125)
         sessions = make_sessionmaker(engine)
         with session_scope(sessions, actor="bench") as s:

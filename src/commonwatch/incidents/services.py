@@ -10,6 +10,7 @@ recorded with ``access.audit.record`` and put on the case's timeline.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import uuid
 from dataclasses import dataclass
@@ -18,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-from sqlalchemy import case, func, or_, select
+from sqlalchemy import BigInteger, case, cast, func, insert, literal, or_, select
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from commonwatch.access import audit
@@ -739,14 +741,34 @@ def link_events(session: Session, principal: Principal, incident: Incident, even
         raise Forbidden()
     ids = _parse_ids(event_ids, "event_ids")
     _refuse_missing(_missing_events(session, principal, ids))
+    return _link_visible(session, principal, incident, ids, now=now)
+
+
+def _id_rows(session: Session, ids: list[int]):
+    """``ids`` as a one-column relation (``value``) in the database, from one JSON array parameter:
+    a set the database joins, instead of a statement or a parameter per id."""
+    if session.get_bind().dialect.name == "sqlite":
+        return func.json_each(json.dumps(ids)).table_valued("value").alias("ids")
+    return func.jsonb_array_elements_text(literal(ids, JSONB)).table_valued("value").alias("ids")
+
+
+def _link_visible(session: Session, principal: Principal, incident: Incident, ids: list[int], *,
+                  now: datetime) -> int:
+    """Link ``ids`` (already checked visible to ``principal``) in one set operation: an
+    INSERT ... SELECT of the ids not linked yet. Returns how many were new."""
     stamp = ensure_utc(now)
     table = IncidentEvent.__table__
-    already = set(session.scalars(select(IncidentEvent.event_id).where(IncidentEvent.incident_id == incident.id)))
-    new = sorted(set(ids) - already)
-    for start in range(0, len(new), _CHUNK):
-        session.execute(table.insert(), [{"incident_id": incident.id, "event_id": event_id, "linked_at": stamp,
-                                          "linked_by": principal.actor} for event_id in new[start:start + _CHUNK]])
-    added = len(new)
+    rows = _id_rows(session, sorted(set(ids)))
+    event_id = cast(rows.c.value, BigInteger)
+    linked = select(table.c.event_id).where(table.c.incident_id == incident.id, table.c.event_id == event_id)
+    chosen = select(literal(incident.id, table.c.incident_id.type), event_id,
+                    literal(stamp, table.c.linked_at.type), literal(principal.actor, table.c.linked_by.type)
+                    ).select_from(rows).where(~linked.exists())
+    count = select(func.count()).select_from(table).where(table.c.incident_id == incident.id)
+    before = session.scalar(count) or 0
+    session.execute(insert(table).from_select(["incident_id", "event_id", "linked_at", "linked_by"], chosen))
+    # Counted, not the rowcount: drivers differ on it for INSERT ... SELECT (psycopg says -1 for none).
+    added = (session.scalar(count) or 0) - before
     if added:
         audit.record(session, "incident.link_events", "incidents", incident.id,
                      after={"events": added, "first": min(ids)}, actor=principal.actor)
@@ -769,8 +791,9 @@ def create_from_events(session: Session, principal: Principal, event_ids: Any, d
     if not principal.has("incidents.manage"):
         raise Forbidden()
     ids = _parse_ids(event_ids, "event_ids")
-    _refuse_missing(_missing_events(session, principal, ids))
+    # One read through the store: the events the principal may see are those it returns.
     events = event_store(session).fetch(principal, ids, _SUMMARY_COLUMNS)
+    _refuse_missing(sorted(set(ids) - set(events["id"].to_list())))
     summary = _event_summary(events)
     report = dict(data)
     if not report.get("org_id"):
@@ -797,7 +820,7 @@ def create_from_events(session: Session, principal: Principal, event_ids: Any, d
     report.setdefault("effects", _("Observed in feeds: {feeds}").format(feeds=", ".join(feeds[:20])))
     report.setdefault("discovery_basis", _("earliest observation among the linked events"))
     incident = file_incident(session, principal, report, now=now, rules=rules, via="events")
-    link_events(session, principal, incident, ids, now=now)
+    _link_visible(session, principal, incident, ids, now=now)
     return incident
 
 

@@ -19,6 +19,7 @@ from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, aliased
+from starlette.concurrency import run_in_threadpool
 
 from commonwatch.access.principal import Principal
 from commonwatch.db import scope
@@ -26,7 +27,7 @@ from commonwatch.errors import CommonwatchError, Invalid
 from commonwatch.intel import services, stix
 from commonwatch.intel import tlp as tlpmod
 from commonwatch.intel.models import CollectionEntry, IntelCollection, IntelObject, TaxiiStatus
-from commonwatch.web.deps import CsrfFailed, LoginRequired, current_principal, get_db
+from commonwatch.web.deps import CsrfFailed, LoginRequired, current_principal, get_db, writes_apart
 
 TAXII = "application/taxii+json;version=2.1"
 STIX_MEDIA = "application/stix+json;version=2.1"
@@ -318,8 +319,18 @@ def _status_resource(s: TaxiiStatus) -> dict[str, Any]:
 
 
 @router.post(f"{ROOT}/collections/{{collection_id}}/objects/")
+@writes_apart
 async def add_objects(collection_id: str, request: Request, principal: Principal = Depends(taxii_principal),
                       db: Session = Depends(get_db)) -> Response:
+    """Add an envelope's objects; 202 with the status resource once they are stored (committed).
+
+    The body is read and every object validated and converted before the write lock is taken, and
+    all of it runs outside the event loop, so reads are never held up by a write."""
+    raw = await request.body()
+    return await run_in_threadpool(_add_envelope, request, principal, db, collection_id, raw)
+
+
+def _add_envelope(request: Request, principal: Principal, db: Session, collection_id: str, raw: bytes) -> Response:
     c = _collection(db, principal, collection_id)
     _can_read, can_write = services.rights(db, principal, c)
     if not can_write:
@@ -328,11 +339,11 @@ async def add_objects(collection_id: str, request: Request, principal: Principal
     if not content_type.startswith("application/taxii+json") or (
             "version=" in content_type and "version=2.1" not in content_type):
         raise TaxiiError(415, "Unsupported Media Type", f"send {TAXII}")
-    raw = await request.body()
+    state = request.app.state
     try:
         envelope = services.parse_json_document(raw, "envelope")
     except Invalid as exc:
-        services.quarantine(request.app.state.settings.data_dir, raw, str(exc), "taxii")
+        services.quarantine(state.settings.data_dir, raw, str(exc), "taxii")
         raise TaxiiError(400, "Bad Request", str(exc)) from None
     if not isinstance(envelope, dict) or not isinstance(envelope.get("objects", []), list):
         raise TaxiiError(400, "Bad Request", "the body must be a TAXII envelope: {\"objects\": [...]}")
@@ -343,17 +354,27 @@ async def add_objects(collection_id: str, request: Request, principal: Principal
                                                                                             else None),
         author_user_id=principal.user_id, default_tlp=c.default_tlp, may_update_any=principal.is_staff,
         accept_red=False, ceiling=c.max_tlp)
-    report = services.store_objects(db, envelope.get("objects", []), origin, now, c)
-    successes = [{"id": r.stix_id, "version": r.version, "message": _success_message(r)}
-                 for r in report.results if r.status != "failed"]
-    failures = [{"id": r.stix_id or f"object {r.index}", "message": r.reason} | (
-        {"version": r.version} if r.version else {}) for r in report.failures]
-    status = TaxiiStatus(uuid=str(uuid.uuid4()), collection_id=c.id, user_id=principal.user_id, status="complete",
-                         request_timestamp=now, total_count=len(report.results), success_count=len(successes),
-                         failure_count=len(failures), pending_count=0, successes=successes, failures=failures)
-    db.add(status)
-    db.commit()
-    return taxii_response(_status_resource(status), 202)
+    checked = services.check_objects(envelope.get("objects", []), origin)
+    collection_pk = c.id
+    db.rollback()  # the request's read ends here; the write has a session of its own
+    with state.sessionmaker() as session:
+        session.info["clock"], session.info["actor"] = state.clock, principal.actor
+        target = session.get(IntelCollection, collection_pk)
+        if target is None:  # removed while the envelope was being checked
+            raise TaxiiError(404, "Not Found", "no such collection")
+        report = services.store_checked(session, checked, origin, now, target)
+        successes = [{"id": r.stix_id, "version": r.version, "message": _success_message(r)}
+                     for r in report.results if r.status != "failed"]
+        failures = [{"id": r.stix_id or f"object {r.index}", "message": r.reason} | (
+            {"version": r.version} if r.version else {}) for r in report.failures]
+        status = TaxiiStatus(uuid=str(uuid.uuid4()), collection_id=collection_pk, user_id=principal.user_id,
+                             status="complete", request_timestamp=now, total_count=len(report.results),
+                             success_count=len(successes), failure_count=len(failures), pending_count=0,
+                             successes=successes, failures=failures)
+        session.add(status)
+        session.commit()  # durable: only now is the envelope's status "complete"
+        resource = _status_resource(status)
+    return taxii_response(resource, 202)
 
 
 @router.get(f"{ROOT}/status/{{status_id}}/")

@@ -122,6 +122,20 @@ def store_objects(session: Session, objects: Sequence[Any], origin: Origin, now:
     Nothing half-stored: an object is either stored with its indicator row and collection entry, or
     reported as failed. Callers commit.
     """
+    return store_checked(session, check_objects(objects, origin), origin, now, collection)
+
+
+@dataclass
+class CheckedObjects:
+    """Objects validated and converted, before any database work (see :func:`check_objects`)."""
+
+    checked: list[tuple[int, stix.Checked]]
+    report: StoreReport
+
+
+def check_objects(objects: Sequence[Any], origin: Origin) -> CheckedObjects:
+    """Validate and convert ``objects`` for ``origin`` without touching the database, so that a
+    writer can do it before it takes the write lock; each bad one is reported with the reason."""
     report = StoreReport()
     checked: list[tuple[int, stix.Checked]] = []
     for index, obj in enumerate(objects):
@@ -138,12 +152,21 @@ def store_objects(session: Session, objects: Sequence[Any], origin: Origin, now:
         except Invalid as exc:
             ident = obj.get("id") if isinstance(obj, dict) and isinstance(obj.get("id"), str) else None
             report.results.append(ObjectResult(index, ident, None, "failed", str(exc)))
+    return CheckedObjects(checked, report)
+
+
+def store_checked(session: Session, objects: CheckedObjects, origin: Origin, now: datetime,
+                  collection: IntelCollection | None = None) -> StoreReport:
+    """Store what :func:`check_objects` accepted (see :func:`store_objects`). Callers commit."""
+    checked = objects.checked
+    report = StoreReport(list(objects.report.results))
     ids = sorted({c.stix_id for _i, c in checked})
     existing: dict[str, list[IntelObject]] = {}
     for start in range(0, len(ids), 500):
         for row in session.scalars(select(IntelObject).where(IntelObject.stix_id.in_(ids[start:start + 500]))):
             existing.setdefault(row.stix_id, []).append(row)
     added: list[tuple[stix.Checked, IntelObject]] = []
+    fresh: list[IntelObject] = []
     in_collection: list[IntelObject] = []
     seen: set[tuple[str, datetime | None]] = set()
     for index, c in checked:
@@ -178,13 +201,16 @@ def store_objects(session: Session, objects: Sequence[Any], origin: Origin, now:
             source=origin.source[:200], body=stix.dumps(c.obj))
         for old in versions:
             old.latest = False
-        session.add(row)
+        fresh.append(row)
         existing.setdefault(c.stix_id, []).append(row)
         added.append((c, row))
         in_collection.append(row)
         report.results.append(ObjectResult(index, c.stix_id, _version_text(c), "added", reason=_expired_note(c, now),
                                            unmapped=c.unmapped))
     session.flush()
+    # The envelope's new versions go in as one bulk insert (ids returned), not object by object
+    # through the unit of work; the whole act is audited once below.
+    session.bulk_save_objects(fresh, return_defaults=True)
     _project(session, added, origin)
     _follow_collections(session, [row for _c, row in added], now, skip=collection)
     if collection is not None and in_collection:
@@ -210,13 +236,14 @@ def _project(session: Session, added: list[tuple[stix.Checked, IntelObject]], or
     indicator_ids = [c.stix_id for c, _r in added if c.indicator is not None]
     current = {i.stix_id: i for i in session.scalars(select(Indicator).where(Indicator.stix_id.in_(indicator_ids)))} \
         if indicator_ids else {}
+    new: list[Indicator] = []
     for c, row in added:
         if c.indicator is None or not row.latest:
             continue
         ind = current.get(c.stix_id)
         if ind is None:
             ind = Indicator(stix_id=c.stix_id, related=[], sighting_count=0)
-            session.add(ind)
+            new.append(ind)
             current[c.stix_id] = ind
         for key, value in c.indicator.items():
             setattr(ind, key, value)
@@ -231,6 +258,7 @@ def _project(session: Session, added: list[tuple[stix.Checked, IntelObject]], or
                 select(Indicator).where(Indicator.stix_id == obj.get("source_ref")))
             if ind is not None and obj.get("target_ref") not in (ind.related or []):
                 ind.related = [*(ind.related or []), obj["target_ref"]]
+    session.bulk_save_objects(new)  # one bulk insert of the new indicator rows
     session.flush()
 
 
@@ -269,8 +297,9 @@ def add_to_collection(session: Session, collection: IntelCollection, rows: Itera
     last = session.scalar(select(func.max(CollectionEntry.date_added)).where(
         CollectionEntry.collection_id == collection.id))
     start = now if last is None or now > last else last + timedelta(microseconds=1)
-    session.add_all([CollectionEntry(collection_id=collection.id, object_id=r.id,
-                                     date_added=start + timedelta(microseconds=i)) for i, r in enumerate(fresh)])
+    session.bulk_save_objects([CollectionEntry(collection_id=collection.id, object_id=r.id,
+                                               date_added=start + timedelta(microseconds=i))
+                               for i, r in enumerate(fresh)])
     session.flush()
     return len(fresh)
 

@@ -35,6 +35,14 @@ class NotifySettings(BaseSettings):
     #: Threads sending at once, each with its own SMTP connection; signing and encrypting run in
     #: gpg processes, so two threads keep two cores busy.
     send_workers: int = 2
+    #: Processes assembling and sending at once when a run has at least ``send_process_min``
+    #: deliveries (rendering, CSV and MIME are Python, held by the GIL in threads); 0 means one per
+    #: core, 1 sends in the run's own process (with ``send_workers`` threads).
+    send_processes: int = Field(default=0, ge=0)
+    send_process_min: int = Field(default=200, ge=1)
+    #: Deliveries claimed, handed over and recorded per commit (one commit per step per batch,
+    #: not per message). A run killed while sending a batch leaves at most this many in doubt.
+    send_commit_batch: int = Field(default=20, ge=1)
 
     @field_validator("retry_seconds", mode="before")
     @classmethod

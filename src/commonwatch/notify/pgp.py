@@ -186,6 +186,14 @@ class Keyring:
             self._public = None
         return self.public_keys().get(fingerprint)
 
+    def imported(self) -> dict[str, str]:
+        """The keys this handle imported: fingerprint -> digest of the armoured copy."""
+        return dict(self._imported)
+
+    def already_imported(self, imported: dict[str, str]) -> None:
+        """Treat ``imported`` (another handle's :meth:`imported`, same GnuPG home) as imported here."""
+        self._imported.update(imported)
+
     # --- signing and encrypting ----------------------------------------------------------------
 
     def sign_detached(self, data: bytes, signer: str) -> bytes:

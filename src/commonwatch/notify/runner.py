@@ -18,11 +18,15 @@ warning is never lost and never silently sent twice.
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from multiprocessing import util as mp_util
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +38,7 @@ from commonwatch import outbound
 from commonwatch.clock import Clock
 from commonwatch.config import Settings
 from commonwatch.constituency.models import Contact, Organisation, OrgKind
+from commonwatch.db import read_only_engine
 from commonwatch.errors import Invalid
 from commonwatch.i18n import _, use_language
 from commonwatch.notify import planner, render, webhook
@@ -121,6 +126,14 @@ class Notifier:
                 self.transport = OutboxTransport(self.settings.data_dir / "notify" / "outbox")
         return self.transport
 
+    def _read_session(self) -> Session:
+        """A session for reads only (on SQLite it takes no write lock)."""
+        bind = self.sessions.kw.get("bind")
+        session = self.sessions(bind=read_only_engine(bind)) if bind is not None else self.sessions()
+        session.info["actor"] = "system notify"
+        session.info["clock"] = self.clock
+        return session
+
     def _session(self) -> Session:
         session = self.sessions()
         session.info["actor"] = "system notify"
@@ -183,12 +196,18 @@ class Notifier:
         return self.settings.data_dir / "notify" / "outbox" / f"{d.id:08d}.eml"
 
     def send_due(self, report: RunReport | None = None) -> RunReport:
+        """Send every delivery due now: in a pool of processes when there are many (see
+        :class:`NotifySettings`), else in this process with ``send_workers`` threads."""
         report = report or RunReport()
         now = self.clock.now()
         with self._session() as session:
             ids = session.scalars(select(Delivery.id).where(
                 Delivery.status.in_(("pending", "retry")), Delivery.next_attempt_at <= now)
                 .order_by(Delivery.id).limit(self.nset.send_batch)).all()
+        processes = self._process_count(len(ids))
+        if processes > 1:
+            self._send_in_processes(list(ids), processes, report)
+            return report
         workers = max(1, min(self.nset.send_workers, len(ids)))
         if workers == 1:
             self._send_ids(ids, report)
@@ -204,61 +223,141 @@ class Notifier:
         for t in threads:
             t.join()
         for part in parts:
-            for name in ("sent", "retry", "dead", "held"):
-                setattr(report, name, getattr(report, name) + getattr(part, name))
+            _add_counts(report, part)
         return report
 
-    def _send_ids(self, ids: list[int], report: RunReport) -> None:
+    def _process_count(self, due: int) -> int:
+        """How many sending processes this many due deliveries are worth (1: none of their own).
+        A transport handed in by the caller lives in this process, so it keeps the work here."""
+        if self.transport is not None or due < self.nset.send_process_min:
+            return 1
+        wanted = self.nset.send_processes or os.cpu_count() or 1
+        return max(1, min(wanted, -(-due // self.nset.send_commit_batch)))
+
+    def _send_in_processes(self, ids: list[int], processes: int, report: RunReport) -> None:
+        """Hand batches of ``ids`` to a pool of fresh processes, each with its own database
+        connection, SMTP connection and keyring handle; the ledger's steps are the same."""
+        bind = self.sessions.kw.get("bind")
+        url = bind.url.render_as_string(hide_password=False) if bind is not None else self.settings.database_url
+        spec = WorkerSpec(settings=self.settings, database_url=url, clock=self.clock, nset=self.nset,
+                          imported=self._import_contact_keys(ids))
+        step = self.nset.send_commit_batch
+        batches = [ids[i:i + step] for i in range(0, len(ids), step)]
+        # spawn, not fork: the parent holds database connections and threads a fork would copy.
+        with ProcessPoolExecutor(max_workers=processes, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_start_worker, initargs=(spec,)) as pool:
+            futures = [pool.submit(_send_in_worker, batch) for batch in batches]
+            for future in as_completed(futures):
+                try:
+                    counts = future.result()
+                except Exception as exc:
+                    # Its deliveries stay claimed; the next run recovers them when the lease ends.
+                    log.warning("sending batch failed", extra={"error": str(exc)})
+                    continue
+                for name, n in counts.items():
+                    setattr(report, name, getattr(report, name) + n)
+
+    def _import_contact_keys(self, ids: list[int]) -> dict[str, str]:
+        """Import the keys of these deliveries' contacts once, here, before the pool starts (two
+        processes importing one key into the shared GnuPG home at the same moment make gpg fail);
+        what was imported, for the processes to skip."""
+        keyring = self.keyring
+        if keyring is None:
+            return {}
+        keys: dict[str, str] = {}
+        with self._read_session() as session:
+            for start in range(0, len(ids), 5000):
+                keys.update(session.execute(
+                    select(Contact.pgp_fingerprint, Contact.pgp_key).join(Delivery, Delivery.contact_id == Contact.id)
+                    .where(Delivery.id.in_(ids[start:start + 5000]), Contact.pgp_fingerprint.is_not(None))
+                    .distinct()).tuples().all())
+        for fingerprint, armored in keys.items():
+            if fingerprint and armored and armored.strip():
+                keyring.ensure_public_key(fingerprint, armored)
+        return keyring.imported()
+
+    def _send_ids(self, ids: Sequence[int], report: RunReport) -> None:
         try:
-            for delivery_id in ids:
-                status = self.send_one(delivery_id)
-                if status in ("sent", "retry", "dead", "held"):
-                    setattr(report, status, getattr(report, status) + 1)
+            step = self.nset.send_commit_batch
+            for start in range(0, len(ids), step):
+                for status in self.send_batch(ids[start:start + step]).values():
+                    if status in ("sent", "retry", "dead", "held"):
+                        setattr(report, status, getattr(report, status) + 1)
         finally:
             if self.transport is not None:
                 self.transport.close()
 
-    def _claim(self, session: Session, delivery_id: int, now: datetime) -> bool:
+    def _claim(self, session: Session, ids: Sequence[int], now: datetime) -> list[int]:
+        """Claim those of ``ids`` still due (another run may have taken some); the claimed ids."""
         result = session.execute(
-            update(Delivery).where(Delivery.id == delivery_id, Delivery.status.in_(("pending", "retry")))
+            update(Delivery).where(Delivery.id.in_(list(ids)), Delivery.status.in_(("pending", "retry")))
             .values(status="sending", lease_until=now + timedelta(seconds=self.nset.lease_seconds),
                     handoff_at=None, attempts=Delivery.attempts + 1)
-            .execution_options(synchronize_session=False))
-        return (result.rowcount or 0) == 1
+            .returning(Delivery.id).execution_options(synchronize_session=False))
+        return sorted(result.scalars().all())
 
     def send_one(self, delivery_id: int) -> str:
-        """Send one delivery if it is still due; returns its new status ('' if another run has it).
+        """Send one delivery if it is still due; returns its new status ('' if another run has it)."""
+        return self.send_batch([delivery_id]).get(delivery_id, "")
 
-        No database transaction stays open while talking to a mail server or a webhook (SQLite
-        writers would wait on it): claim, prepare, hand over and record are separate commits.
+    def send_batch(self, ids: Sequence[int]) -> dict[int, str]:
+        """Send those of ``ids`` still due; the new status of each one this run claimed.
+
+        Three commits for the whole batch: claim, hand-over, record. No database transaction
+        stays open while talking to a mail server or a webhook, or while gpg runs (SQLite writers
+        would wait on it). The hand-over is committed for the batch just before its first message
+        leaves, so a run killed while sending leaves the batch's messages "handed over": held in
+        doubt, never sent twice on their own; one killed before leaves them to be retried.
         """
         now = self.clock.now()
         with self._session() as session:
             with session.begin():
-                if not self._claim(session, delivery_id, now):
-                    return ""
-            try:
+                claimed = self._claim(session, ids, now)
+            if not claimed:
+                return {}
+            prepared: dict[int, _Prepared] = {}
+            # Rendering and gpg only read: on a read-only session (on SQLite no write lock is held
+            # while gpg runs); what they find out waits for the record.
+            with self._read_session() as reader, reader.begin(), reader.no_autoflush:
+                for delivery_id in claimed:
+                    prepared[delivery_id] = self._prepare_one(reader, delivery_id)
+            ready = [i for i, p in prepared.items() if p.outcome is None]
+            if ready:
                 with session.begin():
-                    delivery = session.get(Delivery, delivery_id)
-                    assert delivery is not None
-                    send = self._prepare(session, delivery)
-            except Held as exc:
-                outcome = Outcome("held", str(exc), "", exc.reason)
-            except (PgpError, Invalid, OSError, ValueError) as exc:
-                log.warning("delivery failed", extra={"delivery": delivery_id, "error": str(exc)})
-                outcome = Outcome.because("retry", "failed", kind=type(exc).__name__, detail=str(exc))
-            else:
-                def handoff() -> None:
-                    with session.begin():
-                        session.execute(update(Delivery).where(Delivery.id == delivery_id)
-                                        .values(handoff_at=self.clock.now()))
-
-                outcome = send(handoff)
+                    session.execute(update(Delivery).where(Delivery.id.in_(ready))
+                                    .values(handoff_at=self.clock.now()).execution_options(synchronize_session=False))
+                for delivery_id in ready:
+                    p = prepared[delivery_id]
+                    assert p.send is not None
+                    p.outcome = p.send(_handed_over)
+            statuses: dict[int, str] = {}
             with session.begin():
-                delivery = session.get(Delivery, delivery_id, populate_existing=True)
-                assert delivery is not None
-                self._finish(delivery, outcome, self.clock.now())
-                return delivery.status
+                rows = {d.id: d for d in session.scalars(
+                    select(Delivery).where(Delivery.id.in_(claimed)).execution_options(populate_existing=True))}
+                finished = self.clock.now()
+                for delivery_id, p in prepared.items():
+                    d = rows[delivery_id]
+                    for name, value in p.facts.items():
+                        setattr(d, name, value)
+                    assert p.outcome is not None
+                    self._finish(d, p.outcome, finished)
+                    statuses[delivery_id] = d.status
+            return statuses
+
+    def _prepare_one(self, session: Session, delivery_id: int) -> _Prepared:
+        """Render and protect one claimed delivery; a failure is its outcome, not the batch's."""
+        delivery = session.get(Delivery, delivery_id)
+        assert delivery is not None
+        facts: dict[str, Any] = {}
+        try:
+            send = self._prepare(session, delivery, facts)
+        except Held as exc:
+            return _Prepared(None, facts, Outcome("held", str(exc), "", exc.reason))
+        except (PgpError, Invalid, OSError, ValueError) as exc:
+            log.warning("delivery failed", extra={"delivery": delivery_id, "error": str(exc)})
+            return _Prepared(None, facts, Outcome.because("retry", "failed", kind=type(exc).__name__,
+                                                          detail=str(exc)))
+        return _Prepared(send, facts, None)
 
     def _finish(self, d: Delivery, outcome: Outcome, now: datetime) -> None:
         status, error, why = outcome.status, outcome.error, outcome.reason
@@ -284,10 +383,11 @@ class Notifier:
 
     # --- building and sending one message ----------------------------------------------------------
 
-    def _prepare(self, session: Session, d: Delivery) -> Callable[[Callable[[], None]], Outcome]:
-        """Render and protect the message; returns the step that hands it over."""
+    def _prepare(self, session: Session, d: Delivery, facts: dict[str, Any]) -> Sender:
+        """Render and protect the message; returns the step that hands it over. What the message
+        turned out to be (address, TLP, signed, ...) goes into ``facts``, recorded with its outcome."""
         if d.channel == "webhook":
-            return self._prepare_webhook(session, d)
+            return self._prepare_webhook(session, d, facts)
         if d.channel != "email":
             raise Held("nobody")
         policy = effective_policies(session, [d.org_id])[d.org_id]
@@ -333,9 +433,8 @@ class Notifier:
             data = signed_message(headers, entity, keyring, signer)  # type: ignore[arg-type]
         else:
             data = plain_message(headers, entity)
-        d.tlp, d.signed, d.encrypted, d.event_count = digest.tlp, bool(signer), bool(recipient_key), digest.count
-        d.address = address
-        session.flush()
+        facts.update(tlp=digest.tlp, signed=bool(signer), encrypted=bool(recipient_key), event_count=digest.count,
+                     address=address)
         envelope = Envelope(self.settings.mail_from, address, data, bool(signer), bool(recipient_key))
         transport = self.mail_transport()
         if isinstance(transport, OutboxTransport):
@@ -379,7 +478,7 @@ class Notifier:
             return None
         return contact.pgp_fingerprint
 
-    def _prepare_webhook(self, session: Session, d: Delivery) -> Callable[[Callable[[], None]], Outcome]:
+    def _prepare_webhook(self, session: Session, d: Delivery, facts: dict[str, Any]) -> Sender:
         policy = effective_policies(session, [d.org_id])[d.org_id]
         url = policy.webhook_url or d.address
         if not url:
@@ -406,8 +505,7 @@ class Notifier:
         if may_repeat(d):  # an earlier POST may have arrived: the receiver can de-duplicate on delivery_id
             payload = {**payload, "may_repeat": True}
         body = webhook.body_json(payload)
-        d.address, d.tlp, d.event_count = url, tlp, events.height
-        session.flush()
+        facts.update(address=url, tlp=tlp, event_count=events.height)
         delivery_id = d.id
         http_policy = replace(outbound.Policy.of(self.settings), timeout=self.nset.webhook_timeout_seconds)
 
@@ -419,3 +517,68 @@ class Notifier:
             return Outcome(result.status, result.error, result.remote_id, result.reason)
 
         return send
+
+
+Sender = Callable[[Callable[[], None]], Outcome]
+
+
+@dataclass
+class _Prepared:
+    """One claimed delivery, ready: the step that hands it over, or already its outcome."""
+
+    send: Sender | None
+    facts: dict[str, Any]
+    outcome: Outcome | None
+
+
+def _handed_over() -> None:
+    """The transport's hand-over hook: :meth:`Notifier.send_batch` committed it for the batch."""
+
+
+def _add_counts(report: RunReport, part: RunReport) -> None:
+    for name in ("sent", "retry", "dead", "held"):
+        setattr(report, name, getattr(report, name) + getattr(part, name))
+
+
+@dataclass
+class WorkerSpec:
+    """What a sending process needs to build its own :class:`Notifier` (all of it picklable)."""
+
+    settings: Settings
+    database_url: str
+    clock: Clock
+    nset: NotifySettings
+    #: Contact keys the parent imported (fingerprint -> digest of the armoured key).
+    imported: dict[str, str] = field(default_factory=dict)
+
+
+_worker: Notifier | None = None
+
+
+def _start_worker(spec: WorkerSpec) -> None:
+    """A sending process's start: its own engine, templates, keyring and (lazily) SMTP connection."""
+    global _worker
+    from commonwatch import capabilities
+    from commonwatch.db import make_engine, make_sessionmaker
+    from commonwatch.web.templating import make_environment
+
+    capabilities.import_models()
+    engine = make_engine(spec.database_url)
+    _worker = Notifier(settings=spec.settings, sessions=make_sessionmaker(engine), clock=spec.clock,
+                       env=make_environment(spec.settings.data_dir, spec.settings.timezone), nset=spec.nset)
+    worker = _worker
+    if worker.keyring is not None:
+        worker.keyring.already_imported(spec.imported)
+    # Say goodbye to the mail server when the pool closes (multiprocessing runs these, not atexit).
+    mp_util.Finalize(worker, lambda: worker.transport.close() if worker.transport is not None else None,
+                     exitpriority=10)
+
+
+def _send_in_worker(ids: list[int]) -> dict[str, int]:
+    """One batch, in a sending process: how many ended in each status."""
+    assert _worker is not None, "the pool's initializer builds the worker"
+    counts = {"sent": 0, "retry": 0, "dead": 0, "held": 0}
+    for status in _worker.send_batch(ids).values():
+        if status in counts:
+            counts[status] += 1
+    return counts

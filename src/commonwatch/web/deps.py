@@ -21,6 +21,7 @@ SESSION_COOKIE = "cw_session"
 LANG_COOKIE = "cw_lang"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 WRITES = "__commonwatch_writes__"
+WRITES_APART = "__commonwatch_writes_apart__"
 log = logging.getLogger("commonwatch.http")
 
 #: Longest search text a list takes. SQLite refuses a LIKE pattern over 50,000 bytes
@@ -48,7 +49,9 @@ def get_db(request: Request) -> Iterator[Session]:
     never waits for a writer, such as an ingest, and a write in it is an error); advisory writes
     queued with ``db.write_after`` run once the request's own transaction is over."""
     state = request.app.state
-    safe = request.method in SAFE_METHODS and not getattr(request.scope.get("endpoint"), WRITES, False)
+    endpoint = request.scope.get("endpoint")
+    safe = ((request.method in SAFE_METHODS and not getattr(endpoint, WRITES, False))
+            or getattr(endpoint, WRITES_APART, False))
     session = state.sessionmaker(bind=read_only_engine(state.engine)) if safe else state.sessionmaker()
     session.info["clock"] = state.clock
     session.info["actor"] = f"anonymous {client_ip(request)}"
@@ -65,6 +68,14 @@ def get_db(request: Request) -> Iterator[Session]:
             run_writes_after(state.engine, session)
         except SQLAlchemyError as exc:  # advisory: never the reason a request fails
             log.warning("advisory write failed", extra={"error": str(exc)})
+
+
+def writes_apart(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a POST endpoint that writes only in a session of its own, opened once the request is
+    read and checked: its request session only reads, so the write lock (on SQLite) is not held
+    while the body arrives and is validated."""
+    setattr(endpoint, WRITES_APART, True)
+    return endpoint
 
 
 def writes(endpoint: Callable[..., Any]) -> Callable[..., Any]:

@@ -61,6 +61,8 @@ def serve_demo(root: Path):
     import uvicorn
 
     os.environ["COMMONWATCH_EVENT_STORE_DIR"] = str(root / "event-store")
+    # the throwaway demo signs its coordinator in with the password alone (no second factor to enrol)
+    os.environ["COMMONWATCH_MFA_REQUIRED_ROLES"] = ""
     from commonwatch.app import create_app
     from commonwatch.clock import SystemClock
     from commonwatch.config import Settings, get_settings

@@ -187,7 +187,8 @@ def test_audit_api(client, world):
     entries = client.get("/api/v1/audit", params={"entity": "organisations"}, headers=world.auth("auditor")).json()
     assert len(entries) == 4 and entries[0]["action"] == "create"
     assert client.get("/api/v1/audit/verify", headers=world.auth("auditor")).json()["ok"] is True
-    assert client.get("/api/v1/audit", headers=world.auth("coordinator")).status_code == 403
+    assert client.get("/api/v1/audit", headers=world.auth("coordinator")).status_code == 200
+    assert client.get("/api/v1/audit", headers=world.auth("analyst")).status_code == 403
 
 
 def test_healthz_and_metrics(app, anon):

@@ -35,7 +35,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "users.read": frozenset({Role.ADMIN, Role.COORDINATOR, Role.AUDITOR}),
     "users.write": frozenset({Role.ADMIN}),
     "tokens.self": _ALL,
-    "audit.read": frozenset({Role.ADMIN, Role.AUDITOR}),
+    "audit.read": frozenset({Role.ADMIN, Role.COORDINATOR, Role.AUDITOR}),
     "events.read": _ALL,
     "events.ingest": _TRIAGE,
     "events.triage": _TRIAGE,

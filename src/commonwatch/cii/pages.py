@@ -21,14 +21,14 @@ from commonwatch.errors import Invalid
 from commonwatch.exports import csv_text
 from commonwatch.i18n import N_, _
 from commonwatch.web.deps import SearchText, get_db, require
-from commonwatch.web.nav import NavItem
+from commonwatch.web.nav import PARTNER, NavItem
 from commonwatch.web.pages import redirect, render
 
 router = APIRouter()
 READ = "vulns.read"
 NAV = [
-    NavItem(label=N_("CII systems"), path="/cii/systems", permission=READ, order=45),
-    NavItem(label=N_("Assets"), path="/cii/assets", permission=READ, order=46),
+    NavItem(label=N_("CII systems"), path="/cii/systems", permission=READ, order=45, hidden_from=PARTNER),
+    NavItem(label=N_("Assets"), path="/cii/assets", permission=READ, order=46, hidden_from=PARTNER),
 ]
 KIND_LABELS = {"software": N_("software"), "hardware": N_("hardware"), "os": N_("operating system"),
                "service": N_("network service")}

@@ -23,13 +23,14 @@ from commonwatch.datasec.scanner import category_label, detector_label, is_possi
 from commonwatch.errors import Invalid
 from commonwatch.i18n import N_, _, pick
 from commonwatch.web.deps import get_db, require
-from commonwatch.web.nav import NavItem
+from commonwatch.web.nav import PARTNER, NavItem
 from commonwatch.web.pages import redirect, render
 
 router = APIRouter()
 NAV = [
-    NavItem(label=N_("Data catalogue"), path="/datasec", permission="datasec.read", order=50),
-    NavItem(label=N_("Cross-border"), path="/crossborder", permission="datasec.read", order=51),
+    NavItem(label=N_("Data catalogue"), path="/datasec", permission="datasec.read", order=50, hidden_from=PARTNER),
+    NavItem(label=N_("Cross-border"), path="/crossborder", permission="datasec.read", order=51,
+            hidden_from=PARTNER),
 ]
 
 

@@ -38,12 +38,13 @@ from commonwatch.incidents.views import (
 )
 from commonwatch.web.deps import get_db, require
 from commonwatch.web.listing import ListSpec, empty_page, list_page, parse_bulk_ids, parse_list_query
-from commonwatch.web.nav import NavItem
+from commonwatch.web.nav import PARTNER, NavItem
 from commonwatch.web.pages import redirect, render
 
 router = APIRouter()
 NAV = [
-    NavItem(label=N_("Incidents"), path="/incidents", permission="incidents.read", order=20),
+    NavItem(label=N_("Incidents"), path="/incidents", permission="incidents.read", order=20,
+            hidden_from=PARTNER),
     NavItem(label=N_("Coordination tasks"), path="/tasks", permission="incidents.read", order=21),
     NavItem(label=N_("Shared incidents"), path="/shared-incidents", permission="cooperation.read", order=22),
 ]

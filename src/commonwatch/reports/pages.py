@@ -20,11 +20,12 @@ from commonwatch.reports import charts, render
 from commonwatch.reports import indicators as ind
 from commonwatch.reports import services as svc
 from commonwatch.web.deps import get_db, require
-from commonwatch.web.nav import NavItem
+from commonwatch.web.nav import PARTNER, NavItem
 from commonwatch.web.pages import render as render_page
 
 router = APIRouter()
-NAV = [NavItem(label=N_("Statistics"), path="/reports", permission="events.read", order=80)]
+NAV = [NavItem(label=N_("Statistics"), path="/reports", permission="events.read", order=80,
+               hidden_from=PARTNER)]
 
 
 def card(result: ind.Result, query: dict[str, str]) -> dict[str, Any]:

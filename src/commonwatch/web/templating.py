@@ -68,6 +68,9 @@ def make_environment(data_dir: Path | None = None, default_tz: str = "UTC") -> E
                        role_label=role_label, label=label)
     # One way to print a coded value: {{ value|label("incident_status") }} (commonwatch.labels).
     env.filters["label"] = label
+    from commonwatch.web.nav import current_nav
+
+    env.globals["current_nav"] = current_nav
     env.filters["dt"] = lambda v, tz=None: format_datetime(v, tz or default_tz)
     env.filters["isodt"] = lambda v: ensure_utc(v).isoformat() if v else ""
     env.filters["thousands"] = lambda n: f"{n:,}" if isinstance(n, int) else n

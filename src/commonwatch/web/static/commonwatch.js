@@ -1,6 +1,16 @@
 // commonwatch: small progressive enhancements; every page works without this file.
 (function () {
   "use strict";
+  document.documentElement.classList.add("js");
+  // The navigation's menu button on narrow screens (the CSS shows it only there).
+  document.addEventListener("click", function (ev) {
+    var btn = ev.target.closest && ev.target.closest(".navtoggle");
+    if (!btn) { return; }
+    var items = document.getElementById(btn.getAttribute("aria-controls"));
+    var open = btn.getAttribute("aria-expanded") !== "true";
+    btn.setAttribute("aria-expanded", open ? "true" : "false");
+    if (items) { items.classList.toggle("open", open); }
+  });
   // Ask before destructive submissions: <form data-confirm="...">.
   document.addEventListener("submit", function (ev) {
     var msg = ev.target.getAttribute && ev.target.getAttribute("data-confirm");

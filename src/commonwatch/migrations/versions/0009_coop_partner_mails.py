@@ -13,7 +13,7 @@ import commonwatch.db
 revision = '0009_coop_partner_mails'
 down_revision = '0009_coop_inbound'
 branch_labels = None
-depends_on = None
+depends_on = ('0004_incidents',)  # coop_partner_mails.incident_id references incidents
 
 
 def upgrade() -> None:

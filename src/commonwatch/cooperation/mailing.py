@@ -86,11 +86,18 @@ def queue_acknowledgements(session: Session, reports: list[InboundReport], refs:
     done = set(session.scalars(select(PartnerMail.dedup_key).where(
         PartnerMail.dedup_key.in_([f"ack:{r.id}" for r in known]))))
     out = []
+    # Reports come in chunks from a few partners: each partner's organisation and contacts are read once.
+    orgs = {o.id: o for o in session.scalars(select(Organisation).where(
+        Organisation.id.in_({r.partner_org_id for r in known})))}
+    contacts_of: dict[int, list[Contact]] = {}
+    for c in session.scalars(select(Contact).where(Contact.org_id.in_(list(orgs)), Contact.active.is_(True))
+                             .order_by(Contact.id)):
+        contacts_of.setdefault(c.org_id, []).append(c)
     for report in known:
-        if f"ack:{report.id}" in done:
+        if f"ack:{report.id}" in done or report.partner_org_id not in orgs:
             continue
-        org = session.get(Organisation, report.partner_org_id)
-        contacts = _contacts(session, org.id)
+        org = orgs[report.partner_org_id]
+        contacts = contacts_of.get(org.id, [])
         to = report.sender or (contacts[0].email if contacts else "")
         if not to:
             continue

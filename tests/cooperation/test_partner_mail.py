@@ -193,3 +193,29 @@ def test_documents_are_mailed_encrypted_to_the_partner_signed_and_retried(app, c
     # Another pass sends nothing again.
     assert deliver_pending(app.state.sessionmaker, app.state.settings, clock) == []
     assert len(sink.messages) == 1
+
+
+def test_a_partner_without_a_key_gets_signed_documents_and_plain_acknowledgements(app, client, world, clock, sink,
+                                                                                  centre):
+    from tests.cooperation.test_outbound import _incident
+    from tests.notify.helpers import entity_parts
+
+    with session_scope(app.state.sessionmaker, actor="test") as s:
+        s.info["clock"] = clock
+        registry.add_contact(s, s.get(Organisation, world.partner),
+                             {"email": PARTNER_EMAIL, "role": "security", "language": "en"}, clock.now())
+    [report] = _submit(client, world, as_bytes(mail(iodef(1))))
+    assert report["status"] == "ingested"
+    ack = parse(sink.messages[0].data)
+    assert ack.get_content_type() == "text/plain" and f"PR-2026-{report['id']:06d}" in ack.get_content()
+    iid = _incident(app, world, clock)
+    de = {i["country"]: i for i in client.post(f"/api/v1/cooperation/incidents/{iid}/exchange?format=xarf&transmit=true",
+                                               headers=world.auth("coordinator")).json()["items"]}["DE"]
+    assert de["delivery"] == "sent"
+    raw = sink.messages[1].data
+    assert parse(raw).get_content_type() == "multipart/signed"
+    entity, signature = signed_parts(raw)
+    assert verify_detached(centre, entity, signature) == centre.centre_key().fingerprint
+    _text, files = entity_parts(entity)
+    [(name, body)] = files.items()
+    assert name.endswith("-xarf.json") and len(json.loads(body)) == 2

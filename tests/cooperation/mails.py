@@ -91,6 +91,14 @@ class Signer:
                                *faked_time_option(START - __import__("datetime").timedelta(days=1)), *args],
                               input=stdin, capture_output=True, check=True).stdout
 
+    def clearsign(self, text: str) -> str:
+        """Inline PGP: the text as an RFC 4880 clearsigned message."""
+        return self._gpg("--clearsign", "--digest-algo", "SHA256", "-u", self.fingerprint, stdin=text.encode()).decode()
+
+    def armour_sign(self, text: str) -> str:
+        """Inline PGP: the text inside an ASCII-armoured signed OpenPGP message."""
+        return self._gpg("--armor", "--sign", "-u", self.fingerprint, stdin=text.encode()).decode()
+
     def sign(self, msg: EmailMessage, *, tamper: bool = False) -> bytes:
         """The mail as multipart/signed: its content (without the envelope headers) is the signed part."""
         keep = ("From", "To", "Subject", "Message-ID", "Date")

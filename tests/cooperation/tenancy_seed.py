@@ -20,4 +20,14 @@ def seed(session, world, clock) -> dict[str, int]:
         "contents": {"requesting_authority": "SECRET-B"}, "concerns": [{"type": "network", "ref": "203.0.113.7"}],
     }, now)
     coop.add_attachment(session, SYSTEM, req, "secret-b.txt", b"SECRET-B attachment", now)
-    return {"request_id": req.id}
+    from commonwatch.cooperation.models import InboundReport, PartnerMail
+
+    report = InboundReport(digest="b" * 64, origin="api", sender="secret-b@partner.example", subject="SECRET-B report",
+                           partner_org_id=world.partner, status="held", reason="SECRET-B reason", received_at=now)
+    session.add(report)
+    session.flush()
+    session.add(PartnerMail(dedup_key=f"ack:{report.id}", kind="ack", partner_org_id=world.partner,
+                            inbound_report_id=report.id, recipient="secret-b@partner.example",
+                            subject="SECRET-B ack", body="SECRET-B ack body", status="sent"))
+    session.flush()
+    return {"request_id": req.id, "report_id": report.id}

@@ -195,3 +195,25 @@ def test_held_reports_page(client, app, world, clock, partner):
     assert page.status_code == 200 and "XARF: report 1 lacks" in page.text and "held for you" in page.text
     client.get("/lang/zh-CN")
     assert "已为您保留" in client.get("/cooperation/reports").text
+
+
+def test_inline_pgp_clearsigned_and_armoured_reports_are_checked_like_pgp_mime(app, clock, partner, signer,
+                                                                              stranger):
+    body = json.dumps(iodef(2, first_ip=140))
+    clear = signer.clearsign(body)
+    tampered = clear.replace("198.51.100.140", "198.51.100.141")
+    armoured = signer.armour_sign(json.dumps(xarf("198.51.100.150")))
+    with_file = mail("Report below, signed.")
+    with_file.add_attachment(armoured.encode(), maintype="application", subtype="pgp-signature",
+                             filename="report.json.asc")
+    rows = _ingest(app, clock, [
+        Mail(as_bytes(mail("Please see the report.\n\n" + clear + "\n-- \nCERT Partner")), "api"),
+        Mail(as_bytes(with_file), "api"),
+        Mail(as_bytes(mail(tampered)), "api"),
+        Mail(as_bytes(mail(stranger.clearsign(body))), "api"),
+    ])
+    by = [(r.status, r.signature, r.signer, r.format, r.rows) for r in rows]
+    assert by[0] == ("ingested", "good", signer.fingerprint, "iodef", 2)
+    assert by[1] == ("ingested", "good", signer.fingerprint, "xarf", 1)
+    assert by[2][0] == "held" and "does not verify" in rows[2].reason
+    assert by[3][0] == "held" and "unknown key" in rows[3].reason and rows[3].raw

@@ -51,3 +51,16 @@ def test_exchange_renders_per_partner_country_and_keeps_the_thread(app, client, 
     bad = client.post(f"/api/v1/cooperation/incidents/{iid}/exchange?format=stix", headers=world.auth("coordinator"))
     assert bad.status_code == 422 and "format" in bad.text
     assert client.post(f"/api/v1/cooperation/incidents/{iid}/exchange", headers=world.auth("a")).status_code == 403
+
+
+def test_exchange_reads_as_a_sentence_on_the_timeline_in_both_languages(app, client, world, clock):
+    iid = _incident(app, world, clock)
+    assert client.post(f"/api/v1/cooperation/incidents/{iid}/exchange?format=xarf",
+                       headers=world.auth("coordinator")).status_code == 200
+    en = client.get(f"/api/v1/incidents/{iid}/timeline", headers=world.auth("coordinator")).json()
+    [entry] = [e for e in en if e["kind"] == "partner_exchange"]
+    assert entry["text"] == "2 events sent to CERT Partner DE as X-ARF."
+    zh = client.get(f"/api/v1/incidents/{iid}/timeline",
+                    headers={**world.auth("coordinator"), "Accept-Language": "zh-CN"}).json()
+    [entry] = [e for e in zh if e["kind"] == "partner_exchange"]
+    assert entry["text"] == "已将 2 条事件以 X-ARF 格式发送给 CERT Partner DE。"

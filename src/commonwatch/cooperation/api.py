@@ -358,12 +358,28 @@ async def report_submit(request: Request, file: UploadFile = File(...), partner_
     partner = coop.partner_org(db, principal, partner_org_id).id if partner_org_id is not None else None
     db.rollback()
     mail = Mail(raw, "api", f"api:{principal.email}:{file.filename or ''}", partner_org_id=partner)
-    rows = await run_in_threadpool(ingest_mails, state.engine, state.sessionmaker, [mail], state.clock, _dd(request))
+    rows = await run_in_threadpool(ingest_mails, state.engine, state.sessionmaker, [mail], state.clock, _dd(request),
+                                   settings=state.settings)
     return {"items": [report_out(r) for r in rows]}
+
+
+@router.get("/cooperation/reports/{report_id}")
+def report_get(report_id: int, principal: Principal = Depends(require("cooperation.write")),
+               db: Session = Depends(get_db)) -> dict[str, Any]:
+    """One partner report with the mails sent back about it (its acknowledgement: both sides' references)."""
+    from commonwatch.cooperation.mailing import mail_out, mails_for_report
+    from commonwatch.cooperation.models import InboundReport
+    from commonwatch.errors import NotFound
+
+    row = db.get(InboundReport, report_id)
+    if row is None:
+        raise NotFound()
+    return {**report_out(row), "mails": [mail_out(m) for m in mails_for_report(db, row.id)]}
 
 
 @router.post("/cooperation/incidents/{incident_id}/exchange")
 def incident_exchange(incident_id: int, request: Request, format: str = Query("iodef", description="iodef or xarf"),
+                      transmit: bool = Query(False, description="also mail each document to the partner"),
                       principal: Principal = Depends(require("incidents.share")),
                       db: Session = Depends(get_db)) -> dict[str, Any]:
     """The incident's events about hosts abroad, as a document for the partner CERT of each country; each is
@@ -373,6 +389,31 @@ def incident_exchange(incident_id: int, request: Request, format: str = Query("i
     settings = request.app.state.settings
     centre = getattr(settings, "centre_name", "") or "commonwatch"
     items = exchange(db, principal, incident_id, format, _now(request), centre=centre,
-                     contact=getattr(settings, "centre_email", "") or "cert@localhost")
+                     contact=getattr(settings, "centre_email", "") or "cert@localhost", transmit=transmit)
     db.commit()
+    ids = [i["mail_id"] for i in items if i.get("mail_id")]
+    if ids:
+        from commonwatch.cooperation.mailing import deliver_pending
+
+        state = request.app.state
+        done = {r["id"]: r for r in deliver_pending(state.sessionmaker, settings, state.clock, ids)}
+        for item in items:
+            if item.get("mail_id") in done:
+                item["delivery"] = done[item["mail_id"]]["status"]
+                item["delivery_error"] = done[item["mail_id"]]["error"] or None
     return {"items": items}
+
+
+@router.get("/cooperation/incidents/{incident_id}/mails")
+def incident_mails(incident_id: int, principal: Principal = Depends(require("incidents.share")),
+                   db: Session = Depends(get_db)) -> dict[str, Any]:
+    """The documents mailed to partners about the incident, with their delivery state."""
+    from sqlalchemy import select
+
+    from commonwatch.cooperation.mailing import mail_out
+    from commonwatch.cooperation.models import PartnerMail
+    from commonwatch.incidents import services as incidents
+
+    incident = incidents.get_incident(db, principal, incident_id)
+    rows = db.scalars(select(PartnerMail).where(PartnerMail.incident_id == incident.id).order_by(PartnerMail.id))
+    return {"items": [mail_out(m) for m in rows]}

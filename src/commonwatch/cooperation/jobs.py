@@ -1,4 +1,4 @@
-"""Periodic work: reminders of partner agreements coming up for renewal."""
+"""Periodic work: reminders of partner agreements coming up for renewal; mail to partners."""
 
 from __future__ import annotations
 
@@ -17,4 +17,13 @@ def remind(state: Any) -> int:
         return coop.run_renewal_reminders(session, coop.local_today(state.clock.now()), state.settings.data_dir)
 
 
-JOBS = [Job(name="cooperation-renewals", every_seconds=6 * 3600, run=remind)]
+def deliver(state: Any) -> int:
+    """Send the queued mails to partners (acknowledgements of polled reports, documents) and retry the
+    temporary failures whose time has come."""
+    from commonwatch.cooperation.mailing import deliver_pending
+
+    return len(deliver_pending(state.sessionmaker, state.settings, state.clock))
+
+
+JOBS = [Job(name="cooperation-renewals", every_seconds=6 * 3600, run=remind),
+        Job(name="cooperation-partner-mails", every_seconds=60, run=deliver)]

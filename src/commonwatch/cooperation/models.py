@@ -208,3 +208,39 @@ class ImapCursor(Base):
     uidvalidity: Mapped[int] = mapped_column(Integer)
     last_uid: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class PartnerMail(Base):
+    """A mail the centre sends a partner CERT, with its delivery state: the acknowledgement of one
+    inbound report (``ack``) or an outbound IODEF/X-ARF document of an incident (``document``).
+    ``dedup_key`` (``ack:<report id>``, ``document:<timeline entry id>``) makes each one exist once,
+    so re-processing a report or re-running a delivery pass never sends it twice."""
+
+    __tablename__ = "coop_partner_mails"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dedup_key: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # ack | document
+    partner_org_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id", ondelete="SET NULL"),
+                                                       index=True)
+    inbound_report_id: Mapped[int | None] = mapped_column(
+        ForeignKey("coop_inbound_reports.id", ondelete="CASCADE"), index=True)
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", ondelete="SET NULL"), index=True)
+    recipient: Mapped[str] = mapped_column(String(320), default="")
+    subject: Mapped[str] = mapped_column(String(500), default="")
+    our_ref: Mapped[str] = mapped_column(String(64), default="")
+    their_ref: Mapped[str] = mapped_column(String(500), default="")
+    body: Mapped[str] = mapped_column(Text, default="")
+    format: Mapped[str] = mapped_column(String(16), default="")
+    attachment_name: Mapped[str] = mapped_column(String(200), default="")
+    attachment: Mapped[bytes | None] = mapped_column(LargeBinary)
+    signed: Mapped[bool] = mapped_column(default=False)
+    encrypted: Mapped[bool] = mapped_column(default=False)
+    # pending | sending (handed to the server, reply not seen) | sent | retry | dead | held
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    next_attempt_at: Mapped[datetime | None] = mapped_column()
+    message_id: Mapped[str] = mapped_column(String(500), default="")
+    sent_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

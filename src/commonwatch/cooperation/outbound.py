@@ -67,8 +67,13 @@ def render_xarf(ref: str, centre: str, contact: str, frame: pl.DataFrame, now: d
 
 
 def exchange(db: Session, principal: Principal, incident_id: int, fmt: str, now: datetime, *, centre: str,
-             contact: str) -> list[dict[str, Any]]:
-    """Render the incident's events abroad for each country's partner CERT; record each on the timeline."""
+             contact: str, transmit: bool = False) -> list[dict[str, Any]]:
+    """Render the incident's events abroad for each country's partner CERT; record each on the timeline.
+
+    With ``transmit`` each document is also queued as a mail to the partner (``mailing.queue_document``);
+    the caller delivers it after the commit (``mailing.deliver_pending``) and the outcome goes on the
+    timeline too."""
+    from commonwatch.cooperation.mailing import queue_document
     from commonwatch.events.store import event_store
     from commonwatch.incidents import services as incidents
     from commonwatch.incidents.models import IncidentEvent
@@ -99,10 +104,18 @@ def exchange(db: Session, principal: Principal, incident_id: int, fmt: str, now:
             incident.ref, centre, contact, part, now)
         text = json.dumps(doc, ensure_ascii=False, sort_keys=True)
         digest = hashlib.sha256(text.encode()).hexdigest()
-        incidents.timeline(db, incident, "partner_exchange", principal.actor, now, partner=org.name,
-                           partner_org_id=org.id, format=fmt, events=part.height, digest=digest,
-                           channel_ok=("iodef" if fmt == "iodef" else "xarf") in channels.get(org.id, []))
-        out.append({"country": country, "partner_org_id": org.id, "partner": org.name, "events": part.height,
-                    "format": fmt, "digest": digest, "document": doc})
+        entry = incidents.timeline(db, incident, "partner_exchange", principal.actor, now, partner=org.name,
+                                   partner_org_id=org.id, format=fmt, events=part.height, digest=digest,
+                                   channel_ok=("iodef" if fmt == "iodef" else "xarf") in channels.get(org.id, []))
+        item = {"country": country, "partner_org_id": org.id, "partner": org.name, "events": part.height,
+                "format": fmt, "digest": digest, "document": doc}
+        if transmit:
+            db.flush()
+            queued = queue_document(db, entry_id=entry.id, incident_id=incident.id, incident_ref=incident.ref,
+                                    org=org, fmt=fmt, document=text.encode(), events=part.height)
+            item["mail_id"] = queued.id if queued is not None else None
+            if queued is None:
+                item["reason"] = _("{partner} has no e-mail contact").format(partner=org.name)
+        out.append(item)
     db.flush()
     return out

@@ -274,8 +274,38 @@ class PartnerKeys:
             raise ReportError(f"signed with an unknown key {result.key_id or ''}".strip())
         raise ReportError(f"the signature does not verify ({getattr(result, 'status', '') or 'bad signature'})")
 
+    def verify_inline(self, armored: bytes) -> tuple[str, str, bytes]:
+        """('good', fingerprint, the signed text) of an inline OpenPGP block (RFC 4880 section 7
+        clearsigned text, or an ASCII-armoured signed message); or raises ReportError."""
+        result = self.gpg.decrypt(armored)
+        fpr = (getattr(result, "pubkey_fingerprint", None) or result.fingerprint or "").upper()
+        if result.valid and fpr in self.by_fpr:
+            return "good", fpr, bytes(result.data)
+        status = getattr(result, "status", "") or ""
+        if status == "no public key" or (result.valid and fpr not in self.by_fpr):
+            raise ReportError(f"inline PGP: signed with an unknown key {result.key_id or ''}".strip())
+        if status != "signature bad" and not result.key_id:
+            raise ReportError(f"inline PGP: not a signed message the centre can read ({status or 'no signature'})")
+        raise ReportError(f"inline PGP: the signature does not verify ({status or 'bad signature'})")
+
     def close(self) -> None:
         self._dir.cleanup()
+
+
+_INLINE = re.compile(rb"-----BEGIN PGP (?:SIGNED )?MESSAGE-----\r?\n.*?-----END PGP (?:SIGNATURE|MESSAGE)-----",
+                     re.S)
+
+
+def _inline_block(msg: EmailMessage) -> bytes | None:
+    """The first inline OpenPGP block (clearsigned or armoured message) in a part of the mail, if any:
+    partners whose mailers do not speak PGP/MIME sign the body or the report file this way."""
+    for part in msg.walk():
+        if part.is_multipart() or part.get_content_type() == "message/feedback-report":
+            continue
+        found = _INLINE.search(part.get_payload(decode=True) or b"")
+        if found:
+            return found.group(0)
+    return None
 
 
 def _signed_parts(msg: EmailMessage, raw: bytes) -> tuple[bytes, bytes] | None:
@@ -330,15 +360,20 @@ def read_mail(session: Session, keys: PartnerKeys, mail: Mail, max_bytes: int, n
     cleaned = strip_header_controls(out)
     try:
         signed = _signed_parts(msg, mail.raw)
+        inline = _inline_block(msg) if signed is None else None
         if signed is not None:
             out.signature, out.signer = keys.verify(*signed)
+            out.partner_org_id = keys.by_fpr[out.signer]
+        elif inline is not None:
+            out.signature, out.signer, cleartext = keys.verify_inline(inline)
             out.partner_org_id = keys.by_fpr[out.signer]
         else:
             out.partner_org_id = mail.partner_org_id or keys.by_email.get(out.sender) or keys.by_email.get(
                 "@" + out.sender.rpartition("@")[2])
             if out.partner_org_id is None:
                 raise ReportError(f"unsigned mail from {out.sender or 'nobody'}, who is not a partner contact")
-        out.parsed = _report_part(msg)
+        # Inline-signed: only the text under the signature is read, never what surrounds the block.
+        out.parsed = parse_document(cleartext) if inline is not None else _report_part(msg)
         # A report that gives no time of its own is dated by its mail (else by its arrival).
         sent = _mail_date(str(msg.get("Date", ""))) or now.isoformat()
         for record in out.parsed.records:
@@ -380,11 +415,14 @@ class _Prebuilt:
 
 
 def ingest_mails(engine: Engine, sessionmaker, mails: Iterable[Mail], clock: Clock, data_dir: Path | None, *,
-                 after_ingest=None) -> list[InboundReport]:
+                 after_ingest=None, settings=None) -> list[InboundReport]:
     """Read, check and ingest ``mails`` in one pipeline run; record each as ingested or held, once.
 
     ``after_ingest(session, rows)`` runs inside the transaction that records the reports (the IMAP
-    poller moves its cursor there), so a crash leaves both or neither; events are idempotent."""
+    poller moves its cursor there), so a crash leaves both or neither; events are idempotent. The
+    acknowledgement of each partner's report is queued in that transaction too (so each report has
+    exactly one), and sent at once when ``settings`` is given, else by the delivery job."""
+    from commonwatch.cooperation.mailing import deliver_pending, queue_acknowledgements, their_ref
     from commonwatch.cooperation.services import request_rules
     from commonwatch.pipeline.runner import ingest_sources
 
@@ -438,8 +476,13 @@ def ingest_mails(engine: Engine, sessionmaker, mails: Iterable[Mail], clock: Clo
             session.add(row)
             rows.append(row)
         session.flush()
+        refs = {o.digest: their_ref(o.message_id, (r.get("extra.report_id") for r in o.parsed.records)
+                                    if o.parsed else ()) for _mail, o in outcomes}
+        acks = [a.id for a in queue_acknowledgements(session, rows, refs)]
         if after_ingest is not None:
             after_ingest(session, rows)
+    if settings is not None and acks:
+        deliver_pending(sessionmaker, settings, clock, acks)
     return rows
 
 

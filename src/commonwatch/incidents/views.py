@@ -161,6 +161,19 @@ def describe(entry: TimelineEntry, rules: IncidentRules, tz: str) -> str:
         return _("Sharing with {partner} revoked.").format(partner=d.get("partner", ""))
     if kind == "partner_update":
         return _("Update from {partner}: {body}").format(partner=d.get("partner", ""), body=d.get("body", ""))
+    if kind == "partner_exchange":
+        fmt = {"iodef": "IODEF v2 JSON", "xarf": "X-ARF"}.get(d.get("format", ""), d.get("format", ""))
+        text = _("{n} events sent to {partner} as {format}.").format(
+            n=d.get("events", 0), partner=d.get("partner", ""), format=fmt)
+        delivery = d.get("delivery")
+        if delivery == "sent":
+            return f"{text} " + _("Delivered by e-mail to {to}.").format(to=d.get("to", ""))
+        if delivery == "retrying":
+            return f"{text} " + _("Delivery failed for now; it will be retried: {reason}").format(
+                reason=d.get("reason", ""))
+        if delivery == "failed":
+            return f"{text} " + _("Delivery failed: {reason}").format(reason=d.get("reason", ""))
+        return text
     if kind == "clock_alert":
         text = _("Deadline missed: {clock} (due {due}).") if d.get("state") == "missed" else \
             _("Deadline at risk: {clock} (due {due}).")

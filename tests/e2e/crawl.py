@@ -75,7 +75,10 @@ class Watcher:
         page.add_init_script(CSP_LISTENER)
         page.on("console", lambda m: m.type == "error" and self.events.append(f"console error: {m.text}"))
         page.on("pageerror", lambda e: self.events.append(f"page error: {e}"))
-        page.on("requestfailed", lambda r: self.events.append(f"request failed: {r.url} {r.failure}"))
+        # ERR_ABORTED is the browser cancelling what it no longer needs (a favicon still loading when
+        # the crawl moves on), not a failure of the page; refused, reset and >= 400 answers still count.
+        page.on("requestfailed", lambda r: "ERR_ABORTED" not in (r.failure or "")
+                and self.events.append(f"request failed: {r.url} {r.failure}"))
         page.on("response", lambda r: r.status >= 400 and self.events.append(f"HTTP {r.status}: {r.url}"))
 
     def take(self) -> list[str]:

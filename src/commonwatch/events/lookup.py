@@ -3,6 +3,7 @@ searcher may see, linked to the events page with that filter."""
 
 from __future__ import annotations
 
+import ipaddress
 from urllib.parse import urlencode
 
 from sqlalchemy.orm import Session
@@ -16,12 +17,7 @@ from commonwatch.web.globalsearch import Hit, Query
 
 def find(db: Session, principal: Principal, query: Query) -> list[Hit]:
     if query.kind in ("ip", "network"):
-        network = query.value if query.kind == "network" else None
-        if network is None:
-            import ipaddress
-
-            network = ipaddress.ip_network(query.value)
-        f, params = EventFilter(network=network), {"ip": str(query.value)}
+        f, params = EventFilter(network=ipaddress.ip_network(query.value)), {"ip": str(query.value)}
     elif query.kind == "asn":
         f, params = EventFilter(asn=query.value), {"asn": str(query.value)}
     else:

@@ -34,6 +34,10 @@ class CiiSystem(TenantScoped, Base):
     filing_date: Mapped[date | None] = mapped_column(Date)
     # The sector's supervising body (保护工作部门), as text.
     protection_department: Mapped[str] = mapped_column(String(300), default="")
+    # Where the department takes early warnings about this system, and in which language.
+    protection_department_email: Mapped[str] = mapped_column(String(320), default="", server_default="")
+    protection_department_language: Mapped[str] = mapped_column(String(16), default="zh-CN",
+                                                                server_default="zh-CN")
     last_mlps_assessment: Mapped[date | None] = mapped_column(Date)
     # The last annual CII cybersecurity inspection / risk assessment.
     last_inspection: Mapped[date | None] = mapped_column(Date)

@@ -1,8 +1,8 @@
 """Readers of vulnerability and advisory formats, pure: bytes or parsed JSON in, :class:`Record` out.
 
 Formats: CVE JSON 5 (one record, a cvelistV5 folder, a release zip or delta zip), NVD CVE API 2.0
-pages, CSAF 2.0 advisories (structural checks and the mandatory tests that apply, see
-:func:`check_csaf`), OSV JSON, the CISA KEV catalogue and the FIRST EPSS CSV.
+pages, CSAF 2.0 advisories (the CSAF 2.0 JSON schema and the mandatory tests that apply, see
+:mod:`commonwatch.vulns.csaf`), OSV JSON, the CISA KEV catalogue and the FIRST EPSS CSV.
 
 Each record becomes a :class:`Record` with its applicability criteria in the rows of
 ``matching.CRITERIA_SCHEMA``. A reader refuses bad input with :class:`IntakeError`, naming the
@@ -26,6 +26,7 @@ from packageurl import PackageURL
 from univers.version_range import VersionRange
 
 from commonwatch.vulns import cpe as cpelib
+from commonwatch.vulns import csaf as csaflib
 from commonwatch.vulns import versions as vlib
 
 CVE_RE = re.compile(r"^CVE-\d{4}-\d{4,19}$")
@@ -42,10 +43,11 @@ MAX_RATIO = 200                              # uncompressed / compressed, per me
 class IntakeError(ValueError):
     """A document commonwatch refuses; ``field`` names where, the message says why."""
 
-    def __init__(self, field_name: str, reason: str):
+    def __init__(self, field_name: str, reason: str, failures: list[dict[str, str]] | None = None):
         super().__init__(f"{field_name}: {reason}")
         self.field = field_name
         self.reason = reason
+        self.failures = failures or []   # CSAF: {test, path, reason} of each failed check
 
 
 @dataclass
@@ -469,49 +471,14 @@ def _walk_branches(branches: list[Any], where: str, inherited: dict[str, str], o
             _walk_branches(_list(b["branches"], f"{bw}.branches"), f"{bw}.branches", ctx, out)
 
 
-def check_csaf(doc: Any) -> tuple[list[str], dict[str, CsafProduct]]:
-    """Structural checks (CSAF 2.0 §3, §4) and the mandatory tests (§6.1) commonwatch applies:
-    6.1.1 missing product id definition, 6.1.2 multiple definitions, 6.1.6 contradicting product
-    status, 6.1.13 PURL, 6.1.14 sorted revision history, 6.1.23 a CVE used twice, 6.1.26 a
-    prohibited category name, 6.1.27 the profile tests (security advisory, VEX, informational).
-    Returns (problems, products)."""
-    problems: list[str] = []
-    if not isinstance(doc, dict):
-        return ["/: must be an object"], {}
-    d = doc.get("document")
-    if not isinstance(d, dict):
-        return ["/document: required"], {}
-    for key in ("category", "csaf_version", "title"):
-        if not isinstance(d.get(key), str) or not d[key]:
-            problems.append(f"/document/{key}: required")
-    if d.get("csaf_version") not in (None, "2.0"):
-        problems.append(f"/document/csaf_version: {d.get('csaf_version')!r} is not 2.0")
-    pub = d.get("publisher") if isinstance(d.get("publisher"), dict) else {}
-    for key in ("category", "name", "namespace"):
-        if not pub.get(key):
-            problems.append(f"/document/publisher/{key}: required")
-    tr = d.get("tracking") if isinstance(d.get("tracking"), dict) else {}
-    for key in ("current_release_date", "id", "initial_release_date", "revision_history", "status", "version"):
-        if not tr.get(key):
-            problems.append(f"/document/tracking/{key}: required")
-    if tr.get("status") not in (None, "draft", "final", "interim"):
-        problems.append(f"/document/tracking/status: {tr.get('status')!r} is not draft, final or interim")
-    hist = tr.get("revision_history") if isinstance(tr.get("revision_history"), list) else []
-    for i, h in enumerate(hist):
-        if not isinstance(h, dict) or not all(h.get(k) for k in ("date", "number", "summary")):
-            problems.append(f"/document/tracking/revision_history/{i}: date, number and summary are required")
-    dates = [h.get("date") for h in hist if isinstance(h, dict)]
-    nums = [str(h.get("number")) for h in hist if isinstance(h, dict)]
-    if all(isinstance(x, str) for x in dates) and nums:
-        by_date = [n for _, n in sorted(zip(dates, nums, strict=True))]
-        if by_date != sorted(nums, key=lambda n: [int(x) if x.isdigit() else x for x in re.split(r"[.+-]", n)]):
-            problems.append("/document/tracking/revision_history: 6.1.14 not sorted by date and number alike")
-    cat = str(d.get("category", ""))
-    folded = re.sub(r"[\s_-]", "", cat.lower())
-    if cat not in CSAF_PROFILES and folded in {re.sub(r"[\s_-]", "", p) for p in CSAF_PROFILES}:
-        problems.append(f"/document/category: 6.1.26 {cat!r} is a profile name written differently")
-    # products
+def csaf_check(doc: Any) -> tuple[list[csaflib.Failure], dict[str, CsafProduct]]:
+    """The CSAF 2.0 schema and the mandatory tests (:mod:`commonwatch.vulns.csaf`), plus
+    commonwatch's own reading of the identification helpers (a CPE must parse as CPE 2.3, a purl
+    with packageurl-python: 6.1.13). Returns (failures, products)."""
+    fails = csaflib.failures(doc)
     products: dict[str, CsafProduct] = {}
+    if not isinstance(doc, dict) or not isinstance(doc.get("document"), dict):
+        return fails or [csaflib.Failure("schema", "/document", "required")], products
     tree = doc.get("product_tree") if isinstance(doc.get("product_tree"), dict) else {}
     found: list[tuple[str, Any, dict]] = []
     try:
@@ -522,73 +489,37 @@ def check_csaf(doc: Any) -> tuple[list[str], dict[str, CsafProduct]]:
             if isinstance(rel, dict):
                 found.append((f"/product_tree/relationships/{i}/full_product_name", rel.get("full_product_name"), {}))
     except IntakeError as exc:
-        problems.append(str(exc))
+        fails.append(csaflib.Failure("schema", exc.field, exc.reason))
     for where, fpn, ctx in found:
-        if not isinstance(fpn, dict) or not fpn.get("product_id") or not fpn.get("name"):
-            problems.append(f"{where}: name and product_id are required")
+        if not isinstance(fpn, dict) or not isinstance(fpn.get("product_id"), str):
             continue
         pid = fpn["product_id"]
         if pid in products:
-            problems.append(f"{where}/product_id: 6.1.2 {pid!r} is defined more than once")
-            continue
-        helper = fpn.get("product_identification_helper") or {}
-        p = CsafProduct(pid, fpn["name"], version=ctx.get("product_version"),
+            continue  # 6.1.2, reported above
+        helper = fpn.get("product_identification_helper") if isinstance(fpn.get("product_identification_helper"),
+                                                                         dict) else {}
+        p = CsafProduct(pid, str(fpn.get("name", "")), version=ctx.get("product_version"),
                         version_range=ctx.get("product_version_range"))
-        if helper.get("cpe"):
+        if isinstance(helper.get("cpe"), str):
             problem = cpelib.check(helper["cpe"])
             if problem:
-                problems.append(f"{where}/product_identification_helper/cpe: {problem}")
+                fails.append(csaflib.Failure("cpe", f"{where}/product_identification_helper/cpe", problem))
             else:
                 p.cpe = helper["cpe"]
-        if helper.get("purl"):
+        if isinstance(helper.get("purl"), str):
             try:
                 PackageURL.from_string(helper["purl"])
                 p.purl = helper["purl"]
-            except ValueError as exc:
-                problems.append(f"{where}/product_identification_helper/purl: 6.1.13 {exc}")
+            except ValueError:
+                pass  # 6.1.13, reported above
         products[pid] = p
-    # vulnerabilities
-    vulns = doc.get("vulnerabilities")
-    if cat == "csaf_informational_advisory" and vulns:
-        problems.append("/vulnerabilities: 6.1.27.2 an informational advisory has none")
-    if cat in ("csaf_security_advisory", "csaf_vex") and not vulns:
-        problems.append(f"/vulnerabilities: 6.1.27 required in {cat}")
-    seen_cves: set[str] = set()
-    for i, v in enumerate(vulns if isinstance(vulns, list) else []):
-        vw = f"/vulnerabilities/{i}"
-        if not isinstance(v, dict):
-            problems.append(f"{vw}: must be an object")
-            continue
-        if v.get("cve"):
-            if not CVE_RE.match(str(v["cve"])):
-                problems.append(f"{vw}/cve: {v['cve']!r} is not a CVE id")
-            if v["cve"] in seen_cves:
-                problems.append(f"{vw}/cve: 6.1.23 {v['cve']} is used more than once")
-            seen_cves.add(v["cve"])
-        status = v.get("product_status") if isinstance(v.get("product_status"), dict) else {}
-        if cat == "csaf_security_advisory" and not status:
-            problems.append(f"{vw}/product_status: 6.1.27.4 required in a security advisory")
-        if cat == "csaf_security_advisory" and not v.get("notes"):
-            problems.append(f"{vw}/notes: 6.1.27.3 required in a security advisory")
-        if cat == "csaf_vex":
-            if not any(status.get(k) for k in ("fixed", "known_affected", "known_not_affected", "under_investigation")):
-                problems.append(f"{vw}/product_status: 6.1.27.6 a VEX needs fixed, known_affected, "
-                                "known_not_affected or under_investigation")
-            if not v.get("cve") and not v.get("ids"):
-                problems.append(f"{vw}: 6.1.27.7 a VEX needs cve or ids")
-        groups: dict[str, set[str]] = {}
-        for key, ids in status.items():
-            for j, pid in enumerate(ids if isinstance(ids, list) else []):
-                if pid not in products:
-                    problems.append(f"{vw}/product_status/{key}/{j}: 6.1.1 {pid!r} is not defined")
-                group = ("affected" if key in _AFFECTED else "not_affected" if key == "known_not_affected"
-                         else "fixed" if key in ("fixed", "first_fixed")
-                         else "under_investigation" if key == "under_investigation" else "other")
-                groups.setdefault(pid, set()).add(group)
-        for pid, gs in groups.items():
-            if len(gs - {"other"}) > 1:
-                problems.append(f"{vw}/product_status: 6.1.6 {pid!r} has contradicting statuses {sorted(gs)}")
-    return problems, products
+    return fails, products
+
+
+def check_csaf(doc: Any) -> tuple[list[str], dict[str, CsafProduct]]:
+    """:func:`csaf_check` with each failure as one line ``pointer: test reason``."""
+    fails, products = csaf_check(doc)
+    return [str(f) for f in fails], products
 
 
 def _vers_intervals(text: str) -> list[dict[str, Any]]:
@@ -612,10 +543,11 @@ def _vers_intervals(text: str) -> list[dict[str, Any]]:
 
 
 def read_csaf(doc: Any, raw: bytes = b"") -> list[Record]:
-    problems, products = check_csaf(doc)
-    if problems:
+    fails, products = csaf_check(doc)
+    if fails:
+        problems = [str(f) for f in fails]
         raise IntakeError("csaf", "; ".join(problems[:20]) + (f" (+{len(problems) - 20} more)" if len(problems) > 20
-                                                             else ""))
+                                                             else ""), failures=[f.as_dict() for f in fails])
     d = doc["document"]
     tr = d["tracking"]
     out = []

@@ -71,6 +71,8 @@ class VulnQuarantine(Base):
     reason: Mapped[str] = mapped_column(Text)
     raw: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A CSAF advisory's failed checks: [{test: "schema" | "6.1.n", path, reason}]
+    failures: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class VulnKev(Base):
@@ -138,3 +140,6 @@ class VulnSource(Base):
     last_modified: Mapped[str] = mapped_column(String(100), default="")
     last_status: Mapped[str] = mapped_column(Text, default="")
     fetched_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # A CSAF provider's delta cursor: the newest current_release_date (changes.csv) or ROLIE
+    # "updated" taken so far; advisories not newer are not fetched again.
+    cursor: Mapped[str] = mapped_column(String(64), default="", server_default="")

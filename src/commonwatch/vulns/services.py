@@ -55,8 +55,10 @@ def _raw_text(raw: bytes) -> str:
     return raw[:QUARANTINE_RAW_LIMIT].decode("utf-8", "replace")
 
 
-def quarantine(session: Session, name: str, reason: str, raw: bytes, now: datetime) -> None:
-    session.add(VulnQuarantine(name=name[:500], reason=reason, raw=_raw_text(raw), created_at=now))
+def quarantine(session: Session, name: str, reason: str, raw: bytes, now: datetime,
+               failures: list[dict[str, str]] | None = None) -> None:
+    session.add(VulnQuarantine(name=name[:500], reason=reason, raw=_raw_text(raw), created_at=now,
+                               failures=failures or None))
 
 
 def store_records(session: Session, records: Iterable[Record], now: datetime) -> ImportReport:
@@ -95,7 +97,7 @@ def import_document(session: Session, raw: bytes, name: str, now: datetime) -> I
     try:
         records = intake.read_document(raw, name)
     except IntakeError as exc:
-        quarantine(session, name, str(exc), raw, now)
+        quarantine(session, name, str(exc), raw, now, exc.failures)
         return ImportReport(quarantined=1, reasons=[f"{name}: {exc}"])
     with session.begin_nested():
         return store_records(session, records, now)

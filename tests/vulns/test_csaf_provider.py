@@ -151,3 +151,17 @@ def test_online_provider_off_the_allowlist_is_refused(session, provider, tmp_pat
         prov.import_provider(session, base + "/.well-known/csaf/provider-metadata.json",
                              Settings(data_dir=tmp_path, outbound_allowlist=["http://elsewhere.invalid/"]), START)
     assert Provider.hits == []
+
+
+def test_a_subscribed_provider_is_polled_with_the_other_sources(session, provider, tmp_path):  # noqa: F811
+    base, _root = provider
+    settings = Settings(data_dir=tmp_path, outbound_allowlist=[base + "/.well-known/csaf/"],
+                        outbound_timeout_seconds=5)
+    url = base + "/.well-known/csaf/provider-metadata.json"
+    status, keys = svc.fetch_source(session, url, settings, START, "csaf-provider")
+    assert len(keys) == 2 and "2 added" in status
+    Provider.hits = []
+    rep = svc.poll_sources(session, settings, START)
+    assert [line.split(": ", 1)[0] for line in rep.lines] == [url]   # advisories and listings are not polled alone
+    assert rep.keys == [] and rep.failed == 0
+    assert session.scalars(select(VulnSource).where(VulnSource.url == url)).one().kind == "csaf-provider"

@@ -30,6 +30,10 @@ class Handler(BaseHTTPRequestHandler):
             self.send_response(304)
             self.end_headers()
             return
+        if not (SAMPLES / name).is_file():
+            self.send_response(404)
+            self.end_headers()
+            return
         body = (SAMPLES / name).read_bytes()
         self.send_response(200)
         self.send_header("ETag", '"v1"')
@@ -63,3 +67,30 @@ def test_url_intake_is_allowlisted_and_conditional(session, server, tmp_path):  
     assert src.etag == '"v1"' and src.last_status == "304 not modified"
     with pytest.raises(Invalid, match="allowlist"):
         svc.import_url(session, "http://elsewhere.invalid/x.json", settings, START)
+
+
+def test_scheduled_poll_fetches_every_source_and_matches_only_the_delta(session, server, tmp_path):  # noqa: F811
+    from tests.vulns.test_services import _inventory
+
+    from commonwatch.vulns.models import VulnFinding
+
+    _a, _b, assets = _inventory(session)
+    settings = Settings(data_dir=tmp_path, outbound_allowlist=[server + "/"], outbound_timeout_seconds=5)
+    for name, kind in (("nvd-page.json", "records"), ("kev.json", "kev"), ("epss.csv", "epss"),
+                       ("missing.json", "records")):
+        session.add(VulnSource(url=f"{server}/{name}", kind=kind, etag="", last_modified="", last_status=""))
+    session.add(VulnSource(url="http://elsewhere.invalid/x.json", kind="records", etag="", last_modified="",
+                           last_status=""))
+    session.flush()
+    rep = svc.poll_sources(session, settings, START)
+    assert rep.failed == 2, rep.lines      # the missing file and the URL off the allowlist
+    assert sorted(rep.keys) == ["nvd:CVE-2021-41773", "nvd:CVE-2024-3400"]
+    assert rep.match is not None and len(rep.match.new) == 2   # web and gw run httpd 2.4.49
+    assert {f.asset_id for f in session.scalars(select(VulnFinding))} == {assets[0].id, assets[2].id}
+    assert session.get(VulnKev, "CVE-2021-41773") is not None
+    failed = session.scalars(select(VulnSource).where(VulnSource.url.endswith("missing.json"))).one()
+    assert failed.last_status.startswith("failed:")
+    # the next run: every source answers 304, nothing is matched
+    rep = svc.poll_sources(session, settings, START)
+    assert rep.keys == [] and rep.match is None
+    assert sum("304 not modified" in line for line in rep.lines) == 3

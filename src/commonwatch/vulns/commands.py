@@ -93,5 +93,53 @@ def match_cmd(org: list[int] = typer.Option(None, "--org", help="Only these orga
         typer.echo(f"  refused {what} {value!r}: {reason}", err=True)
 
 
+@vulns_app.command("provider")
+def provider_cmd(location: str = typer.Argument(..., help="A CSAF provider: the URL of its provider-metadata.json "
+                                                          "(on the outbound allowlist) or a local mirror folder."),
+                 match: bool = typer.Option(True, help="Match the inventory against what was added or updated.")
+                 ) -> None:
+    """Read a CSAF provider's advisories (directory or ROLIE); an URL is polled by the scheduled
+    intake from then on. Advisories failing the schema or a mandatory test are quarantined with
+    the test id and the reason."""
+    from commonwatch.cli import fail
+    from commonwatch.errors import Invalid
+    from commonwatch.vulns import services as svc
+    from commonwatch.vulns.csaf_provider import import_provider
+    from commonwatch.vulns.intake import IntakeError
+
+    rt = get_runtime()
+    try:
+        with rt.session("vulns-provider") as session:
+            now = rt.clock.now()
+            if location.startswith(("http://", "https://")):
+                status, keys = svc.fetch_source(session, location, rt.settings, now, "csaf-provider")
+                typer.echo(f"{location}: {status}")
+            else:
+                rep = import_provider(session, Path(location), rt.settings, now)
+                status, keys = rep.summary(), rep.keys
+                typer.echo(f"{location}: {status}")
+                for reason in rep.reasons[:20]:
+                    typer.echo(f"  {reason}", err=True)
+            if match and keys:
+                s = svc.run_match(session, now, record_keys=keys)
+                typer.echo(f"match: {len(s.new)} new finding(s), {s.suppressed_by_vex} suppressed by VEX")
+    except (Invalid, IntakeError, OSError) as exc:
+        fail(f"{location}: {exc}")
+
+
+@vulns_app.command("poll")
+def poll_cmd() -> None:
+    """Fetch every subscribed URL source now (what the vulns-sources job does) and match the delta."""
+    from commonwatch.vulns import services as svc
+
+    rt = get_runtime()
+    with rt.session("vulns-poll") as session:
+        rep = svc.poll_sources(session, rt.settings, rt.clock.now())
+    for line in rep.lines:
+        typer.echo(line)
+    if rep.match:
+        typer.echo(f"match: {len(rep.match.new)} new finding(s) from {len(set(rep.keys))} changed record(s)")
+
+
 def register(root: typer.Typer) -> None:
     root.add_typer(vulns_app, name="vulns")

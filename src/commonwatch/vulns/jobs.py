@@ -103,4 +103,16 @@ def warn(state: Any) -> str:
     return f"{warned} organisation(s) warned"
 
 
-JOBS = [Job(name="vulns-warnings", every_seconds=15 * 60, run=warn)]
+def poll(state: Any) -> str:
+    """Scheduled intake: every subscribed URL source, conditional requests, then the delta matched."""
+    from commonwatch.vulns import services as svc
+
+    with session_scope(state.sessionmaker, actor="job:vulns-sources") as session:
+        session.info["clock"] = state.clock
+        rep = svc.poll_sources(session, state.settings, state.clock.now())
+    new = len(rep.match.new) if rep.match else 0
+    return f"{len(rep.lines)} source(s), {rep.failed} failed, {len(rep.keys)} record(s) changed, {new} new finding(s)"
+
+
+JOBS = [Job(name="vulns-sources", every_seconds=6 * 3600, run=poll),
+        Job(name="vulns-warnings", every_seconds=15 * 60, run=warn)]

@@ -309,6 +309,13 @@ def import_url(session: Session, url: str, settings, now: datetime, kind: str = 
     """Fetch ``url`` through the collector's outbound policy (allowlist, size and time limits) as a
     conditional request with the validators of the last fetch; an unchanged source costs one round
     trip. Returns what happened, also kept on the source row."""
+    return fetch_source(session, url, settings, now, kind)[0]
+
+
+def fetch_source(session: Session, url: str, settings, now: datetime, kind: str = "records"
+                 ) -> tuple[str, list[str]]:
+    """:func:`import_url`, and the keys of the records it added or updated (the delta to match).
+    ``kind`` csaf-provider reads a CSAF provider (:mod:`commonwatch.vulns.csaf_provider`)."""
     import gzip
 
     from commonwatch import outbound
@@ -317,13 +324,20 @@ def import_url(session: Session, url: str, settings, now: datetime, kind: str = 
 
     src = session.scalars(select(VulnSource).where(VulnSource.url == url)).first()
     if src is None:
-        src = VulnSource(url=url, kind=kind, etag="", last_modified="", last_status="")
+        src = VulnSource(url=url, kind=kind, etag="", last_modified="", last_status="", cursor="")
         session.add(src)
+    if src.kind == "csaf-provider":
+        from commonwatch.vulns.csaf_provider import import_provider
+
+        rep = import_provider(session, url, settings, now)
+        src = session.scalars(select(VulnSource).where(VulnSource.url == url)).one()
+        src.last_status, src.fetched_at = rep.summary(), now
+        return src.last_status, rep.keys
     result = fetch_url(url, outbound.Policy.of(settings), etag=src.etag, last_modified=src.last_modified)
     src.fetched_at = now
     if result.not_modified:
         src.last_status = "304 not modified"
-        return src.last_status
+        return src.last_status, []
     try:
         raw = result.body.read_bytes() if result.body else b""
     finally:
@@ -331,13 +345,51 @@ def import_url(session: Session, url: str, settings, now: datetime, kind: str = 
             result.body.unlink(missing_ok=True)
     if url.lower().endswith(".gz"):
         raw = gzip.decompress(raw)
+    keys: list[str] = []
     if src.kind == "kev":
         status = f"{import_kev(session, raw, now)} KEV entries"
     elif src.kind == "epss":
         status = f"{import_epss(session, raw.decode('utf-8'), now)} EPSS scores"
     else:
         rep = import_document(session, raw, url, now)
+        keys = rep.keys
         status = (f"{rep.added} added, {rep.updated} updated, {rep.unchanged} unchanged, "
                   f"{rep.quarantined} quarantined")
     src.etag, src.last_modified, src.last_status = result.etag[:500], result.last_modified[:100], status
-    return status
+    return status, keys
+
+
+SUBSCRIBED_KINDS = ("records", "kev", "epss", "csaf-provider")
+
+
+@dataclass
+class PollReport:
+    lines: list[str] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+    failed: int = 0
+    match: MatchSummary | None = None
+
+
+def poll_sources(session: Session, settings, now: datetime) -> PollReport:
+    """Fetch every subscribed source (a URL given to ``vulns import`` or ``vulns provider``; the
+    per-advisory and listing rows a provider leaves are not polled on their own), each in its own
+    savepoint so one failing source leaves the others' records; then match only the records added
+    or updated (the delta) against all assets, in one pass."""
+    from commonwatch.vulns.models import VulnSource
+
+    rep = PollReport()
+    for src in list(session.scalars(select(VulnSource).where(VulnSource.kind.in_(SUBSCRIBED_KINDS))
+                                    .order_by(VulnSource.id))):
+        url = src.url
+        try:
+            with session.begin_nested():
+                status, keys = fetch_source(session, url, settings, now, src.kind)
+        except (Invalid, IntakeError, OSError, UnicodeDecodeError) as exc:
+            rep.failed += 1
+            status, keys = f"failed: {exc}"[:4000], []
+            src.last_status, src.fetched_at = status, now
+        rep.lines.append(f"{url}: {status}")
+        rep.keys += keys
+    if rep.keys:
+        rep.match = run_match(session, now, record_keys=list(dict.fromkeys(rep.keys)))
+    return rep

@@ -70,9 +70,8 @@ def test_url_intake_is_allowlisted_and_conditional(session, server, tmp_path):  
 
 
 def test_scheduled_poll_fetches_every_source_and_matches_only_the_delta(session, server, tmp_path):  # noqa: F811
-    from tests.vulns.test_services import _inventory
-
     from commonwatch.vulns.models import VulnFinding
+    from tests.vulns.test_services import _inventory
 
     _a, _b, assets = _inventory(session)
     settings = Settings(data_dir=tmp_path, outbound_allowlist=[server + "/"], outbound_timeout_seconds=5)

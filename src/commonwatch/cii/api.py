@@ -41,6 +41,8 @@ class SystemIn(BaseModel):
     filing_number: str = ""
     filing_date: date | None = None
     protection_department: str = ""
+    protection_department_email: str = ""
+    protection_department_language: str = "zh-CN"
     last_mlps_assessment: date | None = None
     last_inspection: date | None = None
 
@@ -52,6 +54,8 @@ class SystemPatch(BaseModel):
     filing_number: str | None = None
     filing_date: date | None = None
     protection_department: str | None = None
+    protection_department_email: str | None = None
+    protection_department_language: str | None = None
     last_mlps_assessment: date | None = None
     last_inspection: date | None = None
 
@@ -69,6 +73,8 @@ def system_out(s: CiiSystem, today: date, rules) -> dict[str, Any]:
         "id": s.id, "org_id": s.org_id, "name": s.name, "description": s.description, "mlps_level": s.mlps_level,
         "filing_number": s.filing_number, "filing_date": s.filing_date.isoformat() if s.filing_date else None,
         "protection_department": s.protection_department,
+        "protection_department_email": s.protection_department_email,
+        "protection_department_language": s.protection_department_language,
         "last_mlps_assessment": s.last_mlps_assessment.isoformat() if s.last_mlps_assessment else None,
         "last_inspection": s.last_inspection.isoformat() if s.last_inspection else None,
         "due": {k: due_out(v) for k, v in due.items()},

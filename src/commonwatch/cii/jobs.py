@@ -33,6 +33,22 @@ def recipients(session: Session, org_id: int) -> list[tuple[str, str]]:
     return [(a, lang) for a, lang in out if not (a.lower() in seen or seen.add(a.lower()))]
 
 
+def department_recipients(session: Session, system_ids) -> dict[tuple[str, str], set[int]]:
+    """``(address, language)`` of each protection department that takes early warnings, with the
+    systems it supervises among ``system_ids``."""
+    from commonwatch.cii.models import CiiSystem
+
+    out: dict[tuple[str, str], set[int]] = {}
+    ids = [i for i in system_ids if i is not None]
+    if not ids:
+        return out
+    for s in session.scalars(select(CiiSystem).where(CiiSystem.id.in_(ids), CiiSystem.protection_department_email != "")
+                             .order_by(CiiSystem.id)):
+        out.setdefault((s.protection_department_email.lower(), s.protection_department_language or "zh-CN"),
+                       set()).add(s.id)
+    return out
+
+
 def deliver(session: Session, notifier) -> int:
     """Mail each pending reminder; returns how many were handed over to at least one recipient.
 

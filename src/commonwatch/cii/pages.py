@@ -79,6 +79,7 @@ def _system_form(request: Request, db: Session, principal: Principal, *, system=
     return render(request, "cii/system_form.html", {
         "title": _("Edit CII system") if system else _("New CII system"), "system": system, "form": form,
         "errors": errors, "orgs": cii.writable_orgs(db, principal), "levels": [(n, str(n)) for n in range(1, 6)],
+        "dept_languages": [("zh-CN", "中文 (zh-CN)"), ("en", "English (en)")],
         **_helpers(request, db, principal)}, status_code=status_code)
 
 

@@ -102,7 +102,8 @@ def writable_orgs(db: Session, principal: Principal) -> list[Organisation]:
 
 SYSTEM_TEXT = {"name": 300, "description": 4000, "filing_number": 100, "protection_department": 300}
 SYSTEM_DATES = ("filing_date", "last_mlps_assessment", "last_inspection")
-SYSTEM_FIELDS = (*SYSTEM_TEXT, "mlps_level", *SYSTEM_DATES)
+SYSTEM_CONTACT = ("protection_department_email", "protection_department_language")
+SYSTEM_FIELDS = (*SYSTEM_TEXT, "mlps_level", *SYSTEM_DATES, *SYSTEM_CONTACT)
 
 
 def _date_or_none(value: Any, name: str, errors: list[FieldError], today: date | None) -> date | None:
@@ -147,6 +148,23 @@ def parse_system(data: dict[str, Any], today: date | None = None, partial: bool 
     for key in SYSTEM_DATES:
         if key in data:
             out[key] = _date_or_none(data[key], key, errors, today)
+    # Where the protection department takes early warnings (empty: it is not mailed).
+    from commonwatch.validation import normalise_email, parse_language
+
+    for key, parse in (("protection_department_email", normalise_email),
+                       ("protection_department_language", parse_language)):
+        if key not in data:
+            continue
+        value = str(data[key] or "").strip()
+        if key == "protection_department_email" and not value:
+            out[key] = ""
+            continue
+        if key == "protection_department_language" and not value:
+            value = "zh-CN"
+        try:
+            out[key] = parse(value, key)
+        except Invalid as exc:
+            errors += exc.errors
     if errors:
         raise Invalid(errors)
     return out

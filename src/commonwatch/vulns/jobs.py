@@ -1,6 +1,8 @@
 """Early warning: new findings on a CII operator's assets are mailed, ranked, through notify to the
-operator's security contacts and the centre's coordinators (``cii.jobs.recipients``), each in their
-language, signed with the centre's key when it has one (``notify.staff.send_to_person``)."""
+operator's security contacts and the centre's coordinators (``cii.jobs.recipients``) and to the
+protection department of each system concerned (``cii.jobs.department_recipients``: its own
+systems' findings), each in their language, signed with the centre's key when it has one
+(``notify.staff.send_to_person``)."""
 
 from __future__ import annotations
 
@@ -24,10 +26,14 @@ def _severity(sev: str) -> str:
     return labels.get(sev, sev)
 
 
-def warning_text(org_name: str, rows: list[dict[str, Any]]) -> tuple[str, str]:
-    """Subject and body of one organisation's warning, in the current language."""
+def warning_text(org_name: str, rows: list[dict[str, Any]], department: bool = False) -> tuple[str, str]:
+    """Subject and body of one organisation's warning, in the current language; ``department``:
+    the copy for the protection department that supervises the systems concerned."""
     subject = _("Vulnerability warning for {org}: {count} new finding(s)").format(org=org_name, count=len(rows))
     lines = [_("New vulnerabilities match assets of {org}, most urgent first.").format(org=org_name), ""]
+    if department:
+        lines[1:1] = [_("You receive this early warning as the protection department of the CII systems "
+                        "concerned; the operator's security contacts are warned too."), ""]
     cvss_label, kev_label, mlps_label = _("CVSS"), _("known exploited (KEV)"), _("MLPS level")
     for r in rows:
         lines.append(f"{r['rank']}. {r['vuln_id']} — {_severity(r['severity'])}"
@@ -46,7 +52,7 @@ def deliver_warnings(session: Session, notifier, data_dir=None) -> int:
     """Warn about every open finding not yet warned of on a CII operator's assets; returns how many
     organisations were warned. A temporary failure leaves the findings for the next run."""
     from commonwatch.access.principal import SYSTEM
-    from commonwatch.cii.jobs import recipients
+    from commonwatch.cii.jobs import department_recipients, recipients
     from commonwatch.constituency.models import Organisation
     from commonwatch.notify.staff import send_to_person
     from commonwatch.vulns import services as svc
@@ -66,12 +72,18 @@ def deliver_warnings(session: Session, notifier, data_dir=None) -> int:
         rows = [r for r in frame.iter_rows(named=True) if r["id"] in ids]
         if not rows:
             continue
-        people = recipients(session, org_id)
+        people = [(a, lang, rows, False) for a, lang in recipients(session, org_id)]
+        taken = {a.lower() for a, *_rest in people}
+        # The protection department of each system concerned: its own systems' findings only.
+        for (address, language), systems in department_recipients(session, {r["system_id"] for r in rows}).items():
+            if address not in taken:
+                people.append((address, language, [r for r in rows if r["system_id"] in systems], True))
+                taken.add(address)
         now = notifier.clock.now()
         outcomes = []
-        for address, language in people:
+        for address, language, mine, department in people:
             with use_language(language):
-                subject, text = warning_text(org.name, rows)
+                subject, text = warning_text(org.name, mine, department)
             outcome = send_to_person(notifier, address=address, subject=subject, text=text + "\n",
                                      name=f"vulns-warning-{org_id:06d}-{min(ids):08d}-{len(outcomes)}",
                                      language=language)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
@@ -44,3 +44,48 @@ def set_finding_status(finding_id: int, body: StatusIn, request: Request, db: Se
     """Mark a finding open, mitigated, accepted risk or false positive (the last two with a reason)."""
     f = svc.set_status(db, principal, finding_id, body.status, body.reason, request.app.state.clock.now())
     return {"id": f.id, "status": f.status, "status_reason": f.status_reason}
+
+
+class PublishIn(BaseModel):
+    collection: str
+    tlp: str = "AMBER"
+
+
+def _vuln_id(vuln_id: str) -> str:
+    from commonwatch.errors import Invalid
+
+    if not (0 < len(vuln_id) <= 250) or any(ord(ch) < 33 for ch in vuln_id):
+        raise Invalid("vuln_id", "not a vulnerability id")
+    return vuln_id
+
+
+@router.get("/vulns/{vuln_id}/stix")
+def vulnerability_stix(vuln_id: str, request: Request, tlp: str = Query("AMBER", max_length=20),
+                       db: Session = Depends(get_db), principal: Principal = Depends(require("intel.read"))
+                       ) -> Response:
+    """The vulnerability and its affected products (and intel's indicators naming it) as a STIX 2.1
+    bundle at ``tlp``, if the caller may read that label."""
+    import json
+
+    from commonwatch.intel import tlp as tlpmod
+    from commonwatch.vulns.sharing import vulnerability_bundle
+
+    st = request.app.state
+    bundle = vulnerability_bundle(db, _vuln_id(vuln_id), tlp, tlpmod.reader_for(db, principal), now=st.clock.now(),
+                                  centre_name=st.settings.centre_name, base_url=st.settings.base_url)
+    return Response(json.dumps(bundle, ensure_ascii=False), media_type="application/stix+json;version=2.1")
+
+
+@router.post("/vulns/{vuln_id}/publish")
+def publish_vulnerability(vuln_id: str, body: PublishIn, request: Request, db: Session = Depends(get_db),
+                          principal: Principal = Depends(require("intel.exchange"))) -> dict[str, Any]:
+    """Publish the vulnerability to partners: into a TAXII collection at a TLP label, which its
+    readers must be admitted to and which may not be stricter than the collection allows."""
+    from commonwatch.vulns.sharing import publish
+
+    st = request.app.state
+    out = publish(db, _vuln_id(vuln_id), body.collection, body.tlp, now=st.clock.now(),
+                  centre_name=st.settings.centre_name, base_url=st.settings.base_url,
+                  author_user_id=principal.user_id or None)
+    db.commit()
+    return out

@@ -88,3 +88,26 @@ def test_new_findings_warn_the_cii_operator_in_its_language(client, app, world, 
     assert "CVE-2021-41773" in zh and "CVE-2021-23337" in zh
     assert zh.index("CVE-2021-41773") < zh.index("CVE-2021-23337")   # KEV first
     assert "严重" in zh and "漏洞预警" in msg_subjects(files) and "修复期限" in zh and "已知被利用" in zh
+
+
+def test_publish_route_shares_with_partners_under_tlp(client, app, world, clock):
+    from commonwatch.intel import services as intel
+
+    _load(app, world, clock)
+    with session_scope(app.state.sessionmaker, actor="test") as s:
+        c = intel.create_collection(s, "Partners", alias="vuln-partners", max_tlp="GREEN")
+        intel.grant(s, c, world.org_a, read=True)
+    staff = world.auth("coordinator")
+    got = client.get("/api/v1/vulns/CVE-2021-41773/stix?tlp=GREEN", headers=staff)
+    assert got.status_code == 200 and got.headers["content-type"].startswith("application/stix+json")
+    assert any(o["type"] == "vulnerability" for o in got.json()["objects"])
+    ok = client.post("/api/v1/vulns/CVE-2021-41773/publish", json={"collection": "vuln-partners", "tlp": "GREEN"},
+                     headers=staff)
+    assert ok.status_code == 200 and ok.json()["added"] >= 3, ok.text
+    too_strict = client.post("/api/v1/vulns/CVE-2021-41773/publish",
+                             json={"collection": "vuln-partners", "tlp": "AMBER"}, headers=staff)
+    assert too_strict.status_code == 422
+    operator = client.post("/api/v1/vulns/CVE-2021-41773/publish",
+                           json={"collection": "vuln-partners", "tlp": "GREEN"}, headers=world.auth("a"))
+    assert operator.status_code == 403
+    assert client.get("/api/v1/vulns/CVE-1999-0001/stix", headers=staff).status_code == 404

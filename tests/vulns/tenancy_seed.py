@@ -14,4 +14,4 @@ def seed(session, world, clock) -> dict[str, int]:
                     identifier="SECRET-B cpe", reason="SECRET-B reason", first_seen=clock.now(), last_seen=clock.now())
     session.add(f)
     session.flush()
-    return {"finding_id": f.id}
+    return {"finding_id": f.id, "vuln_id": "CVE-2099-0001"}   # records are public; the finding is B's

@@ -39,6 +39,7 @@ def load(ctx) -> None:
             "name": "Dispatch SCADA", "mlps_level": 3, "filing_number": "31011543210-20001",
             "filing_date": (today - timedelta(days=900)).isoformat(),
             "protection_department": "National Energy Administration (demo)",
+            "protection_department_email": "cii-warnings@nea.example", "protection_department_language": "zh-CN",
             "description": "Regional dispatch supervisory control and data acquisition",
             # Assessed a year ago less three weeks: due soon. Inspected 13 months ago: overdue.
             "last_mlps_assessment": (today - timedelta(days=344)).isoformat(),

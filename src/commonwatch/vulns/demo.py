@@ -1,6 +1,7 @@
 """Demo: the grid operator's SCADA front-end system and its inventory, the sample CVE 5, NVD, OSV
-and CSAF VEX records, the KEV extract and EPSS scores (``vulns/samples/``, written for the demo),
-then a match, so the operator has ranked warnings. Idempotent."""
+and CSAF VEX records, a CSAF provider's mirror (``samples/csaf-provider/``), the KEV extract and
+EPSS scores (``vulns/samples/``, written for the demo), then a match, so the operator has ranked
+warnings. Idempotent."""
 
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ def load(ctx) -> None:
                                                CiiSystem.name == "SCADA front end (demo)")).first()
     if system is None:
         system = CiiSystem(org_id=org.id, name="SCADA front end (demo)", mlps_level=3,
-                           protection_department="National Energy Administration (demo)")
+                           protection_department="National Energy Administration (demo)",
+                           protection_department_email="cii-warnings@nea.example")
         s.add(system)
         s.flush()
     have = set(s.scalars(select(Asset.name).where(Asset.org_id == org.id)))
@@ -45,6 +47,14 @@ def load(ctx) -> None:
     s.flush()
     for name in RECORDS:
         svc.import_document(s, (SAMPLES / name).read_bytes(), name, now)
+    # A CSAF provider's mirror (provider-metadata.json, changes.csv, a ROLIE feed); one advisory in it
+    # fails mandatory test 6.1.27.5 and is quarantined with the test id.
+    from commonwatch.vulns.csaf_provider import import_provider
+    from commonwatch.vulns.models import VulnRecord
+
+    if s.scalars(select(VulnRecord.id).where(VulnRecord.record_key == "csaf:ACME-SA-2021-0010#CVE-2021-44228")
+                 ).first() is None:
+        import_provider(s, SAMPLES / "csaf-provider", ctx.settings, now)
     svc.import_kev(s, (SAMPLES / "kev.json").read_bytes(), now)
     svc.import_epss(s, (SAMPLES / "epss.csv").read_text(encoding="utf-8"), now)
     svc.run_match(s, now, org_ids=[org.id])

@@ -90,3 +90,20 @@ def test_b_cannot_follow_as_case_and_the_pages_speak_chinese(app, client, world,
     client.cookies.set("cw_lang", "zh-CN")
     page = client.get("/inbox")
     assert "通知" in page.text and "全部标为已读" in page.text
+
+
+def test_the_api_answers_only_about_the_caller(app, client, world, clock):
+    _case_assigned_to_analyst(app, world, clock)
+    mine = client.get("/api/v1/inbox", headers=world.auth("analyst")).json()
+    assert [n["kind"] for n in mine] == ["assigned"] and mine[0]["link"].startswith("/incidents/")
+    assert client.get("/api/v1/inbox", headers=world.auth("coordinator")).json() == []
+    assert client.post("/api/v1/inbox/read", json={"ids": [mine[0]["id"]]},
+                       headers=world.auth("coordinator")).json() == {"marked": 0}
+    assert client.get("/api/v1/inbox/unread", headers=world.auth("analyst")).json() == {"unread": 1}
+    assert client.post("/api/v1/inbox/read", json={}, headers=world.auth("analyst")).json() == {"marked": 1}
+    assert client.get("/api/v1/inbox?unread=true", headers=world.auth("analyst")).json() == []
+    assert client.put("/api/v1/inbox/preferences", json={"task": "pigeon"}, headers=world.auth("a")).status_code \
+        == 422
+    assert client.put("/api/v1/inbox/preferences", json={"task": "none"}, headers=world.auth("a")).json()["task"] \
+        == "none"
+    assert client.get("/api/v1/inbox/preferences", headers=world.auth("b")).json()["task"] == "both"

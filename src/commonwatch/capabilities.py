@@ -29,6 +29,7 @@ CAPABILITIES: tuple[str, ...] = (
     "datasec",
     "cooperation",
     "reports",
+    "inbox",
     "web",
 )
 

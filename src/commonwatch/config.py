@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     base_url: str = "http://127.0.0.1:8000"
     session_hours: float = 12.0
     session_idle_minutes: float = 120.0
+    #: How often an open page asks for the person's unread notifications (the header's bell).
+    inbox_poll_seconds: float = 15.0
     cookie_secure: bool = False
     login_max_failures: int = 5
     login_window_minutes: int = 15

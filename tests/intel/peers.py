@@ -56,7 +56,8 @@ def serve_medallion(data: dict, users: dict[str, str]):
 
 
 class MispPeer:
-    """The few MISP endpoints commonwatch calls: restSearch, add and edit events (by API key)."""
+    """The few MISP endpoints commonwatch calls: restSearch, add and edit events, getVersion (a
+    connection test), by API key."""
 
     def __init__(self, key: str):
         self.key = key
@@ -78,6 +79,14 @@ class MispPeer:
                 self.send_header("Content-Length", str(len(raw)))
                 self.end_headers()
                 self.wfile.write(raw)
+
+            def do_GET(self):
+                peer.requests.append(("GET", self.path))
+                if self.headers.get("Authorization") != peer.key:
+                    return self._send(403, {"message": "Authentication failed."})
+                if self.path == "/servers/getVersion":
+                    return self._send(200, {"version": "2.4.190", "perm_sync": True, "perm_sighting": True})
+                return self._send(404, {"message": "not found"})
 
             def do_POST(self):
                 peer.requests.append(("POST", self.path))

@@ -110,8 +110,16 @@ def _account_page(request: Request, db: Session, principal: Principal, *, errors
     return render(request, "access/account.html", {
         "title": _("Your account"), "user": user, "tokens": list(tokens), "orgs": orgs,
         "errors": errors or {}, "new_token": new_token, "now": request.app.state.clock.now(),
-        "role_name": role_label(user.role),
+        "role_name": role_label(user.role), "account_sections": _account_sections(db, principal),
     }, status_code=status_code)
+
+
+def _account_sections(db: Session, principal: Principal) -> list[dict]:
+    """Each capability's part of the account page (``<capability>/account.py: section``)."""
+    from commonwatch import capabilities
+
+    parts = (module.section(db, principal) for _cap, module in capabilities.parts("account"))
+    return [p for p in parts if p]
 
 
 @router.get("/account")

@@ -213,8 +213,10 @@ def _burn() -> None:
         _hasher.verify(_DUMMY_HASH, "not-the-password")
 
 
-def resolve_session(session: Session, settings: Settings, cookie: str, now: datetime) -> WebSession | None:
-    """The live browser session for a cookie, sliding its idle timer; None if expired or idle.
+def resolve_session(session: Session, settings: Settings, cookie: str, now: datetime, *,
+                    slide: bool = True) -> WebSession | None:
+    """The live browser session for a cookie, sliding its idle timer (unless ``slide`` is False: a
+    page's background poll is not the person's activity); None if expired or idle.
 
     The timer and the removal of a dead session are queued with ``write_after``: they are
     advisory, and a request that only reads should not wait for the write lock for them."""
@@ -227,7 +229,7 @@ def resolve_session(session: Session, settings: Settings, cookie: str, now: date
         return None
     if ws.mfa_stage:  # password checked, second factor not yet: only access.mfa_pages take it
         return None
-    if now - ws.last_seen_at > timedelta(minutes=1):
+    if slide and now - ws.last_seen_at > timedelta(minutes=1):
         write_after(session, update(WebSession).where(WebSession.id == ws.id).values(last_seen_at=now))
     return ws
 

@@ -27,7 +27,7 @@ from commonwatch.i18n import _
 from commonwatch.incidents.clocks import clock_state
 from commonwatch.incidents.models import Incident, IncidentAlert
 from commonwatch.incidents.rules import IncidentRules
-from commonwatch.incidents.services import clocks_for, timeline
+from commonwatch.incidents.services import clocks_for, notify_people, timeline
 
 log = logging.getLogger("commonwatch.incidents.alerts")
 ALERT_STATES = ("at_risk", "missed")
@@ -79,6 +79,8 @@ def check_clocks(session: Session, now: datetime, rules: IncidentRules) -> Check
             for user_id in new_users:
                 session.add(IncidentAlert(incident_id=incident.id, user_id=user_id, clock=clock.key, state=state,
                                           due_at=clock.due_at, created_at=now))
+            notify_people(session, "clock", incident, now=now, user_ids=new_users, clock=clock.key, state=state,
+                          due_at=clock.due_at)
             if not existing:
                 timeline(session, incident, "clock_alert", "system", now, visibility="reporter", clock=clock.key,
                          state=state, due_at=clock.due_at.isoformat())

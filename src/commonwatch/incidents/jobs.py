@@ -38,6 +38,9 @@ def deliver_alerts(session: Session, notifier, rules: IncidentRules) -> int:
         if user is None or not user.active:
             alerts.mark_delivered(session, alert.id, notifier.clock.now(), "none: user inactive")
             continue
+        if not _wants_mail(session, user.id):
+            alerts.mark_delivered(session, alert.id, notifier.clock.now(), "none: not wanted by mail")
+            continue
         with use_language(user.language):
             text = alerts.message(session, alert, rules, user.timezone or notifier.settings.timezone)
             subject = _("Incident deadline: {text}").format(text=text)[:200]
@@ -51,6 +54,13 @@ def deliver_alerts(session: Session, notifier, rules: IncidentRules) -> int:
             log.warning("incident alert not delivered", extra={"alert": alert.id, "error": outcome.error})
         session.commit()
     return sent
+
+
+def _wants_mail(session: Session, user_id: int) -> bool:
+    """The person's choice for deadline alerts (``commonwatch.inbox``; by mail unless they said not)."""
+    from commonwatch.inbox.services import wants_mail
+
+    return wants_mail(session, user_id, "clock")
 
 
 def check_and_deliver(state: Any) -> str:

@@ -353,7 +353,7 @@ def _case_page(request: Request, db: Session, principal: Principal, incident_id:
                                                correlation.incident_values(db, principal, incident.id))
     clocks = clock_rows(incident, rules, now)
     return render(request, "incidents/case.html", {
-        "mention_lines": mention_lines,
+        "mention_lines": mention_lines, "following": _following(db, principal, incident.id),
         "title": f"{incident.ref} · {incident.title}", "incident": incident,
         "org": db.get(Organisation, incident.org_id),
         "owner": owner, "clocks": clocks, "grading": grading_rows(incident, rules),
@@ -378,6 +378,15 @@ def _case_page(request: Request, db: Session, principal: Principal, incident_id:
         "channels": rules.reporting.channels, "channels_provisional": rules.reporting.channels_status == "provisional",
         **_choices(rules),
     }, status_code=status_code)
+
+
+def _following(db: Session, principal: Principal, incident_id: int) -> bool | None:
+    """Whether the person follows the case (the inbox's follow button), None without an inbox."""
+    try:
+        from commonwatch.inbox.services import is_following
+    except ImportError:
+        return None
+    return is_following(db, principal, incident_id) if principal.user_id else None
 
 
 @router.get("/incidents/{incident_id}")

@@ -533,6 +533,13 @@ def change_status(session: Session, principal: Principal, incident: Incident, to
     return incident
 
 
+def notify_people(session: Session, what: str, incident: Incident, **details: Any) -> None:
+    """Tell the people concerned (``commonwatch.inbox``: in the app and by mail, as each chose)."""
+    from commonwatch.inbox.services import on_case
+
+    on_case(session, what, incident, **details)
+
+
 def staff_users(session: Session) -> list[User]:
     return list(session.scalars(select(User).where(User.role.in_([r.value for r in STAFF_ROLES if r != Role.AUDITOR]),
                                                    User.active.is_(True)).order_by(User.name, User.email)))
@@ -555,6 +562,7 @@ def assign(session: Session, principal: Principal, incident: Incident, owner_id:
         timeline(session, incident, "status", principal.actor, now, visibility="reporter", old="new", new="triaged",
                  note="")
     session.flush()
+    notify_people(session, "assigned", incident, now=now, actor_id=principal.user_id)
     return incident
 
 
@@ -623,6 +631,7 @@ def add_comment(session: Session, principal: Principal, incident: Incident, body
     timeline(session, incident, "comment", principal.actor, now,
              visibility="reporter" if visibility == "shared" else "internal", comment_id=comment.id,
              author=comment.author_name, shared=visibility == "shared")
+    notify_people(session, "comment", incident, now=now, actor_id=principal.user_id, comment=comment)
     return comment
 
 
@@ -928,6 +937,7 @@ def create_task(session: Session, principal: Principal, incident: Incident, data
     timeline(session, incident, "task_created", principal.actor, now, task_id=task.id, org=org.name, title=title,
              due_at=due.isoformat() if due else None)
     log.info("coordination task sent", extra={"incident": incident.ref, "task": task.id, "org_id": org.id})
+    notify_people(session, "task", incident, now=now, actor_id=principal.user_id, task=task)
     return task
 
 

@@ -216,7 +216,7 @@ def poll_due(sessionmaker, settings: Settings, clock) -> dict[str, Any]:
     with session_scope(sessionmaker, actor="system intel-feeds") as session:
         subs = [(s.id, s.name) for s in session.scalars(select(Subscription).where(Subscription.active.is_(True)))
                 if s.last_polled_at is None or now - s.last_polled_at >= timedelta(minutes=s.every_minutes)]
-        peers = [(p.id, p.name) for p in session.scalars(select(MispPeer))
+        peers = [(p.id, p.name) for p in session.scalars(select(MispPeer).where(MispPeer.active.is_(True)))
                  if p.last_polled_at is None or now - p.last_polled_at >= timedelta(hours=1)]
     for sub_id, name in subs:
         try:

@@ -256,6 +256,8 @@ class MispPeer(Base):
     default_tlp: Mapped[str] = mapped_column(String(16), default="AMBER")
     #: MISP ``timestamp`` of the newest event taken in: the next pull asks for later ones.
     last_timestamp: Mapped[int] = mapped_column(Integer, default=0)
+    #: paused (False): not pulled on schedule, kept with its settings until resumed
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
     last_polled_at: Mapped[datetime | None] = mapped_column(info={"audit": "skip"})
 
 

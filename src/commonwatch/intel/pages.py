@@ -267,16 +267,147 @@ async def import_upload(request: Request, file: UploadFile = File(...), format: 
     return render(request, "intel/import.html", ctx)
 
 
+def _exchange_page(request: Request, db: Session, principal: Principal, *, errors: dict | None = None,
+                   form: dict | None = None, adding: str = "", status_code: int = 200) -> HTMLResponse:
+    from commonwatch.constituency.models import OrgKind
+    from commonwatch.intel import exchange_admin
+
+    collections = db.scalars(scope(select(IntelCollection), principal, IntelCollection)
+                             .order_by(IntelCollection.title)).all()
+    partners = db.execute(select(Organisation.id, Organisation.name).where(Organisation.kind == OrgKind.PARTNER_CERT)
+                          .order_by(Organisation.name)).all()
+    return render(request, "intel/exchange.html", {
+        "title": _("Exchange with partners"), "collections": collections,
+        "counts": exchange_admin.collection_counts(db, [c.id for c in collections]),
+        "subscriptions": db.scalars(select(Subscription).order_by(Subscription.name)).all(),
+        "peers": db.scalars(select(MispPeer).order_by(MispPeer.name)).all(),
+        "orgs": {o.id: o.name for o in db.scalars(select(Organisation))},
+        "partner_choices": [(str(i), n) for i, n in partners],
+        "tlp_choices": [(t, f"TLP:{t}") for t in tlpmod.LEVELS if t != "RED"],
+        "errors": errors or {}, "form": form or {}, "adding": adding}, status_code=status_code)
+
+
 @router.get("/intel-exchange")
 def exchange_page(request: Request, principal: Principal = Depends(require("intel.exchange")),
                   db: Session = Depends(get_db)) -> HTMLResponse:
-    collections = db.scalars(scope(select(IntelCollection), principal, IntelCollection)
-                             .order_by(IntelCollection.title)).all()
-    return render(request, "intel/exchange.html", {
-        "title": _("Exchange with partners"), "collections": collections,
-        "subscriptions": db.scalars(select(Subscription).order_by(Subscription.name)).all(),
-        "peers": db.scalars(select(MispPeer).order_by(MispPeer.name)).all(),
-        "orgs": {o.id: o.name for o in db.scalars(select(Organisation))}})
+    return _exchange_page(request, db, principal)
+
+
+_EXCHANGE_KINDS = {"subscriptions": Subscription, "misp": MispPeer}
+
+
+def _exchange_row(db: Session, kind: str, row_id: int) -> Subscription | MispPeer:
+    from commonwatch.errors import NotFound
+
+    model = _EXCHANGE_KINDS.get(kind)
+    row = db.get(model, row_id) if model is not None else None
+    if row is None:
+        raise NotFound(kind)
+    return row
+
+
+async def _exchange_add(kind: str, request: Request, principal: Principal, db: Session) -> Response:
+    from commonwatch.intel import exchange_admin
+
+    form = {k: str(v) for k, v in (await request.form()).items() if k != "csrf_token"}
+    settings = request.app.state.settings
+    try:
+        if kind == "subscriptions":
+            row = exchange_admin.add_subscription(db, settings, form)
+        else:
+            row = exchange_admin.add_misp_peer(db, settings, form)
+    except Invalid as exc:
+        db.rollback()
+        shown = {k: v for k, v in form.items() if k not in ("secret", "api_key")}
+        return _exchange_page(request, db, principal, errors=exc.by_field(), form=shown, adding=kind,
+                              status_code=422)
+    db.commit()
+    return redirect(f"/intel-exchange#{kind}", _("Added “{name}”.").format(name=row.name))
+
+
+def _exchange_test(kind: str, row_id: int, request: Request, db: Session) -> Response:
+    from commonwatch.intel import exchange_admin
+
+    row = _exchange_row(db, kind, row_id)
+    settings = request.app.state.settings
+    tested = (exchange_admin.test_subscription(db, settings, row) if kind == "subscriptions"
+              else exchange_admin.test_misp_peer(db, settings, row))
+    db.commit()
+    if tested.ok:
+        return redirect(f"/intel-exchange#{kind}", _("Connection to “{name}” works: {detail}").format(
+            name=row.name, detail=tested.detail))
+    return redirect(f"/intel-exchange#{kind}", _("Connection to “{name}” failed: {detail}").format(
+        name=row.name, detail=tested.detail))
+
+
+async def _exchange_active(kind: str, row_id: int, request: Request, db: Session) -> Response:
+    from commonwatch.intel import exchange_admin
+
+    row = _exchange_row(db, kind, row_id)
+    active = (await request.form()).get("active") == "1"
+    exchange_admin.set_active(db, row, active)
+    db.commit()
+    message = _("“{name}” resumed.") if active else _("“{name}” paused: it is not polled until resumed.")
+    return redirect(f"/intel-exchange#{kind}", message.format(name=row.name))
+
+
+def _exchange_remove(kind: str, row_id: int, db: Session) -> Response:
+    from commonwatch.intel import exchange_admin
+
+    row = _exchange_row(db, kind, row_id)
+    name = row.name
+    exchange_admin.remove(db, row)
+    db.commit()
+    return redirect(f"/intel-exchange#{kind}", _("“{name}” removed; what it brought in is kept.").format(name=name))
+
+
+@router.post("/intel-exchange/subscriptions")
+async def subscription_add(request: Request, principal: Principal = Depends(require("intel.exchange")),
+                           db: Session = Depends(get_db)) -> Response:
+    return await _exchange_add("subscriptions", request, principal, db)
+
+
+@router.post("/intel-exchange/subscriptions/{subscription_id}/test")
+def subscription_test(subscription_id: int, request: Request, principal: Principal = Depends(require("intel.exchange")),
+                      db: Session = Depends(get_db)) -> Response:
+    return _exchange_test("subscriptions", subscription_id, request, db)
+
+
+@router.post("/intel-exchange/subscriptions/{subscription_id}/active")
+async def subscription_active(subscription_id: int, request: Request,
+                              principal: Principal = Depends(require("intel.exchange")),
+                              db: Session = Depends(get_db)) -> Response:
+    return await _exchange_active("subscriptions", subscription_id, request, db)
+
+
+@router.post("/intel-exchange/subscriptions/{subscription_id}/remove")
+def subscription_remove(subscription_id: int, principal: Principal = Depends(require("intel.exchange")),
+                        db: Session = Depends(get_db)) -> Response:
+    return _exchange_remove("subscriptions", subscription_id, db)
+
+
+@router.post("/intel-exchange/misp")
+async def misp_add(request: Request, principal: Principal = Depends(require("intel.exchange")),
+                   db: Session = Depends(get_db)) -> Response:
+    return await _exchange_add("misp", request, principal, db)
+
+
+@router.post("/intel-exchange/misp/{peer_id}/test")
+def misp_test(peer_id: int, request: Request, principal: Principal = Depends(require("intel.exchange")),
+              db: Session = Depends(get_db)) -> Response:
+    return _exchange_test("misp", peer_id, request, db)
+
+
+@router.post("/intel-exchange/misp/{peer_id}/active")
+async def misp_active(peer_id: int, request: Request, principal: Principal = Depends(require("intel.exchange")),
+                      db: Session = Depends(get_db)) -> Response:
+    return await _exchange_active("misp", peer_id, request, db)
+
+
+@router.post("/intel-exchange/misp/{peer_id}/remove")
+def misp_remove(peer_id: int, principal: Principal = Depends(require("intel.exchange")),
+                db: Session = Depends(get_db)) -> Response:
+    return _exchange_remove("misp", peer_id, db)
 
 
 @router.post("/intel-exchange/subscriptions/{subscription_id}/poll")

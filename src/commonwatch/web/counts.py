@@ -109,6 +109,7 @@ def make_count_cache(settings: Any, clock: Clock) -> CountCache:
 STAMPED_TOPICS: dict[str, frozenset[str]] = {
     "registry": REGISTRY_TABLES,
     "warnings": frozenset({"notify_warnings", "notify_feedback"}),
+    "inbox": frozenset({"inbox_notifications"}),
 }
 
 

@@ -22,6 +22,7 @@ LANG_COOKIE = "cw_lang"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 WRITES = "__commonwatch_writes__"
 WRITES_APART = "__commonwatch_writes_apart__"
+QUIET = "__commonwatch_quiet__"
 log = logging.getLogger("commonwatch.http")
 
 #: Longest search text a list takes. SQLite refuses a LIKE pattern over 50,000 bytes
@@ -75,6 +76,13 @@ def writes_apart(endpoint: Callable[..., Any]) -> Callable[..., Any]:
     read and checked: its request session only reads, so the write lock (on SQLite) is not held
     while the body arrives and is validated."""
     setattr(endpoint, WRITES_APART, True)
+    return endpoint
+
+
+def quiet(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a GET endpoint a page polls in the background (the bell's unread count): it does not
+    slide the browser session's idle timer, so an open tab does not keep a session alive."""
+    setattr(endpoint, QUIET, True)
     return endpoint
 
 
@@ -138,7 +146,8 @@ def current_principal(request: Request, db: Session = Depends(get_db),
         cookie = request.cookies.get(SESSION_COOKIE)
         if not cookie:
             return None
-        ws = access.resolve_session(db, state.settings, cookie, now)
+        ws = access.resolve_session(db, state.settings, cookie, now,
+                                    slide=not getattr(request.scope.get("endpoint"), QUIET, False))
         if ws is None:
             return None
         if request.method not in SAFE_METHODS and not (

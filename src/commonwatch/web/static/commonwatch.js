@@ -90,3 +90,42 @@
     });
   });
 })();
+// Notifications (inbox/): the header's bell shows the unread count, asked every
+// data-poll-seconds (default 15) while the page is visible; a list with data-inbox-live="URL"
+// (the notifications page) swaps in its fresh rows when the count changes. Same origin only.
+(function () {
+  "use strict";
+  var bell = document.querySelector("[data-inbox-bell]");
+  if (!bell || !window.fetch) { return; }
+  var badge = bell.querySelector("[data-inbox-count]");
+  var live = document.querySelector("[data-inbox-live]");
+  var seconds = parseFloat(bell.getAttribute("data-poll-seconds") || "15");
+  var last = null, label = bell.getAttribute("aria-label") || "";
+  function show(n) {
+    badge.textContent = n > 99 ? "99+" : String(n);
+    badge.hidden = n === 0;
+    bell.setAttribute("data-unread", String(n));
+    bell.setAttribute("aria-label", n ? label + " (" + n + ")" : label);
+  }
+  function refreshList() {
+    fetch(live.getAttribute("data-inbox-live"), {credentials: "same-origin", headers: {"Accept": "text/html"}})
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) { if (html !== null) { live.innerHTML = html; } })
+      .catch(function () {});
+  }
+  function poll() {
+    if (document.hidden) { return; }
+    fetch("/inbox/unread", {credentials: "same-origin", headers: {"Accept": "application/json"}})
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (data) {
+        if (!data || typeof data.unread !== "number") { return; }
+        if (live && last !== null && data.unread !== last) { refreshList(); }
+        last = data.unread;
+        show(data.unread);
+      })
+      .catch(function () {});
+  }
+  poll();
+  window.setInterval(poll, Math.max(1, seconds) * 1000);
+  document.addEventListener("visibilitychange", function () { if (!document.hidden) { poll(); } });
+})();

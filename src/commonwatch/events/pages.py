@@ -21,7 +21,7 @@ from commonwatch.events.schema import FIELDS, SEVERITIES, TLP_LABELS
 from commonwatch.events.store import event_store, records
 from commonwatch.i18n import N_, _
 from commonwatch.web.deps import get_db, require
-from commonwatch.web.listing import parse_bulk_ids
+from commonwatch.web.listing import ListPage, ListQuery, ListSpec, parse_bulk_ids
 from commonwatch.web.nav import NavItem
 from commonwatch.web.pages import render
 
@@ -72,6 +72,22 @@ def _helpers() -> dict[str, Any]:
             "sectors": [(s["code"], sector_label(s["code"])) for s in sector_table()]}
 
 
+#: The events list for the shared list macros (sort headers, links that keep filters and order);
+#: the store does the sorting and paging (``EventStore.search_page(sort=)``).
+LIST_SPEC = ListSpec(path="/events", id_column=None, sorts={k: k for k in search.SORT_KEYS}, default_sort="time",
+                     filters=search.FILTER_PARAMS)
+
+
+def _list_links(page: Any, given: dict[str, str], order: search.EventSort, query: Any) -> ListPage:
+    """The list macros' view of a store page: its sort links, pager links and the link to share."""
+    lst = ListPage([], next_cursor=page.next_cursor if page else None, prev_cursor=page.prev_cursor if page else None,
+                   total=page.total if page else None, total_exact=page.total_exact if page else True)
+    moved = (1, 1) if (query.get("cursor") or query.get("before")) else None  # any: only "is it page 1" is asked
+    lst.spec, lst.query = LIST_SPEC, ListQuery(sort=order.key, descending=order.descending, after=moved,
+                                               params=given)
+    return lst
+
+
 def _link(path: str, params: dict[str, str], **extra: str | None) -> str:
     merged = {**params, **{k: v for k, v in extra.items() if v}}
     return path + ("?" + urlencode(merged) if merged else "")
@@ -87,20 +103,28 @@ def event_search(request: Request, principal: Principal = Depends(require("event
     errors: dict[str, str] = {}
     page = None
     f = None
+    order = search.NEWEST_FIRST
     try:
-        f = search.parse_filter(form, naive_zone=tz)
-        page = counted.search_page(request.app.state, db, principal, f, limit=search.DEFAULT_PAGE_SIZE,
-                                   after=query.get("cursor") or None, before=query.get("before") or None)
+        order = search.parse_sort(query.get("sort"), query.get("dir"))
     except Invalid as exc:
         errors = exc.by_field()
+    try:
+        f = search.parse_filter(form, naive_zone=tz)
+        if errors:
+            raise Invalid([])
+        page = counted.search_page(request.app.state, db, principal, f, limit=search.DEFAULT_PAGE_SIZE,
+                                   after=query.get("cursor") or None, before=query.get("before") or None, sort=order)
+    except Invalid as exc:
+        errors = {**errors, **exc.by_field()}
     org_names = stats.org_names(db, principal, [e.org_id for e in page.items]) if page else {}
     canonical = f.as_params() if f else {}
     context = {
         "title": _("Events"), "form": form, "errors": errors, "page": page, "org_names": org_names,
         "org_choices": _org_choices(db, principal),
-        "newer_link": _link("/events", given, before=page.prev_cursor) if page and page.prev_cursor else None,
-        "older_link": _link("/events", given, cursor=page.next_cursor) if page and page.next_cursor else None,
-        "first_link": _link("/events", given) if page and (query.get("cursor") or query.get("before")) else None,
+        "lst": (lst := _list_links(page, given, order, query)),
+        "newer_link": lst.prev_link, "older_link": lst.next_link, "first_link": lst.first_link if page else None,
+        "order": order.as_params(),
+        "order_errors": {k: v for k, v in errors.items() if k in ("sort", "dir", "cursor", "before")},
         "export_links": [(label, _link("/api/v1/events/export", canonical, format=fmt))
                          for fmt, label in (("csv", "CSV"), ("json", "JSON"), ("jsonl", "JSON lines"),
                                             ("intelmq", "IntelMQ"))] if f else [],

@@ -300,3 +300,6 @@ from commonwatch.access.sso_pages import router as _sso_router  # noqa: E402 - s
 
 router.routes.extend(_mfa_router.routes)
 router.routes.extend(_sso_router.routes)
+from commonwatch.access.saved_filters_pages import router as _filters_router  # noqa: E402 - saved filters
+
+router.routes.extend(_filters_router.routes)

@@ -110,9 +110,9 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
 def demo(serve_after: bool = typer.Option(False, "--serve", help="Serve once the demo is loaded."),
          port: int = typer.Option(8000)) -> None:
     """Initialise the database and load the demo constituency (idempotent); print the sign-ins."""
-    from commonwatch.demo import load_demo
-
     import logging
+
+    from commonwatch.demo import load_demo
 
     rt = get_runtime()
     _init(quiet=serve_after)

@@ -79,8 +79,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     for _cap, module in capabilities.parts("routes"):
         for router in module.ROUTERS:
             app.include_router(router)
-    for _cap, module in capabilities.parts("pages"):
-        app.include_router(module.router, include_in_schema=False)
+    from fastapi import Depends
+
+    from commonwatch.web.nav import page_guard
+
+    for _cap, module in capabilities.parts("pages"):  # a page hidden from a role is refused to it by URL too
+        app.include_router(module.router, include_in_schema=False, dependencies=[Depends(page_guard)])
     _mount_static(app)
     _add_operational_routes(app)
     _add_error_handlers(app)

@@ -56,11 +56,17 @@ def db_current() -> None:
 @app.command()
 def init() -> None:
     """Create the data dir and the database schema. Safe to run again."""
+    _init()
+
+
+def _init(*, quiet: bool = False) -> None:
     from commonwatch.migrate import upgrade
 
     rt = get_runtime()
     rt.settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(rt.engine)
+    if quiet:  # `make run`: the sign-ins and the address are all it prints
+        return
     console.print(f"data dir: {rt.settings.data_dir}", highlight=False)
     console.print(f"database: {rt.engine.url.render_as_string(hide_password=True)}", highlight=False)
     _warn_of_events_left_in_table(rt)
@@ -104,11 +110,19 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
 def demo(serve_after: bool = typer.Option(False, "--serve", help="Serve once the demo is loaded."),
          port: int = typer.Option(8000)) -> None:
     """Initialise the database and load the demo constituency (idempotent); print the sign-ins."""
+    import logging
+
     from commonwatch.demo import load_demo
 
     rt = get_runtime()
-    init()
-    sign_ins = load_demo(rt)
+    _init(quiet=serve_after)
+    if serve_after:
+        # Loading raises the demo's own clock alerts; their log lines are not news on `make run`.
+        logging.disable(logging.WARNING)
+    try:
+        sign_ins = load_demo(rt)
+    finally:
+        logging.disable(logging.NOTSET)
     console.print()
     console.print(f"[bold]commonwatch demo[/bold] — sign in at http://127.0.0.1:{port} with:", highlight=False)
     for role, email, password in sign_ins:

@@ -183,3 +183,28 @@ def test_openapi_documents_the_filters(client):
     names = {p["name"] for p in spec["paths"]["/api/v1/events"]["get"]["parameters"]}
     assert {"from", "to", "org", "ip", "asn", "country", "severity", "min_severity", "tlp", "cursor",
             "before", "limit"} <= names
+
+
+def test_sorted_pages_by_source_address_for_a_constituent_both_ways(client, world, events_of):
+    from commonwatch.net import ip_key
+
+    rows = events_of(600, step=timedelta(seconds=30))
+    own = [r for r in rows if r["org_id"] in (world.org_a, world.org_a_unit)]
+    expected = [r["id"] for r in sorted(own, key=lambda r: (ip_key(r["source_ip"]) if r["source_ip"] else b"",
+                                                            r["id"]), reverse=True)]
+    ids, _pages, last = _all_pages(client, world.auth("a"), {"sort": "source"}, limit=40)
+    assert ids == expected
+    back, body = [i["id"] for i in last["items"]], last
+    while body["prev_cursor"]:
+        body = client.get("/api/v1/events", params={"before": body["prev_cursor"], "limit": 40, "sort": "source"},
+                          headers=world.auth("a")).json()
+        back = [i["id"] for i in body["items"]] + back
+    assert back == expected
+    bad = client.get("/api/v1/events", params={"sort": "colour", "dir": "sideways"}, headers=world.auth("a"))
+    assert bad.status_code == 422
+    assert sorted(d["loc"][1] for d in bad.json()["detail"]) == ["dir", "sort"]
+    # A cursor of the time order does not continue a sorted walk.
+    newest = client.get("/api/v1/events", params={"limit": 5}, headers=world.auth("a")).json()
+    wrong = client.get("/api/v1/events", params={"cursor": newest["next_cursor"], "sort": "feed"},
+                       headers=world.auth("a"))
+    assert wrong.status_code == 422 and wrong.json()["detail"][0]["loc"] == ["query", "cursor"]

@@ -111,3 +111,20 @@ def test_help_is_plain_and_states_the_time_rule(run):
     assert result.exit_code == 0
     assert "<bool>" not in result.output and "╭" not in result.output
     assert "installation's time zone" in result.output
+
+
+def test_search_sorts_by_a_column_and_its_cursor_goes_on_in_that_order(run, world, events_of):
+    rows = events_of(120)
+    ranks = ("info", "low", "medium", "high", "critical")
+    want = [r["id"] for r in sorted(rows, key=lambda r: (ranks.index(r["severity"]), r["id"]))]
+    result = run("events", "search", "--sort", "severity", "--dir", "asc", "--limit", "7")
+    assert result.exit_code == 0, result.output
+    assert [int(x.split("\t")[0]) for x in result.stdout.splitlines()[1:]] == want[:7]
+    cursor = result.stderr.split("--cursor ")[1].split()[0]
+    more = run("events", "search", "--sort", "severity", "--dir", "asc", "--limit", "7", "--cursor", cursor)
+    assert [int(x.split("\t")[0]) for x in more.stdout.splitlines()[1:]] == want[7:14]
+    # A cursor of one order is refused in another, with the option named.
+    other = run("events", "search", "--sort", "feed", "--cursor", cursor)
+    assert other.exit_code == 1 and "--cursor:" in other.output
+    bad = run("events", "search", "--sort", "colour", "--dir", "up")
+    assert bad.exit_code == 1 and "--sort:" in bad.output and "--dir:" in bad.output

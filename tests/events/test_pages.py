@@ -126,3 +126,34 @@ def test_nav_entry_and_overview_panels_signed_in(client, world, events_of):
     client.get("/lang/zh-CN")
     zh = client.get("/").text
     assert f"最近 24 小时事件（按类型，共 {len(own)} 条）" in zh and ">事件</a>" in zh
+
+
+def test_the_list_sorts_by_its_columns_and_pages_keep_the_order_and_filters(client, world, events_of):
+    rows = events_of(400)
+    headers = world.auth("admin")
+    ranks = ("info", "low", "medium", "high", "critical")
+    html = client.get("/events", headers=headers).text
+    assert 'aria-sort="descending" class="sortable time" data-sort="time"' in html
+    hrefs = re.findall(r'<a href="([^"]+)">(?:Severity|Type|Feed)<', html)
+    assert {parse_qs(urlsplit(unescape(h)).query)["sort"][0] for h in hrefs} == {"severity", "type", "feed"}
+    url, seen = "/events?type=scanner&sort=severity&dir=asc", []
+    expected = [r["id"] for r in sorted((r for r in rows if r["classification_type"] == "scanner"),
+                                        key=lambda r: (ranks.index(r["severity"]), r["id"]))]
+    first = client.get(url, headers=headers).text
+    assert 'aria-sort="ascending" class="sortable" data-sort="severity"' in first
+    assert 'name="sort" value="severity"' in first and 'name="dir" value="asc"' in first  # the filter form keeps it
+    while url:
+        page = client.get(url, headers=headers).text
+        seen.extend(int(i) for i in re.findall(r'<a href="/events/(\d+)">', page))
+        nxt = _links(page, "next")
+        url = nxt[0] if nxt else None
+        if url:
+            q = parse_qs(urlsplit(url).query)
+            assert q["sort"] == ["severity"] and q["dir"] == ["asc"] and q["type"] == ["scanner"]
+    assert seen == expected
+    prev = _links(page, "prev")
+    assert prev and "sort=severity" in prev[0]
+    bad = client.get("/events", params={"sort": "colour", "country": "China"}, headers=headers)
+    assert bad.status_code == 422 and "colour" in bad.text and 'id="err-country"' in bad.text
+    zh = client.get("/events?sort=type&dir=desc", headers={**headers, **ZH})
+    assert zh.status_code == 200 and 'aria-sort="descending" class="sortable" data-sort="type"' in zh.text

@@ -38,3 +38,33 @@ def test_the_coordinator_reaches_the_audit_log_and_a_constituent_does_not():
 def test_one_entry_is_current(path, current):
     found = current_nav(collect_nav(), path)
     assert (found.path if found else None) == current
+
+
+def _hidden_entries():
+    return [(item, role) for item in collect_nav() for role in sorted(item.hidden_from)]
+
+
+def test_every_hidden_entry_is_hidden_from_someone():
+    assert {i.path for i, _r in _hidden_entries()} >= {"/datasec", "/crossborder", "/cii/systems", "/cii/assets",
+                                                        "/incidents", "/reports"}
+
+
+def test_a_page_hidden_from_a_role_is_refused_to_it_by_url(client, world):
+    """Each hidden entry's page, and a page under it, answers 403 to the role it is hidden from
+    (as a page of a permission the role lacks), while a role that sees the entry opens it."""
+    who = {"partner": "partner"}
+    for item, role in _hidden_entries():
+        headers = world.auth(who[role])
+        resp = client.get(item.path, headers=headers, follow_redirects=False)
+        assert resp.status_code == 403, (role, item.path, resp.status_code)
+        under = client.get(item.path + "/1", headers=headers, follow_redirects=False)
+        assert under.status_code in (403, 404), (role, item.path, under.status_code)  # 404: no such route
+        post = client.post(item.path, headers=headers, follow_redirects=False)
+        assert post.status_code in (403, 405), (role, item.path, post.status_code)
+        assert client.get(item.path, headers=world.auth("coordinator")).status_code == 200, item.path
+    for path in ("/incidents/1", "/incidents/1/edit", "/datasec/assets/1", "/crossborder/assessments/1",
+                 "/cii/systems/1", "/cii/assets/1/edit", "/reports/dashboard/year"):
+        assert client.get(path, headers=world.auth("partner")).status_code == 403, path
+    # What the partner may use still opens.
+    for path in ("/", "/shared-incidents", "/tasks", "/warnings", "/intel"):
+        assert client.get(path, headers=world.auth("partner")).status_code == 200, path

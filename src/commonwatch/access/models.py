@@ -7,7 +7,11 @@ from datetime import datetime
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from commonwatch.access import mfa_models, sso_models  # noqa: F401 - second-factor and sign-on tables
+from commonwatch.access import (  # noqa: F401 - second-factor and sign-on tables
+    mfa_models,
+    saved_filters,
+    sso_models,
+)
 from commonwatch.clock import utcnow
 from commonwatch.db import Base, BigId
 

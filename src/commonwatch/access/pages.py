@@ -4,12 +4,13 @@ administration, and the audit log."""
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from commonwatch.access import anchor, audit, mfa, signin_locks
@@ -21,7 +22,7 @@ from commonwatch.access.sso_pages import sign_on_choices
 from commonwatch.constituency.models import Organisation
 from commonwatch.errors import Invalid, NotFound
 from commonwatch.i18n import N_, _
-from commonwatch.web.deps import LANG_COOKIE, SESSION_COOKIE, SearchText, client_ip, get_db, require, require_principal
+from commonwatch.web.deps import LANG_COOKIE, SESSION_COOKIE, client_ip, get_db, require, require_principal
 from commonwatch.web.listing import ListSpec, empty_page, list_page, parse_list_query
 from commonwatch.web.nav import NavItem
 from commonwatch.web.pages import redirect, render, safe_next
@@ -211,16 +212,47 @@ def _parse_org_ids(values: list[str]) -> list[int]:
     return out
 
 
+_NEVER = datetime(1970, 1, 1, tzinfo=UTC)
+#: The ranks of roles in the list (the centre's roles first), so a role sorts by rank, not spelling.
+_ROLE_RANK = case({r.value: i + 1 for i, r in enumerate(Role)}, value=User.role, else_=0)
+USERS_LIST = ListSpec(path="/admin/users", id_column=User.id, default_sort="email", default_desc=False,
+                      sorts={"email": User.email, "name": User.name, "role": _ROLE_RANK,
+                             "active": case((User.active.is_(True), 1), else_=0),
+                             "last_login": func.coalesce(User.last_login_at, _NEVER, type_=User.last_login_at.type)},
+                      filters=("q", "role", "active"))
+
+
+def _users_list(db: Session, params) -> tuple[Any, dict[str, str]]:
+    """The users list (the centre's own register: users.read is a staff right, not a tenant's)."""
+    try:
+        lq = parse_list_query(USERS_LIST, params)
+        stmt = select(User)
+        q, role, active = (lq.params.get(k, "") for k in ("q", "role", "active"))
+        if q:
+            stmt = stmt.where(User.email.contains(q.lower()) | User.name.contains(q))
+        if role:
+            if role not in {r.value for r in Role}:
+                raise Invalid("role", _("“{value}” is not one of: {choices}").format(
+                    value=role, choices=", ".join(r.value for r in Role)))
+            stmt = stmt.where(User.role == role)
+        if active:
+            if active not in ("yes", "no"):
+                raise Invalid("active", _("“{value}” is not one of: {choices}").format(value=active, choices="yes, no"))
+            stmt = stmt.where(User.active.is_(active == "yes"))
+        return list_page(db, stmt, USERS_LIST, lq), {}
+    except Invalid as exc:
+        return empty_page(USERS_LIST, params), exc.by_field()
+
+
 @router.get("/admin/users")
-def users_page(request: Request, q: SearchText = "", principal: Principal = Depends(require("users.read")),
+def users_page(request: Request, principal: Principal = Depends(require("users.read")),
                db: Session = Depends(get_db)) -> HTMLResponse:
-    stmt = select(User).order_by(User.email)
-    if q:
-        stmt = stmt.where(User.email.contains(q.lower()) | User.name.contains(q))
+    lst, list_errors = _users_list(db, request.query_params)
     return render(request, "access/users.html", {
-        "title": _("Users"), "users": db.scalars(stmt.limit(500)).all(), "q": q,
+        "title": _("Users"), "users": list(lst.items), "lst": lst, "list_errors": list_errors,
+        "f": {k: lst.query.params.get(k, "") for k in ("role", "active")},
         "roles": [(r.value, role_label(r)) for r in Role], "orgs": _org_choices(db), "errors": {}, "form": {},
-    })
+    }, status_code=422 if list_errors else 200)
 
 
 @router.post("/admin/users")
@@ -233,8 +265,10 @@ def users_create(request: Request, email: str = Form(""), name: str = Form(""), 
                                   language=language)
     except Invalid as exc:
         db.rollback()
+        lst, _list_errors = _users_list(db, {})
         return render(request, "access/users.html", {
-            "title": _("Users"), "users": db.scalars(select(User).order_by(User.email).limit(500)).all(), "q": "",
+            "title": _("Users"), "users": list(lst.items), "lst": lst, "list_errors": {},
+            "f": {"role": "", "active": ""},
             "roles": [(r.value, role_label(r)) for r in Role], "orgs": _org_choices(db),
             "errors": exc.by_field(), "form": form,
         }, status_code=422)
@@ -308,3 +342,6 @@ from commonwatch.access.sso_pages import router as _sso_router  # noqa: E402 - s
 
 router.routes.extend(_mfa_router.routes)
 router.routes.extend(_sso_router.routes)
+from commonwatch.access.saved_filters_pages import router as _filters_router  # noqa: E402 - saved filters
+
+router.routes.extend(_filters_router.routes)

@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy import String, case, cast, select
 from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 
@@ -19,10 +20,13 @@ from commonwatch.datasec import services as ds
 from commonwatch.datasec.detectors import identifier_rules
 from commonwatch.datasec.ftz import load_ftz_lists
 from commonwatch.datasec.grading import grade_label, grading_rules
+from commonwatch.datasec.models import DataAsset, TransferAssessment
 from commonwatch.datasec.scanner import category_label, detector_label, is_possible, possible_reason
+from commonwatch.db import scope
 from commonwatch.errors import Invalid
 from commonwatch.i18n import N_, _, pick
 from commonwatch.web.deps import get_db, require
+from commonwatch.web.listing import ListPage, ListSpec, empty_page, list_page, parse_list_query
 from commonwatch.web.nav import PARTNER, NavItem
 from commonwatch.web.pages import redirect, render
 
@@ -83,15 +87,66 @@ async def _form(request: Request) -> dict[str, Any]:
 
 # --- catalogue ----------------------------------------------------------------------------------------
 
+def _level_rank(column: Any, dd: Path) -> Any:
+    """A grade level's rank (core above important above general; none 0), from the grading rules."""
+    levels = grading_rules(dd)["levels"]
+    return case({k: int(v.get("rank", 0)) for k, v in levels.items()}, value=column, else_=0)
+
+
+def _assets_spec(dd: Path) -> ListSpec:
+    return ListSpec(path="/datasec", id_column=DataAsset.id, default_sort="name", default_desc=False,
+                    sorts={"name": DataAsset.name, "org": DataAsset.org_id,
+                           "suggested": _level_rank(DataAsset.suggested_level, dd),
+                           "confirmed": _level_rank(DataAsset.grade_level, dd),
+                           "leaves": case((DataAsset.leaves_country.is_(True), 1), else_=0)},
+                    filters=("q", "org_id"))
+
+
+ASSESSMENTS_SPEC = ListSpec(
+    path="/crossborder", id_column=TransferAssessment.id, default_sort="date",
+    # The ISO text of the date: the same order, and a cursor value both engines compare as text.
+    sorts={"date": cast(TransferAssessment.transfer_date, String), "title": TransferAssessment.title,
+           "org": TransferAssessment.org_id, "mechanism": TransferAssessment.mechanism},
+    filters=("q", "org_id"))
+
+
+def _org_filter(lq: Any) -> int | None:
+    text = lq.params.get("org_id", "")
+    if text and (not text.isdigit() or len(text) > 18):
+        raise Invalid("org_id", _("“{value}” is not an organisation id (a number, or none)").format(value=text))
+    return int(text) if text else None
+
+
+def _scoped_list(db: Session, principal: Principal, spec: ListSpec, model: Any, params: Any,
+                 text_columns: tuple[Any, ...]) -> tuple[ListPage, dict[str, str], int | None]:
+    """A datasec list under the reader's tenancy, through the shared list component."""
+    try:
+        lq = parse_list_query(spec, params)
+        org_id = _org_filter(lq)
+        stmt = scope(select(model), principal, model)
+        if org_id:
+            stmt = stmt.where(model.org_id == org_id)
+        if lq.params.get("q"):
+            from sqlalchemy import or_
+
+            stmt = stmt.where(or_(*(c.contains(lq.params["q"]) for c in text_columns)))
+        return list_page(db, stmt, spec, lq), {}, org_id
+    except Invalid as exc:
+        return empty_page(spec, params), exc.by_field(), None
+
+
 @router.get("/datasec")
-def catalogue(request: Request, org_id: int | None = None, principal: Principal = Depends(require("datasec.read")),
+def catalogue(request: Request, principal: Principal = Depends(require("datasec.read")),
               db: Session = Depends(get_db)) -> HTMLResponse:
+    lst, errors, org_id = _scoped_list(db, principal, _assets_spec(_dd(request)), DataAsset, request.query_params,
+                                       (DataAsset.name, DataAsset.system))
     return render(request, "datasec/catalogue.html", {
-        "title": _("Data catalogue"), "assets": ds.list_assets(db, principal, org_id),
+        "title": _("Data catalogue"), "assets": list(lst.items), "lst": lst, "list_errors": errors,
         "orgs": ds.visible_orgs(db, principal), "org_id": org_id, "scans": ds.list_scans(db, principal, org_id, 20),
         "org_names": _org_names(db, principal),
         "alerts": ds.alerts(db, principal, _today(request), _dd(request)),
-        "can_write": bool(ds.writable_orgs(db, principal)), **_helpers(request)})
+        "can_write": bool(ds.writable_orgs(db, principal)), **_helpers(request)},
+        status_code=422 if errors else 200)
 
 
 def _asset_form(request: Request, db: Session, principal: Principal, *, asset=None, form: dict, errors: dict,
@@ -236,18 +291,21 @@ def _summaries(request: Request, db: Session, principal: Principal, orgs, year: 
 
 
 @router.get("/crossborder")
-def crossborder_home(request: Request, org_id: int | None = None,
-                     principal: Principal = Depends(require("datasec.read")),
+def crossborder_home(request: Request, principal: Principal = Depends(require("datasec.read")),
                      db: Session = Depends(get_db)) -> HTMLResponse:
     today = _today(request)
+    lst, list_errors, org_id = _scoped_list(db, principal, ASSESSMENTS_SPEC, TransferAssessment, request.query_params,
+                                            (TransferAssessment.title, TransferAssessment.recipient))
     orgs = [o for o in ds.visible_orgs(db, principal) if org_id in (None, o.id) and o.kind != "partner-cert"]
     return render(request, "datasec/crossborder.html", {
-        "title": _("Cross-border transfers"), "assessments": ds.list_assessments(db, principal, org_id),
+        "title": _("Cross-border transfers"), "assessments": list(lst.items), "lst": lst, "list_errors": list_errors,
+        "all_orgs": ds.visible_orgs(db, principal), "org_id": org_id,
         "approvals": [(a, ds.approval_state(a, today, _dd(request))) for a in ds.list_approvals(db, principal, org_id)],
         "alerts": ds.alerts(db, principal, today, _dd(request)), "reminders": ds.reminders(db, principal),
         "summaries": _summaries(request, db, principal, orgs[:50], today.year), "year": today.year,
         "org_names": _org_names(db, principal),
-        "writable": ds.writable_orgs(db, principal), "form": {}, "errors": {}, **_helpers(request)})
+        "writable": ds.writable_orgs(db, principal), "form": {}, "errors": {}, **_helpers(request)},
+        status_code=422 if list_errors else 200)
 
 
 def _assessment_form(request: Request, db: Session, principal: Principal, *, form: dict, errors: dict,
@@ -318,8 +376,10 @@ async def approval_create(request: Request, principal: Principal = Depends(requi
     except Invalid as exc:
         db.rollback()
         today = _today(request)
+        lst, _list_errors, _org = _scoped_list(db, principal, ASSESSMENTS_SPEC, TransferAssessment, {}, ())
         return render(request, "datasec/crossborder.html", {
-            "title": _("Cross-border transfers"), "assessments": ds.list_assessments(db, principal),
+            "title": _("Cross-border transfers"), "assessments": list(lst.items), "lst": lst, "list_errors": {},
+            "all_orgs": ds.visible_orgs(db, principal), "org_id": None,
             "approvals": [(a, ds.approval_state(a, today, _dd(request))) for a in ds.list_approvals(db, principal)],
             "alerts": ds.alerts(db, principal, today, _dd(request)), "reminders": ds.reminders(db, principal),
             "summaries": [], "year": today.year, "writable": ds.writable_orgs(db, principal), "form": data,

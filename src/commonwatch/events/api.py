@@ -116,12 +116,18 @@ def list_events(request: Request, params: FilterParams = Depends(),
                 cursor: str | None = Query(None, description="Continue after this position (older events)."),
                 before: str | None = Query(None, description="The page before this position (newer events)."),
                 count: bool = Query(True, description=f"Count matching events (up to {search.COUNT_CAP:,})."),
+                sort: str | None = Query(None, description="Order by one of: " + ", ".join(search.SORT_KEYS)
+                                         + " (default time). severity and tlp sort by rank, org by the "
+                                         "organisation's id, source by address; ties by id."),
+                dir: str | None = Query(None, description="desc (default) or asc."),
                 principal: Principal = Depends(require("events.read")), db: Session = Depends(get_db)) -> Response:
-    """Events newest first (time.source, then id), with keyset pagination through cursors."""
+    """Events newest first (time.source, then id), or in the order ``sort``/``dir`` (the key, then
+    id), with keyset pagination through cursors (a cursor belongs to the order it was given in)."""
     try:
         f = search.parse_filter(params.values)
+        order = search.parse_sort(sort, dir)
         page = counted.search_page(request.app.state, db, principal, f, limit=limit, after=cursor, before=before,
-                                   count=count)
+                                   count=count, sort=order)
     except Invalid as exc:
         return _invalid_response(exc)
     body = {"items": [export.event_record(e) for e in page.items], "next_cursor": page.next_cursor,

@@ -106,22 +106,28 @@ SEARCH_COLUMNS = ("id", "time.source", "classification.type", "source.ip", "sour
 def events_search(
     limit: int = typer.Option(50, "--limit", min=1, max=search.MAX_PAGE_SIZE, help="Events per page."),
     cursor: str = typer.Option(None, "--cursor", help="Go on after this cursor (printed by the page before)."),
+    sort: str = typer.Option(None, "--sort", help="Order by one of: " + ", ".join(search.SORT_KEYS)
+                             + " (default time; severity and tlp by rank, org by organisation id, source by "
+                             "address; ties by id)."),
+    direction: str = typer.Option(None, "--dir", help="desc (default: newest or largest first) or asc."),
     time_from: str = FROM, time_to: str = TO, org: str = ORG, sector: str = SECTOR, cii: str = CII,
     type_: str = TYPE, taxonomy: str = TAXONOMY, feed: str = FEED, ip: str = IP, asn: str = ASN,
     country: str = COUNTRY, severity: str = SEVERITY, min_severity: str = MIN_SEVERITY, tlp: str = TLP,
 ) -> None:
-    """One page of events matching the filters, newest first, as the events page shows them; the
-    count and the next page's cursor go to standard error."""
+    """One page of events matching the filters, newest first or in the order of --sort, as the
+    events page shows them; the count and the next page's cursor go to standard error (a cursor
+    continues the order it was printed in: give the same --sort and --dir)."""
     from commonwatch.cli import fail
 
     rt = get_runtime()
     f = _filter(rt, _params(time_from, time_to, org, sector, cii, type_, taxonomy, feed, ip, asn, country,
                             severity, min_severity, tlp))
     try:
+        order = search.parse_sort(sort, direction)
         with rt.session("cli") as session:
-            page = event_store(session).search_page(SYSTEM, f, limit=limit, after=cursor or None)
+            page = event_store(session).search_page(SYSTEM, f, limit=limit, after=cursor or None, sort=order)
     except Invalid as exc:
-        fail(_option_errors(exc, {"cursor": cursor}))
+        fail(_option_errors(exc, {"cursor": cursor, "sort": sort, "dir": direction}))
     columns = {f.name: f.column for f in FIELDS} | {"id": "id"}
     tz = rt.settings.timezone
     rows = ([show_time(getattr(e, columns[name]), tz) if name == "time.source" else getattr(e, columns[name])

@@ -21,7 +21,7 @@ from commonwatch.events.schema import FIELDS, SEVERITIES, TLP_LABELS
 from commonwatch.events.store import event_store, records
 from commonwatch.i18n import N_, _
 from commonwatch.web.deps import get_db, require
-from commonwatch.web.listing import parse_bulk_ids
+from commonwatch.web.listing import ListPage, ListQuery, ListSpec, parse_bulk_ids
 from commonwatch.web.nav import NavItem
 from commonwatch.web.pages import render
 
@@ -72,6 +72,22 @@ def _helpers() -> dict[str, Any]:
             "sectors": [(s["code"], sector_label(s["code"])) for s in sector_table()]}
 
 
+#: The events list for the shared list macros (sort headers, links that keep filters and order);
+#: the store does the sorting and paging (``EventStore.search_page(sort=)``).
+LIST_SPEC = ListSpec(path="/events", id_column=None, sorts={k: k for k in search.SORT_KEYS}, default_sort="time",
+                     filters=search.FILTER_PARAMS)
+
+
+def _list_links(page: Any, given: dict[str, str], order: search.EventSort, query: Any) -> ListPage:
+    """The list macros' view of a store page: its sort links, pager links and the link to share."""
+    lst = ListPage([], next_cursor=page.next_cursor if page else None, prev_cursor=page.prev_cursor if page else None,
+                   total=page.total if page else None, total_exact=page.total_exact if page else True)
+    moved = (1, 1) if (query.get("cursor") or query.get("before")) else None  # any: only "is it page 1" is asked
+    lst.spec, lst.query = LIST_SPEC, ListQuery(sort=order.key, descending=order.descending, after=moved,
+                                               params=given)
+    return lst
+
+
 def _link(path: str, params: dict[str, str], **extra: str | None) -> str:
     merged = {**params, **{k: v for k, v in extra.items() if v}}
     return path + ("?" + urlencode(merged) if merged else "")
@@ -87,20 +103,28 @@ def event_search(request: Request, principal: Principal = Depends(require("event
     errors: dict[str, str] = {}
     page = None
     f = None
+    order = search.NEWEST_FIRST
     try:
-        f = search.parse_filter(form, naive_zone=tz)
-        page = counted.search_page(request.app.state, db, principal, f, limit=search.DEFAULT_PAGE_SIZE,
-                                   after=query.get("cursor") or None, before=query.get("before") or None)
+        order = search.parse_sort(query.get("sort"), query.get("dir"))
     except Invalid as exc:
         errors = exc.by_field()
+    try:
+        f = search.parse_filter(form, naive_zone=tz)
+        if errors:
+            raise Invalid([])
+        page = counted.search_page(request.app.state, db, principal, f, limit=search.DEFAULT_PAGE_SIZE,
+                                   after=query.get("cursor") or None, before=query.get("before") or None, sort=order)
+    except Invalid as exc:
+        errors = {**errors, **exc.by_field()}
     org_names = stats.org_names(db, principal, [e.org_id for e in page.items]) if page else {}
     canonical = f.as_params() if f else {}
     context = {
         "title": _("Events"), "form": form, "errors": errors, "page": page, "org_names": org_names,
         "org_choices": _org_choices(db, principal),
-        "newer_link": _link("/events", given, before=page.prev_cursor) if page and page.prev_cursor else None,
-        "older_link": _link("/events", given, cursor=page.next_cursor) if page and page.next_cursor else None,
-        "first_link": _link("/events", given) if page and (query.get("cursor") or query.get("before")) else None,
+        "lst": (lst := _list_links(page, given, order, query)),
+        "newer_link": lst.prev_link, "older_link": lst.next_link, "first_link": lst.first_link if page else None,
+        "order": order.as_params(),
+        "order_errors": {k: v for k, v in errors.items() if k in ("sort", "dir", "cursor", "before")},
         "export_links": [(label, _link("/api/v1/events/export", canonical, format=fmt))
                          for fmt, label in (("csv", "CSV"), ("json", "JSON"), ("jsonl", "JSON lines"),
                                             ("intelmq", "IntelMQ"))] if f else [],
@@ -113,13 +137,43 @@ def event_search(request: Request, principal: Principal = Depends(require("event
 # --- bulk acts on the selected events ---------------------------------------------------------------------
 
 _BULK_LABELS = {"export-csv": N_("Export as CSV"), "incident-new": N_("Create an incident from them"),
-                "incident-link": N_("Link them to an incident")}
+                "incident-link": N_("Link them to an incident"), "false-positive": N_("Mark as false positive")}
+
+
+def _may_answer_warnings(principal: Principal) -> bool:
+    return principal.has("warnings.respond") or principal.has("warnings.respond.own")
 
 
 def bulk_choices(principal: Principal) -> list[tuple[str, str]]:
-    """The acts the viewer may run on selected events (incidents need the right to manage them)."""
+    """The acts the viewer may run on selected events (incidents need the right to manage them;
+    a false positive is the answer of the organisation the events' warnings went to)."""
     acts = ["export-csv"] + (["incident-new", "incident-link"] if principal.has("incidents.manage") else [])
+    acts += ["false-positive"] if _may_answer_warnings(principal) else []
     return [(a, _(_BULK_LABELS[a])) for a in acts]
+
+
+def _answerable_warnings(db: Session, principal: Principal, event_ids: list[int]) -> tuple[
+        dict[int, list[int]], dict[int, str]]:
+    """A false positive on events is the warnings' false positive (``notify.services.respond_many``):
+    per selected event, the ids of its warnings the principal may answer and has not already
+    marked false positive; and for each event with none, why it is left alone."""
+    from commonwatch.notify.models import EventWarning
+
+    rows = db.execute(scope(select(EventWarning.id, EventWarning.event_id, EventWarning.org_id,
+                                   EventWarning.status), principal, EventWarning)
+                      .where(EventWarning.event_id.in_(event_ids), EventWarning.disposition == "warn")).all()
+    found: dict[int, list[int]] = {}
+    already: set[int] = set()
+    for r in rows:
+        if not principal.can("warnings.respond", r.org_id):
+            continue
+        if r.status == "false-positive":
+            already.add(r.event_id)
+        else:
+            found.setdefault(r.event_id, []).append(r.id)
+    reasons = {i: (_("already marked false positive") if i in already else _("no warning of yours to answer"))
+               for i in event_ids if i not in found}
+    return found, reasons
 
 
 def _visible_events(db: Session, principal: Principal, ids: list[int]) -> tuple[list[int], list[int]]:
@@ -129,20 +183,28 @@ def _visible_events(db: Session, principal: Principal, ids: list[int]) -> tuple[
 
 
 def _events_confirm(request: Request, *, action: str, allowed: list[int], refused: list[int], form: dict,
-                    errors: dict, status_code: int = 200) -> HTMLResponse:
+                    errors: dict, status_code: int = 200, reasons: dict[int, str] | None = None,
+                    warnings: int = 0) -> HTMLResponse:
     label = _(_BULK_LABELS[action])
     n = len(allowed)
     fields = []
-    if action == "incident-new":
+    summary = (_("{action}: {n} event is selected.") if n == 1
+               else _("{action}: {n} events are selected.")).format(action=label, n=n)
+    if action == "false-positive":
+        fields = [{"name": "comment", "label": _("Reason"), "type": "textarea", "required": True, "options": None,
+                   "blank": None, "help": _("One reason for all the selected events.")}]
+        summary += " " + (_("Their {n} warning will be marked false positive; the feedback counts against the "
+                            "feed and type.") if warnings == 1 else
+                          _("Their {n} warnings will be marked false positive; the feedback counts against the "
+                            "feed and type.")).format(n=warnings)
+    elif action == "incident-new":
         fields = [{"name": "title", "label": _("Title"), "type": "text", "required": False, "options": None,
                    "blank": None, "help": _("Left empty, the title names the events' type and count.")}]
     elif action == "incident-link":
         fields = [{"name": "incident", "label": _("Incident (reference or number)"), "type": "text",
                    "required": True, "options": None, "blank": None, "help": None}]
     return render(request, "web/bulk_confirm.html", {
-        "title": _("Confirm: {action}").format(action=label),
-        "summary": (_("{action}: {n} event is selected.") if n == 1
-                    else _("{action}: {n} events are selected.")).format(action=label, n=n),
+        "title": _("Confirm: {action}").format(action=label), "summary": summary, "reasons": reasons or {},
         "allowed": allowed, "refused": refused, "url": "/events/bulk", "action": action, "back": "/events",
         "button": (_("{action}: {n} event") if n == 1 else _("{action}: {n} events")).format(action=label, n=n),
         "fields": fields, "form": form, "errors": errors, "hidden": {},
@@ -178,8 +240,11 @@ async def events_bulk(request: Request, principal: Principal = Depends(require("
         raise Invalid("action", _("“{value}” is not one of: {choices}").format(
             value=action, choices=", ".join(allowed_acts)))
     ids = parse_bulk_ids(form.getlist("ids"))
-    data = {k: str(form.get(k, "")) for k in ("title", "incident")}
+    data = {k: str(form.get(k, "")) for k in ("title", "incident", "comment")}
     allowed, refused = _visible_events(db, principal, ids)
+    if action == "false-positive":
+        data["_confirm"] = "1" if form.get("confirm") else ""
+        return _false_positive(request, db, principal, allowed, refused, data)
     if not form.get("confirm") or not allowed:
         return _events_confirm(request, action=action, allowed=allowed, refused=refused, form=data, errors={})
     state = request.app.state
@@ -212,6 +277,43 @@ async def events_bulk(request: Request, principal: Principal = Depends(require("
     if refused:
         message += " " + _("{n} selected events you cannot see were left out.").format(n=len(refused))
     return redirect(f"/incidents/{incident.id}", message)
+
+
+def _false_positive(request: Request, db: Session, principal: Principal, visible: list[int], hidden: list[int],
+                    data: dict[str, str]) -> Response:
+    """Mark the selected events false positive: each one's warnings to the principal's
+    organisations get the warnings' false positive (feedback with the one reason, the new
+    status) through ``respond_many``, in one audit record naming the events and the warnings.
+    Events the principal cannot read, or with no warning of its to answer, are left alone."""
+    from commonwatch.notify import services as warnings
+    from commonwatch.web.pages import redirect
+
+    found, reasons = _answerable_warnings(db, principal, visible) if visible else ({}, {})
+    allowed = [i for i in visible if i in found]
+    refused = [i for i in visible if i not in found] + hidden
+    reasons |= {i: _("not an event you can see") for i in hidden}
+    warning_ids = [w for i in allowed for w in found[i]]
+
+    def confirm(errors: dict, status_code: int = 200) -> HTMLResponse:
+        return _events_confirm(request, action="false-positive", allowed=allowed, refused=refused,
+                               form={"comment": data["comment"]}, errors=errors, status_code=status_code,
+                               reasons=reasons, warnings=len(warning_ids))
+
+    if not data.get("_confirm") or not allowed:
+        return confirm({})
+    try:
+        done, _refused = warnings.respond_many(
+            db, principal, warning_ids, "false-positive", data["comment"], now=request.app.state.clock.now(),
+            audit_extra={"events": allowed, "events_refused": refused})
+    except Invalid as exc:
+        db.rollback()
+        return confirm(exc.by_field(), 422)
+    db.commit()
+    message = (_("{n} event marked false positive.") if len(allowed) == 1
+               else _("{n} events marked false positive.")).format(n=len(allowed))
+    if refused:
+        message += " " + _("{n} selected events were left alone.").format(n=len(refused))
+    return redirect("/events", message)
 
 
 @router.get("/events/{event_id}")

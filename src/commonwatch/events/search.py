@@ -5,9 +5,11 @@ One parser (:func:`parse_filter`) serves the API, the pages and the command line
 means the same everywhere and a bad value is refused with the field named. The event store
 (:mod:`commonwatch.events.store`) turns a filter into a query under the reader's tenancy.
 
-Order is always newest first: ``time_source`` descending, then ``id`` descending as the tie
-break. A cursor is the position ``(time_source, id)`` of the last row shown, so the next page
-starts from that point instead of an OFFSET that reads and throws away every earlier row.
+The order is newest first by default: ``time_source`` descending, then ``id`` descending as the
+tie break. A cursor is the position ``(time_source, id)`` of the last row shown, so the next page
+starts from that point instead of an OFFSET that reads and throws away every earlier row. A page
+may instead be sorted by another column (:class:`EventSort`): then the order is ``(key, id)`` and
+a cursor is a :class:`SortPosition`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -250,6 +253,118 @@ class Position:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+# --- the order of a page ------------------------------------------------------------------------------------
+
+#: What the events list may be sorted by, and the stored column each key stands for. A key's value
+#: is never NULL in the order (an empty text, 0, or rank 0 stands for "none"), so every store walks
+#: the same ``(key, id)`` keyset. ``severity`` and ``tlp`` sort by rank (see :data:`RANKS`), not by
+#: spelling; ``org`` sorts by the organisation's number (the store joins no other table);
+#: ``source`` by the 16-byte address key, so addresses sort as numbers, IPv4 before IPv6.
+SORT_COLUMNS: dict[str, str] = {
+    "time": "time_source",
+    "severity": "severity",
+    "type": "classification_type",
+    "source": "source_ip_bin",
+    "asn": "source_asn",
+    "country": "source_cc",
+    "org": "org_id",
+    "feed": "feed_name",
+    "tlp": "tlp",
+}
+SORT_KEYS: tuple[str, ...] = tuple(SORT_COLUMNS)
+#: Ranked keys: the stored label's position in this tuple plus one (0 for none or unknown).
+RANKS: dict[str, tuple[str, ...]] = {"severity": SEVERITIES, "tlp": TLP_LABELS}
+TEXT_KEYS = frozenset({"type", "country", "feed"})
+NUMBER_KEYS = frozenset({"asn", "org", *RANKS})
+
+
+@dataclass(frozen=True)
+class EventSort:
+    """The order of an events page: ``key`` (one of :data:`SORT_KEYS`), then ``id``, both in the
+    same direction. The default is newest first."""
+
+    key: str = "time"
+    descending: bool = True
+
+    @property
+    def is_default(self) -> bool:
+        return self.key == "time" and self.descending
+
+    def as_params(self) -> dict[str, str]:
+        """``sort``/``dir`` for links (nothing for the default order)."""
+        return {} if self.is_default else {"sort": self.key, "dir": "desc" if self.descending else "asc"}
+
+    def position(self, value: Any, ident: int) -> SortPosition:
+        return SortPosition(self.key, value, ident)
+
+    def decode(self, token: str, field_name: str = "cursor") -> Position | SortPosition:
+        """A cursor of this order: a :class:`Position` for time, else a :class:`SortPosition`
+        whose value has the key's type (a cursor of another order is refused)."""
+        if self.key == "time":
+            return Position.decode(token, field_name)
+        return SortPosition.decode(token, self.key, field_name)
+
+
+NEWEST_FIRST = EventSort()
+
+
+def parse_sort(sort: str | None, direction: str | None) -> EventSort:
+    """``sort`` (a key of :data:`SORT_KEYS`, default ``time``) and ``dir`` (``asc``/``desc``;
+    by default newest first for time, and largest first for the others)."""
+    errors: list[FieldError] = []
+    key = (sort or "").strip().lower() or "time"
+    if key not in SORT_COLUMNS:
+        errors.append(FieldError("sort", _("“{value}” is not one of: {choices}").format(
+            value=sort, choices=", ".join(SORT_KEYS))))
+    text = (direction or "").strip().lower()
+    if text not in ("", "asc", "desc"):
+        errors.append(FieldError("dir", _("“{value}” is not one of: {choices}").format(
+            value=direction, choices="asc, desc")))
+    if errors:
+        raise Invalid(errors)
+    return EventSort(key, text != "asc")
+
+
+@dataclass(frozen=True)
+class SortPosition:
+    """Where a page starts or ends in a ``(key, id)`` order other than time: the key's value as
+    every store compares it (text, a number or rank, or for ``source`` the 16-byte key, ``b""``
+    for none)."""
+
+    key: str
+    value: Any
+    id: int
+
+    def encode(self) -> str:
+        value = self.value.hex() if isinstance(self.value, bytes | bytearray | memoryview) else self.value
+        raw = json.dumps([self.key, value, self.id], ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+    @classmethod
+    def decode(cls, token: str, key: str, field_name: str = "cursor") -> SortPosition:
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+            got, value, ident = json.loads(raw.decode("utf-8"))
+            if got != key or not isinstance(ident, int) or isinstance(ident, bool):
+                raise ValueError(got)
+            if key == "source":
+                value = bytes.fromhex(value)
+            elif key in NUMBER_KEYS:
+                if not isinstance(value, int) or isinstance(value, bool):
+                    raise ValueError(value)
+            elif not isinstance(value, str):
+                raise ValueError(value)
+            return cls(key, value, ident)
+        except (ValueError, TypeError, binascii.Error, UnicodeDecodeError, json.JSONDecodeError):
+            raise Invalid(field_name, _("is not a cursor this server gave out")) from None
+
+
+def rank_of(key: str, label: str | None) -> int:
+    """The rank of a stored severity or TLP label (0 for none)."""
+    labels = RANKS[key]
+    return labels.index(label) + 1 if label in labels else 0
 
 
 @dataclass

@@ -1,5 +1,10 @@
 """Demo incidents at several levels with running clocks, coordination tasks to other organisations,
-a partner share with an update, and a resolved case whose summary report is due. Idempotent."""
+a partner share with an update, and a resolved case whose summary report is due. Idempotent.
+
+Every time is set relative to the moment the demo is loaded. The first-report clocks are legitimately
+short: the Reporting Measures give 1, 2 or 4 hours, so they run out within hours of `make run`. The
+resolved mail-system case keeps a clock running for weeks: its summary report is due 30 days after
+handling ended, and handling ended 10 days before the load (tests/incidents/test_demo_clocks.py)."""
 
 from __future__ import annotations
 

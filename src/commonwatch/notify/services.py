@@ -347,9 +347,10 @@ def respondable_warnings(session: Session, principal: Principal, ids: list[int])
 
 
 def respond_many(session: Session, principal: Principal, ids: list[int], action: str, comment: str, *,
-                 now: datetime) -> tuple[list[int], list[int]]:
+                 now: datetime, audit_extra: dict[str, Any] | None = None) -> tuple[list[int], list[int]]:
     """One answer (and one reason) for many warnings: each answerable one gets its feedback row
-    and its new status; the act is one audit record naming every id, not one per warning.
+    and its new status; the act is one audit record naming every id, not one per warning
+    (``audit_extra`` adds to it what the act was asked on, e.g. the events selected).
 
     Returns the ids answered and the ids refused (see :func:`respondable_warnings`)."""
     errors: list[FieldError] = []
@@ -377,8 +378,8 @@ def respond_many(session: Session, principal: Principal, ids: list[int], action:
         status=action, comment=comment, responded_by=user_id, responded_at=now)
         .execution_options(synchronize_session="fetch"))
     audit.record(session, "warnings.bulk_respond", "notify_warnings", f"bulk:{len(done)}",
-                 after={"action": action, "comment": comment, "ids": done, "refused": refused},
-                 actor=principal.actor)
+                 after={"action": action, "comment": comment, "ids": done, "refused": refused,
+                        **(audit_extra or {})}, actor=principal.actor)
     session.flush()
     return done, refused
 

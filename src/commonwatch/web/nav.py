@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
 from commonwatch import capabilities
+from commonwatch.errors import Forbidden
+from commonwatch.web.deps import current_principal, get_db, submitted_csrf
 
 #: For ``NavItem.hidden_from``: a partner CERT abroad reads what is shared with it, not the
 #: constituency's own registers.
@@ -44,3 +49,27 @@ def current_nav(items: list[NavItem], path: str) -> NavItem | None:
     CERTs"); None for a page outside the navigation (the account page)."""
     matches = [i for i in items if path == i.path or (i.path != "/" and path.startswith(i.path.rstrip("/") + "/"))]
     return max(matches, key=lambda i: len(i.path), default=None)
+
+
+def hidden_for(items: list[NavItem], path: str, principal) -> NavItem | None:
+    """The navigation entry the page at ``path`` belongs to when it is hidden from the viewer's
+    role (``hidden_from``), else None."""
+    if principal is None:
+        return None
+    item = current_nav(items, path)
+    return item if item is not None and principal.role in item.hidden_from else None
+
+
+async def page_guard(request: Request, db: Session = Depends(get_db)) -> None:
+    """A dependency of every page router: a page under an entry hidden from the viewer's role
+    answers 403, as a page of a permission the role does not hold does (``web.deps.require``).
+    Hiding an entry is not only leaving it out of the navigation; its pages are refused by URL.
+
+    Only a page under an entry hidden from some role looks the viewer up (the sign-in form and
+    every other page are left to their own guards)."""
+    item = current_nav(request.app.state.nav, request.url.path)
+    if item is None or not item.hidden_from:
+        return
+    principal = current_principal(request, db, await submitted_csrf(request))
+    if principal is not None and principal.role in item.hidden_from:
+        raise Forbidden()

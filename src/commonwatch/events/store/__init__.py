@@ -26,7 +26,19 @@ import polars as pl
 from commonwatch.access.principal import Principal
 from commonwatch.errors import Invalid
 from commonwatch.events.schema import FIELDS
-from commonwatch.events.search import COUNT_CAP, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, EventFilter, Page, Position
+from commonwatch.events.search import (
+    COUNT_CAP,
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    NEWEST_FIRST,
+    RANKS,
+    EventFilter,
+    EventSort,
+    Page,
+    Position,
+    SortPosition,
+    rank_of,
+)
 from commonwatch.i18n import _
 
 #: The stored columns and their Polars type, as :meth:`EventStore.fetch` and :meth:`EventStore.scan`
@@ -146,14 +158,19 @@ class EventStore(Protocol):
 
     # --- reading, always under the principal's tenancy
     def search_page(self, principal: Principal, f: EventFilter, *, limit: int = DEFAULT_PAGE_SIZE,
-                    after: str | None = None, before: str | None = None, count: bool = True) -> Page:
-        """One page, newest first, after the ``after`` cursor or before the ``before`` one."""
+                    after: str | None = None, before: str | None = None, count: bool = True,
+                    sort: EventSort = NEWEST_FIRST) -> Page:
+        """One page in the order ``sort`` (newest first by default), after the ``after`` cursor or
+        before the ``before`` one. Every store gives the same rows in the same order."""
         ...
 
     def ordered(self, principal: Principal, f: EventFilter, *, limit: int, after: Position | None = None,
                 before: Position | None = None, up_to_id: int | None = None,
-                dense: bool | None = None) -> list[Any]:
-        """Up to ``limit`` rows newest first after ``after`` (oldest first after ``before``)."""
+                dense: bool | None = None, sort: EventSort = NEWEST_FIRST) -> list[Any]:
+        """Up to ``limit`` rows newest first after ``after`` (oldest first after ``before``); with
+        ``sort``, in its ``(key, id)`` order after ``after`` (reversed before ``before``), the
+        positions being :class:`SortPosition` for a key other than time. Rows sorted by
+        ``source`` carry ``source_ip_bin``."""
         ...
 
     def count_capped(self, principal: Principal, f: EventFilter, cap: int = COUNT_CAP, *,
@@ -364,18 +381,53 @@ def check_page_request(limit: int, after: str | None, before: str | None) -> Non
         raise Invalid("limit", _("must be between 1 and {max}").format(max=MAX_PAGE_SIZE))
 
 
+def sort_value(key: str, row: Any) -> Any:
+    """A row's value in the ``key`` order, as every store compares it (see
+    :data:`search.SORT_COLUMNS`): what a cursor records of the last row shown."""
+    from commonwatch.events.search import NUMBER_KEYS, SORT_COLUMNS
+
+    value = getattr(row, SORT_COLUMNS[key])
+    if key == "time":
+        return value
+    if key in RANKS:
+        return rank_of(key, value)
+    if key == "source":
+        return bytes(value) if value is not None else b""
+    if key in NUMBER_KEYS:
+        return int(value) if value is not None else 0
+    return value if value is not None else ""
+
+
+def sort_position(sort: EventSort, row: Any) -> Position | SortPosition:
+    """The position of ``row`` in the order ``sort``."""
+    if sort.key == "time":
+        return Position(row.time_source, row.id)
+    return SortPosition(sort.key, sort_value(sort.key, row), row.id)
+
+
+def sort_bounds(sort: EventSort, after: Position | SortPosition | None,
+                before: Position | SortPosition | None) -> tuple[bool, Any, int | None]:
+    """For a store's ``ordered`` in a sorted walk: whether rows are read largest first, and the
+    value and id of the position they continue from (None, None for the first page)."""
+    descending = sort.descending if before is None else not sort.descending
+    pos = after if after is not None else before
+    if pos is None:
+        return descending, None, None
+    return descending, (pos.time_source if isinstance(pos, Position) else pos.value), pos.id
+
+
 def keyset_page(ordered: Callable[..., list[Any]], *, limit: int, after: str | None, before: str | None,
-                total: int | None, exact: bool) -> Page:
-    """One page of a newest-first keyset walk, from a store's ``ordered(limit=, after=|before=)``.
+                total: int | None, exact: bool, sort: EventSort = NEWEST_FIRST) -> Page:
+    """One page of a keyset walk in the order ``sort``, from a store's ``ordered(limit=, after=|before=)``.
 
     The checks and the cursors are the same for every implementation; only ``ordered`` differs.
     The walk is the one every list uses (:func:`commonwatch.web.listing.walk_page`)."""
     from commonwatch.web.listing import walk_page
 
     check_page_request(limit, after, before)
-    walked = walk_page(ordered, lambda row: Position(row.time_source, row.id).encode(), limit=limit,
-                       after=Position.decode(after, "cursor") if after else None,
-                       before=Position.decode(before, "before") if before else None, total=total, exact=exact)
+    walked = walk_page(ordered, lambda row: sort_position(sort, row).encode(), limit=limit,
+                       after=sort.decode(after, "cursor") if after else None,
+                       before=sort.decode(before, "before") if before else None, total=total, exact=exact)
     return Page(walked.items, next_cursor=walked.next_cursor, prev_cursor=walked.prev_cursor, total=total,
                 total_exact=exact, limit=limit)
 

@@ -66,7 +66,18 @@ import pyarrow as pa
 from commonwatch.access.principal import Principal
 from commonwatch.errors import Invalid, NotFound
 from commonwatch.events.schema import FIELDS, SEVERITIES
-from commonwatch.events.search import COUNT_CAP, DEFAULT_PAGE_SIZE, EventFilter, Page, Position
+from commonwatch.events.search import (
+    COUNT_CAP,
+    DEFAULT_PAGE_SIZE,
+    NEWEST_FIRST,
+    NUMBER_KEYS,
+    RANKS,
+    SORT_COLUMNS,
+    EventFilter,
+    EventSort,
+    Page,
+    Position,
+)
 from commonwatch.events.store import (
     BUCKETS,
     COLUMN_TYPES,
@@ -85,6 +96,7 @@ from commonwatch.events.store import (
     keyset_page,
     keyset_stream,
     mentions_frame,
+    sort_bounds,
 )
 from commonwatch.events.store.parquet import as_records
 from commonwatch.i18n import _
@@ -248,6 +260,32 @@ def older_than(pos: Position) -> str:
 def newer_than(pos: Position) -> str:
     t = quote_time(pos.time_source)
     return f"(time_source > {t} OR (time_source = {t} AND id > {int(pos.id)}))"
+
+
+def sort_key(key: str) -> str:
+    """The ``key`` order's expression, never NULL, as the SQL store's ``sort_key`` computes it
+    (the address key as its hex text, which sorts as its bytes do)."""
+    col = quote_ident(SORT_COLUMNS[key])
+    if key == "time":
+        return col
+    if key in RANKS:
+        return f"indexOf([{', '.join(quote_str(x) for x in RANKS[key])}], ifNull({col}, ''))"
+    if key == "source":
+        return f"ifNull(hex({col}), '')"
+    if key in NUMBER_KEYS:
+        return f"ifNull({col}, 0)"
+    return f"ifNull({col}, '')"
+
+
+def sort_literal(key: str, value: Any) -> str:
+    """A cursor's value as a literal comparable with :func:`sort_key`."""
+    if key == "time":
+        return quote_time(value)
+    if key == "source":
+        return quote_str(bytes(value).hex().upper())
+    if key in NUMBER_KEYS:
+        return str(int(value))
+    return quote_str(value)
 
 
 def where(parts: Iterable[str]) -> str:
@@ -658,9 +696,19 @@ class ClickHouseEventStore:
 
     def ordered(self, principal: Principal, f: EventFilter, *, limit: int, after: Position | None = None,
                 before: Position | None = None, up_to_id: int | None = None,
-                dense: bool | None = None) -> list[SimpleNamespace]:
+                dense: bool | None = None, sort: EventSort = NEWEST_FIRST) -> list[SimpleNamespace]:
         names = ["id", *(x.column for x in FIELDS)]
-        if before is not None:
+        if not sort.is_default:
+            if sort.key == "source":
+                names.append("source_ip_bin")
+            descending, value, ident = sort_bounds(sort, after, before)
+            key, way = sort_key(sort.key), "DESC" if descending else "ASC"
+            keyset = []
+            if ident is not None:
+                lit, sign = sort_literal(sort.key, value), "<" if descending else ">"
+                keyset = [f"({key} {sign} {lit} OR ({key} = {lit} AND id {sign} {int(ident)}))"]
+            order = f"ORDER BY {key} {way}, id {way}"
+        elif before is not None:
             keyset, order = [newer_than(before)], "ORDER BY time_source ASC, id ASC"
         else:
             keyset, order = ([older_than(after)] if after is not None else []), "ORDER BY time_source DESC, id DESC"
@@ -669,11 +717,12 @@ class ClickHouseEventStore:
         return as_records(self._select(sql, names))
 
     def search_page(self, principal: Principal, f: EventFilter, *, limit: int = DEFAULT_PAGE_SIZE,
-                    after: str | None = None, before: str | None = None, count: bool = True) -> Page:
+                    after: str | None = None, before: str | None = None, count: bool = True,
+                    sort: EventSort = NEWEST_FIRST) -> Page:
         check_page_request(limit, after, before)
         total, exact = self.count_capped(principal, f) if count else (None, True)
-        return keyset_page(partial(self.ordered, principal, f), limit=limit, after=after, before=before,
-                           total=total, exact=exact)
+        return keyset_page(partial(self.ordered, principal, f, sort=sort), limit=limit, after=after, before=before,
+                           total=total, exact=exact, sort=sort)
 
     def count_capped(self, principal: Principal, f: EventFilter, cap: int = COUNT_CAP, *,
                      up_to_id: int | None = None) -> tuple[int, bool]:

@@ -47,7 +47,12 @@ from commonwatch.events.schema import FIELDS, SEVERITIES
 from commonwatch.events.search import (
     COUNT_CAP,
     DEFAULT_PAGE_SIZE,
+    NEWEST_FIRST,
+    NUMBER_KEYS,
+    RANKS,
+    SORT_COLUMNS,
     EventFilter,
+    EventSort,
     Page,
     Position,
 )
@@ -67,6 +72,7 @@ from commonwatch.events.store import (
     keyset_page,
     mention_pairs,
     mentions_frame,
+    sort_bounds,
 )
 from commonwatch.i18n import _
 from commonwatch.net import network_bounds
@@ -188,6 +194,31 @@ def older_than(pos: Position) -> pl.Expr:
 def newer_than(pos: Position) -> pl.Expr:
     t = pl.lit(pos.time_source).dt.cast_time_unit("us")
     return (pl.col("time_source") > t) | ((pl.col("time_source") == t) & (pl.col("id") > pos.id))
+
+
+def sort_expr(key: str) -> pl.Expr:
+    """The ``key`` order's value, never null, as the SQL store's ``sort_key`` computes it."""
+    c = pl.col(SORT_COLUMNS[key])
+    if key == "time":
+        return c
+    if key in RANKS:
+        ranks = {label: i + 1 for i, label in enumerate(RANKS[key])}
+        return c.replace_strict(ranks, default=0, return_dtype=pl.Int64).fill_null(0)
+    if key == "source":
+        return c.fill_null(pl.lit(b"", pl.Binary))
+    if key in NUMBER_KEYS:
+        return c.cast(pl.Int64).fill_null(0)
+    return c.fill_null("")
+
+
+def past(key: str, value: Any, ident: int, *, descending: bool) -> pl.Expr:
+    """Rows strictly past ``(value, ident)`` in the ``(key, id)`` order."""
+    v = pl.col("_sort")
+    lit = (pl.lit(value).dt.cast_time_unit("us") if key == "time"
+           else pl.lit(value, pl.Binary) if key == "source" else pl.lit(value))
+    if descending:
+        return (v < lit) | ((v == lit) & (pl.col("id") < ident))
+    return (v > lit) | ((v == lit) & (pl.col("id") > ident))
 
 
 def as_records(frame: pl.DataFrame) -> list[SimpleNamespace]:
@@ -544,8 +575,15 @@ class ParquetEventStore:
 
     def ordered(self, principal: Principal, f: EventFilter, *, limit: int, after: Position | None = None,
                 before: Position | None = None, up_to_id: int | None = None,
-                dense: bool | None = None) -> list[SimpleNamespace]:
+                dense: bool | None = None, sort: EventSort = NEWEST_FIRST) -> list[SimpleNamespace]:
         lf = self._selection(principal, f, up_to_id=up_to_id)
+        if not sort.is_default:  # another order: the selection's top rows by (key, id), one pass
+            descending, value, ident = sort_bounds(sort, after, before)
+            lf = lf.with_columns(sort_expr(sort.key).alias("_sort"))
+            if ident is not None:
+                lf = lf.filter(past(sort.key, value, ident, descending=descending))
+            lf = lf.sort(["_sort", "id"], descending=descending).head(limit).drop("_sort")
+            return as_records(lf.collect())
         if before is not None:
             lf = lf.filter(newer_than(before)).sort(["time_source", "id"]).head(limit)
         else:
@@ -555,11 +593,12 @@ class ParquetEventStore:
         return as_records(lf.collect())
 
     def search_page(self, principal: Principal, f: EventFilter, *, limit: int = DEFAULT_PAGE_SIZE,
-                    after: str | None = None, before: str | None = None, count: bool = True) -> Page:
+                    after: str | None = None, before: str | None = None, count: bool = True,
+                    sort: EventSort = NEWEST_FIRST) -> Page:
         check_page_request(limit, after, before)
         total, exact = self.count_capped(principal, f) if count else (None, True)
-        return keyset_page(partial(self.ordered, principal, f), limit=limit, after=after, before=before,
-                           total=total, exact=exact)
+        return keyset_page(partial(self.ordered, principal, f, sort=sort), limit=limit, after=after, before=before,
+                           total=total, exact=exact, sort=sort)
 
     def count_capped(self, principal: Principal, f: EventFilter, cap: int = COUNT_CAP, *,
                      up_to_id: int | None = None) -> tuple[int, bool]:

@@ -4,7 +4,8 @@ Writes use each engine's fast path (SQLite: one ``executemany`` of ``INSERT OR I
 PostgreSQL: ``COPY`` into a temporary table, then one ``INSERT ... ON CONFLICT DO NOTHING``), so a
 batch written twice is stored once (events are unique by ``event_key``).
 
-Search is keyset-paged and always newest first: ``time_source`` descending, then ``id`` descending
+Search is keyset-paged and newest first unless another order is asked for (then one query
+sorted by that key, see ``SqlEventStore._sorted``): ``time_source`` descending, then ``id`` descending
 as the tie break. A cursor is the position ``(time_source, id)`` of the last row shown, so the next
 page is an index range scan from that point (``WHERE time_source <= t AND (time_source < t OR id <
 i)``) instead of an OFFSET that reads and throws away every earlier row. Every query is built
@@ -32,8 +33,10 @@ from sqlalchemy import (
     Text,
     and_,
     bindparam,
+    case,
     cast,
     func,
+    literal,
     or_,
     select,
     type_coerce,
@@ -54,11 +57,18 @@ from commonwatch.events.schema import FIELDS, SEVERITIES
 from commonwatch.events.search import (
     COUNT_CAP,
     DEFAULT_PAGE_SIZE,
+    NUMBER_KEYS,
+    RANKS,
+    SORT_COLUMNS,
+    TEXT_KEYS,
     UNORDERED_INDEXED,
     EventFilter,
+    EventSort,
     Page,
     Position,
+    SortPosition,
 )
+from commonwatch.events.search import NEWEST_FIRST as BY_TIME
 from commonwatch.events.store import (
     BUCKETS,
     COLUMN_TYPES,
@@ -78,6 +88,7 @@ from commonwatch.events.store import (
     keyset_page,
     keyset_stream,
     mentions_frame,
+    sort_bounds,
 )
 from commonwatch.net import network_bounds
 
@@ -187,6 +198,24 @@ def newer_than(pos: Position) -> ColumnElement[bool]:
 
 def _position(row: Any) -> Position:
     return Position(row.time_source, row.id)
+
+
+def sort_key(key: str, *, postgresql: bool) -> ColumnElement:
+    """The ``key`` order's expression, never NULL (:data:`search.SORT_COLUMNS`): a rank for
+    severity and TLP, text compared byte by byte on PostgreSQL too (``COLLATE "C"``, as SQLite,
+    Polars and ClickHouse compare), the address key with ``b""`` for none."""
+    col = getattr(Event, SORT_COLUMNS[key])
+    if key == "time":
+        return col
+    if key in RANKS:
+        return case({label: i + 1 for i, label in enumerate(RANKS[key])}, value=col, else_=0)
+    if key == "source":
+        return func.coalesce(col, literal(b"", LargeBinary))
+    if key in NUMBER_KEYS:
+        return func.coalesce(col, 0)
+    assert key in TEXT_KEYS
+    text = func.coalesce(col, "")
+    return text.collate("C") if postgresql else text
 
 
 def _branches(principal: Principal) -> list[ColumnElement[bool]] | None:
@@ -359,10 +388,12 @@ class SqlEventStore:
 
     def ordered(self, principal: Principal, f: EventFilter, *, limit: int, after: Position | None = None,
                 before: Position | None = None, up_to_id: int | None = None,
-                dense: bool | None = None) -> list[Row]:
+                dense: bool | None = None, sort: EventSort = BY_TIME) -> list[Row]:
         """Staff read one query on the time index. For other principals the query is the union of
         one small ordered query per organisation (see :func:`_branches`), each built through
-        ``db.scope`` like every other read."""
+        ``db.scope`` like every other read. Another order is one query sorted by its key."""
+        if not sort.is_default:
+            return self._sorted(principal, f, sort, limit=limit, after=after, before=before, up_to_id=up_to_id)
         order = OLDEST_FIRST if before is not None else NEWEST_FIRST
         keyset = newer_than(before) if before is not None else older_than(after) if after is not None else None
         if dense is None:
@@ -379,13 +410,30 @@ class SqlEventStore:
         return self._rows(select(*merged.c).order_by(direction(merged.c.time_source), direction(merged.c.id))
                           .limit(limit))
 
+    def _sorted(self, principal: Principal, f: EventFilter, sort: EventSort, *, limit: int,
+                after: Position | SortPosition | None, before: Position | SortPosition | None,
+                up_to_id: int | None) -> list[Row]:
+        """Rows in a ``(key, id)`` order other than newest first: the whole selection ordered by
+        the key (only ``time`` has an index in that order), cut at ``limit``."""
+        from commonwatch.web.listing import keyset_condition
+
+        key = sort_key(sort.key, postgresql=not self._sqlite)
+        descending, value, ident = sort_bounds(sort, after, before)
+        columns = (*EXPORT_COLUMNS, Event.source_ip_bin) if sort.key == "source" else EXPORT_COLUMNS
+        stmt = selection(principal, f, *columns, up_to_id=up_to_id)
+        if ident is not None:
+            stmt = stmt.where(keyset_condition(key, Event.id, value, ident, descending=descending))
+        order = (key.desc(), Event.id.desc()) if descending else (key.asc(), Event.id.asc())
+        return self._rows(stmt.order_by(*order).limit(limit))
+
     def search_page(self, principal: Principal, f: EventFilter, *, limit: int = DEFAULT_PAGE_SIZE,
-                    after: str | None = None, before: str | None = None, count: bool = True) -> Page:
+                    after: str | None = None, before: str | None = None, count: bool = True,
+                    sort: EventSort = BY_TIME) -> Page:
         check_page_request(limit, after, before)
         total, exact = self.count_capped(principal, f) if count else (None, True)
         dense = (not exact) if count and any(f.as_params().get(k) for k in UNORDERED_INDEXED) else None
-        return keyset_page(partial(self.ordered, principal, f, dense=dense), limit=limit, after=after,
-                           before=before, total=total, exact=exact)
+        return keyset_page(partial(self.ordered, principal, f, dense=dense, sort=sort), limit=limit, after=after,
+                           before=before, total=total, exact=exact, sort=sort)
 
     def count_capped(self, principal: Principal, f: EventFilter, cap: int = COUNT_CAP, *,
                      up_to_id: int | None = None) -> tuple[int, bool]:

@@ -161,6 +161,14 @@ def run_wrk(url: str, header: str, connections: int, seconds: int) -> dict[str, 
             "p99": _ms(p99.group(1)) if p99 else float("nan"), "errors": errors}
 
 
+def _ratio(a: float, b: float) -> float:
+    return a / b if b else float("nan")
+
+
+def _loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--connections", type=int, default=50)
@@ -177,6 +185,7 @@ def main() -> int:
     from commonwatch.serving import default_workers
 
     workers = args.workers or default_workers()
+    load_start = _loadavg()
     work = args.keep or Path(tempfile.mkdtemp(prefix="cw-webload-"))
     work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "COMMONWATCH_DATA_DIR": str(work / "data"), "COMMONWATCH_MFA_REQUIRED_ROLES": "",
@@ -240,7 +249,8 @@ def main() -> int:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     print(f"\nweb_load: {args.events:,} events, wrk -t2 -c{args.connections} -d{args.seconds}s, "
-          f"{workers} workers against 1 (os.cpu_count()={os.cpu_count()})")
+          f"{workers} workers against 1 (os.cpu_count()={os.cpu_count()}); load average at the start "
+          f"{load_start}, at the end {_loadavg()}")
     print(f"{'phase':<7} {'path':<24} {'req/s W':>9} {'p50 ms':>8} {'p99 ms':>8} {'err':>4} | "
           f"{'req/s 1':>8} {'p50 ms':>8} {'p99 ms':>8} {'err':>4} | {'x req/s':>7} {'p99 ratio':>9}")
     for (w, phase, name), r in results.items():
@@ -249,7 +259,13 @@ def main() -> int:
         one = results[(1, phase, name)]
         print(f"{phase:<7} {name:<24} {r['rps']:>9.1f} {r['p50']:>8.1f} {r['p99']:>8.1f} {r['errors']:>4} | "
               f"{one['rps']:>8.1f} {one['p50']:>8.1f} {one['p99']:>8.1f} {one['errors']:>4} | "
-              f"{r['rps'] / one['rps']:>7.2f} {r['p99'] / one['p99']:>9.2f}")
+              f"{_ratio(r['rps'], one['rps']):>7.2f} {_ratio(r['p99'], one['p99']):>9.2f}")
+    multi = [r for (w, phase, _n), r in results.items() if w == workers and phase == "ingest"]
+    ratios = [_ratio(r["rps"], results[(1, p, n)]["rps"]) for (w, p, n), r in results.items() if w == workers]
+    if multi:
+        print(f"RESULT worst p99 during the ingest {max(r['p99'] for r in multi):.0f} ms (goal <= 300), "
+              f"errors {sum(r['errors'] for r in results.values())} (goal 0), "
+              f"lowest req/s ratio {min(ratios):.2f} (goal >= 4)")
     return 0
 
 

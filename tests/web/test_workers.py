@@ -196,3 +196,36 @@ def test_sighup_restart_drops_no_request(served):
     assert failures == []
     # The stopping workers answered connections they held with no request yet, saying it was the last.
     assert set(last_answers) & before, (last_answers, before)
+
+
+# The API suite's route walk over real HTTP: every route of the app, as a constituent of one
+# tenant against the other's objects (tests/test_tenancy.py), through a 2-worker server.
+from tests.test_tenancy import tenancy  # noqa: E402, F401 - the walk's fixture: the other tenant's objects
+
+
+@pytest.fixture
+def over_http(app, world, settings):
+    """A real ``commonwatch serve --workers 2`` on the app's database, data dir and event store, and
+    an HTTP client to it that opens a new connection for every request (so both workers answer)."""
+    server = WorkerServer(settings.data_dir, settings.effective_database_url, workers=2, jobs=False,
+                          env={"COMMONWATCH_TIMEZONE": settings.timezone})
+    server.start(warm=())
+    answered: Counter = Counter()
+
+    def count(resp: httpx.Response) -> None:
+        answered[resp.headers.get("x-commonwatch-worker")] += 1
+
+    with fresh_client(base_url=server.url, event_hooks={"response": [count]}) as c:
+        yield c, answered
+    server.stop()
+
+
+def test_the_api_route_walk_passes_over_http_against_two_workers(app, world, tenancy, over_http):  # noqa: F811
+    import tests.test_tenancy as walk
+
+    c, answered = over_http
+    walk.test_every_route_hides_b_from_a_constituent_of_a(app, c, world, tenancy)
+    walk.test_a_sees_its_own_organisation(c, world)
+    walk.test_staff_see_every_tenant(c, world)
+    walk.test_partner_sees_only_its_own_organisation(c, world)
+    assert len(answered) == 2 and min(answered.values()) > 5, answered  # both workers took part

@@ -56,15 +56,20 @@ def db_current() -> None:
 @app.command()
 def init() -> None:
     """Create the data dir and the database schema. Safe to run again."""
+    rt = _create_schema()
+    console.print(f"data dir: {rt.settings.data_dir}", highlight=False)
+    console.print(f"database: {rt.engine.url.render_as_string(hide_password=True)}", highlight=False)
+    _warn_of_events_left_in_table(rt)
+    console.print("next: commonwatch user add EMAIL --role admin, then commonwatch serve", highlight=False)
+
+
+def _create_schema():
     from commonwatch.migrate import upgrade
 
     rt = get_runtime()
     rt.settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(rt.engine)
-    console.print(f"data dir: {rt.settings.data_dir}", highlight=False)
-    console.print(f"database: {rt.engine.url.render_as_string(hide_password=True)}", highlight=False)
-    _warn_of_events_left_in_table(rt)
-    console.print("next: commonwatch user add EMAIL --role admin, then commonwatch serve", highlight=False)
+    return rt
 
 
 def _warn_of_events_left_in_table(rt) -> None:
@@ -104,11 +109,19 @@ def serve(host: str = typer.Option("127.0.0.1", help="Address to listen on."),
 def demo(serve_after: bool = typer.Option(False, "--serve", help="Serve once the demo is loaded."),
          port: int = typer.Option(8000)) -> None:
     """Initialise the database and load the demo constituency (idempotent); print the sign-ins."""
+    import logging
+
     from commonwatch.demo import load_demo
 
-    rt = get_runtime()
-    init()
-    sign_ins = load_demo(rt)
+    rt = _create_schema()
+    # The demo's own arranging (a case's deadline already at risk) is not news to the one who loads it.
+    quiet = logging.getLogger("commonwatch")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        sign_ins = load_demo(rt)
+    finally:
+        quiet.setLevel(level)
     console.print()
     console.print(f"[bold]commonwatch demo[/bold] — sign in at http://127.0.0.1:{port} with:", highlight=False)
     for role, email, password in sign_ins:

@@ -95,20 +95,26 @@ def sign_ins(demo_output: str) -> dict[str, tuple[str, str]]:
 
 
 def session_cookie(url: str, email: str, password: str) -> str:
-    with httpx.Client(base_url=url, timeout=60) as c:
-        page = c.get("/login")
-        token = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
-        resp = c.post("/login", data={"email": email, "password": password, "csrf_token": token, "next": "/"})
-        if resp.status_code != 303:
-            raise RuntimeError(f"sign-in of {email} failed: {resp.status_code}")
-        return resp.cookies["cw_session"]
+    """A signed-in session; tried a few times (a sign-in writes, and on SQLite the ingest of the
+    phase before may still hold the write lock for a moment)."""
+    status = 0
+    for _attempt in range(10):
+        with httpx.Client(base_url=url, timeout=60) as c:
+            page = c.get("/login")
+            token = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+            resp = c.post("/login", data={"email": email, "password": password, "csrf_token": token, "next": "/"})
+            if resp.status_code == 303:
+                return resp.cookies["cw_session"]
+            status = resp.status_code
+        time.sleep(3)
+    raise RuntimeError(f"sign-in of {email} failed: {status}")
 
 
 class Server:
     def __init__(self, env: dict[str, str], workers: int):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = open(os.devnull, "wb")  # noqa: SIM115 - closed in stop()
+        self.log = open(Path(env["COMMONWATCH_DATA_DIR"]).parent / f"serve-{workers}.log", "ab")  # noqa: SIM115
         self.proc = subprocess.Popen([str(BIN / "commonwatch"), "serve", "--port", str(self.port),
                                       "--workers", str(workers)], env=env, stdout=self.log, stderr=self.log)
         deadline = time.monotonic() + 300

@@ -113,7 +113,7 @@ def _slow_request(port: int, path: str, headers: dict[str, str], pause: float) -
     """Connect, hold the connection ``pause`` seconds without sending a byte (the server has
     accepted it by then), then send one request and read the whole answer over a raw socket:
     (status, answering worker, whether it said Connection: close)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=60) as sock:
+    with socket.create_connection(("127.0.0.1", port), timeout=180) as sock:
         time.sleep(pause)
         lines = [f"GET {path} HTTP/1.1", "Host: 127.0.0.1", *(f"{k}: {v}" for k, v in headers.items())]
         sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
@@ -147,7 +147,9 @@ def test_sighup_restart_drops_no_request(served):
     headers = world.auth("admin")
 
     def hammer():
-        with fresh_client(base_url=server.url) as c:
+        # A long timeout: on a starved machine an answer may take long; a dropped request is a
+        # disconnect, not a wait.
+        with fresh_client(base_url=server.url, timeout=180) as c:
             while not stop.is_set():
                 try:
                     resp = c.get("/api/v1/organisations", headers=headers)

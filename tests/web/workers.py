@@ -96,4 +96,5 @@ class WorkerServer:
 
 def fresh_client(**kwargs) -> httpx.Client:
     """A client that opens a new connection for every request, so requests spread over workers."""
-    return httpx.Client(limits=httpx.Limits(max_keepalive_connections=0), timeout=30, **kwargs)
+    kwargs.setdefault("timeout", 30)
+    return httpx.Client(limits=httpx.Limits(max_keepalive_connections=0), **kwargs)

@@ -191,10 +191,13 @@ def test_sighup_restart_drops_no_request(served):
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and not replaced():
         time.sleep(0.5)
+    # Judged now: a held connection an old worker accepted before it stopped may still be answered
+    # by it after this (within its grace), as it should.
+    done = replaced()
     stop.set()
     for t in threads:
-        t.join(30)
-    assert replaced(), (before, Counter(pids[at_restart:]))  # both workers were replaced, one by one
+        t.join(200)
+    assert done, (before, Counter(pids[at_restart:]))  # both workers were replaced, one by one
     assert failures == []
     # The stopping workers answered connections they held with no request yet, saying it was the last.
     assert set(last_answers) & before, (last_answers, before)

@@ -20,7 +20,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	@touch $@ $(VENV)/.installed-run
 
 run: $(VENV)/.installed-run
-	$(BIN)/commonwatch demo --serve
+	@$(BIN)/commonwatch demo --serve
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests bench

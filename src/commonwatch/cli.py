@@ -56,21 +56,20 @@ def db_current() -> None:
 @app.command()
 def init() -> None:
     """Create the data dir and the database schema. Safe to run again."""
-    _init()
+    rt = _create_schema()
+    console.print(f"data dir: {rt.settings.data_dir}", highlight=False)
+    console.print(f"database: {rt.engine.url.render_as_string(hide_password=True)}", highlight=False)
+    _warn_of_events_left_in_table(rt)
+    console.print("next: commonwatch user add EMAIL --role admin, then commonwatch serve", highlight=False)
 
 
-def _init(*, quiet: bool = False) -> None:
+def _create_schema():
     from commonwatch.migrate import upgrade
 
     rt = get_runtime()
     rt.settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(rt.engine)
-    if quiet:  # `make run`: the sign-ins and the address are all it prints
-        return
-    console.print(f"data dir: {rt.settings.data_dir}", highlight=False)
-    console.print(f"database: {rt.engine.url.render_as_string(hide_password=True)}", highlight=False)
-    _warn_of_events_left_in_table(rt)
-    console.print("next: commonwatch user add EMAIL --role admin, then commonwatch serve", highlight=False)
+    return rt
 
 
 def _warn_of_events_left_in_table(rt) -> None:
@@ -114,15 +113,15 @@ def demo(serve_after: bool = typer.Option(False, "--serve", help="Serve once the
 
     from commonwatch.demo import load_demo
 
-    rt = get_runtime()
-    _init(quiet=serve_after)
-    if serve_after:
-        # Loading raises the demo's own clock alerts; their log lines are not news on `make run`.
-        logging.disable(logging.WARNING)
+    rt = _create_schema()
+    # The demo's own arranging (a case's deadline already at risk) is not news to the one who loads it.
+    quiet = logging.getLogger("commonwatch")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
     try:
         sign_ins = load_demo(rt)
     finally:
-        logging.disable(logging.NOTSET)
+        quiet.setLevel(level)
     console.print()
     console.print(f"[bold]commonwatch demo[/bold] — sign in at http://127.0.0.1:{port} with:", highlight=False)
     for role, email, password in sign_ins:

@@ -2,8 +2,20 @@
 
 uvicorn's own supervisor (``uvicorn.supervisors.Multiprocess``) binds the listening socket once and
 starts N worker processes that all accept on it; SIGHUP replaces the workers one at a time, each new
-one in service before the old one is told to stop (SIGTERM: it finishes the requests it holds), so a
-restart drops no request. Every worker builds the app itself from the settings (``worker_app``).
+one in service before the old one is told to stop. Every worker builds the app itself from the
+settings (``worker_app``).
+
+A stopping worker drops no connection (:class:`GracefulServer`, :class:`GracefulH11Protocol`):
+
+1. it stops polling the listening socket, which stays open in the supervisor and the other workers,
+   so connections still in the kernel's queue go to them;
+2. it lets every connection its event loop has already accepted become a connection (uvicorn's own
+   stop closes the asyncio server at once, and a connection accepted just before that is dropped
+   with "Error on transport creation");
+3. it answers the request in progress on every connection, and a request that arrives within
+   :data:`GRACE_SECONDS` on a connection that holds none yet (just accepted, its bytes not read, or
+   an idle keep-alive), each with ``Connection: close``; a connection still idle after that is
+   closed.
 
 The periodic jobs run in exactly one process: each worker's lifespan starts a :class:`JobsLeader`,
 which holds an exclusive ``flock`` on ``<data dir>/jobs.lock`` while it runs the scheduler. The other
@@ -17,12 +29,20 @@ request.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import fcntl
 import logging
 import os
 import threading
 from pathlib import Path
 from typing import Any
+
+import h11
+import uvicorn
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.supervisors import multiprocess
 
 log = logging.getLogger("commonwatch.serving")
 
@@ -131,16 +151,103 @@ def worker_app() -> Any:
     return app
 
 
+#: How long a stopping worker waits for the request of a connection it accepted but holds no request
+#: of (its bytes not yet arrived, or an idle keep-alive) before closing it.
+GRACE_SECONDS = 5.0
+CLOSE = (b"connection", b"close")
+
+
+class GracefulH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol whose stop (``shutdown``) closes no connection before answering the
+    request on its way."""
+
+    #: Set in a worker once it stops: a connection made after that drains at once.
+    stopping = False
+    _grace: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if GracefulH11Protocol.stopping:
+            self.shutdown()
+
+    def shutdown(self) -> None:
+        if self.cycle is not None and not self.cycle.response_complete:
+            self._last_answer()  # the request in progress is answered, then the connection closed
+            return
+        # No request in progress: answer one arriving within the grace, then close.
+        if self._grace is None:
+            self._grace = self.loop.call_later(GRACE_SECONDS, self._close_if_idle)
+
+    def _close_if_idle(self) -> None:
+        if self.transport.is_closing():
+            return
+        if self.cycle is None or self.cycle.response_complete:
+            with contextlib.suppress(h11.LocalProtocolError):
+                self.conn.send(h11.ConnectionClosed())
+            self.transport.close()
+        else:
+            self._last_answer()
+
+    def _last_answer(self) -> None:
+        """The cycle's response is the connection's last: say so (``Connection: close``) if it has not
+        started, and close after it."""
+        cycle = self.cycle
+        if cycle.keep_alive and not cycle.response_started:
+            cycle.default_headers = [*cycle.default_headers, CLOSE]
+        cycle.keep_alive = False
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        if self._grace is not None and self.cycle is not None:
+            self._last_answer()  # a request during the grace: answered, with Connection: close
+
+    def connection_lost(self, exc) -> None:
+        if self._grace is not None:
+            self._grace.cancel()
+        super().connection_lost(exc)
+
+
+class GracefulServer(uvicorn.Server):
+    """uvicorn's server, stopping as the module's docstring says."""
+
+    async def shutdown(self, sockets=None) -> None:
+        loop = asyncio.get_running_loop()
+        for server in self.servers:
+            for sock in server.sockets or ():
+                loop.remove_reader(sock.fileno())  # stop accepting; the socket stays open elsewhere
+        GracefulH11Protocol.stopping = True
+        # Connections accepted in the loop's last turn become transports, then connections
+        # (connection_made is called soon after): let them, before the asyncio server closes.
+        for _ in range(3):
+            await asyncio.sleep(0)
+        await super().shutdown(sockets)
+
+
+class GracefulProcess(multiprocess.Process):
+    """A supervisor's worker running :class:`GracefulServer`."""
+
+    @property
+    def server(self) -> uvicorn.Server:
+        if self._server is None:
+            self._server = GracefulServer(config=self.config)
+        return self._server
+
+
 def serve(host: str, port: int, workers: int, jobs: bool) -> None:
     """Serve on ``host:port`` with ``workers`` processes (1: in this process, as before)."""
-    import uvicorn
-
     os.environ[JOBS_ENV] = "1" if jobs else "0"
     common = {"host": host, "port": port, "log_config": None, "proxy_headers": False,
-              "timeout_graceful_shutdown": 30}
+              "timeout_graceful_shutdown": 30, "http": GracefulH11Protocol, "loop": "asyncio"}
     if workers <= 1:
-        uvicorn.run(worker_app(), **common)
+        server = GracefulServer(uvicorn.Config(worker_app(), **common))
+        server.run()
+        if not server.started:
+            raise SystemExit(STARTUP_FAILURE)
         return
     # A worker imports every capability before it answers the supervisor's health check: give it time.
-    uvicorn.run("commonwatch.serving:worker_app", factory=True, workers=workers, timeout_worker_healthcheck=300,
-                **common)
+    config = uvicorn.Config("commonwatch.serving:worker_app", factory=True, workers=workers,
+                            timeout_worker_healthcheck=300, **common)
+    # uvicorn's supervisor makes its workers with its module's ``Process``: make them graceful ones
+    # (this process is the supervisor and nothing else).
+    multiprocess.Process = GracefulProcess
+    multiprocess.Multiprocess(config, sockets=[config.bind_socket()]).run()

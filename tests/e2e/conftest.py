@@ -35,16 +35,32 @@ class LiveServer:
         self.thread.join(10)
 
 
+def e2e_workers() -> int:
+    """How many worker processes serve the browser suite: ``COMMONWATCH_E2E_WORKERS`` if set, else
+    2 under CI (the suite runs once against the multi-worker server there), else 1 (in process)."""
+    configured = os.environ.get("COMMONWATCH_E2E_WORKERS", "")
+    if configured:
+        return int(configured)
+    return 2 if os.environ.get("CI", "").lower() in ("1", "true", "yes") else 1
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "in_process_server: the test changes the served app's state (auth settings on app.state, the "
+                   "injected clock's time) while it runs, so its server runs in the test's process")
+
+
 @pytest.fixture
-def live_url(app, world, settings):
+def live_url(request, app, world, settings):
     """The app on a loopback port: in this process (its injected clock), or with
-    COMMONWATCH_E2E_WORKERS=N (N > 1) as a real ``commonwatch serve --workers N`` on the same
-    database and data dir (the system clock, jobs off)."""
-    workers = int(os.environ.get("COMMONWATCH_E2E_WORKERS", "1") or 1)
-    if workers > 1:
+    :func:`e2e_workers` N > 1 a real ``commonwatch serve --workers N`` on the same database, data
+    dir and event store (the system clock, jobs off), except for tests marked ``in_process_server``."""
+    workers = e2e_workers()
+    if workers > 1 and request.node.get_closest_marker("in_process_server") is None:
         from tests.web.workers import WorkerServer
 
-        multi = WorkerServer(settings.data_dir, settings.effective_database_url, workers=workers, jobs=False)
+        multi = WorkerServer(settings.data_dir, settings.effective_database_url, workers=workers, jobs=False,
+                             env={"COMMONWATCH_TIMEZONE": settings.timezone})
         url = multi.start()
         yield url
         multi.stop()

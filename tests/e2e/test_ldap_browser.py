@@ -7,7 +7,7 @@ from commonwatch.access.authsettings import AuthSettings
 from tests.access.slapd import SUFFIX, Slapd, slapd_binary
 from tests.conftest import require_service
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.in_process_server]  # it changes app.state or the clock
 
 
 @pytest.fixture

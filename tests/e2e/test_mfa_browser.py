@@ -11,7 +11,7 @@ import pytest
 from commonwatch.access.authsettings import AuthSettings
 from tests.conftest import PASSWORD
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.in_process_server]  # it changes app.state or the clock
 
 
 def _password(page, url, email):

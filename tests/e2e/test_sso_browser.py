@@ -7,7 +7,7 @@ from commonwatch.access.authsettings import AuthSettings
 from commonwatch.config import Settings
 from tests.access.oidc_provider import Provider
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.in_process_server]  # it changes app.state or the clock
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ only, sessions, CSRF and sign-in limits hold across workers, and SIGHUP restarts
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections import Counter
@@ -108,28 +109,70 @@ def test_sign_in_limit_counts_failures_from_every_worker(served):
     assert statuses[5] == 429  # the fifth failure locked the account, whichever worker counted it
 
 
-# Known gap (issue #22): a connection an old worker has accepted but not yet read when SIGHUP stops
-# it is closed without an answer, so one request in a few thousand can be dropped. The test runs and
-# reports; it is not yet a guarantee the server gives.
-@pytest.mark.xfail(reason="uvicorn closes a just-accepted connection of a stopping worker", strict=False)
+def _slow_request(port: int, path: str, headers: dict[str, str], pause: float) -> tuple[int, str, bool]:
+    """Connect, hold the connection ``pause`` seconds without sending a byte (the server has
+    accepted it by then), then send one request and read the whole answer over a raw socket:
+    (status, answering worker, whether it said Connection: close)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=180) as sock:
+        time.sleep(pause)
+        lines = [f"GET {path} HTTP/1.1", "Host: 127.0.0.1", *(f"{k}: {v}" for k, v in headers.items())]
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError(f"closed without an answer after {len(data)} bytes")
+            data += chunk
+        head, body = data.split(b"\r\n\r\n", 1)
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        answer = {k.strip().lower(): v.strip() for k, v in (h.split(":", 1) for h in header_lines)}
+        length = int(answer.get("content-length", "0"))
+        while len(body) < length:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed in the middle of an answer")
+            body += chunk
+        return int(status_line.split()[1]), answer["x-commonwatch-worker"], answer.get("connection") == "close"
+
+
 def test_sighup_restart_drops_no_request(served):
+    """Requests all through a SIGHUP restart, over new connections: some sent at once (httpx), some
+    after holding a just-accepted connection idle for half a second, so that a worker stops while
+    it holds connections whose request has not arrived yet. Every one is answered."""
     server, world = served
     failures: list[str] = []
     pids: list[str] = []
+    last_answers: list[str] = []  # workers that answered a held connection with Connection: close
     stop = threading.Event()
+    headers = world.auth("admin")
 
     def hammer():
-        with fresh_client(base_url=server.url) as c:
+        # A long timeout: on a starved machine an answer may take long; a dropped request is a
+        # disconnect, not a wait.
+        with fresh_client(base_url=server.url, timeout=180) as c:
             while not stop.is_set():
                 try:
-                    resp = c.get("/api/v1/organisations", headers=world.auth("admin"))
+                    resp = c.get("/api/v1/organisations", headers=headers)
                     if resp.status_code != 200:
                         failures.append(f"{resp.status_code} {resp.text[:100]}")
                     pids.append(_worker(resp))
                 except httpx.HTTPError as exc:
                     failures.append(repr(exc))
 
-    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    def hold_then_ask():
+        while not stop.is_set():
+            try:
+                status, pid, closing = _slow_request(server.port, "/api/v1/organisations", headers, 0.5)
+                if status != 200:
+                    failures.append(f"held connection: {status}")
+                pids.append(pid)
+                if closing:
+                    last_answers.append(pid)
+            except OSError as exc:
+                failures.append(f"held connection: {exc!r}")
+
+    threads = [threading.Thread(target=hammer) for _ in range(3)]
+    threads += [threading.Thread(target=hold_then_ask) for _ in range(6)]
     for t in threads:
         t.start()
     deadline = time.monotonic() + 120
@@ -148,8 +191,46 @@ def test_sighup_restart_drops_no_request(served):
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and not replaced():
         time.sleep(0.5)
+    # Judged now: a held connection an old worker accepted before it stopped may still be answered
+    # by it after this (within its grace), as it should.
+    done = replaced()
     stop.set()
     for t in threads:
-        t.join(30)
-    assert replaced(), (before, Counter(pids[at_restart:]))  # both workers were replaced, one by one
+        t.join(200)
+    assert done, (before, Counter(pids[at_restart:]))  # both workers were replaced, one by one
     assert failures == []
+    # The stopping workers answered connections they held with no request yet, saying it was the last.
+    assert set(last_answers) & before, (last_answers, before)
+
+
+# The API suite's route walk over real HTTP: every route of the app, as a constituent of one
+# tenant against the other's objects (tests/test_tenancy.py), through a 2-worker server.
+from tests.test_tenancy import tenancy  # noqa: E402, F401 - the walk's fixture: the other tenant's objects
+
+
+@pytest.fixture
+def over_http(app, world, settings):
+    """A real ``commonwatch serve --workers 2`` on the app's database, data dir and event store, and
+    an HTTP client to it that opens a new connection for every request (so both workers answer)."""
+    server = WorkerServer(settings.data_dir, settings.effective_database_url, workers=2, jobs=False,
+                          env={"COMMONWATCH_TIMEZONE": settings.timezone})
+    server.start(warm=())
+    answered: Counter = Counter()
+
+    def count(resp: httpx.Response) -> None:
+        answered[resp.headers.get("x-commonwatch-worker")] += 1
+
+    with fresh_client(base_url=server.url, event_hooks={"response": [count]}) as c:
+        yield c, answered
+    server.stop()
+
+
+def test_the_api_route_walk_passes_over_http_against_two_workers(app, world, tenancy, over_http):  # noqa: F811
+    import tests.test_tenancy as walk
+
+    c, answered = over_http
+    walk.test_every_route_hides_b_from_a_constituent_of_a(app, c, world, tenancy)
+    walk.test_a_sees_its_own_organisation(c, world)
+    walk.test_staff_see_every_tenant(c, world)
+    walk.test_partner_sees_only_its_own_organisation(c, world)
+    assert len(answered) == 2 and min(answered.values()) > 5, answered  # both workers took part

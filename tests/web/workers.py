@@ -33,9 +33,13 @@ class WorkerServer:
                     "COMMONWATCH_MFA_REQUIRED_ROLES": "", **(env or {})}
         self.args = [sys.executable, "-m", "commonwatch.cli", "serve", "--port", str(self.port),
                      "--workers", str(workers), "--jobs" if jobs else "--no-jobs"]
+        self.workers = workers
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 600) -> str:
+    def start(self, timeout: float = 600, warm: tuple[str, ...] = ("/login",)) -> str:
+        """Start the server and return its URL once every worker answers: each one has answered
+        /healthz and each of ``warm`` (its first page builds templates and imports pages, which on
+        a loaded machine can take longer than a browser test waits for a page)."""
         data_dir = self.log_path.parent
         data_dir.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("wb")
@@ -46,11 +50,32 @@ class WorkerServer:
                 raise RuntimeError(f"the server exited: {self.log_path.read_text()[-3000:]}")
             try:
                 if httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    return self.url
+                    break
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
-        raise RuntimeError(f"the server did not start: {self.log_path.read_text()[-3000:]}")
+        else:
+            raise RuntimeError(f"the server did not start: {self.log_path.read_text()[-3000:]}")
+        # The other workers may still be importing: until they listen the kernel hands every
+        # connection to those that do. Ask over new connections until each worker has answered
+        # every warm-up path.
+        answered: dict[str, set[str]] = {}
+        with fresh_client(base_url=self.url) as c:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"the server exited: {self.log_path.read_text()[-3000:]}")
+                for path in ("/healthz", *warm):
+                    try:
+                        resp = c.get(path)
+                    except httpx.HTTPError:
+                        continue
+                    if resp.status_code == 200:
+                        answered.setdefault(resp.headers["x-commonwatch-worker"], set()).add(path)
+                done = [pid for pid, paths in answered.items() if len(paths) == 1 + len(warm)]
+                if len(done) >= self.workers:
+                    return self.url
+                time.sleep(0.05)
+        raise RuntimeError(f"not every worker answered: {answered} {self.log_path.read_text()[-3000:]}")
 
     def restart(self) -> None:
         """SIGHUP: the supervisor replaces its workers one by one."""
@@ -71,4 +96,5 @@ class WorkerServer:
 
 def fresh_client(**kwargs) -> httpx.Client:
     """A client that opens a new connection for every request, so requests spread over workers."""
-    return httpx.Client(limits=httpx.Limits(max_keepalive_connections=0), timeout=30, **kwargs)
+    kwargs.setdefault("timeout", 30)
+    return httpx.Client(limits=httpx.Limits(max_keepalive_connections=0), **kwargs)

@@ -6,6 +6,7 @@ An operator may override any file by placing a copy under ``$COMMONWATCH_DATA_DI
 
 from __future__ import annotations
 
+import copy
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -30,10 +31,21 @@ def rules_path(name: str, data_dir: Path | None = None) -> Path:
     return Path(str(resources.files(__package__).joinpath(name)))
 
 
+#: path -> (the text last parsed, its rules): pages read rules on every request, and parsing the
+#: YAML cost a third of the overview's CPU. The file is still read each time (a changed file is
+#: parsed again at once); callers get a copy they may change.
+_PARSED: dict[str, tuple[str, dict[str, Any]]] = {}
+
+
 def load_rules(name: str, data_dir: Path | None = None) -> dict[str, Any]:
     """Parse a rules file and check its header; raises :class:`RulesError` with the reason."""
     path = rules_path(name, data_dir)
-    return parse_rules(path.read_text(encoding="utf-8"), str(path))
+    text = path.read_text(encoding="utf-8")
+    seen = _PARSED.get(str(path))
+    if seen is None or seen[0] != text:
+        seen = (text, parse_rules(text, str(path)))
+        _PARSED[str(path)] = seen
+    return copy.deepcopy(seen[1])
 
 
 def parse_rules(text: str, origin: str) -> dict[str, Any]:

@@ -423,6 +423,13 @@ class ParquetEventStore:
               time_from: datetime | None = None, time_to: datetime | None = None) -> pl.LazyFrame:
         """The live segments that can hold rows in the given id and time ranges (pruned by the
         manifest's bounds before any file is opened)."""
+        segments = self._segments(m, min_id=min_id, max_id=max_id, time_from=time_from, time_to=time_to)
+        if not segments:
+            return pl.LazyFrame(schema=SCHEMA)
+        return pl.scan_parquet([str(self.location / s["file"]) for s in segments], schema=SCHEMA)
+
+    def _segments(self, m: Manifest | None = None, *, min_id: int | None = None, max_id: int | None = None,
+                  time_from: datetime | None = None, time_to: datetime | None = None) -> list[dict]:
         m = m or self.read_manifest()
         files = []
         for s in m.segments:
@@ -434,10 +441,8 @@ class ParquetEventStore:
                 continue
             if time_to is not None and datetime.fromisoformat(s["min_time"]) >= time_to:
                 continue
-            files.append(str(self.location / s["file"]))
-        if not files:
-            return pl.LazyFrame(schema=SCHEMA)
-        return pl.scan_parquet(files, schema=SCHEMA)
+            files.append(s)
+        return files
 
     def _selection(self, principal: Principal, f: EventFilter, *, up_to_id: int | None = None) -> pl.LazyFrame:
         lf = self._lazy(max_id=up_to_id, time_from=f.time_from, time_to=f.time_to)
@@ -576,8 +581,8 @@ class ParquetEventStore:
     def ordered(self, principal: Principal, f: EventFilter, *, limit: int, after: Position | None = None,
                 before: Position | None = None, up_to_id: int | None = None,
                 dense: bool | None = None, sort: EventSort = NEWEST_FIRST) -> list[SimpleNamespace]:
-        lf = self._selection(principal, f, up_to_id=up_to_id)
         if not sort.is_default:  # another order: the selection's top rows by (key, id), one pass
+            lf = self._selection(principal, f, up_to_id=up_to_id)
             descending, value, ident = sort_bounds(sort, after, before)
             lf = lf.with_columns(sort_expr(sort.key).alias("_sort"))
             if ident is not None:
@@ -585,12 +590,38 @@ class ParquetEventStore:
             lf = lf.sort(["_sort", "id"], descending=descending).head(limit).drop("_sort")
             return as_records(lf.collect())
         if before is not None:
+            lf = self._selection(principal, f, up_to_id=up_to_id)
             lf = lf.filter(newer_than(before)).sort(["time_source", "id"]).head(limit)
-        else:
-            if after is not None:
-                lf = lf.filter(older_than(after))
-            lf = lf.sort(["time_source", "id"], descending=True).head(limit)
-        return as_records(lf.collect())
+            return as_records(lf.collect())
+        return as_records(self._newest(principal, f, limit=limit, after=after, up_to_id=up_to_id))
+
+    def _newest(self, principal: Principal, f: EventFilter, *, limit: int, after: Position | None,
+                up_to_id: int | None) -> pl.DataFrame:
+        """The ``limit`` newest matching rows (older than ``after``), reading segments newest first
+        and stopping once the next one cannot hold a row newer than the last of those found: a
+        first page opens the few newest segments, not every one (the manifest has each segment's
+        time bounds)."""
+        segments = self._segments(max_id=up_to_id, time_from=f.time_from, time_to=f.time_to)
+        if after is not None:
+            at = after.time_source
+            segments = [s for s in segments if datetime.fromisoformat(s["min_time"]) <= at]
+        segments.sort(key=lambda s: s["max_time"], reverse=True)  # ISO UTC text sorts as time
+        keep = visible_to(principal) & filter_expr(f)
+        if up_to_id is not None:
+            keep = keep & (pl.col("id") <= up_to_id)
+        if after is not None:
+            keep = keep & older_than(after)
+        order = {"by": ["time_source", "id"], "descending": True}
+        found = pl.DataFrame(schema=SCHEMA)
+        i, step = 0, 4
+        while i < len(segments):
+            if found.height >= limit and datetime.fromisoformat(segments[i]["max_time"]) < found["time_source"][-1]:
+                break  # every segment left holds only older rows
+            chunk, i, step = segments[i:i + step], i + step, min(step * 2, 64)
+            part = pl.scan_parquet([str(self.location / s["file"]) for s in chunk], schema=SCHEMA) \
+                .filter(keep).sort(**order).head(limit).collect()
+            found = pl.concat([found, part]).sort(**order).head(limit)
+        return found
 
     def search_page(self, principal: Principal, f: EventFilter, *, limit: int = DEFAULT_PAGE_SIZE,
                     after: str | None = None, before: str | None = None, count: bool = True,

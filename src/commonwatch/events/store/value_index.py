@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 
 from commonwatch.events.store import MENTION_COLUMNS, SMALL_PROBE, Probe, mention_pairs, probe_frames
 
@@ -102,7 +103,8 @@ def mention_pairs_indexed(location: Path, segments: Sequence[dict[str, Any]], vi
     if exact.height and indexed:
         try:
             out.append(_from_indexes([str(location / companion(s["file"])) for s in indexed], visible, exact))
-        except (OSError, pl.exceptions.PolarsError) as exc:  # an unreadable index: the segments answer
+        except (OSError, ValueError, pa.ArrowException, pl.exceptions.PolarsError) as exc:
+            # an unreadable index: the segments answer
             log.warning("value index unreadable, scanning the segments", extra={"error": str(exc)})
             plain = list(segments)
     if exact.height and plain:
@@ -115,10 +117,65 @@ def mention_pairs_indexed(location: Path, segments: Sequence[dict[str, Any]], vi
 
 
 def _from_indexes(files: list[str], visible: pl.Expr, exact: pl.DataFrame) -> pl.DataFrame:
-    lf = pl.scan_parquet(files, schema=SCHEMA).filter(visible)
-    if exact.height <= SMALL_PROBE:  # a page's few values: row-group statistics skip the rest
-        wanted = exact["value"].unique().implode()
-        hits = lf.filter(pl.col("value").is_in(wanted)).select("value", "family", "id").collect()
+    if exact.height <= SMALL_PROBE:  # a page's few values: only the row groups that can hold them
+        wanted = sorted({v.encode("utf-8") for v in exact["value"].to_list()})
+        parts = [t for t in (_read_groups(f, wanted) for f in files) if t is not None]
+        if not parts:
+            return EMPTY_PAIRS
+        hits = pl.concat([pl.from_arrow(t) for t in parts]).filter(
+            pl.col("value").is_in(exact["value"].implode()) & visible)  # type: ignore[arg-type]
         return hits.join(exact, on=["value", "family"], how="semi").select("value", "id")
+    lf = pl.scan_parquet(files, schema=SCHEMA).filter(visible)
     return lf.select("value", "family", "id").join(exact.lazy(), on=["value", "family"], how="inner").select(
         "value", "id").collect(engine="streaming")
+
+
+#: path -> (footer, (low, high) bytes of ``value`` per row group, None where unknown). An index file
+#: never changes under its name (names are unique; a rewrite is a new file), so this never goes stale.
+_FOOTERS: dict[str, tuple[Any, list[tuple[bytes, bytes] | None]]] = {}
+_FOOTERS_MAX = 20_000
+
+
+def _footer(path: str) -> tuple[Any, list[tuple[bytes, bytes] | None]]:
+    import pyarrow.parquet as pq
+
+    held = _FOOTERS.get(path)
+    if held is not None:
+        return held
+    meta = pq.read_metadata(path)
+    col = meta.schema.names.index("value")
+    bounds: list[tuple[bytes, bytes] | None] = []
+    for i in range(meta.num_row_groups):
+        st = meta.row_group(i).column(col).statistics
+        # The writer may shorten long strings: its low bound is then a prefix, its high one raised
+        # past the true value, so [low, high] still holds every value of the group.
+        bounds.append((_raw(st.min_raw), _raw(st.max_raw)) if st is not None and st.has_min_max else None)
+    if len(_FOOTERS) >= _FOOTERS_MAX:
+        _FOOTERS.clear()
+    _FOOTERS[path] = (meta, bounds)
+    return meta, bounds
+
+
+def _raw(value: Any) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode("utf-8")
+
+
+def _read_groups(path: str, wanted: list[bytes]) -> Any:
+    """The row groups of one index file whose value range holds one of ``wanted`` (sorted), as an
+    Arrow table, or None."""
+    import bisect
+
+    import pyarrow.parquet as pq
+
+    meta, bounds = _footer(path)
+    groups = []
+    for i, b in enumerate(bounds):
+        if b is None:
+            groups.append(i)
+            continue
+        at = bisect.bisect_left(wanted, b[0])
+        if at < len(wanted) and wanted[at] <= b[1]:
+            groups.append(i)
+    if not groups:
+        return None
+    return pq.ParquetFile(path, metadata=meta).read_row_groups(groups, columns=list(SCHEMA))

@@ -34,7 +34,7 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
-from commonwatch.events.store import MENTION_COLUMNS, SMALL_PROBE, Probe, mention_pairs, probe_frames
+from commonwatch.events.store import MENTION_COLUMNS, SMALL_PROBE, Probe, mention_pairs
 
 log = logging.getLogger(__name__)
 
@@ -94,12 +94,14 @@ def mention_pairs_indexed(location: Path, segments: Sequence[dict[str, Any]], vi
     """``(value, id)`` of every event the reader may see (``visible``) mentioning a probe: the exact
     probes from the indexes of the segments that have one, the rest from the segments themselves
     (``scan`` gives a segment list's events), networks from the segments."""
-    exact, nets = probe_frames(probes)
+    exact_probes = [p for p in probes if p.family != "net"]
+    net_probes = [p for p in probes if p.family == "net"]
+    exact = pl.DataFrame({"value": [p.value for p in exact_probes], "family": [p.family for p in exact_probes]},
+                         schema={"value": pl.String, "family": pl.String}).unique()
     indexed = [s for s in segments if (location / companion(s["file"])).exists()]
     names = {s["file"] for s in indexed}
     plain = [s for s in segments if s["file"] not in names]
     out: list[pl.DataFrame] = []
-    exact_probes = [p for p in probes if p.family != "net"]
     if exact.height and indexed:
         try:
             out.append(_from_indexes([str(location / companion(s["file"])) for s in indexed], visible, exact))
@@ -109,8 +111,8 @@ def mention_pairs_indexed(location: Path, segments: Sequence[dict[str, Any]], vi
             plain = list(segments)
     if exact.height and plain:
         out.append(mention_pairs(scan(plain).filter(visible), exact_probes))
-    if nets.height:
-        out.append(mention_pairs(scan(list(segments)).filter(visible), [p for p in probes if p.family == "net"]))
+    if net_probes:
+        out.append(mention_pairs(scan(list(segments)).filter(visible), net_probes))
     if not out:
         return EMPTY_PAIRS
     return pl.concat(out).unique()

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 SUFFIX = ".values.parquet"
 #: Rows per row group of an index: a few values' lookup reads a few of these.
-ROW_GROUP_ROWS = 16 * 1024
+ROW_GROUP_ROWS = 2048
 SCHEMA = pl.Schema({"value": pl.String(), "family": pl.String(), "id": pl.Int64(), "org_id": pl.Int64(),
                     "partner_org_id": pl.Int64()})
 EMPTY_PAIRS = pl.DataFrame(schema={"value": pl.String, "id": pl.Int64})

@@ -302,7 +302,16 @@ class ParquetEventStore:
 
     def _write_segments(self, m: Manifest, frame: pl.DataFrame) -> list[dict[str, Any]]:
         """One segment per UTC day of ``frame``, each sorted by (time_source, id); not yet committed."""
-        out = []
+        out: list[dict[str, Any]] = []
+        try:
+            return self._write_days(m, frame, out)
+        except OSError:  # nothing of this call is committed: its files go now, not after RETIRE_SECONDS
+            for seg in out:
+                (self.location / seg["file"]).unlink(missing_ok=True)
+                (self.location / value_index.companion(seg["file"])).unlink(missing_ok=True)
+            raise
+
+    def _write_days(self, m: Manifest, frame: pl.DataFrame, out: list[dict[str, Any]]) -> list[dict[str, Any]]:
         days = frame.with_columns(pl.col("time_source").dt.strftime("%Y-%m-%d").alias("_day"))
         for (day,), part in days.group_by(["_day"], maintain_order=True):
             part = part.drop("_day").sort(["time_source", "id"])

@@ -72,8 +72,12 @@ def write(segment_path: Path, part: pl.DataFrame, written: Callable) -> None:
     """Write the index of the segment at ``segment_path`` (``written``: the store's durable
     temporary-name-then-rename context)."""
     final = segment_path.with_name(companion(segment_path.name))
-    with written(final.with_name(f".{final.name}.tmp"), final) as tmp:
-        build(part).write_parquet(tmp, compression="zstd", statistics=True, row_group_size=ROW_GROUP_ROWS)
+    try:
+        with written(final.with_name(f".{final.name}.tmp"), final) as tmp:
+            build(part).write_parquet(tmp, compression="zstd", statistics=True, row_group_size=ROW_GROUP_ROWS)
+    except OSError:  # (a full disk) the segment, not yet committed, goes too: no space is held by it
+        segment_path.unlink(missing_ok=True)
+        raise
 
 
 def rebuild_missing(location: Path, segments: Iterable[dict[str, Any]], written: Callable) -> int:

@@ -94,6 +94,13 @@ class FeedTally:
     mapped: set[str] = field(default_factory=set)
     required: list[str] = field(default_factory=list)
 
+    def note_shape(self, parsed: ParsedBatch) -> None:
+        shape = parsed.shape
+        if shape is not None:
+            self.header.extend(c for c in shape.header if c not in self.header)
+            self.mapped.update(shape.mapped)
+            self.required.extend(c for c in shape.required if c not in self.required)
+
     def row(self, run_id: int, feed: str, at: datetime, subscription: str = "") -> dict[str, Any]:
         header = self.header
         new = [c for c in header if self.mapped and c not in self.mapped]
@@ -132,13 +139,29 @@ class RunRecorder:
         tally.rows += rows_in
         tally.events += events.height
         tally.quarantined += quarantined
-        if "constituent.org_id" in events.columns:
-            tally.matched += int(events["constituent.org_id"].is_not_null().sum())
-        shape = parsed.shape
-        if shape is not None:
-            tally.header.extend(c for c in shape.header if c not in tally.header)
-            tally.mapped.update(shape.mapped)
-            tally.required.extend(c for c in shape.required if c not in tally.required)
+        tally.matched += matched_in(events)
+        tally.note_shape(parsed)
+
+    def add_parsed(self, parsed: ParsedBatch) -> str:
+        """At the publisher of a run handed to RabbitMQ workers: count what parsing knows (rows, the
+        records the parser refused, the header against the mapping). Returns the feed the batch
+        counts under; it travels with the batch, and the worker adds the rest (:func:`add_processed`)."""
+        feed = self._feed_of(parsed)
+        tally = self.tallies.setdefault(feed, FeedTally())
+        tally.rows += parsed.frame.height + len(parsed.bad)
+        tally.quarantined += len(parsed.bad)
+        tally.note_shape(parsed)
+        return feed
+
+    def merge(self, engine: Engine, run_id: int, at: datetime) -> None:
+        """Write the publisher's figures into the run's ``feed_run_stats`` rows, which the workers
+        may already have begun (whichever comes first makes the row)."""
+        for feed, t in self.tallies.items():
+            row = t.row(run_id, feed, at, self.subscription)
+            adds = {k: row.pop(k) for k in ("rows", "quarantined")}
+            for k in ("run_id", "feed_name", "events", "matched"):
+                row.pop(k)
+            _merge_stats(engine, run_id, feed, adds, row)
 
     def source_done(self) -> None:
         """The current source is read: its hash joins its feed's."""
@@ -163,6 +186,47 @@ class RunRecorder:
         if rows:
             with engine.begin() as conn:
                 conn.execute(insert(FeedRunStats), rows)
+
+
+def matched_in(events: pl.DataFrame) -> int:
+    """Events matched to a constituent (a column count)."""
+    if "constituent.org_id" not in events.columns:
+        return 0
+    return int(events["constituent.org_id"].is_not_null().sum())
+
+
+def add_processed(engine: Engine, run_id: int, feed: str, at: datetime, *, events: pl.DataFrame,
+                  quarantined: int, refused_by_parser: int) -> None:
+    """At a RabbitMQ worker, after its batch is stored: the batch's events, the events matched to a
+    constituent and the records the stages quarantined (the parser's own refusals the publisher
+    counted), added to the run's row for ``feed``. A batch redelivered after a worker died between
+    its commit and its acknowledgement is counted again here (its events are stored once)."""
+    _merge_stats(engine, run_id, feed, {"events": events.height, "matched": matched_in(events),
+                                        "quarantined": max(quarantined - refused_by_parser, 0)},
+                 {"at": at}, keep_set=True)
+
+
+def _merge_stats(engine: Engine, run_id: int, feed: str, adds: dict[str, int], sets: dict[str, Any], *,
+                 keep_set: bool = False) -> None:
+    """Add ``adds`` to the run's ``feed_run_stats`` row for ``feed`` and set ``sets`` (with
+    ``keep_set``, only on a row it makes), making the row if there is none. The merges of one run
+    are serialised on its ``ingest_runs`` row (on SQLite, by the write lock)."""
+    from sqlalchemy import column, table, update
+
+    runs = table("ingest_runs", column("id"))
+    feed = feed[:500]
+    with engine.begin() as conn:
+        conn.execute(select(runs.c.id).where(runs.c.id == run_id).with_for_update())
+        found = conn.execute(select(FeedRunStats.id).where(FeedRunStats.run_id == run_id,
+                                                           FeedRunStats.feed_name == feed)).first()
+        if found is None:
+            base = FeedTally().row(run_id, feed, sets["at"])
+            conn.execute(insert(FeedRunStats), [{**base, **sets, **adds}])
+        else:
+            values: dict[str, Any] = {k: getattr(FeedRunStats, k) + v for k, v in adds.items()}
+            if not keep_set:
+                values.update(sets)
+            conn.execute(update(FeedRunStats).where(FeedRunStats.id == found.id).values(**values))
 
 
 # --- rules -----------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -135,14 +136,19 @@ def export_indicators(request: Request, format: str = "stix", q: SearchText = ""
     """The selection as a STIX 2.1 bundle, MISP event JSON or CSV; only what the reader may see."""
     now = request.app.state.clock.now()
     rows = services.indicator_rows_for_export(db, principal, _filter(q, kind, tlp, status, source), now)
-    return export_response(db, principal, rows, format, centre_of(request), now)
+    return export_response(db, principal, rows, format, centre_of(request), now,
+                           data_dir=request.app.state.settings.data_dir)
 
 
 def export_response(db: Session, principal: Principal, rows: list[Indicator], format: str, centre: dict,
-                    now: datetime) -> Response:
+                    now: datetime, *, data_dir: Path | None = None) -> Response:
+    """The selection in ``format``. The CSV lists every selected indicator (a working list); the
+    STIX and MISP files are for sharing, so indicators decay has expired are left out of them."""
     import json
 
     stamp = now.strftime("%Y%m%d-%H%M%S")
+    if format in ("stix", "misp"):
+        rows = services.unexpired(db, rows, now, data_dir)
     if format == "csv":
         return Response(csv_text(services.CSV_HEADER, services.csv_rows(rows)), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="indicators-{stamp}.csv"'})

@@ -69,6 +69,8 @@ def intel_export(format: str = typer.Option("stix", help="stix, misp or csv"),
     now = rt.clock.now()
     with rt.session("cli") as session:
         rows = services.indicator_rows_for_export(session, SYSTEM, services.IndicatorFilter(q=q, status=status), now)
+        if format in ("stix", "misp"):  # files for sharing: what decay has expired stays out
+            rows = services.unexpired(session, rows, now, rt.settings.data_dir)
         if format == "csv":
             text = csv_text(services.CSV_HEADER, services.csv_rows(rows))
         elif format == "misp":

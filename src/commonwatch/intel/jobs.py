@@ -146,6 +146,7 @@ def promotion_candidates(events: pl.DataFrame, rule: PromotionRule) -> pl.DataFr
         pl.col("org_id").drop_nulls().unique().alias("orgs"),
         pl.col("malware_name").drop_nulls().unique().alias("malware"),
         pl.col("time_source").min().alias("first_seen"),
+        pl.col("time_source").max().alias("last_seen"),
         _tlp_rank("tlp").max().alias("tlp_rank"),
         pl.len().alias("events"),
     )
@@ -155,7 +156,18 @@ def promotion_candidates(events: pl.DataFrame, rule: PromotionRule) -> pl.DataFr
 def promote(session: Session, events: pl.DataFrame, rules: list[PromotionRule], now: datetime,
             centre_id: str, data_dir: Path | None = None) -> int:
     """Create indicators for the values the rules confirm and that no indicator holds yet; values on
-    a warning list whose policy suppresses them are not promoted."""
+    a warning list whose policy suppresses them are not promoted.
+
+    Decay (``rules/indicator_decay.yaml``) sets the valid-until: the last time the events saw the
+    value plus the days its model takes to fall to the threshold (the rule's ``valid_days`` only when
+    no model applies). A value whose events are so old that it would be born expired is not promoted.
+    An indicator a rule promoted before is not promoted again: it is refreshed (a new version with a
+    later valid-until) only when the events saw it after what it was last valid from, so that an
+    expired one comes back only with a new sighting and a feed sending the same old file again keeps
+    nothing alive. A valid-until a person set (an expiry by hand, an edit) is never moved."""
+    from commonwatch.intel import decay
+
+    models = decay.decay_models(data_dir)
     created = 0
     for rule in rules:
         cand = promotion_candidates(events, rule)
@@ -163,7 +175,7 @@ def promote(session: Session, events: pl.DataFrame, rules: list[PromotionRule], 
             cand = cand.join(_listed_values(cand, data_dir), on="value", how="anti")
         if cand.is_empty():
             continue
-        objects, shares = [], {}
+        objects, shares, refreshes = [], {}, []
         for row in cand.iter_rows(named=True):  # one row per distinct confirmed value, not per event
             try:
                 kind = stix.detect_kind(row["value"]) if rule.value.endswith(".ip") else \
@@ -174,27 +186,37 @@ def promote(session: Session, events: pl.DataFrame, rules: list[PromotionRule], 
             label = tlpmod.stricter(rule.tlp, _label(row["tlp_rank"]))
             if label == "RED":
                 continue  # RED events stay with their named recipients; they are never promoted
-            exists = session.scalar(select(Indicator.id).where(Indicator.kind == value.kind,
-                                                               Indicator.value_key == value.key,
-                                                               Indicator.revoked.is_(False)).limit(1))
-            if exists is not None:
+            until = _decay_until(models, value.kind, f"rule:{rule.id}", min(row["last_seen"], now), now,
+                                 rule.valid_days)
+            held = session.scalar(select(Indicator).where(Indicator.kind == value.kind,
+                                                          Indicator.value_key == value.key,
+                                                          Indicator.revoked.is_(False))
+                                  .order_by(Indicator.valid_until.desc()).limit(1))
+            if held is not None:
+                if until > now and held.source.startswith("rule:") and (
+                        held.valid_until is None or until > held.valid_until):
+                    refreshes.append((held, until, min(row["last_seen"], now)))
                 continue
+            if until <= now:
+                continue  # seen too long ago: it would be expired at birth
             stamp = stix.timestamp(now)
             obj = {"type": "indicator", "spec_version": stix.SPEC, "id": stix.new_id("indicator"), "created": stamp,
                    "modified": stamp, "created_by_ref": centre_id, "name": f"{rule.en}: {value.value}",
                    "pattern": stix.pattern_for(value), "pattern_type": "stix", "valid_from": stamp,
-                   "valid_until": stix.timestamp(now + timedelta(days=rule.valid_days)),
+                   "valid_until": stix.timestamp(until),
                    "indicator_types": list(rule.indicator_types), "confidence": rule.confidence,
                    "description": f"Promoted by rule {rule.id} ({rule.en}) from {row['events']} events reported "
                                   f"by {row['feeds']} feed(s), first seen {stix.timestamp(row['first_seen'])}.",
                    "labels": [f"rule:{rule.id}", *[f"malware:{m}" for m in row["malware"]]]}
             obj = stix.with_extension(obj, evidence={"events": row["events"], "feeds": row["feeds"],
-                                                     "first_seen": stix.timestamp(row["first_seen"])})
+                                                     "first_seen": stix.timestamp(row["first_seen"])},
+                                      decay_until=stix.timestamp(until))
             if rule.kill_chain_phase:
                 obj["kill_chain_phases"] = [{"kill_chain_name": services.KILL_CHAIN,
                                              "phase_name": rule.kill_chain_phase}]
             objects.append(stix.with_tlp(obj, label))
             shares[obj["id"]] = list(row["orgs"])
+        _refresh(session, refreshes, now)
         if not objects:
             continue
         origin = services.Origin(source=f"rule:{rule.id}", owner_org_id=None, author_user_id=None,
@@ -204,6 +226,43 @@ def promote(session: Session, events: pl.DataFrame, rules: list[PromotionRule], 
             services.set_shares(session, sid, orgs, [])
         created += report.count("added")
     return created
+
+
+def _decay_until(models: list, kind: str, source: str, seen: datetime, now: datetime,
+                 fallback_days: float) -> datetime:
+    """When an indicator last seen at ``seen`` falls to its model's threshold (at STIX's precision)."""
+    from commonwatch.intel import decay
+
+    model = decay.model_for(models, kind, source)
+    until = seen + timedelta(days=model.days_to_threshold) if model else now + timedelta(days=fallback_days)
+    return stix.parse_timestamp(stix.timestamp(until), "valid_until")
+
+
+def _refresh(session: Session, refreshes: list[tuple[Indicator, datetime, datetime]], now: datetime) -> int:
+    """New versions of promoted indicators seen again, with the later valid-until decay gives and
+    their last seen moved on (decay counts from it); one whose valid-until is no longer the one
+    decay set (a person changed it) is left alone."""
+    objects, origins, seen_at = [], [], []
+    for ind, until, seen in refreshes:
+        row = services._latest_row(session, ind.stix_id)
+        body = json.loads(row.body)
+        if stix.extension_of(body).get("decay_until") != body.get("valid_until"):
+            continue
+        body["valid_until"] = stix.timestamp(until)
+        body["modified"] = stix.timestamp(services._bump(now, ind.modified))
+        objects.append(stix.with_extension(body, decay_until=stix.timestamp(until)))
+        origins.append(services.Origin(source=ind.source, owner_org_id=ind.owner_org_id,
+                                       author_user_id=ind.author_user_id, default_tlp=ind.tlp, may_update_any=True,
+                                       accept_red=False))
+        seen_at.append(seen)
+    for obj, origin, seen in zip(objects, origins, seen_at, strict=True):
+        report = services.store_objects(session, [obj], origin, now)
+        if report.failures:
+            log.warning("indicator not refreshed", extra={"stix_id": obj["id"], "error": report.failures[0].reason})
+            continue
+        ind = session.scalar(select(Indicator).where(Indicator.stix_id == obj["id"]))
+        ind.last_seen = max(ind.last_seen or seen, seen)
+    return len(objects)
 
 
 def _listed_values(cand: pl.DataFrame, data_dir: Path) -> pl.DataFrame:

@@ -112,7 +112,8 @@ def export_page(request: Request, format: str = "stix", q: SearchText = "", kind
                 db: Session = Depends(get_db)) -> Response:
     now = request.app.state.clock.now()
     rows = services.indicator_rows_for_export(db, principal, _f(q, kind, tlp, status, source), now)
-    return export_response(db, principal, rows, format, centre_of(request), now)
+    return export_response(db, principal, rows, format, centre_of(request), now,
+                           data_dir=request.app.state.settings.data_dir)
 
 
 def _form_page(request: Request, db: Session, *, ind, form: dict, errors: dict, status_code: int = 200) -> HTMLResponse:

@@ -3,7 +3,9 @@ objects (GET with ``added_after``, ``match[...]``, ``limit``/``next``; POST of e
 with a status resource), an object and its versions, the manifest, and status.
 
 Every read goes through ``db.scope`` (TLP) and the collection's ceiling and access rights; a
-collection a reader may not use answers 404 so its existence does not leak.
+collection a reader may not use answers 404 so its existence does not leak. An indicator that has
+expired by decay (``rules/indicator_decay.yaml``, or its own valid_until) is not served: not in
+objects, an object, its versions nor the manifest (:func:`_page` leaves it out and reads on).
 """
 
 from __future__ import annotations
@@ -232,9 +234,29 @@ def _filtered(request: Request, principal: Principal, c: IntelCollection, column
     return stmt.order_by(CollectionEntry.id)
 
 
-def _page(db: Session, stmt, limit: int) -> tuple[list[Any], bool]:
-    rows = db.execute(stmt.limit(limit + 1)).all()
-    return rows[:limit], len(rows) > limit
+#: rows read at most per round when expired indicators are left out of a page
+_MAX_ROUND = 5000
+
+
+def _page(db: Session, request: Request, stmt, limit: int) -> tuple[list[Any], bool]:
+    """One page of entries (``stmt`` is ordered by entry id and selects ``id``, ``stix_id`` and
+    ``type``) without the indicators decay has expired; reads on past them until the page is full."""
+    from commonwatch.intel import decay
+
+    now, data_dir = _now(request), request.app.state.settings.data_dir
+    kept: list[Any] = []
+    after: int | None = None
+    batch = limit + 1
+    while True:
+        query = stmt if after is None else stmt.where(CollectionEntry.id > after)
+        rows = db.execute(query.limit(batch)).all()
+        expired = decay.expired_stix_ids(db, list({r.stix_id for r in rows if r.type == "indicator"}), now,
+                                         data_dir)
+        kept += [r for r in rows if r.stix_id not in expired]
+        if len(kept) > limit or len(rows) < batch:
+            return kept[:limit], len(kept) > limit
+        after = rows[-1].id
+        batch = min(batch * 2, _MAX_ROUND)
 
 
 def _page_headers(rows: list[Any]) -> dict[str, str]:
@@ -252,14 +274,15 @@ def _envelope(rows: list[Any], more: bool) -> str:
     return head + ',"objects":[' + ",".join(r.body for r in rows) + "]}"
 
 
-_ENTRY_COLUMNS = (CollectionEntry.id, CollectionEntry.date_added, IntelObject.body)
+_ENTRY_COLUMNS = (CollectionEntry.id, CollectionEntry.date_added, IntelObject.stix_id, IntelObject.type,
+                  IntelObject.body)
 
 
 @router.get(f"{ROOT}/collections/{{collection_id}}/objects/")
 def get_objects(collection_id: str, request: Request, principal: Principal = Depends(taxii_principal),
                 db: Session = Depends(get_db)) -> Response:
     c = _readable(db, principal, collection_id)
-    rows, more = _page(db, _filtered(request, principal, c, _ENTRY_COLUMNS), _limit(request))
+    rows, more = _page(db, request, _filtered(request, principal, c, _ENTRY_COLUMNS), _limit(request))
     return taxii_response(_envelope(rows, more), headers=_page_headers(rows))
 
 
@@ -267,9 +290,9 @@ def get_objects(collection_id: str, request: Request, principal: Principal = Dep
 def manifest(collection_id: str, request: Request, principal: Principal = Depends(taxii_principal),
              db: Session = Depends(get_db)) -> Response:
     c = _readable(db, principal, collection_id)
-    columns = (CollectionEntry.id, CollectionEntry.date_added, IntelObject.stix_id, IntelObject.version,
-               IntelObject.spec_version)
-    rows, more = _page(db, _filtered(request, principal, c, columns), _limit(request))
+    columns = (CollectionEntry.id, CollectionEntry.date_added, IntelObject.stix_id, IntelObject.type,
+               IntelObject.version, IntelObject.spec_version)
+    rows, more = _page(db, request, _filtered(request, principal, c, columns), _limit(request))
     body: dict[str, Any] = {"more": more}
     if more:
         body["next"] = str(rows[-1].id)
@@ -283,7 +306,8 @@ def manifest(collection_id: str, request: Request, principal: Principal = Depend
 def get_object(collection_id: str, object_id: str, request: Request,
                principal: Principal = Depends(taxii_principal), db: Session = Depends(get_db)) -> Response:
     c = _readable(db, principal, collection_id)
-    rows, more = _page(db, _filtered(request, principal, c, _ENTRY_COLUMNS, object_id=object_id), _limit(request))
+    rows, more = _page(db, request, _filtered(request, principal, c, _ENTRY_COLUMNS, object_id=object_id),
+                       _limit(request))
     if not rows and not request.query_params.get("next"):
         raise TaxiiError(404, "Not Found", "no such object in this collection")
     return taxii_response(_envelope(rows, more), headers=_page_headers(rows))
@@ -293,9 +317,10 @@ def get_object(collection_id: str, object_id: str, request: Request,
 def object_versions(collection_id: str, object_id: str, request: Request,
                     principal: Principal = Depends(taxii_principal), db: Session = Depends(get_db)) -> Response:
     c = _readable(db, principal, collection_id)
-    columns = (CollectionEntry.id, CollectionEntry.date_added, IntelObject.version)
-    rows, more = _page(db, _filtered(request, principal, c, columns, object_id=object_id, default_version="all"),
-                       _limit(request))
+    columns = (CollectionEntry.id, CollectionEntry.date_added, IntelObject.stix_id, IntelObject.type,
+               IntelObject.version)
+    stmt = _filtered(request, principal, c, columns, object_id=object_id, default_version="all")
+    rows, more = _page(db, request, stmt, _limit(request))
     if not rows and not request.query_params.get("next"):
         raise TaxiiError(404, "Not Found", "no such object in this collection")
     body: dict[str, Any] = {"more": more, "versions": [stix.timestamp(r.version) for r in rows]}

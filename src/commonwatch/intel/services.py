@@ -844,6 +844,15 @@ def indicator_rows_for_export(session: Session, principal: Principal, f: Indicat
     return rows
 
 
+def unexpired(session: Session, rows: list[Indicator], now: datetime, data_dir: Path | None) -> list[Indicator]:
+    """``rows`` without the indicators decay (or their own valid_until) has expired: what may be
+    shared (STIX and MISP exports, pushes). ``rules/indicator_decay.yaml`` decides."""
+    from commonwatch.intel import decay
+
+    expired = decay.expired_stix_ids(session, [r.stix_id for r in rows], now, data_dir)
+    return [r for r in rows if r.stix_id not in expired]
+
+
 CSV_HEADER = ("stix_id", "kind", "value", "pattern", "name", "tlp", "confidence", "valid_from", "valid_until",
               "source", "indicator_types", "kill_chain_phases", "sightings", "last_seen")
 

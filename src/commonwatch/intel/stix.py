@@ -64,11 +64,12 @@ EXTENSION_SCHEMA = (SCHEMA_DIR / f"{EXTENSION}.json").read_text(encoding="utf-8"
 EXTENSION_OBJECT: dict[str, Any] = {
     "type": "extension-definition", "spec_version": SPEC, "id": EXTENSION,
     "created_by_ref": PROJECT_IDENTITY["id"], "created": "2026-12-01T00:00:00.000Z",
-    "modified": "2026-12-01T00:00:00.000Z", "name": "commonwatch provenance",
+    "modified": "2026-12-03T00:00:00.000Z", "name": "commonwatch provenance",
     "description": "Properties commonwatch adds to the objects it produces: `evidence` (the events and feeds "
-                   "that confirmed an indicator promoted from feed events) and `misp` (the MISP attribute an "
-                   "indicator was converted from). The schema property holds the JSON schema.",
-    "schema": EXTENSION_SCHEMA, "version": "1.0.0", "extension_types": ["property-extension"]}
+                   "that confirmed an indicator promoted from feed events), `decay_until` (the valid_until decay gave "
+                   "it) and `misp` (the MISP attribute an indicator was converted from). The schema property "
+                   "holds the JSON schema.",
+    "schema": EXTENSION_SCHEMA, "version": "1.1.0", "extension_types": ["property-extension"]}
 #: Custom properties older versions wrote at the top level, and where each lives in the extension now.
 LEGACY_PROPERTIES: dict[str, tuple[str, str | None]] = {
     "x_commonwatch_evidence": ("evidence", None), "x_misp_type": ("misp", "attribute_type"),

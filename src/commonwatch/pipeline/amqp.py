@@ -18,7 +18,7 @@ import io
 import json
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -26,8 +26,9 @@ import pika
 import polars as pl
 
 from commonwatch.clock import Clock
+from commonwatch.feeds import health
 from commonwatch.feeds.base import BadRecord, ParsedBatch
-from commonwatch.pipeline.runner import References, store
+from commonwatch.pipeline.runner import References, finish_run, parse_safely, start_run, store
 from commonwatch.pipeline.stages import Params, process_batch
 
 log = logging.getLogger("commonwatch.worker")
@@ -62,8 +63,10 @@ def decode_batch(body: bytes) -> tuple[ParsedBatch, dict]:
     return ParsedBatch(frame, bad, meta.pop("notes")), meta
 
 
-def publish_batches(url: str, batches: Iterable[ParsedBatch], meta: dict, queue: str = QUEUE) -> int:
-    """Publish every batch persistently, each confirmed by the broker; returns how many."""
+def publish_batches(url: str, batches: Iterable[ParsedBatch], meta: dict, queue: str = QUEUE, *,
+                    meta_of: Callable[[ParsedBatch], dict] | None = None) -> int:
+    """Publish every batch persistently, each confirmed by the broker; returns how many.
+    ``meta_of`` adds a batch's own header fields (the feed its health figures count under)."""
     conn = pika.BlockingConnection(pika.URLParameters(url))
     try:
         channel = conn.channel()
@@ -71,7 +74,7 @@ def publish_batches(url: str, batches: Iterable[ParsedBatch], meta: dict, queue:
         channel.confirm_delivery()
         count = 0
         for seq, batch in enumerate(batches):
-            body = encode_batch(batch, {**meta, "seq": seq})
+            body = encode_batch(batch, {**meta, "seq": seq, **(meta_of(batch) if meta_of else {})})
             # With confirms on, this returns once the broker has the message (raises if it refused it).
             channel.basic_publish(exchange="", routing_key=queue, body=body, mandatory=True,
                                   properties=pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent,
@@ -110,6 +113,10 @@ def run_worker(url: str, engine, refs: References, clock: Clock, *, queue: str =
                 parsed, meta = decode_batch(body)
                 done = process_batch(parsed, refs, Params(now=clock.now(), dedup_window=dedup_window))
                 written = store(engine, int(meta["run_id"]), done, meta["feed"], meta["source"], clock)
+                if meta.get("health_feed"):  # feed health, as a local run records it (feeds.health)
+                    health.add_processed(engine, int(meta["run_id"]), meta["health_feed"], clock.now(),
+                                         events=done.events, quarantined=done.quarantine.height,
+                                         refused_by_parser=len(parsed.bad))
             except Exception as exc:  # a poison batch: keep it (dead-letter queue) and go on
                 log.exception("batch failed", extra={"error": str(exc)})
                 channel.basic_nack(method.delivery_tag, requeue=False)
@@ -124,3 +131,22 @@ def run_worker(url: str, engine, refs: References, clock: Clock, *, queue: str =
     finally:
         conn.close()
     return stats
+
+
+def publish_run(engine, sessionmaker, clock: Clock, parser, sources: Iterable, *, feed: str, target: str, url: str,
+                queue: str = QUEUE, actor: str = "cli") -> tuple[int, int]:
+    """``commonwatch ingest --broker``: one run, every source parsed and its batches published; the
+    run's feed-health figures of parsing (rows, the parser's refusals, the bytes' hash, the header)
+    are written here and the workers add theirs. Returns (run id, batches published)."""
+    recorder = health.RunRecorder(feed, actor)
+    run_id = start_run(engine, feed, target, actor, clock)
+    count = 0
+    for source in sources:
+        source = recorder.watch(source)
+        count += publish_batches(url, parse_safely(parser, source),
+                                 {"run_id": run_id, "feed": feed, "source": source.name}, queue=queue,
+                                 meta_of=lambda b: {"health_feed": recorder.add_parsed(b)})
+        recorder.source_done()
+    recorder.merge(engine, run_id, clock.now())
+    finish_run(sessionmaker, run_id, "queued", [f"{count} batch(es) queued for workers"], "", clock, actor)
+    return run_id, count

@@ -108,15 +108,10 @@ def _print_summary(s) -> None:
 
 
 def _publish(rt, parser, sources, feed: str, target: str, url: str, queue: str) -> None:
-    from commonwatch.pipeline.amqp import publish_batches
-    from commonwatch.pipeline.runner import finish_run, parse_safely, start_run
+    from commonwatch.pipeline.amqp import publish_run
 
-    run_id = start_run(rt.engine, feed, target, _actor(), rt.clock)
-    count = 0
-    for source in sources:
-        count += publish_batches(url, parse_safely(parser, source),
-                                 {"run_id": run_id, "feed": feed, "source": source.name}, queue=queue)
-    finish_run(rt.sessionmaker, run_id, "queued", [f"{count} batch(es) queued for workers"], "", rt.clock, _actor())
+    run_id, count = publish_run(rt.engine, rt.sessionmaker, rt.clock, parser, sources, feed=feed, target=target,
+                                url=url, queue=queue, actor=_actor())
     console.print(f"run {run_id}: {count} batch(es) queued on {url.split('@')[-1]}", highlight=False)
 
 

@@ -70,9 +70,9 @@ from commonwatch.events.store import (
     check_page_request,
     check_probes,
     keyset_page,
-    mention_pairs,
     mentions_frame,
     sort_bounds,
+    value_index,
 )
 from commonwatch.i18n import _
 from commonwatch.net import network_bounds
@@ -319,10 +319,12 @@ class ParquetEventStore:
         for name, at in m.retired:
             if now - at >= RETIRE_SECONDS:
                 (self.location / name).unlink(missing_ok=True)
+                (self.location / value_index.companion(name)).unlink(missing_ok=True)
             else:
                 keep.append([name, at])
         m.retired = keep
         known = live | {name for name, _at in keep}
+        known |= {value_index.companion(name) for name in known}  # a segment's index goes with it
         for path in (self.location / "segments").rglob("*"):
             rel = str(path.relative_to(self.location))
             # A writer killed before its manifest: its files were never read; remove them.
@@ -331,7 +333,16 @@ class ParquetEventStore:
 
     def _write_segments(self, m: Manifest, frame: pl.DataFrame) -> list[dict[str, Any]]:
         """One segment per UTC day of ``frame``, each sorted by (time_source, id); not yet committed."""
-        out = []
+        out: list[dict[str, Any]] = []
+        try:
+            return self._write_days(m, frame, out)
+        except OSError:  # nothing of this call is committed: its files go now, not after RETIRE_SECONDS
+            for seg in out:
+                (self.location / seg["file"]).unlink(missing_ok=True)
+                (self.location / value_index.companion(seg["file"])).unlink(missing_ok=True)
+            raise
+
+    def _write_days(self, m: Manifest, frame: pl.DataFrame, out: list[dict[str, Any]]) -> list[dict[str, Any]]:
         days = frame.with_columns(pl.col("time_source").dt.strftime("%Y-%m-%d").alias("_day"))
         for (day,), part in days.group_by(["_day"], maintain_order=True):
             part = part.drop("_day").sort(["time_source", "id"])
@@ -340,6 +351,7 @@ class ParquetEventStore:
             name = f"{m.generation + 1:010d}-{uuid.uuid4().hex[:12]}.parquet"
             with _written(folder / f".{name}.tmp", folder / name) as tmp:
                 part.write_parquet(tmp, compression="zstd", statistics=True, row_group_size=ROW_GROUP_ROWS)
+            value_index.write(folder / name, part, _written)  # its value index, before the commit
             out.append({"file": f"segments/{day}/{name}", "rows": part.height,
                         "min_id": int(part["id"].min()), "max_id": int(part["id"].max()),
                         "min_time": part["time_source"].min().isoformat(),
@@ -379,6 +391,7 @@ class ParquetEventStore:
                 before = m.generation
                 self._commit(m)
                 _carry_index(self.location, before, m.generation)
+            value_index.rebuild_missing(self.location, m.segments, _written)  # an older store's, a lost one
         return merged
 
     def check(self) -> list[str]:
@@ -703,7 +716,10 @@ class ParquetEventStore:
         """Hash joins of the probes with each value column of every live segment (only the columns
         read, streaming), an interval join for networks."""
         check_probes(probes, cap)
-        pairs = mention_pairs(self._lazy().filter(visible_to(principal)), probes)
+        m = self.read_manifest()
+        pairs = value_index.mention_pairs_indexed(
+            self.location, m.segments, visible_to(principal), probes,
+            lambda segs: self._lazy(Manifest(m.generation, m.next_id, segs, [])))
         return mentions_frame(probes, pairs, cap)
 
     def latest_id(self, principal: Principal, f: EventFilter) -> int:

@@ -46,6 +46,8 @@ class EventCount(_RoutedScope, Base):
     type, per organisation and partner; the rows with ``org_id`` :data:`ALL` hold the whole centre's."""
 
     __tablename__ = "reports_event_counts"
+    #: stored in key order (a dashboard reads a key range; see migration 0013_reports_clustered)
+    __table_args__ = {"sqlite_with_rowid": False}
     __audit__ = False
 
     grain: Mapped[int] = mapped_column(Integer, primary_key=True)  # 0 = hour, 1 = day
@@ -64,6 +66,7 @@ class HostDay(_RoutedScope, Base):
     ``host`` values over its days."""
 
     __tablename__ = "reports_hosts"
+    __table_args__ = {"sqlite_with_rowid": False}
     __audit__ = False
 
     day: Mapped[int] = mapped_column(BigInteger, primary_key=True)

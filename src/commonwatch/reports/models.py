@@ -43,7 +43,9 @@ class _RoutedScope(TenantScoped):
 
 class EventCount(_RoutedScope, Base):
     """Events per hour (``grain`` 0) or UTC day (``grain`` 1), per value of one dimension and event
-    type, per organisation and partner; the rows with ``org_id`` :data:`ALL` hold the whole centre's."""
+    type, per organisation and partner; the rows with ``org_id`` :data:`ALL` hold the whole centre's.
+    The ``org`` dimension is kept only centre-wide and without the type (``type = ""``); the
+    per-organisation split is the ``type`` rows by ``org_id`` (see ``rollup.layout``)."""
 
     __tablename__ = "reports_event_counts"
     #: stored in key order (a dashboard reads a key range; see migration 0013_reports_clustered);

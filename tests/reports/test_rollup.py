@@ -31,23 +31,29 @@ def _orgs(factory) -> list[int]:
 
 def _raw(engine) -> pl.DataFrame:
     """What the rollups must hold, counted from the raw events: per hour, dimension value, type,
-    organisation and partner, plus the centre-wide rows."""
+    organisation and partner (every dimension but the organisation), the same centre-wide, and
+    the centre-wide organisation split without the type."""
     parts = []
     with engine.connect() as conn:
         store = event_store(conn)
-        for dim, store_dim in DIMENSIONS.items():
-            rows = store.counts(SYSTEM, ["hour", "type", store_dim, "org", "partner"])
+        for dim in rollup.DIMS:
+            rows = store.counts(SYSTEM, ["hour", "type", DIMENSIONS[dim], "org", "partner"])
             parts.append(pl.DataFrame(
                 [(r.key[0], dim, "" if r.key[2] is None else str(r.key[2]), r.key[1] or "", r.key[3] or 0,
                   r.key[4] or 0, r.count) for r in rows],
                 schema={"hour": pl.String, "dim": pl.String, "value": pl.String, "type": pl.String,
                         "org_id": pl.Int64, "partner_org_id": pl.Int64, "n": pl.Int64}, orient="row"))
-    per_org = pl.concat(parts).select(
-        (pl.col("hour").str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M").dt.epoch("s") // 3600).alias("bucket"),
-        pl.exclude("hour"))
+        orgs = pl.DataFrame([(r.key[0], "org", "" if r.key[1] is None else str(r.key[1]), "", ALL, ALL, r.count)
+                             for r in store.counts(SYSTEM, ["hour", "org"])],
+                            schema=parts[0].schema, orient="row")
+    hour = pl.col("hour").str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M").dt.epoch("s") // 3600
+    per_org = pl.concat(parts).select(hour.alias("bucket"), pl.exclude("hour"))
     centre = per_org.group_by(["bucket", "dim", "value", "type"]).agg(pl.col("n").sum()).with_columns(
         pl.lit(ALL, pl.Int64).alias("org_id"), pl.lit(ALL, pl.Int64).alias("partner_org_id"))
-    return pl.concat([per_org, centre.select(per_org.columns)]).select([*rollup.KEYS, "n"]).sort(rollup.KEYS)
+    orgs = orgs.select(hour.alias("bucket"), pl.exclude("hour"))
+    assert "org" not in per_org["dim"].unique().to_list()
+    return pl.concat([per_org, centre.select(per_org.columns), orgs.select(per_org.columns)]).select(
+        [*rollup.KEYS, "n"]).sort(rollup.KEYS)
 
 
 def _rolled(engine, grain: int) -> pl.DataFrame:
@@ -138,6 +144,27 @@ def test_days_in_utc_plus_8_are_local_days(any_engine):
         # the region filter goes through the organisation
         shanghai = query.totals(s, SYSTEM, p, [], Filters(region="Shanghai"))
         assert int(shanghai["n"][0]) == in_period.filter(pl.col("org_id") == orgs[1]).height
+        # the organisation split: centre-wide rows, and the per-organisation rows under a type filter
+        exp_org = dict(in_period.group_by("org_id").agg(pl.len().cast(pl.Int64)).iter_rows())
+        assert dict(query.totals(s, SYSTEM, p, ["org"]).iter_rows()) == exp_org
+        scanners = in_period.filter(pl.col("classification_type") == "scanner")
+        assert dict(query.totals(s, SYSTEM, p, ["org"], Filters(type="scanner")).iter_rows()) == \
+            dict(scanners.group_by("org_id").agg(pl.len().cast(pl.Int64)).iter_rows())
+        assert dict(query.totals(s, a, p, ["org"]).iter_rows()) == {orgs[0]: exp_org[orgs[0]]}
+        # per local day and region (Beijing is the first organisation's, Shanghai the second's)
+        regions = {orgs[0]: "Beijing", orgs[1]: "Shanghai"}
+        local_region = in_period.with_columns(pl.col("org_id").replace_strict(regions, default="").alias("region"))
+        exp_region = local_region.group_by("day", "region").agg(pl.len().cast(pl.Int64).alias("n")).sort("day", "region")
+        for f in (Filters(), Filters(type="scanner")):
+            want = exp_region if not f.type else local_region.filter(pl.col("classification_type") == "scanner") \
+                .group_by("day", "region").agg(pl.len().cast(pl.Int64).alias("n")).sort("day", "region")
+            got_region = query.series(s, SYSTEM, p, ["region"], f).sort("when", "region")
+            assert got_region.height > 2 and got_region.rows() == want.rows()
+        # a year: per month of UTC days
+        year = Period(date(2026, 1, 1), date(2027, 1, 1), tz)
+        utc = stored.with_columns(pl.col("time_source").dt.strftime("%Y-%m").alias("month"))
+        want_months = utc.group_by("month", "classification_type").agg(pl.len().cast(pl.Int64)).sort("month", "classification_type")
+        assert query.series(s, SYSTEM, year, ["type"]).rows() == want_months.rows()
         # an empty period is zero, not an error
         empty = query.totals(s, SYSTEM, Period(date(2020, 1, 1), date(2020, 2, 1), tz), ["type"])
         assert empty.height == 0

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Integer, String, UniqueConstraint, false, or_, true
+from sqlalchemy import BigInteger, Index, Integer, String, UniqueConstraint, false, or_, true
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -43,9 +43,15 @@ class _RoutedScope(TenantScoped):
 
 class EventCount(_RoutedScope, Base):
     """Events per hour (``grain`` 0) or UTC day (``grain`` 1), per value of one dimension and event
-    type, per organisation and partner; the rows with ``org_id`` :data:`ALL` hold the whole centre's."""
+    type, per organisation and partner; the rows with ``org_id`` :data:`ALL` hold the whole centre's.
+    The ``org`` dimension is kept only centre-wide and without the type (``type = ""``); the
+    per-organisation split is the ``type`` rows by ``org_id`` (see ``rollup.layout``)."""
 
     __tablename__ = "reports_event_counts"
+    #: stored in key order (a dashboard reads a key range; see migration 0013_reports_clustered);
+    #: a partner's rows found by the partner
+    __table_args__ = (Index("ix_reports_event_counts_partner", "grain", "dim", "partner_org_id", "bucket"),
+                      {"sqlite_with_rowid": False})
     __audit__ = False
 
     grain: Mapped[int] = mapped_column(Integer, primary_key=True)  # 0 = hour, 1 = day
@@ -64,6 +70,7 @@ class HostDay(_RoutedScope, Base):
     ``host`` values over its days."""
 
     __tablename__ = "reports_hosts"
+    __table_args__ = {"sqlite_with_rowid": False}
     __audit__ = False
 
     day: Mapped[int] = mapped_column(BigInteger, primary_key=True)

@@ -18,7 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import polars as pl
-from sqlalchemy import distinct, func, select
+from sqlalchemy import case, distinct, func, literal, select
 from sqlalchemy.orm import Session
 
 from commonwatch.access.principal import Principal
@@ -107,16 +107,29 @@ def _edges(p: Period) -> tuple[list[tuple[int, int]], tuple[int, int] | None]:
     return edges, (d0, d1)
 
 
-def _filtered(stmt: Any, model: Any, principal: Principal, f: Filters) -> Any:
-    """Tenancy, then the filters: the centre-wide rows for staff without an organisation filter,
-    else the rows of the organisations the filters name."""
+def _centre(principal: Principal, f: Filters) -> bool:
+    """Whether the centre-wide rows answer: staff, without an organisation filter."""
+    return principal.sees_all_tenants and not (f.org_id or f.sector or f.region)
+
+
+def _source(dim: str, principal: Principal, f: Filters) -> tuple[str, Any]:
+    """The rollup dimension to read and the column holding the split's value. The organisation
+    split is the centre-wide ``org`` rows (kept without the type) when they answer and no type
+    is asked for, else the per-organisation ``type`` rows by their ``org_id``."""
+    if dim == "org" and not (_centre(principal, f) and not f.type):
+        return "type", EventCount.org_id
+    return dim, EventCount.value
+
+
+def _filtered(stmt: Any, model: Any, principal: Principal, f: Filters, *, centre: bool | None = None) -> Any:
+    """Tenancy, then the filters: the centre-wide rows for staff without an organisation filter
+    (``centre``: force one or the other), else the rows of the organisations the filters name."""
     stmt = scope(stmt, principal, model)
     if f.type:
         stmt = stmt.where(model.type == f.type)
-    by_org = bool(f.org_id or f.sector or f.region)
     if model is EventCount:
-        stmt = stmt.where(model.org_id == ALL) if principal.sees_all_tenants and not by_org \
-            else stmt.where(model.org_id != ALL)
+        centre = _centre(principal, f) if centre is None else centre
+        stmt = stmt.where(model.org_id == ALL) if centre else stmt.where(model.org_id != ALL)
     if f.org_id:
         stmt = stmt.where(model.org_id == f.org_id)
     if f.sector:
@@ -161,6 +174,27 @@ def _regions(session: Session, frame: pl.DataFrame) -> pl.DataFrame:
     return out.group_by([*by, "region"]).agg(pl.col("n").sum())
 
 
+def _rows(session: Session, stmt: Any, principal: Principal, *group: Any) -> list[Any]:
+    """The grouped rows of a scoped rollup query. A constituent's or partner's is asked in two parts,
+    its organisations' rows and the rows routed to it from others, so that each part reads a key
+    range (the primary key's organisation, the partner index) instead of every organisation's rows
+    of the dimension; the caller sums them."""
+    conn = session.connection()
+    if principal.sees_all_tenants:
+        return list(conn.execute(stmt.group_by(*group)).all())
+    ids = sorted(principal.org_ids)
+    own = stmt.where(EventCount.org_id.in_(ids))
+    routed = stmt.where(EventCount.partner_org_id.in_(ids), EventCount.org_id.not_in(ids))
+    return [*conn.execute(own.group_by(*group)).all(), *conn.execute(routed.group_by(*group)).all()]
+
+
+def _as_text(rows: list[Any], value: Any) -> list[Any]:
+    """Rows split by ``org_id`` with the organisation as the ``value`` text (``""``: none)."""
+    if value is EventCount.value:
+        return rows
+    return [(*r[:-2], str(r[-2]) if r[-2] else "", r[-1]) for r in rows]
+
+
 def _frame(rows: list[Any], names: list[str]) -> pl.DataFrame:
     schema = {n: (pl.Int64 if n == "bucket" else pl.String) for n in names}
     schema["n"] = pl.Int64
@@ -170,37 +204,58 @@ def _frame(rows: list[Any], names: list[str]) -> pl.DataFrame:
 def totals(session: Session, principal: Principal, p: Period, by: list[str], f: Filters = Filters()) -> pl.DataFrame:
     """Events in ``p`` per value of ``by`` (at most one dimension; columns ``*by, n``), largest first."""
     dim, name = _dim(by)
+    dim, value = _source(dim, principal, f)
     n = func.sum(EventCount.n)
     rows: list[Any] = []
     edges, days = _edges(p)
     ranges = [(HOUR, lo, hi) for lo, hi in edges] + ([(DAY, *days)] if days else [])
     for grain, lo, hi in ranges:
-        stmt = select(EventCount.value, n).where(EventCount.grain == grain, EventCount.dim == dim,
-                                                 EventCount.bucket >= lo, EventCount.bucket < hi)
-        rows += session.execute(_filtered(stmt, EventCount, principal, f).group_by(EventCount.value)).all()
-    frame = _shape(session, _frame(rows, ["value", "n"]), name)
+        stmt = select(value, n).where(EventCount.grain == grain, EventCount.dim == dim,
+                                      EventCount.bucket >= lo, EventCount.bucket < hi)
+        rows += _rows(session, _filtered(stmt, EventCount, principal, f,
+                                         centre=_centre(principal, f) and value is EventCount.value),
+                      principal, value)
+    frame = _shape(session, _frame(_as_text(rows, value), ["value", "n"]), name)
     if name is None:
         return frame.select(pl.col("n").sum())
     frame = frame.group_by(by).agg(pl.col("n").sum())
     return frame.sort(["n", *by], descending=[True, False], nulls_last=True)
 
 
-def series(session: Session, principal: Principal, p: Period, by: list[str], f: Filters = Filters()) -> pl.DataFrame:
-    """Events per local day (or per month, for long periods) and ``by``: columns ``when, *by, n``."""
-    dim, name = _dim(by)
-    n = func.sum(EventCount.n)
+def _slots(p: Period) -> tuple[int, list[int], list[str]]:
+    """The grain, the first bucket of each chart slot (and one past the last) and the slots' labels:
+    each local day of a daily period in hours, else each month of UTC days (the UTC days the
+    period's first and last local days touch counted in its first and last month)."""
+    zone = ZoneInfo(p.tz)
     if p.daily:
-        grain, lo, hi = HOUR, _hours(p.since), _hours(p.until)
-        when = (pl.from_epoch(pl.col("bucket") * 3600, time_unit="s").dt.replace_time_zone("UTC")
-                .dt.convert_time_zone(p.tz).dt.date().cast(pl.String))
-    else:
-        grain, lo, hi = DAY, _hours(p.since) // 24, -(-_hours(p.until) // 24)
-        when = pl.from_epoch(pl.col("bucket") * 86400, time_unit="s").dt.strftime("%Y-%m")
-    stmt = select(EventCount.bucket, EventCount.value, n).where(
-        EventCount.grain == grain, EventCount.dim == dim, EventCount.bucket >= lo, EventCount.bucket < hi)
-    rows = session.execute(_filtered(stmt, EventCount, principal, f).group_by(EventCount.bucket,
-                                                                              EventCount.value)).all()
-    frame = _frame(rows, ["bucket", "value", "n"]).with_columns(when.alias("when")).drop("bucket")
+        days = [p.start + timedelta(days=i) for i in range(p.days + 1)]
+        starts = [_hours(datetime.combine(d, datetime.min.time(), zone)) for d in days]
+        return HOUR, starts, [d.isoformat() for d in days[:-1]]
+    months = buckets(p)
+    firsts = [(date(int(m[:4]), int(m[5:]), 1) - date(1970, 1, 1)).days for m in months[1:]]
+    return DAY, [_hours(p.since) // 24, *firsts, -(-_hours(p.until) // 24)], months
+
+
+def series(session: Session, principal: Principal, p: Period, by: list[str], f: Filters = Filters()) -> pl.DataFrame:
+    """Events per local day (or per month, for long periods) and ``by``: columns ``when, *by, n``.
+
+    The rows are summed per chart slot in the database (a ``CASE`` over the slots' first buckets),
+    so a year split by 200 organisations returns 12 x 200 rows, not 365 x 200."""
+    dim, name = _dim(by)
+    dim, value = _source(dim, principal, f)
+    grain, starts, labels = _slots(p)
+    bucket = EventCount.bucket
+    slot = case(*[(bucket < hi, i) for i, hi in enumerate(starts[1:-1])], else_=len(labels) - 1) \
+        if len(labels) > 1 else literal(0)
+    slot = slot.label("slot")
+    stmt = select(slot, value, func.sum(EventCount.n)).where(
+        EventCount.grain == grain, EventCount.dim == dim, bucket >= starts[0], bucket < starts[-1])
+    rows = _rows(session, _filtered(stmt, EventCount, principal, f,
+                                    centre=_centre(principal, f) and value is EventCount.value),
+                 principal, slot, value)
+    frame = _frame(_as_text(rows, value), ["bucket", "value", "n"])
+    frame = frame.with_columns(pl.col("bucket").replace_strict(list(range(len(labels))), labels,
+                                                               return_dtype=pl.String).alias("when")).drop("bucket")
     frame = _shape(session, frame, name)
     keys = ["when", *by]
     return frame.group_by(keys).agg(pl.col("n").sum()).sort(keys)

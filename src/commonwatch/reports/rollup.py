@@ -24,7 +24,8 @@ from commonwatch.access.principal import SYSTEM
 from commonwatch.reports.models import ALL, DIMENSIONS, EventCount, HostDay
 
 HOUR, DAY = 0, 1
-DIMS: tuple[str, ...] = tuple(DIMENSIONS)
+#: Dimensions counted from the events; ``org`` is derived from the ``type`` rows (see :func:`layout`).
+DIMS: tuple[str, ...] = tuple(d for d in DIMENSIONS if d != "org")
 KEYS = ["bucket", "dim", "value", "type", "org_id", "partner_org_id"]
 #: Rows per executemany.
 CHUNK = 50_000
@@ -63,16 +64,33 @@ def _col(names: dict[str, str], schema: Any, key: str, dtype: Any) -> pl.Expr:
     return pl.col(names[key]).cast(dtype) if names[key] in schema else pl.lit(None, dtype)
 
 
+def layout(per_org: pl.DataFrame) -> pl.DataFrame:
+    """The rows kept (``KEYS`` + ``n``) from counts per organisation and partner of every dimension:
+
+    - per organisation and partner, every dimension but ``org`` (its value is the row's own
+      ``org_id``: the organisation split of these rows is their ``dim = "type"`` rows by ``org_id``);
+    - centre-wide (``org_id`` :data:`ALL`), every dimension with the type beside, except ``org``,
+      kept without it (``type = ""``), so a year split by organisation reads at most
+      365 x organisations rows."""
+    own = per_org.filter(pl.col("dim") != "org").select([*KEYS, "n"])
+    centre = own.group_by(["bucket", "dim", "value", "type"]).agg(pl.col("n").sum())
+    orgs = (own.filter(pl.col("dim") == "type").group_by(["bucket", "org_id"]).agg(pl.col("n").sum())
+            .select("bucket", pl.lit("org").alias("dim"),
+                    pl.when(pl.col("org_id") == 0).then(pl.lit("")).otherwise(pl.col("org_id").cast(pl.String))
+                    .alias("value"), pl.lit("").alias("type"), "n"))
+    centre = pl.concat([centre, orgs.select(centre.columns)]).with_columns(
+        pl.lit(ALL, pl.Int64).alias("org_id"), pl.lit(ALL, pl.Int64).alias("partner_org_id"))
+    return pl.concat([own, centre.select(own.columns)])
+
+
 def long_counts(wide: pl.DataFrame) -> pl.DataFrame:
     """From columns ``bucket, type, org_id, partner_org_id, v_<dim>..., n`` to one row per
-    dimension value (``KEYS`` + ``n``), at each organisation's level and the centre-wide one."""
+    dimension value (``KEYS`` + ``n``), laid out as :func:`layout` keeps them."""
     per_org = (wide.unpivot(index=["bucket", "type", "org_id", "partner_org_id", "n"],
                             on=[f"v_{d}" for d in DIMS], variable_name="dim", value_name="value")
                .with_columns(pl.col("dim").str.strip_prefix("v_"))
                .group_by(KEYS).agg(pl.col("n").sum()))
-    centre = (per_org.group_by(["bucket", "dim", "value", "type"]).agg(pl.col("n").sum())
-              .with_columns(pl.lit(ALL, pl.Int64).alias("org_id"), pl.lit(ALL, pl.Int64).alias("partner_org_id")))
-    return pl.concat([per_org, centre.select(per_org.columns)])
+    return layout(per_org)
 
 
 def hour_counts(frame: pl.DataFrame, names: dict[str, str] = BATCH_NAMES) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -163,7 +181,8 @@ def rebuild(conn: Connection, store: Any, since: datetime, until: datetime | Non
     conn.execute(delete(HostDay).where(*window(HostDay.day, h0 // 24, h1 // 24 if h1 else None)))
 
     parts = []
-    for dim, store_dim in DIMENSIONS.items():
+    for dim in DIMS:
+        store_dim = DIMENSIONS[dim]
         rows = store.counts(SYSTEM, ["hour", "type", store_dim, "org", "partner"], since=start, until=end)
         if not rows:
             continue
@@ -179,11 +198,7 @@ def rebuild(conn: Connection, store: Any, since: datetime, until: datetime | Non
             (pl.col("hour").str.strptime(pl.Datetime("us"), "%Y-%m-%dT%H:%M").dt.epoch("s") // 3600).alias("bucket"),
             pl.lit(dim).alias("dim"), "value", "type", "org_id", "partner_org_id", "n"))
     if parts:
-        per_org = pl.concat(parts).group_by(KEYS).agg(pl.col("n").sum())
-        centre = (per_org.group_by(["bucket", "dim", "value", "type"])
-                  .agg(pl.col("n").sum()).with_columns(pl.lit(ALL, pl.Int64).alias("org_id"),
-                                                       pl.lit(ALL, pl.Int64).alias("partner_org_id")))
-        hours = pl.concat([per_org, centre.select(per_org.columns)])
+        hours = layout(pl.concat(parts).group_by(KEYS).agg(pl.col("n").sum()))
     else:
         hours = pl.DataFrame(schema={"bucket": pl.Int64, "dim": pl.String, "value": pl.String, "type": pl.String,
                                      "org_id": pl.Int64, "partner_org_id": pl.Int64, "n": pl.Int64})

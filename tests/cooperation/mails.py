@@ -116,6 +116,42 @@ class Signer:
             + b"\r\n--sig-b--\r\n")
 
 
+    def encrypt(self, data: bytes, to_public: str, *, sign: bool = True) -> bytes:
+        """``data`` as an ASCII-armoured OpenPGP message encrypted to the key ``to_public`` (and signed
+        by this key in the same message, RFC 3156 section 6.2, when ``sign``)."""
+        self._gpg("--import", stdin=to_public.encode())
+        colons = self._gpg("--with-colons", "--import-options", "show-only", "--import",
+                           stdin=to_public.encode()).decode()
+        to = next(line.split(":")[9] for line in colons.splitlines() if line.startswith("fpr"))
+        args = ["--armor", "--trust-model", "always", "--encrypt", "-r", to]
+        if sign:
+            args += ["--sign", "-u", self.fingerprint]
+        return self._gpg(*args, stdin=data)
+
+    def encrypt_mime(self, msg: EmailMessage, to_public: str, *, sign: bool = True,
+                     signed_inside: bool = False) -> bytes:
+        """The mail as PGP/MIME ``multipart/encrypted`` (RFC 3156 section 4) to ``to_public``: its content
+        encrypted and signed in one message, or (``signed_inside``) first made ``multipart/signed`` and
+        then encrypted (section 6.1)."""
+        keep = ("From", "To", "Subject", "Message-ID", "Date")
+        head = "".join(f"{k}: {msg[k]}\r\n" for k in keep if msg[k])
+        if signed_inside:
+            signed = self.sign(msg)
+            inner = signed.split(b"MIME-Version: 1.0\r\n", 1)[1]
+            sign = False
+        else:
+            for k in keep:
+                del msg[k]
+            del msg["MIME-Version"]
+            inner = msg.as_bytes(policy=email.policy.SMTP)
+        armoured = self.encrypt(inner, to_public, sign=sign)
+        return (head + "MIME-Version: 1.0\r\nContent-Type: multipart/encrypted; "
+                'protocol="application/pgp-encrypted"; boundary="enc-b"\r\n\r\n--enc-b\r\n'
+                "Content-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n\r\n--enc-b\r\n"
+                "Content-Type: application/octet-stream; name=encrypted.asc\r\n\r\n").encode() + armoured + (
+            b"\r\n--enc-b--\r\n")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

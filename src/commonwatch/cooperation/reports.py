@@ -529,19 +529,21 @@ def _inbound_rules(data_dir: Path | None) -> tuple[int, timedelta]:
 
 
 def ingest_mails(engine: Engine, sessionmaker, mails: Iterable[Mail], clock: Clock, data_dir: Path | None, *,
-                 after_ingest=None, settings=None) -> list[InboundReport]:
+                 after_ingest=None, settings=None, centre_home: Path | None = None) -> list[InboundReport]:
     """Read, check and ingest ``mails`` in one pipeline run; record each as ingested or held, once.
 
     ``after_ingest(session, rows)`` runs inside the transaction that records the reports (the IMAP
     poller moves its cursor there), so a crash leaves both or neither; events are idempotent. The
     acknowledgement of each partner's report is queued in that transaction too (so each report has
-    exactly one), and sent at once when ``settings`` is given, else by the delivery job."""
+    exactly one), and sent at once when ``settings`` is given, else by the delivery job. A report
+    encrypted to the centre is decrypted in the centre's GnuPG home: ``centre_home``, else that of
+    ``settings``, else ``<data dir>/gnupg`` (the default home)."""
     from commonwatch.cooperation.mailing import deliver_pending, queue_acknowledgements, their_ref
 
     max_bytes, respond = _inbound_rules(data_dir)
     now = clock.now()
     with sessionmaker() as session:
-        keys = PartnerKeys(session, clock, centre_home=_centre_home(settings, data_dir))
+        keys = PartnerKeys(session, clock, centre_home=centre_home or _centre_home(settings, data_dir))
         try:
             outcomes: list[tuple[Mail, Outcome]] = []
             seen: set[str] = set()

@@ -141,10 +141,13 @@ def queue_acknowledgements(session: Session, reports: list[InboundReport], refs:
         session.add(row)
         out.append(row)
     session.flush()
-    for row in out:
-        audit.record(session, "cooperation.ack_queued", "coop_inbound_reports", row.inbound_report_id,
-                     after={"partner_mail": row.id, "to": row.recipient, "our_ref": row.our_ref,
-                            "their_ref": row.their_ref})
+    # One append to the audit chain for the whole chunk, not one per acknowledgement.
+    clock = session.info.get("clock")
+    audit.append(session.connection(), [
+        {"actor": session.info.get("actor", "system"), "action": "cooperation.ack_queued",
+         "entity": "coop_inbound_reports", "entity_id": row.inbound_report_id, "before": None,
+         "after": {"partner_mail": row.id, "to": row.recipient, "our_ref": row.our_ref, "their_ref": row.their_ref}}
+        for row in out], at=clock.now() if clock is not None else None)
     return out
 
 

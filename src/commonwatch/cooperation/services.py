@@ -73,8 +73,27 @@ def partner_kind_label(kind: str) -> str:
     return enum_label(kind, "partner_kind")
 
 
+_RULES_CACHE: dict[tuple[str, int, int], dict[str, Any]] = {}
+
+
 def request_rules(data_dir: Path | None = None) -> dict[str, Any]:
-    """The rules file, checked: every legal basis has its contents, every kind its label."""
+    """The rules file, checked: every legal basis has its contents, every kind its label. Parsed once
+    per version of the file (its path, size and modification time): the inbound path asks for it per
+    chunk of mails, and YAML parsing is slow. Callers get a copy they may change."""
+    import copy
+
+    from commonwatch.rules import rules_path
+
+    path = rules_path(RULES, data_dir)
+    stat = path.stat()
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    if key not in _RULES_CACHE:
+        _RULES_CACHE.clear()
+        _RULES_CACHE[key] = _checked_rules(data_dir)
+    return copy.deepcopy(_RULES_CACHE[key])
+
+
+def _checked_rules(data_dir: Path | None) -> dict[str, Any]:
     rules = load_rules(RULES, data_dir)
     for key in ("kinds", "legal_bases", "contents", "clocks", "refusal_grounds", "agreement_renewal"):
         if not isinstance(rules.get(key), dict):

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import sys
 import tempfile
 import time
@@ -27,10 +29,15 @@ from tests.conftest import START
 from tests.cooperation.mails import PARTNER_EMAIL, Dovecot, arf, as_bytes, iodef, mail, xarf
 
 from commonwatch.clock import FrozenClock
+from commonwatch.config import get_settings
 from commonwatch.constituency import services as registry
 from commonwatch.cooperation.imap import poll
 from commonwatch.db import make_engine, make_sessionmaker, session_scope
 from commonwatch.migrate import upgrade
+
+#: The run's own data dir (the Parquet event store is in it): events stored by an earlier run must not
+#: make this run's events duplicates, and nothing is left behind in the working directory.
+WORK = Path(tempfile.mkdtemp(prefix="cw-bench-inbound-"))
 
 
 def build_mails(n: int) -> list[bytes]:
@@ -46,7 +53,7 @@ def build_mails(n: int) -> list[bytes]:
     return out
 
 
-def run_commonwatch(server: Dovecot, workdir: Path) -> dict:
+def run_commonwatch(server: Dovecot, workdir: Path, chunk: int = 500) -> dict:
     engine = make_engine(f"sqlite:///{workdir / 'cw.db'}")
     upgrade(engine)
     sessions = make_sessionmaker(engine)
@@ -57,7 +64,7 @@ def run_commonwatch(server: Dovecot, workdir: Path) -> dict:
         registry.add_contact(s, org, {"email": PARTNER_EMAIL}, clock.now())
     t0 = time.perf_counter()
     result = poll(engine, sessions, host="127.0.0.1", port=server.port, user=server.user, password=server.password,
-                  clock=clock, data_dir=None, chunk=500)
+                  clock=clock, data_dir=WORK / "data", chunk=chunk)
     seconds = time.perf_counter() - t0
     from sqlalchemy import func, select
 
@@ -90,20 +97,30 @@ def run_intelmq(server: Dovecot) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reports", type=int, default=10_000)
+    parser.add_argument("--chunk", type=int, default=500, help="mails per FETCH, pipeline batch and commit")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="cw-bench-inbound-") as tmp:
-        server = Dovecot()
-        try:
-            t0 = time.perf_counter()
-            raws = build_mails(args.reports)
-            server.append(raws)
-            print(f"mailbox: {len(raws):,} mails appended in {time.perf_counter() - t0:.1f} s", flush=True)
-            cw = run_commonwatch(server, Path(tmp))
-            print("commonwatch:", json.dumps(cw), flush=True)
-            peer = run_intelmq(server)
-            print("IntelMQ MailAttachCollectorBot:", json.dumps(peer), flush=True)
-        finally:
-            server.stop()
+    (WORK / "data").mkdir(parents=True, exist_ok=True)
+    os.environ["COMMONWATCH_DATA_DIR"] = str(WORK / "data")
+    get_settings.cache_clear()
+    try:
+        _main(args)
+    finally:
+        shutil.rmtree(WORK, ignore_errors=True)
+
+
+def _main(args) -> None:
+    server = Dovecot()
+    try:
+        t0 = time.perf_counter()
+        raws = build_mails(args.reports)
+        server.append(raws)
+        print(f"mailbox: {len(raws):,} mails appended in {time.perf_counter() - t0:.1f} s", flush=True)
+        cw = run_commonwatch(server, WORK, args.chunk)
+        print("commonwatch:", json.dumps(cw), flush=True)
+        peer = run_intelmq(server)
+        print("IntelMQ MailAttachCollectorBot:", json.dumps(peer), flush=True)
+    finally:
+        server.stop()
     cw_rate = cw["mails"] / cw["seconds"]
     peer_rate = args.reports / peer["seconds"]
     print(f"commonwatch: {cw_rate:,.0f} mails/s collected+parsed+stored ({cw['events'] / cw['seconds']:,.0f} events/s)")

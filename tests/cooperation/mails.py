@@ -86,10 +86,13 @@ class Signer:
         self._gpg("--passphrase", "", "--quick-add-key", self.fingerprint, "cv25519", "encr", "2y")
         self.public = self._gpg("--armor", "--export", self.fingerprint).decode()
 
-    def _gpg(self, *args, stdin: bytes | None = None) -> bytes:
-        return subprocess.run([gpg_binary(), "--homedir", str(self.home), "--batch", "--yes",
-                               *faked_time_option(START - __import__("datetime").timedelta(days=1)), *args],
-                              input=stdin, capture_output=True, check=True).stdout
+    def _gpg(self, *args, stdin: bytes | None = None, at=None) -> bytes:
+        at = at or START - __import__("datetime").timedelta(days=1)
+        done = subprocess.run([gpg_binary(), "--homedir", str(self.home), "--batch", "--yes",
+                               *faked_time_option(at), *args], input=stdin, capture_output=True)
+        if done.returncode:
+            raise RuntimeError(f"gpg {' '.join(args[:3])}: {done.stderr.decode()[-500:]}")
+        return done.stdout
 
     def clearsign(self, text: str) -> str:
         """Inline PGP: the text as an RFC 4880 clearsigned message."""
@@ -114,6 +117,43 @@ class Signer:
                 'protocol="application/pgp-signature"; boundary="sig-b"\r\n\r\n--sig-b\r\n').encode() + inner + (
             b"\r\n--sig-b\r\nContent-Type: application/pgp-signature; name=signature.asc\r\n\r\n" + sig
             + b"\r\n--sig-b--\r\n")
+
+
+    def encrypt(self, data: bytes, to_public: str, *, sign: bool = True) -> bytes:
+        """``data`` as an ASCII-armoured OpenPGP message encrypted to the key ``to_public`` (and signed
+        by this key in the same message, RFC 3156 section 6.2, when ``sign``)."""
+        later = START + __import__("datetime").timedelta(minutes=1)  # the centre's key may be made at START
+        self._gpg("--import", stdin=to_public.encode(), at=later)
+        colons = self._gpg("--with-colons", "--import-options", "show-only", "--import",
+                           stdin=to_public.encode()).decode()
+        to = next(line.split(":")[9] for line in colons.splitlines() if line.startswith("fpr"))
+        args = ["--armor", "--trust-model", "always", "--encrypt", "-r", to]
+        if sign:
+            args += ["--sign", "-u", self.fingerprint]
+        return self._gpg(*args, stdin=data, at=later)
+
+    def encrypt_mime(self, msg: EmailMessage, to_public: str, *, sign: bool = True,
+                     signed_inside: bool = False) -> bytes:
+        """The mail as PGP/MIME ``multipart/encrypted`` (RFC 3156 section 4) to ``to_public``: its content
+        encrypted and signed in one message, or (``signed_inside``) first made ``multipart/signed`` and
+        then encrypted (section 6.1)."""
+        keep = ("From", "To", "Subject", "Message-ID", "Date")
+        head = "".join(f"{k}: {msg[k]}\r\n" for k in keep if msg[k])
+        if signed_inside:
+            signed = self.sign(msg)
+            inner = signed.split(b"MIME-Version: 1.0\r\n", 1)[1]
+            sign = False
+        else:
+            for k in keep:
+                del msg[k]
+            del msg["MIME-Version"]
+            inner = msg.as_bytes(policy=email.policy.SMTP)
+        armoured = self.encrypt(inner, to_public, sign=sign)
+        return (head + "MIME-Version: 1.0\r\nContent-Type: multipart/encrypted; "
+                'protocol="application/pgp-encrypted"; boundary="enc-b"\r\n\r\n--enc-b\r\n'
+                "Content-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n\r\n--enc-b\r\n"
+                "Content-Type: application/octet-stream; name=encrypted.asc\r\n\r\n").encode() + armoured + (
+            b"\r\n--enc-b--\r\n")
 
 
 def free_port() -> int:

@@ -315,7 +315,9 @@ def report_out(r) -> dict[str, Any]:
             "sender": r.sender, "subject": r.subject, "partner_org_id": r.partner_org_id, "format": r.format or None,
             "signature": r.signature, "signer": r.signer or None, "status": r.status, "reason": r.reason or None,
             "size": r.size, "rows": r.rows, "run_id": r.run_id, "received_at": r.received_at.isoformat(),
-            "respond_by": r.respond_by.isoformat() if r.respond_by else None}
+            "respond_by": r.respond_by.isoformat() if r.respond_by else None, "encrypted": r.encrypted,
+            "resolution": r.resolution or None, "resolved_by": r.resolved_by or None,
+            "resolved_at": r.resolved_at.isoformat() if r.resolved_at else None}
 
 
 @router.get("/cooperation/reports")

@@ -49,7 +49,7 @@ def _uidvalidity(conn: imaplib.IMAP4) -> int:
 
 def poll(engine: Engine, sessionmaker, *, host: str, port: int, user: str, password: str, clock: Clock,
          data_dir: Path | None, mailbox: str = "INBOX", chunk: int = 50, ssl: bool = False,
-         timeout: float = 30.0) -> PollResult:
+         timeout: float = 30.0, centre_home: Path | None = None) -> PollResult:
     from commonwatch.cooperation.services import request_rules
 
     max_bytes = int(request_rules(data_dir)["inbound"]["max_bytes"])
@@ -113,7 +113,8 @@ def poll(engine: Engine, sessionmaker, *, host: str, port: int, user: str, passw
                     session.add(cur)
                 cur.uidvalidity, cur.last_uid = validity, top
 
-            rows = ingest_mails(engine, sessionmaker, mails, clock, data_dir, after_ingest=move_cursor)
+            rows = ingest_mails(engine, sessionmaker, mails, clock, data_dir, after_ingest=move_cursor,
+                                centre_home=centre_home)
             result.fetched += len(part)
             result.ingested += sum(1 for r in rows if r.status == "ingested")
             result.held += sum(1 for r in rows if r.status == "held")

@@ -24,8 +24,8 @@ from commonwatch.access import audit
 from commonwatch.clock import Clock
 from commonwatch.config import Settings
 from commonwatch.constituency.models import Contact, Organisation
-from commonwatch.cooperation.models import InboundReport, PartnerMail
-from commonwatch.i18n import _, use_language
+from commonwatch.cooperation.models import InboundReport, PartnerMail, PartnerProfile
+from commonwatch.i18n import LANGUAGES, _, use_language
 
 #: Seconds to wait before the 1st, 2nd, ... retry of a temporary failure; then the mail is dead.
 RETRY_SECONDS = (60, 300, 900, 3600, 6 * 3600)
@@ -55,9 +55,29 @@ def _keyed_contact(contacts: list[Contact], address: str) -> Contact | None:
     return (exact or keyed or [None])[0]
 
 
-def _language(contacts: list[Contact], address: str) -> str:
-    match = [c for c in contacts if c.email.lower() == address.lower()]
-    return (match or contacts or [None])[0].language if (match or contacts) else "en"
+def partner_language(org: Organisation, profile: PartnerProfile | None, rules: dict[str, Any]) -> str:
+    """The language the centre writes to a partner in: the one set on its directory entry, else by the
+    rule on its country (``partner_language`` in the rules file: zh-CN in China, else English). A
+    contact's own language is not used: it defaults to zh-CN for the constituency's contacts, which
+    would write Chinese to partners abroad."""
+    chosen = profile.language if profile is not None else ""
+    if chosen in LANGUAGES:
+        return chosen
+    rule = rules.get("partner_language") or {}
+    chinese = {str(c).upper() for c in rule.get("chinese", ["CN"])}
+    if (org.country or "").upper() in chinese:
+        return str(rule.get("chinese_language", "zh-CN"))
+    return str(rule.get("otherwise", "en"))
+
+
+def _languages(session: Session, orgs: Iterable[Organisation], data_dir: Path | None) -> dict[int, str]:
+    from commonwatch.cooperation.services import request_rules
+
+    orgs = list(orgs)
+    rules = request_rules(data_dir)
+    profiles = {p.org_id: p for p in session.scalars(select(PartnerProfile).where(
+        PartnerProfile.org_id.in_([o.id for o in orgs])))} if orgs else {}
+    return {o.id: partner_language(o, profiles.get(o.id), rules) for o in orgs}
 
 
 def acknowledgement_text(report: InboundReport, partner: str, ours: str, theirs: str) -> tuple[str, str]:
@@ -77,14 +97,23 @@ def acknowledgement_text(report: InboundReport, partner: str, ours: str, theirs:
     return subject, "\n".join(lines) + "\n"
 
 
-def queue_acknowledgements(session: Session, reports: list[InboundReport], refs: dict[str, str]) -> list[PartnerMail]:
+def queue_acknowledgements(session: Session, reports: list[InboundReport], refs: dict[str, str], *,
+                           again: bool = False, data_dir: Path | None = None) -> list[PartnerMail]:
     """One acknowledgement per report that came from a known partner (never to an unknown sender: that
-    would be backscatter); a report acknowledged already gets none (``ack:<report id>`` is unique)."""
+    would be backscatter); a report acknowledged already gets none (``ack:<report id>`` is unique).
+    ``again``: a held report released by a coordinator, whose first acknowledgement said it could not
+    be read, gets a second one (``ack:<report id>:released``), once."""
     known = [r for r in reports if r.partner_org_id is not None]
     if not known:
         return []
+
+    def key(r: InboundReport) -> str:
+        return f"ack:{r.id}:released" if again and f"ack:{r.id}" in first else f"ack:{r.id}"
+
+    first = set(session.scalars(select(PartnerMail.dedup_key).where(
+        PartnerMail.dedup_key.in_([f"ack:{r.id}" for r in known])))) if again else set()
     done = set(session.scalars(select(PartnerMail.dedup_key).where(
-        PartnerMail.dedup_key.in_([f"ack:{r.id}" for r in known]))))
+        PartnerMail.dedup_key.in_([key(r) for r in known]))))
     out = []
     # Reports come in chunks from a few partners: each partner's organisation and contacts are read once.
     orgs = {o.id: o for o in session.scalars(select(Organisation).where(
@@ -93,8 +122,9 @@ def queue_acknowledgements(session: Session, reports: list[InboundReport], refs:
     for c in session.scalars(select(Contact).where(Contact.org_id.in_(list(orgs)), Contact.active.is_(True))
                              .order_by(Contact.id)):
         contacts_of.setdefault(c.org_id, []).append(c)
+    languages = _languages(session, orgs.values(), data_dir)
     for report in known:
-        if f"ack:{report.id}" in done or report.partner_org_id not in orgs:
+        if key(report) in done or report.partner_org_id not in orgs:
             continue
         org = orgs[report.partner_org_id]
         contacts = contacts_of.get(org.id, [])
@@ -102,24 +132,27 @@ def queue_acknowledgements(session: Session, reports: list[InboundReport], refs:
         if not to:
             continue
         ours, theirs = report_ref(report), refs.get(report.digest, "") or report.message_id
-        with use_language(_language(contacts, to)):
+        with use_language(languages[org.id]):
             subject, body = acknowledgement_text(report, org.name, ours, theirs)
-        row = PartnerMail(dedup_key=f"ack:{report.id}", kind="ack", partner_org_id=org.id,
+        row = PartnerMail(dedup_key=key(report), kind="ack", partner_org_id=org.id,
                           inbound_report_id=report.id, recipient=to, subject=subject, our_ref=ours,
                           their_ref=theirs[:500], body=body, format=report.format or "", status="pending",
                           signed=_keyed_contact(contacts, to) is not None, created_at=report.received_at)
         session.add(row)
         out.append(row)
     session.flush()
-    for row in out:
-        audit.record(session, "cooperation.ack_queued", "coop_inbound_reports", row.inbound_report_id,
-                     after={"partner_mail": row.id, "to": row.recipient, "our_ref": row.our_ref,
-                            "their_ref": row.their_ref})
+    # One append to the audit chain for the whole chunk, not one per acknowledgement.
+    clock = session.info.get("clock")
+    audit.append(session.connection(), [
+        {"actor": session.info.get("actor", "system"), "action": "cooperation.ack_queued",
+         "entity": "coop_inbound_reports", "entity_id": row.inbound_report_id, "before": None,
+         "after": {"partner_mail": row.id, "to": row.recipient, "our_ref": row.our_ref, "their_ref": row.their_ref}}
+        for row in out], at=clock.now() if clock is not None else None)
     return out
 
 
 def queue_document(session: Session, *, entry_id: int, incident_id: int, incident_ref: str, org: Organisation,
-                   fmt: str, document: bytes, events: int) -> PartnerMail | None:
+                   fmt: str, document: bytes, events: int, data_dir: Path | None = None) -> PartnerMail | None:
     """The outbound document of one timeline entry as a mail to the partner's first contact (the keyed one
     if any); None when the partner has no e-mail contact."""
     contacts = _contacts(session, org.id)
@@ -127,7 +160,7 @@ def queue_document(session: Session, *, entry_id: int, incident_id: int, inciden
     to = keyed.email if keyed else (contacts[0].email if contacts else "")
     if not to:
         return None
-    with use_language(_language(contacts, to)):
+    with use_language(_languages(session, [org], data_dir)[org.id]):
         subject = _("Incident {ref}: {n} events about hosts in your constituency").format(ref=incident_ref, n=events)
         body = _("Please find attached {n} events ({format}) about hosts in your constituency, for handling. "
                  "Our reference: {ref}.").format(n=events, format=_FORMAT_NAMES.get(fmt, fmt), ref=incident_ref) + "\n"

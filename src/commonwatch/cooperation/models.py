@@ -42,6 +42,8 @@ class PartnerProfile(TenantScoped, Base):
     emergency_contact: Mapped[str] = mapped_column(String(300), default="")
     rfc2350_url: Mapped[str] = mapped_column(String(500), default="")
     channels: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    #: The language the partner is written to (en | zh-CN); empty: by the rule on its country.
+    language: Mapped[str] = mapped_column(String(10), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -187,14 +189,25 @@ class InboundReport(Base):
     format: Mapped[str] = mapped_column(String(16), default="")
     signature: Mapped[str] = mapped_column(String(16), default="unsigned")  # good | unsigned
     signer: Mapped[str] = mapped_column(String(64), default="")
-    status: Mapped[str] = mapped_column(String(16), index=True)  # ingested | held
+    #: The mail was encrypted to the centre (PGP/MIME or armoured) and decrypted with its key.
+    encrypted: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # ingested | held | discarded
     reason: Mapped[str] = mapped_column(Text, default="")
+    #: What a coordinator did with a held report (released after a fix, discarded with a reason).
+    resolution: Mapped[str] = mapped_column(Text, default="")
+    resolved_by: Mapped[str] = mapped_column(String(400), default="")
+    resolved_at: Mapped[datetime | None] = mapped_column()
     size: Mapped[int] = mapped_column(Integer, default=0)
     raw: Mapped[bytes | None] = mapped_column(LargeBinary, info={"audit": "secret"})
     rows: Mapped[int] = mapped_column(Integer, default=0)
     run_id: Mapped[int | None] = mapped_column(Integer)
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     respond_by: Mapped[datetime | None] = mapped_column()
+
+    @classmethod
+    def visible_to(cls, principal) -> ColumnElement[bool]:
+        """The centre's coordinators and admins read partners' reports; nobody else (constituents never)."""
+        return true() if principal.has("cooperation.write") else false()
 
 
 class ImapCursor(Base):
@@ -244,3 +257,8 @@ class PartnerMail(Base):
     message_id: Mapped[str] = mapped_column(String(500), default="")
     sent_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @classmethod
+    def visible_to(cls, principal) -> ColumnElement[bool]:
+        """As the reports they answer: the centre's coordinators and admins only."""
+        return true() if principal.has("cooperation.write") else false()

@@ -7,18 +7,20 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 
 from commonwatch.access.models import User
 from commonwatch.access.principal import Principal, Role
 from commonwatch.cooperation import services as coop
-from commonwatch.cooperation.models import CHANNELS, PARTNER_KINDS, TI_LEVELS
-from commonwatch.errors import Invalid
+from commonwatch.cooperation.models import CHANNELS, PARTNER_KINDS, TI_LEVELS, InboundReport, PartnerMail
+from commonwatch.db import get_scoped, scope
+from commonwatch.errors import Invalid, NotFound
 from commonwatch.i18n import N_, _, pick
 from commonwatch.labels import label
-from commonwatch.web.deps import get_db, require, writes
+from commonwatch.web.deps import get_db, require, writes, writes_apart
+from commonwatch.web.listing import ListSpec, empty_page, list_page, parse_list_query
 from commonwatch.web.nav import NavItem
 from commonwatch.web.pages import redirect, render
 
@@ -99,15 +101,30 @@ async def partner_create(request: Request, principal: Principal = Depends(requir
 
 def _partner_page(request: Request, db: Session, principal: Principal, org_id: int, *, errors: dict | None = None,
                   form: dict | None = None, status_code: int = 200) -> HTMLResponse:
+    from commonwatch.cooperation.mailing import partner_language
+    from commonwatch.i18n import LANGUAGES
+
     org = coop.partner_org(db, principal, org_id)
     profile = coop.profile_of(db, org)
     helpers = _helpers(request)
+    mails = list(db.scalars(scope(select(PartnerMail).where(PartnerMail.partner_org_id == org.id), principal,
+                                  PartnerMail).order_by(PartnerMail.id.desc()).limit(50)))
+    by_rule = partner_language(org, None, helpers["rules"])
     return render(request, "cooperation/partner.html", {
         "title": org.name, "org": org, "profile": profile, "keys": coop.partner_keys(org),
+        "mails": mails, "mail_counts": _mail_counts(db, principal, org.id),
+        "language_choices": [("", _("by its country: {language}").format(language=LANGUAGES[by_rule]))]
+                     + list(LANGUAGES.items()), **_report_labels(),
         "agreements": [(a, coop.renewal_state(a, helpers["today"], helpers["rules"]))
                        for a in coop.agreements(db, principal, org.id)],
         "errors": errors or {}, "form": form or {}, "can_write": principal.has("cooperation.write"),
         **helpers}, status_code=status_code)
+
+
+def _mail_counts(db: Session, principal: Principal, org_id: int) -> dict[str, int]:
+    stmt = scope(select(PartnerMail.status, func.count()).where(PartnerMail.partner_org_id == org_id), principal,
+                 PartnerMail).group_by(PartnerMail.status)
+    return {status: n for status, n in db.execute(stmt)}
 
 
 @router.get("/cooperation/partners/{org_id}")
@@ -291,18 +308,169 @@ def request_pdf(request_id: int, request: Request, principal: Principal = Depend
 
 # --- reports from partners -------------------------------------------------------------------------------
 
-@router.get("/cooperation/reports")
-def reports(request: Request, status: str | None = None, principal: Principal = Depends(require("cooperation.write")),
-            db: Session = Depends(get_db)) -> HTMLResponse:
-    from commonwatch.constituency.models import Organisation
-    from commonwatch.cooperation.models import InboundReport
+REPORT_STATUSES = ("held", "ingested", "discarded")
+REPORT_SORTS = {"received": InboundReport.received_at, "size": InboundReport.size, "events": InboundReport.rows,
+                "status": InboundReport.status}
+REPORTS_LIST = ListSpec(path="/cooperation/reports", id_column=InboundReport.id, sorts=REPORT_SORTS,
+                        default_sort="received", filters=("q", "status", "partner", "format"))
+MAIL_STATUSES = ("pending", "sending", "sent", "retry", "held", "dead")
 
-    stmt = select(InboundReport).order_by(InboundReport.id.desc()).limit(200)
-    if status in ("held", "ingested"):
-        stmt = stmt.where(InboundReport.status == status)
-    rows = list(db.scalars(stmt))
-    names = {o.id: o.name for o in db.scalars(select(Organisation).where(
-        Organisation.id.in_({r.partner_org_id for r in rows if r.partner_org_id})))}
+
+def report_status_label(status: str) -> str:
+    return {"held": _("Held"), "ingested": _("Ingested"), "discarded": _("Discarded")}.get(status, status)
+
+
+def mail_status_label(status: str) -> str:
+    return {"pending": _("queued"), "sending": _("handed to the server, reply not seen"), "sent": _("sent"),
+            "retry": _("failed for now, will be retried"), "held": _("held: in doubt"),
+            "dead": _("failed")}.get(status, status)
+
+
+def _report_labels() -> dict[str, Any]:
+    return {"report_status_label": report_status_label, "mail_status_label": mail_status_label,
+            "mail_kind_label": lambda k: {"ack": _("acknowledgement"), "document": _("document")}.get(k, k)}
+
+
+def _names(db: Session, ids: set[int | None]) -> dict[int, str]:
+    from commonwatch.constituency.models import Organisation
+
+    ids = {i for i in ids if i}
+    if not ids:
+        return {}
+    return {o.id: o.name for o in db.scalars(select(Organisation).where(Organisation.id.in_(sorted(ids))))}
+
+
+def reports_query(principal: Principal, params: dict[str, str]) -> Any:
+    """The partners' reports the filters select, under the reader's scope."""
+    stmt = scope(select(InboundReport), principal, InboundReport)
+    if params.get("status"):
+        if params["status"] not in REPORT_STATUSES:
+            raise Invalid("status", _("“{value}” is not one of: {choices}").format(
+                value=params["status"], choices=", ".join(REPORT_STATUSES)))
+        stmt = stmt.where(InboundReport.status == params["status"])
+    if params.get("partner"):
+        if not params["partner"].isdigit():
+            raise Invalid("partner", _("“{value}” is not an id").format(value=params["partner"]))
+        stmt = stmt.where(InboundReport.partner_org_id == int(params["partner"]))
+    if params.get("format"):
+        stmt = stmt.where(InboundReport.format == params["format"])
+    if params.get("q"):
+        like = "%" + params["q"].replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        stmt = stmt.where(or_(InboundReport.sender.ilike(like, escape="\\"),
+                              InboundReport.subject.ilike(like, escape="\\"),
+                              InboundReport.reason.ilike(like, escape="\\"),
+                              InboundReport.message_id.ilike(like, escape="\\")))
+    return stmt
+
+
+@router.get("/cooperation/reports")
+def reports(request: Request, principal: Principal = Depends(require("cooperation.write")),
+            db: Session = Depends(get_db)) -> HTMLResponse:
+    params = request.query_params
+    errors: dict[str, str] = {}
+    try:
+        lq = parse_list_query(REPORTS_LIST, params)
+        lst = list_page(db, reports_query(principal, dict(lq.params)), REPORTS_LIST, lq)
+    except Invalid as exc:
+        errors = exc.by_field()
+        lst = empty_page(REPORTS_LIST, params)
+    rows = list(lst.items)
+    held_count = db.scalar(select(func.count()).select_from(
+        scope(select(InboundReport.id).where(InboundReport.status == "held"), principal, InboundReport).subquery()))
+    partners = [(o.id, o.name) for o, _p in coop.list_partners(db, principal)]
     return render(request, "cooperation/reports.html", {
-        "title": _("Reports from partners"), "reports": rows, "status": status or "", "names": names,
-        "held_count": sum(1 for r in rows if r.status == "held")})
+        "title": _("Reports from partners"), "rows": rows, "lst": lst, "errors": errors,
+        "f": {k: lst.query.params.get(k, "") for k in ("q", "status", "partner", "format")},
+        "names": _names(db, {r.partner_org_id for r in rows}), "held_count": held_count or 0,
+        "statuses": [(s, report_status_label(s)) for s in REPORT_STATUSES], "partners": partners,
+        "formats": [("iodef", "IODEF"), ("xarf", "X-ARF"), ("arf", "ARF"), ("text", _("plain text"))],
+        **_report_labels()}, status_code=422 if errors else 200)
+
+
+def _report(db: Session, principal: Principal, report_id: int) -> InboundReport:
+    row = get_scoped(db, principal, InboundReport, report_id)
+    if row is None:
+        raise NotFound()
+    return row
+
+
+def _report_page(request: Request, db: Session, principal: Principal, report_id: int, *,
+                 errors: dict | None = None, form: dict | None = None, status_code: int = 200) -> HTMLResponse:
+    from commonwatch.cooperation.mailing import mails_for_report, report_ref
+
+    row = _report(db, principal, report_id)
+    return render(request, "cooperation/report.html", {
+        "title": _("Report {ref}").format(ref=report_ref(row)), "r": row, "ref": report_ref(row),
+        "mails": mails_for_report(db, row.id), "names": _names(db, {row.partner_org_id}),
+        "errors": errors or {}, "form": form or {}, **_report_labels()}, status_code=status_code)
+
+
+@router.get("/cooperation/reports/{report_id}")
+def report_view(report_id: int, request: Request, principal: Principal = Depends(require("cooperation.write")),
+                db: Session = Depends(get_db)) -> HTMLResponse:
+    return _report_page(request, db, principal, report_id)
+
+
+@router.get("/cooperation/reports/{report_id}/raw")
+@writes
+def report_raw(report_id: int, principal: Principal = Depends(require("cooperation.write")),
+               db: Session = Depends(get_db)) -> Response:
+    """The report's bytes as they arrived, as a file to save: never shown by the browser (it may be a
+    hostile mail), so an attachment of an opaque type, not sniffed, sandboxed."""
+    from commonwatch.access import audit
+
+    row = _report(db, principal, report_id)
+    if row.raw is None:
+        raise NotFound()
+    audit.record(db, "cooperation.report_raw_downloaded", "coop_inbound_reports", row.id,
+                 after={"size": len(row.raw)})
+    db.commit()
+    return Response(bytes(row.raw), media_type="application/octet-stream", headers={
+        "Content-Disposition": f'attachment; filename="partner-report-{row.id}.eml"',
+        "X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox; default-src 'none'",
+        "Cache-Control": "no-store"})
+
+
+@router.post("/cooperation/reports/{report_id}/release")
+@writes_apart
+async def report_release(report_id: int, request: Request,
+                         principal: Principal = Depends(require("cooperation.write")),
+                         db: Session = Depends(get_db)) -> Response:
+    """Read a held report again (once the partner's key or contact is registered): readable, it is
+    ingested and acknowledged; still not, it stays held with the new reason."""
+    from starlette.concurrency import run_in_threadpool
+
+    from commonwatch.cooperation.reports import CannotResolve, release
+
+    data = await _form(request)
+    _report(db, principal, report_id)
+    note = str(data.get("note") or "").strip()[:2000]
+    db.rollback()
+    state = request.app.state
+    try:
+        row = await run_in_threadpool(release, state.engine, state.sessionmaker, report_id, principal.actor,
+                                      state.clock, state.settings.data_dir, note=note, settings=state.settings)
+    except CannotResolve as exc:
+        return _report_page(request, db, principal, report_id, errors={"release": str(exc)}, status_code=422)
+    if row.status == "ingested":
+        return redirect(f"/cooperation/reports/{report_id}", _("Read again and taken: {n} event(s).").format(
+            n=row.rows))
+    return redirect(f"/cooperation/reports/{report_id}", _("Read again, still held: {reason}").format(
+        reason=row.reason))
+
+
+@router.post("/cooperation/reports/{report_id}/discard")
+async def report_discard(report_id: int, request: Request,
+                         principal: Principal = Depends(require("cooperation.write")),
+                         db: Session = Depends(get_db)) -> Response:
+    from commonwatch.cooperation.reports import discard
+
+    data = await _form(request)
+    row = _report(db, principal, report_id)
+    try:
+        discard(db, row, str(data.get("reason") or ""), principal.actor, request.app.state.clock.now())
+    except Invalid as exc:
+        db.rollback()
+        return _report_page(request, db, principal, report_id, errors=exc.by_field(), form=data, status_code=422)
+    db.commit()
+    return redirect(f"/cooperation/reports/{report_id}", _("Report discarded."))

@@ -7,6 +7,7 @@ with its reason and its raw bytes; the same bytes arriving twice are taken once 
 
 from __future__ import annotations
 
+import base64
 import email
 import email.policy
 import hashlib
@@ -239,14 +240,17 @@ class Outcome:
     sender: str = ""
     subject: str = ""
     message_id: str = ""
+    encrypted: bool = False
 
 
 class PartnerKeys:
     """The partner CERTs' contact keys in a throw-away GnuPG home, to check signed mail."""
 
-    def __init__(self, session: Session, clock: Clock):
+    def __init__(self, session: Session, clock: Clock, centre_home: Path | None = None):
         from commonwatch.notify.pgp import ClockedGPG, gpg_binary
 
+        self._clock, self._centre_home = clock, centre_home
+        self._centre: Any = None
         self._dir = tempfile.TemporaryDirectory(prefix="cw-partners-")
         Path(self._dir.name).chmod(0o700)
         self.gpg = ClockedGPG(clock, gpgbinary=gpg_binary() or "gpg", gnupghome=self._dir.name)
@@ -288,12 +292,77 @@ class PartnerKeys:
             raise ReportError(f"inline PGP: not a signed message the centre can read ({status or 'no signature'})")
         raise ReportError(f"inline PGP: the signature does not verify ({status or 'bad signature'})")
 
+    def decrypt(self, data: bytes) -> tuple[bytes, str, str]:
+        """(the plain text, ``good`` or ``unsigned``, the signer's fingerprint) of an OpenPGP message
+        encrypted to the centre. It is decrypted in the centre's GnuPG home (the one notify signs with)
+        without its signature checked there (``--unwrap`` keeps the signed message as it was); the
+        signature inside is then checked against the partners' keys only, as a signed mail's is."""
+        from commonwatch.notify.pgp import ClockedGPG, gpg_binary
+
+        home = self._centre_home
+        if home is None or not Path(home).is_dir():
+            raise ReportError("encrypted to the centre, but the centre has no OpenPGP key here to decrypt it")
+        if self._centre is None:
+            self._centre = ClockedGPG(self._clock, gpgbinary=gpg_binary() or "gpg", gnupghome=str(home))
+        result = self._centre.decrypt(data, extra_args=["--unwrap"])
+        if not result.ok:
+            raise ReportError(f"encrypted: the centre's key cannot decrypt it ({result.status or 'no secret key'})")
+        inner = self.gpg.decrypt(bytes(result.data))
+        fpr = (getattr(inner, "pubkey_fingerprint", None) or inner.fingerprint or "").upper()
+        if inner.valid and fpr in self.by_fpr:
+            return bytes(inner.data), "good", fpr
+        status = getattr(inner, "status", "") or ""
+        if status == "no public key" or (inner.valid and fpr not in self.by_fpr):
+            raise ReportError(f"encrypted: signed inside with an unknown key {inner.key_id or ''}".strip())
+        if inner.key_id or status == "signature bad":
+            raise ReportError(f"encrypted: the signature inside does not verify ({status or 'bad signature'})")
+        return bytes(inner.data), "unsigned", ""
+
     def close(self) -> None:
         self._dir.cleanup()
 
 
 _INLINE = re.compile(rb"-----BEGIN PGP (?:SIGNED )?MESSAGE-----\r?\n.*?-----END PGP (?:SIGNATURE|MESSAGE)-----",
                      re.S)
+
+
+_ARMOUR = re.compile(rb"-----BEGIN PGP MESSAGE-----\r?\n.*?-----END PGP MESSAGE-----", re.S)
+
+
+def _armoured_encrypted(block: bytes) -> bool:
+    """Whether an ASCII-armoured OpenPGP message starts with an encrypted session key packet
+    (RFC 4880 section 5.1 and 5.3: tags 1 and 3), i.e. is encrypted rather than only signed."""
+    lines = block.replace(b"\r\n", b"\n").split(b"\n")
+    try:
+        body = lines.index(b"", 1)
+    except ValueError:
+        return False
+    text = b"".join(line.strip() for line in lines[body + 1:] if line and not line.startswith((b"=", b"-----")))
+    try:
+        first = base64.b64decode(text[:8] + b"=" * (-len(text[:8]) % 4))[0]
+    except (ValueError, IndexError):
+        return False
+    if not first & 0x80:
+        return False
+    tag = first & 0x3F if first & 0x40 else (first >> 2) & 0x0F
+    return tag in (1, 3)
+
+
+def _encrypted_part(msg: EmailMessage) -> tuple[bytes, bool] | None:
+    """(the OpenPGP message, whether it holds a MIME entity) of a mail encrypted to the centre: PGP/MIME
+    (RFC 3156 section 4, ``multipart/encrypted``) or an armoured encrypted block in a part."""
+    if msg.get_content_type() == "multipart/encrypted":
+        parts = msg.get_payload()
+        if not isinstance(parts, list) or len(parts) < 2:
+            raise ReportError("multipart/encrypted: the encrypted part is missing")
+        return parts[1].get_payload(decode=True) or b"", True
+    for part in msg.walk():
+        if part.is_multipart():
+            continue
+        found = _ARMOUR.search(part.get_payload(decode=True) or b"")
+        if found and _armoured_encrypted(found.group(0)):
+            return found.group(0), False
+    return None
 
 
 def _inline_block(msg: EmailMessage) -> bytes | None:
@@ -345,9 +414,10 @@ def _report_part(msg: EmailMessage) -> Parsed:
     return parse_document(part.get_payload(decode=True) or b"")
 
 
-def read_mail(session: Session, keys: PartnerKeys, mail: Mail, max_bytes: int, now: datetime) -> Outcome:
+def read_mail(session: Session, keys: PartnerKeys, mail: Mail, max_bytes: int, now: datetime, *,
+              check_duplicate: bool = True) -> Outcome:
     digest = hashlib.sha256(mail.raw).hexdigest()
-    if session.scalar(select(InboundReport.id).where(InboundReport.digest == digest)):
+    if check_duplicate and session.scalar(select(InboundReport.id).where(InboundReport.digest == digest)):
         return Outcome(digest, "duplicate")
     if len(mail.raw) > max_bytes:
         return Outcome(digest, "held", f"the mail is {len(mail.raw):,} bytes; at most {max_bytes:,} are read")
@@ -359,21 +429,34 @@ def read_mail(session: Session, keys: PartnerKeys, mail: Mail, max_bytes: int, n
                   subject=str(msg.get("Subject", ""))[:500], message_id=str(msg.get("Message-ID", ""))[:500])
     cleaned = strip_header_controls(out)
     try:
-        signed = _signed_parts(msg, mail.raw)
-        inline = _inline_block(msg) if signed is None else None
-        if signed is not None:
-            out.signature, out.signer = keys.verify(*signed)
+        body, raw, document = msg, mail.raw, None
+        encrypted = _encrypted_part(msg)
+        if encrypted is not None:
+            plain, out.signature, out.signer = keys.decrypt(encrypted[0])
+            out.encrypted = True
+            if encrypted[1]:  # PGP/MIME: a MIME entity, perhaps signed inside (RFC 3156 section 6.1)
+                body, raw = email.message_from_bytes(plain, policy=email.policy.compat32), plain
+            else:
+                document = plain
+        if out.signature == "good":  # signed and encrypted in one OpenPGP message (RFC 3156 section 6.2)
             out.partner_org_id = keys.by_fpr[out.signer]
-        elif inline is not None:
-            out.signature, out.signer, cleartext = keys.verify_inline(inline)
-            out.partner_org_id = keys.by_fpr[out.signer]
+            out.parsed = parse_document(document) if document is not None else _report_part(body)
         else:
-            out.partner_org_id = mail.partner_org_id or keys.by_email.get(out.sender) or keys.by_email.get(
-                "@" + out.sender.rpartition("@")[2])
-            if out.partner_org_id is None:
-                raise ReportError(f"unsigned mail from {out.sender or 'nobody'}, who is not a partner contact")
-        # Inline-signed: only the text under the signature is read, never what surrounds the block.
-        out.parsed = parse_document(cleartext) if inline is not None else _report_part(msg)
+            signed = _signed_parts(body, raw) if document is None else None
+            inline = _inline_block(body) if signed is None and document is None else None
+            if signed is not None:
+                out.signature, out.signer = keys.verify(*signed)
+                out.partner_org_id = keys.by_fpr[out.signer]
+            elif inline is not None:
+                out.signature, out.signer, document = keys.verify_inline(inline)
+                out.partner_org_id = keys.by_fpr[out.signer]
+            else:
+                out.partner_org_id = mail.partner_org_id or keys.by_email.get(out.sender) or keys.by_email.get(
+                    "@" + out.sender.rpartition("@")[2])
+                if out.partner_org_id is None:
+                    raise ReportError(f"unsigned mail from {out.sender or 'nobody'}, who is not a partner contact")
+            # Inline-signed: only the text under the signature is read, never what surrounds the block.
+            out.parsed = parse_document(document) if document is not None else _report_part(body)
         # A report that gives no time of its own is dated by its mail (else by its arrival).
         sent = _mail_date(str(msg.get("Date", ""))) or now.isoformat()
         for record in out.parsed.records:
@@ -414,23 +497,53 @@ class _Prebuilt:
         yield self.batches[source.name]
 
 
+def _pipeline(engine: Engine, sessionmaker, outcomes: list[tuple[Mail, Outcome]], clock: Clock,
+              data_dir: Path | None, now: datetime) -> int | None:
+    """Put every readable report's rows through the feed pipeline's stages in one batch; the run id."""
+    from commonwatch.pipeline.runner import ingest_sources
+
+    # One batch for the whole chunk: the stages run once over every report's rows (columnar), not once
+    # per report; each row carries its report's digest.
+    frames = []
+    for _mail, o in outcomes:
+        if o.status == "ingested" and o.parsed is not None:
+            frames.append(records_frame(o.parsed.records, range(1, len(o.parsed.records) + 1)).with_columns(
+                pl.lit(f"partner:{o.partner_org_id}").alias("feed.provider"),
+                pl.lit(o.digest[:16]).alias("extra.inbound_report")))
+    if not frames:
+        return None
+    frame = pl.concat(frames, how="diagonal").with_columns(pl.lit(FEED).alias("feed.name"))
+    name = f"partner reports ({len(frames)})"
+    summary = ingest_sources(engine, sessionmaker, [Source(name, io.BytesIO(b""), now)],
+                             _Prebuilt({name: ParsedBatch(frame=frame)}), feed_label=FEED,
+                             source_label="partner reports", clock=clock, data_dir=data_dir,
+                             actor="cooperation:inbound")
+    return summary.run_id
+
+
+def _inbound_rules(data_dir: Path | None) -> tuple[int, timedelta]:
+    from commonwatch.cooperation.services import request_rules
+
+    rules = request_rules(data_dir)["inbound"]
+    return int(rules["max_bytes"]), timedelta(hours=int(rules["respond_hours"]))
+
+
 def ingest_mails(engine: Engine, sessionmaker, mails: Iterable[Mail], clock: Clock, data_dir: Path | None, *,
-                 after_ingest=None, settings=None) -> list[InboundReport]:
+                 after_ingest=None, settings=None, centre_home: Path | None = None) -> list[InboundReport]:
     """Read, check and ingest ``mails`` in one pipeline run; record each as ingested or held, once.
 
     ``after_ingest(session, rows)`` runs inside the transaction that records the reports (the IMAP
     poller moves its cursor there), so a crash leaves both or neither; events are idempotent. The
     acknowledgement of each partner's report is queued in that transaction too (so each report has
-    exactly one), and sent at once when ``settings`` is given, else by the delivery job."""
+    exactly one), and sent at once when ``settings`` is given, else by the delivery job. A report
+    encrypted to the centre is decrypted in the centre's GnuPG home: ``centre_home``, else that of
+    ``settings``, else ``<data dir>/gnupg`` (the default home)."""
     from commonwatch.cooperation.mailing import deliver_pending, queue_acknowledgements, their_ref
-    from commonwatch.cooperation.services import request_rules
-    from commonwatch.pipeline.runner import ingest_sources
 
-    rules = request_rules(data_dir)["inbound"]
-    max_bytes, respond = int(rules["max_bytes"]), timedelta(hours=int(rules["respond_hours"]))
+    max_bytes, respond = _inbound_rules(data_dir)
     now = clock.now()
     with sessionmaker() as session:
-        keys = PartnerKeys(session, clock)
+        keys = PartnerKeys(session, clock, centre_home=centre_home or _centre_home(settings, data_dir))
         try:
             outcomes: list[tuple[Mail, Outcome]] = []
             seen: set[str] = set()
@@ -442,23 +555,7 @@ def ingest_mails(engine: Engine, sessionmaker, mails: Iterable[Mail], clock: Clo
                 outcomes.append((mail, o))
         finally:
             keys.close()
-    # One batch for the whole chunk: the stages run once over every report's rows (columnar), not once
-    # per report; each row carries its report's digest.
-    frames = []
-    for _mail, o in outcomes:
-        if o.status == "ingested" and o.parsed is not None:
-            frames.append(records_frame(o.parsed.records, range(1, len(o.parsed.records) + 1)).with_columns(
-                pl.lit(f"partner:{o.partner_org_id}").alias("feed.provider"),
-                pl.lit(o.digest[:16]).alias("extra.inbound_report")))
-    run_id = None
-    if frames:
-        frame = pl.concat(frames, how="diagonal").with_columns(pl.lit(FEED).alias("feed.name"))
-        name = f"partner reports ({len(frames)})"
-        summary = ingest_sources(engine, sessionmaker, [Source(name, io.BytesIO(b""), now)],
-                                 _Prebuilt({name: ParsedBatch(frame=frame)}), feed_label=FEED,
-                                 source_label="partner reports", clock=clock, data_dir=data_dir,
-                                 actor="cooperation:inbound")
-        run_id = summary.run_id
+    run_id = _pipeline(engine, sessionmaker, outcomes, clock, data_dir, now)
     rows: list[InboundReport] = []
     with sessionmaker() as session, session.begin():
         session.info["actor"] = "cooperation:inbound"
@@ -469,7 +566,8 @@ def ingest_mails(engine: Engine, sessionmaker, mails: Iterable[Mail], clock: Clo
             row = InboundReport(
                 digest=o.digest, origin=mail.origin, origin_ref=mail.origin_ref[:500], message_id=o.message_id,
                 sender=o.sender, subject=o.subject, partner_org_id=o.partner_org_id,
-                format=o.parsed.format if o.parsed else "", signature=o.signature, signer=o.signer, status=o.status,
+                format=o.parsed.format if o.parsed else "", signature=o.signature, signer=o.signer,
+                encrypted=o.encrypted, status=o.status,
                 reason=o.reason, size=len(mail.raw), raw=mail.raw if len(mail.raw) <= max_bytes else None,
                 rows=len(o.parsed.records) if o.parsed and o.status == "ingested" else 0,
                 run_id=run_id if o.status == "ingested" else None, received_at=now, respond_by=now + respond)
@@ -478,12 +576,101 @@ def ingest_mails(engine: Engine, sessionmaker, mails: Iterable[Mail], clock: Clo
         session.flush()
         refs = {o.digest: their_ref(o.message_id, (r.get("extra.report_id") for r in o.parsed.records)
                                     if o.parsed else ()) for _mail, o in outcomes}
-        acks = [a.id for a in queue_acknowledgements(session, rows, refs)]
+        acks = [a.id for a in queue_acknowledgements(session, rows, refs, data_dir=data_dir)]
         if after_ingest is not None:
             after_ingest(session, rows)
     if settings is not None and acks:
         deliver_pending(sessionmaker, settings, clock, acks)
     return rows
+
+
+def _centre_home(settings, data_dir: Path | None) -> Path | None:
+    """The centre's GnuPG home (its secret key decrypts what partners encrypt to it)."""
+    from commonwatch.notify.pgp import default_home
+
+    if settings is not None:
+        return default_home(settings)
+    return Path(data_dir) / "gnupg" if data_dir is not None else None
+
+
+# --- held reports: release after a fix, or discard with a reason -----------------------------------------
+
+class CannotResolve(Exception):
+    """The report is not held (or its bytes were not kept), so it cannot be released or discarded."""
+
+
+def release(engine: Engine, sessionmaker, report_id: int, actor: str, clock: Clock, data_dir: Path | None, *,
+            note: str = "", settings=None) -> InboundReport:
+    """Read a held report again, with the partners' keys and the rules as they are now (a partner's key
+    added since, a contact registered): readable, it goes through the pipeline as any report and is
+    acknowledged; still unreadable, it stays held with the new reason. Either way it is audited."""
+    from commonwatch.access import audit
+    from commonwatch.cooperation.mailing import deliver_pending, queue_acknowledgements, their_ref
+
+    max_bytes, respond = _inbound_rules(data_dir)
+    now = clock.now()
+    with sessionmaker() as session:
+        row = session.get(InboundReport, report_id)
+        if row is None or row.status != "held":
+            raise CannotResolve("only a held report can be released")
+        if row.raw is None:
+            raise CannotResolve("the report's bytes were not kept (it was too large); ask the partner to resend")
+        mail = Mail(bytes(row.raw), row.origin, row.origin_ref)
+        keys = PartnerKeys(session, clock, centre_home=_centre_home(settings, data_dir))
+        try:
+            outcome = read_mail(session, keys, mail, max_bytes, now, check_duplicate=False)
+        finally:
+            keys.close()
+    run_id = _pipeline(engine, sessionmaker, [(mail, outcome)], clock, data_dir, now) \
+        if outcome.status == "ingested" else None
+    acks: list[int] = []
+    with sessionmaker() as session, session.begin():
+        session.info["actor"] = actor
+        session.info["clock"] = clock
+        row = session.get(InboundReport, report_id)
+        assert row is not None
+        before = {"status": row.status, "reason": row.reason, "partner_org_id": row.partner_org_id}
+        if outcome.status == "ingested" and outcome.parsed is not None:
+            row.status, row.reason = "ingested", outcome.reason
+            row.partner_org_id, row.signature, row.signer = outcome.partner_org_id, outcome.signature, outcome.signer
+            row.encrypted, row.format = outcome.encrypted, outcome.parsed.format
+            row.rows, row.run_id, row.respond_by = len(outcome.parsed.records), run_id, now + respond
+            row.resolution, row.resolved_by, row.resolved_at = note or "released", actor, now
+            session.flush()
+            audit.record(session, "cooperation.report_released", "coop_inbound_reports", row.id, before=before,
+                         after={"status": row.status, "rows": row.rows, "run_id": run_id, "note": note})
+            ref = their_ref(outcome.message_id, (r.get("extra.report_id") for r in outcome.parsed.records))
+            acks = [a.id for a in queue_acknowledgements(session, [row], {row.digest: ref}, again=True,
+                                                              data_dir=data_dir)]
+        else:
+            row.reason = outcome.reason
+            session.flush()
+            audit.record(session, "cooperation.report_release_failed", "coop_inbound_reports", row.id,
+                         before=before, after={"status": row.status, "reason": row.reason, "note": note})
+        session.flush()
+        session.expunge(row)
+    if settings is not None and acks:
+        deliver_pending(sessionmaker, settings, clock, acks)
+    return row
+
+
+def discard(session: Session, report: InboundReport, reason: str, actor: str, now: datetime) -> InboundReport:
+    """Set a held report aside for good, with the coordinator's reason; its bytes stay for the record."""
+    from commonwatch.access import audit
+    from commonwatch.errors import Invalid
+    from commonwatch.i18n import _
+
+    if report.status != "held":
+        raise Invalid("status", _("only a held report can be discarded"))
+    reason = strip_control_text(reason.strip())[0]
+    if not reason:
+        raise Invalid("reason", _("give the reason for discarding it"))
+    before = {"status": report.status}
+    report.status, report.resolution, report.resolved_by, report.resolved_at = "discarded", reason[:2000], actor, now
+    session.flush()
+    audit.record(session, "cooperation.report_discarded", "coop_inbound_reports", report.id, before=before,
+                 after={"status": report.status, "reason": report.resolution})
+    return report
 
 
 def held(session: Session, limit: int = 200) -> list[InboundReport]:

@@ -73,8 +73,27 @@ def partner_kind_label(kind: str) -> str:
     return enum_label(kind, "partner_kind")
 
 
+_RULES_CACHE: dict[tuple[str, int, int], dict[str, Any]] = {}
+
+
 def request_rules(data_dir: Path | None = None) -> dict[str, Any]:
-    """The rules file, checked: every legal basis has its contents, every kind its label."""
+    """The rules file, checked: every legal basis has its contents, every kind its label. Parsed once
+    per version of the file (its path, size and modification time): the inbound path asks for it per
+    chunk of mails, and YAML parsing is slow. Callers get a copy they may change."""
+    import copy
+
+    from commonwatch.rules import rules_path
+
+    path = rules_path(RULES, data_dir)
+    stat = path.stat()
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    if key not in _RULES_CACHE:
+        _RULES_CACHE.clear()
+        _RULES_CACHE[key] = _checked_rules(data_dir)
+    return copy.deepcopy(_RULES_CACHE[key])
+
+
+def _checked_rules(data_dir: Path | None) -> dict[str, Any]:
     rules = load_rules(RULES, data_dir)
     for key in ("kinds", "legal_bases", "contents", "clocks", "refusal_grounds", "agreement_renewal"):
         if not isinstance(rules.get(key), dict):
@@ -148,6 +167,13 @@ def validate_profile(data: dict[str, Any]) -> dict[str, Any]:
             if len(value) > limit:
                 errors.append(FieldError(key, _("is longer than {n} characters").format(n=limit)))
             out[key] = value
+    if "language" in data:
+        from commonwatch.i18n import LANGUAGES
+
+        language = str(data.get("language") or "").strip()
+        if language and language not in LANGUAGES:
+            errors.append(FieldError("language", _("must be one of {values}").format(values=", ".join(LANGUAGES))))
+        out["language"] = language
     if out.get("rfc2350_url") and not out["rfc2350_url"].startswith(("https://", "http://")):
         errors.append(FieldError("rfc2350_url", _("must be an http(s) address")))
     if "channels" in data:
@@ -311,7 +337,7 @@ def renewal_reminders(db: Session, principal: Principal, limit: int = 50) -> lis
 
 EXPORT_FIELDS = ("name", "name_local", "country", "region", "kind", "short_name", "first_member",
                  "apcert_member", "ti_level", "constituency", "hours", "timezone", "emergency_contact",
-                 "rfc2350_url", "channels", "pgp_fingerprints")
+                 "rfc2350_url", "channels", "language", "pgp_fingerprints")
 
 
 def export_records(db: Session, principal: Principal) -> list[dict[str, Any]]:
@@ -324,7 +350,7 @@ def export_records(db: Session, principal: Principal) -> list[dict[str, Any]]:
             "ti_level": p.ti_level if p else "", "constituency": p.constituency if p else "",
             "hours": p.hours if p else "", "timezone": p.timezone if p else "",
             "emergency_contact": p.emergency_contact if p else "", "rfc2350_url": p.rfc2350_url if p else "",
-            "channels": list(p.channels) if p else [],
+            "channels": list(p.channels) if p else [], "language": p.language if p else "",
             "pgp_fingerprints": [k["fingerprint"] for k in partner_keys(org)],
             "agreements": [{"title": a.title, "signed_on": a.signed_on.isoformat(), "scope": a.scope,
                             "renews_on": a.renews_on.isoformat() if a.renews_on else None}
@@ -399,7 +425,8 @@ def import_records(db: Session, principal: Principal, records: list[dict[str, An
                                                            Organisation.country == country))
                 profile_data = {k: rec[k] for k in ("kind", "short_name", "first_member", "apcert_member",
                                                     "ti_level", "constituency", "hours", "timezone",
-                                                    "emergency_contact", "rfc2350_url", "channels")
+                                                    "emergency_contact", "rfc2350_url", "channels",
+                                                    "language")
                                 if k in rec and rec[k] is not None}
                 if org is None:
                     org = create_partner(db, principal, {"name": name, "country": country,

@@ -105,6 +105,18 @@ def current_layout(template: Path) -> bool:
         con.close()
 
 
+def upgrade_copy(path: Path) -> None:
+    """Bring a copy of the kept template to every migration head."""
+    from commonwatch import capabilities
+    from commonwatch.db import make_engine
+    from commonwatch.migrate import upgrade
+
+    capabilities.import_models()
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()
+
+
 def build_template(path: Path, rng: np.random.Generator, starts, ends, lengths, orgs, tsv: Path) -> None:
     """A migrated SQLite database with the constituency and the enrichment table loaded."""
     from commonwatch import capabilities
@@ -382,6 +394,7 @@ def main() -> None:
             report(csv, args.rows, np.random.default_rng(args.seed + 1), starts, lengths)
         db = work / "store.db"
         shutil.copy(template, db)
+        upgrade_copy(db)  # a kept template misses the migrations added since it was built
         store = {"COMMONWATCH_EVENT_STORE": args.store, "COMMONWATCH_EVENT_STORE_DIR": str(work / "events")}
         log(f"commonwatch ({args.store} event store): ingesting ...")
         ours, rss = run_ours(f"sqlite:///{db}", csv, store)

@@ -9,7 +9,9 @@ import numpy as np
 import polars as pl
 
 from commonwatch.events.schema import FIELDS
+from commonwatch.events.store import event_store
 from commonwatch.pipeline.store import write_batch
+from commonwatch.reports import rollup
 
 TYPES = ["scanner", "c2-server", "phishing", "infected-system", "vulnerable-system", "application-compromise"]
 SEVERITIES = ["info", "low", "medium", "high", "critical"]
@@ -62,4 +64,7 @@ def store_batch(conn, frame: pl.DataFrame, run_id: int = 1) -> int:
                                                                      "reason": pl.String}),
                           feed="test", source="test", now=datetime.now(UTC), rows_read=frame.height,
                           duplicates_in_batch=0)
+    # the rollup job's work, as it runs after the ingest's commit
+    while rollup.catch_up(conn, event_store(conn)):
+        pass
     return written.inserted

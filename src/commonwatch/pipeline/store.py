@@ -45,9 +45,11 @@ def write_batch(conn: Connection, run_id: int, events: pl.DataFrame, quarantine:
     store = event_store(conn)
     before_id = store.latest_id(SYSTEM, EventFilter()) if events.height else 0
     inserted = store.append(events, batch_id=run_id, now=now)
-    from commonwatch.reports.rollup import after_append  # statistics rollups, kept in this transaction
+    if inserted:
+        # Statistics count these after the commit (reports' rollup job); the first batch sets where.
+        from commonwatch.reports.rollup import mark_if_unset
 
-    after_append(conn, store, events, inserted=inserted, before_id=before_id)
+        mark_if_unset(conn, before_id)
     quarantined = 0
     if quarantine.height:
         keys = quarantine_keys(feed, source, quarantine)

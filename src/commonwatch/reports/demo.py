@@ -1,6 +1,6 @@
 """Demo: thirteen months of synthetic events over the demo constituency (so the dashboards and a
-monthly report have a year to show), stored through the pipeline's write_batch (which keeps the
-rollups); then a rebuild over everything stored (the shipped sample feeds included) and a sample
+monthly report have a year to show), stored through the pipeline's write_batch; then a rebuild over
+everything stored (which first counts what the rollup job has not) (the shipped sample feeds included) and a sample
 monthly report as PDF under the data folder. Idempotent."""
 
 from __future__ import annotations

@@ -70,4 +70,21 @@ def send_reports(state: Any) -> int:
     return sent
 
 
-JOBS = [Job(name="reports-mail", every_seconds=3600, run=send_reports)]
+def keep_rollups(state: Any) -> int:
+    """Count the events stored since the last run into the rollups, a chunk per transaction (so
+    the ingest's writer waits for one chunk at most); returns how many were counted."""
+    from commonwatch.events.store import event_store
+    from commonwatch.reports.rollup import catch_up
+
+    counted = 0
+    while True:
+        with session_scope(state.sessionmaker, actor="job:reports-rollups") as session:
+            conn = session.connection()
+            n = catch_up(conn, event_store(conn, settings=state.settings))
+        counted += n
+        if not n:
+            return counted
+
+
+JOBS = [Job(name="reports-mail", every_seconds=3600, run=send_reports),
+        Job(name="reports-rollups", every_seconds=15, run=keep_rollups)]

@@ -1,4 +1,4 @@
-"""Rollups of stored events, kept at ingest (``rollup.after_append``) and rebuilt from the event
+"""Rollups of stored events, kept by the ``reports-rollups`` job (``rollup.catch_up``) and rebuilt from the event
 store's counts (``commonwatch reports rebuild``), so that a dashboard over a year reads these
 tables and never scans events.
 
@@ -93,3 +93,14 @@ class ReportRun(Base):
     recipients: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(16), default="built")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RollupMark(Base):
+    """How far the rollups have counted: the highest event id whose event is in them. Event ids
+    grow with each append, so the events still to count are those above it."""
+
+    __tablename__ = "reports_rollup_mark"
+    __audit__ = False
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)  # one row, id 1
+    last_event_id: Mapped[int] = mapped_column(BigInteger, default=0)

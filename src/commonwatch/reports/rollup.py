@@ -1,9 +1,12 @@
-"""Keeping the rollups: per stored batch at ingest, and rebuilt from the event store's counts.
+"""Keeping the rollups: counted after the ingest by a job, and rebuilt from the event store's counts.
 
-``after_append`` is called by ``pipeline/store.py`` right after ``events.store.append`` in the same
-transaction, with the batch it stored: only the events the store took as new are counted (an
-``event.key`` stored before is not counted twice). Everything is columnar: one ``group_by`` on the
-batch, one upsert per table.
+``catch_up`` counts the stored events above the rollups' mark (``RollupMark``, the highest event
+id counted) and moves the mark in the same transaction, so each event is counted exactly once
+whatever stops when. It runs as the ``reports-rollups`` job, not inside the ingest's transaction:
+with one rollup row per organisation, hour and dimension value, a national constituency's rollups
+are about as many rows as the events themselves, and upserting them in every stored batch made
+the pipeline several times slower. Dashboards therefore trail the ingest by up to the job's
+period. Everything is columnar: one ``group_by`` per chunk of events, one upsert per table.
 
 ``rebuild`` recomputes whole UTC days from ``since`` on: the hourly rows from
 ``EventStore.counts(by=["hour", ...])``, the daily rows as sums of those hours, and the per-day
@@ -17,11 +20,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import polars as pl
-from sqlalchemy import delete
+from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Connection
 
 from commonwatch.access.principal import SYSTEM
-from commonwatch.reports.models import ALL, DIMENSIONS, EventCount, HostDay
+from commonwatch.events.search import EventFilter
+from commonwatch.reports.models import ALL, DIMENSIONS, EventCount, HostDay, RollupMark
 
 HOUR, DAY = 0, 1
 #: Dimensions counted from the events; ``org`` is derived from the ``type`` rows (see :func:`layout`).
@@ -144,18 +148,46 @@ def add_counts(conn: Connection, hours: pl.DataFrame, hosts: pl.DataFrame) -> No
         _insert(conn, HostDay, hosts, add=False)
 
 
-def after_append(conn: Connection, store: Any, events: pl.DataFrame, *, inserted: int, before_id: int) -> None:
-    """Count the events of ``events`` that the store's ``append`` took as new.
+def mark_if_unset(conn: Connection, before_id: int) -> None:
+    """Set the rollups' mark at ``before_id`` (the store's highest id before a batch) if it was
+    never set: the first batch after an installation or an upgrade starts the count there."""
+    conn.execute(_insert_ignore(conn)(RollupMark).values(id=1, last_event_id=before_id))
 
-    ``before_id`` is the store's highest id before the append: when some of the batch was already
-    stored, the new events are those whose stored id is above it."""
-    if not inserted or not events.height:
-        return
-    if inserted < events.height:
-        ids = store.existing_keys(events["event.key"].to_list())
-        fresh = [k for k, i in ids.items() if i > before_id]
-        events = events.filter(pl.col("event.key").is_in(fresh))
-    add_counts(conn, *hour_counts(events))
+
+def _insert_ignore(conn: Connection) -> Any:
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return lambda table: pg_insert(table).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return lambda table: sqlite_insert(table).on_conflict_do_nothing()
+
+
+def _mark(conn: Connection, store: Any) -> int:
+    found = conn.execute(select(RollupMark.last_event_id).where(RollupMark.id == 1).with_for_update()).scalar()
+    if found is not None:
+        return int(found)
+    # Never set: no batch went through the pipeline since the rollups existed. Events stored
+    # before (the earlier releases counted them at ingest) are in the rollups already when any are.
+    counted = conn.execute(select(EventCount.n).limit(1)).first() is not None
+    start = store.latest_id(SYSTEM, EventFilter()) if counted else 0
+    mark_if_unset(conn, start)
+    return start
+
+
+def catch_up(conn: Connection, store: Any, *, limit: int = SCAN_ROWS) -> int:
+    """Count up to ``limit`` stored events above the mark into the rollups and move the mark past
+    them, in ``conn``'s transaction; returns how many were counted (0: the rollups are current)."""
+    after = _mark(conn, store)
+    columns = [STORE_NAMES[k] for k in ("time", "type", "severity", "org", "partner", "feed", "country",
+                                        "sector", "asn", "ip", "fqdn")]
+    chunk = store.scan(SYSTEM, columns, after_id=after, limit=limit)
+    if not chunk.height:
+        return 0
+    add_counts(conn, *hour_counts(chunk, STORE_NAMES))
+    conn.execute(update(RollupMark).where(RollupMark.id == 1).values(last_event_id=int(chunk["id"].max())))
+    return chunk.height
 
 
 def _day_start(value: datetime) -> datetime:
@@ -167,6 +199,8 @@ def rebuild(conn: Connection, store: Any, since: datetime, until: datetime | Non
     """Recompute the rollups of every UTC day from ``since``'s day up to ``until`` (exclusive,
     rounded up to a day; default: everything after) from the event store, in ``conn``'s
     transaction."""
+    while catch_up(conn, store):  # first what the job has not yet counted: no event is counted twice
+        pass
     start = _day_start(since)
     end = _day_start(until) + (timedelta(days=1) if until != _day_start(until) else timedelta()) if until else None
     h0 = int(start.timestamp()) // 3600

@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 from tests.conftest import PASSWORD
 from tests.intel.peers import MispPeer as MispServer
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.in_process_server]  # it changes app.state's allowlist
 WORDS = {"en": {"works": "works", "paused": "paused", "active": "active", "removed": "removed"},
          "zh-CN": {"works": "正常", "paused": "已暂停", "active": "启用中", "removed": "已删除"}}
 

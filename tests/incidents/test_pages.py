@@ -47,4 +47,6 @@ def test_pages_render_for_the_reporter_and_the_partner(client, anon, world, case
         assert client.get(path).status_code == 200, path
     sign_in(anon, world.users["partner"])
     assert anon.get(f"/shared-incidents/{case['share']}").status_code == 200
-    assert anon.get(f"/incidents/{case['incident']}").status_code == 404
+    # the incidents pages are hidden from a partner and refused by URL, whatever the id (no leak)
+    assert anon.get(f"/incidents/{case['incident']}").status_code == 403
+    assert anon.get("/incidents/999999").status_code == 403

@@ -135,3 +135,14 @@ def test_a_taxii_or_misp_peer_that_answers_with_a_redirect(api, world, app):
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+def test_a_vulnerability_bundle_at_an_unknown_tlp_is_refused_naming_the_field(api, world):
+    """Found by the API fuzz: a TLP label that is none of the five gave a 500."""
+    headers = world.auth("admin")
+    r = api.get("/api/v1/vulns/CVE-2026-0001/stix", params={"tlp": "Ì¿Q"}, headers=headers)
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["loc"][-1] == "tlp"
+    r = api.post("/api/v1/vulns/CVE-2026-0001/publish", json={"collection": "x", "tlp": "purple"}, headers=headers)
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["loc"][-1] == "tlp"

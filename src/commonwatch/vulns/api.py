@@ -59,6 +59,16 @@ def _vuln_id(vuln_id: str) -> str:
     return vuln_id
 
 
+def _tlp(value: str) -> str:
+    from commonwatch.errors import Invalid
+    from commonwatch.intel import tlp as tlpmod
+
+    try:
+        return tlpmod.normalise(value)
+    except ValueError:
+        raise Invalid("tlp", "not a TLP label (CLEAR, GREEN, AMBER, AMBER+STRICT, RED)") from None
+
+
 @router.get("/vulns/{vuln_id}/stix")
 def vulnerability_stix(vuln_id: str, request: Request, tlp: str = Query("AMBER", max_length=20),
                        db: Session = Depends(get_db), principal: Principal = Depends(require("intel.read"))
@@ -70,8 +80,9 @@ def vulnerability_stix(vuln_id: str, request: Request, tlp: str = Query("AMBER",
     from commonwatch.intel import tlp as tlpmod
     from commonwatch.vulns.sharing import vulnerability_bundle
 
+    label = _tlp(tlp)
     st = request.app.state
-    bundle = vulnerability_bundle(db, _vuln_id(vuln_id), tlp, tlpmod.reader_for(db, principal), now=st.clock.now(),
+    bundle = vulnerability_bundle(db, _vuln_id(vuln_id), label, tlpmod.reader_for(db, principal), now=st.clock.now(),
                                   centre_name=st.settings.centre_name, base_url=st.settings.base_url)
     return Response(json.dumps(bundle, ensure_ascii=False), media_type="application/stix+json;version=2.1")
 
@@ -84,7 +95,7 @@ def publish_vulnerability(vuln_id: str, body: PublishIn, request: Request, db: S
     from commonwatch.vulns.sharing import publish
 
     st = request.app.state
-    out = publish(db, _vuln_id(vuln_id), body.collection, body.tlp, now=st.clock.now(),
+    out = publish(db, _vuln_id(vuln_id), body.collection, _tlp(body.tlp), now=st.clock.now(),
                   centre_name=st.settings.centre_name, base_url=st.settings.base_url,
                   author_user_id=principal.user_id or None)
     db.commit()

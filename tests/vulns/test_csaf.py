@@ -170,3 +170,81 @@ def test_impact_and_action_statements_through_a_group_pass():
     _v(d).pop("flags")
     _v(d)["remediations"] = [{"category": "no_fix_planned", "details": "EOL", "group_ids": ["G1"]}]
     assert csaf.failures(d) == []
+
+
+# --- 6.1.11 CWE and 6.1.12 language, at their boundaries ---------------------------------------------------
+
+PATH_TRAVERSAL = "Improper Limitation of a Pathname to a Restricted Directory ('Path Traversal')"
+
+
+@pytest.mark.parametrize(("cwe", "failing"), [
+    ({"id": "CWE-22", "name": PATH_TRAVERSAL}, None),                                  # in the catalogue
+    ({"id": "CWE-16", "name": "Configuration"}, None),                                 # a category exists in 2.0
+    ({"id": "CWE-1000", "name": "Research Concepts"}, None),                           # a view too
+    ({"id": "CWE-79", "name": "Improper Input Validation"}, "/vulnerabilities/0/cwe/name"),   # the spec's example
+    ({"id": "CWE-22", "name": PATH_TRAVERSAL.lower()}, "/vulnerabilities/0/cwe/name"),         # names compare exactly
+    ({"id": "CWE-22", "name": PATH_TRAVERSAL + " "}, "/vulnerabilities/0/cwe/name"),
+    ({"id": "CWE-999999", "name": "Nothing"}, "/vulnerabilities/0/cwe/id"),            # no such weakness
+    ({"id": "CWE-1500", "name": "Nothing"}, "/vulnerabilities/0/cwe/id"),
+    ({"id": "CWE-3", "name": "DEPRECATED: Technology-specific Environment Issues"}, None),  # deprecated exists
+])
+def test_6_1_11_the_cwe_exists_and_its_name_matches(cwe, failing):
+    d = vex()
+    _v(d)["cwe"] = cwe
+    fails = [f for f in csaf.failures(d) if f.test == "6.1.11"]
+    assert [f.path for f in fails] == ([failing] if failing else []), [str(f) for f in csaf.failures(d)]
+    assert all(f"CWE {csaf.cwe_catalogue().version}" in f.reason or "catalogue" in f.reason for f in fails)
+    if failing:
+        with pytest.raises(IntakeError) as exc:
+            intake.read_csaf(d)
+        assert {"test": "6.1.11", "path": failing, "reason": fails[0].reason} in exc.value.failures
+    else:
+        assert csaf.failures(d) == []
+
+
+def test_the_cwe_catalogue_is_the_packaged_one():
+    cat = csaf.cwe_catalogue()
+    assert cat.version.startswith("4.") and len(cat.entries) > 1000
+    assert cat.entries[79][0] == "Weakness" and cat.entries[16][0] == "Category"
+
+
+@pytest.mark.parametrize("tag", ["en", "EN-us", "zh-Hans-CN", "de-CH-1901", "es-419", "en-QM",
+                                 "x-private", "en-x-acme", "qaa", "qtz",           # private use
+                                 "i-default", "i-mingo",                           # the irregular ones the schema admits
+                                 "art-lojban", "zh-min-nan"])                      # regular grandfathered
+def test_6_1_12_valid_private_use_and_grandfathered_tags_pass(tag):
+    d = vex()
+    d["document"]["lang"] = tag
+    assert csaf.failures(d) == [], [str(f) for f in csaf.failures(d)]
+
+
+@pytest.mark.parametrize("tag", ["i-klingon", "sgn-BE-FR", "en-GB-oed"])
+def test_irregular_grandfathered_tags_other_than_i_default_and_i_mingo_are_the_schemas_to_refuse(tag):
+    d = vex()
+    d["document"]["lang"] = tag
+    assert [(f.test, f.path) for f in csaf.failures(d)] == [("schema", "/document/lang")]
+
+
+@pytest.mark.parametrize(("key", "tag"), [
+    ("lang", "EZ"),              # the spec's example: a region code, no language
+    ("lang", "xx"),              # well-formed, not in the registry
+    ("lang", "en-YY"),           # a region that does not exist
+    ("lang", "en-US-US"),        # a second region
+    ("lang", "de-1901-1901"),    # a repeated variant
+    ("lang", "en-a-bbb-a-ccc"),  # a repeated extension singleton
+    ("source_lang", "xx"),
+])
+def test_6_1_12_unknown_or_invalid_tags_fail(key, tag):
+    d = vex()
+    d["document"]["lang"] = "en" if key == "source_lang" else tag
+    if key == "source_lang":
+        d["document"]["source_lang"] = tag
+    fails = [f for f in csaf.failures(d) if f.test == "6.1.12"]
+    assert [f.path for f in fails] == [f"/document/{key}"], [str(f) for f in csaf.failures(d)]
+    assert repr(tag) in fails[0].reason
+
+
+def test_6_1_12_a_tag_with_an_underscore_fails_even_where_langcodes_would_read_it():
+    d = vex()
+    d["document"]["lang"] = "en_US"
+    assert "6.1.12" in _tests_of(d)

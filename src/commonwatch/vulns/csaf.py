@@ -7,10 +7,10 @@ the ``csaf-lib`` package (its data only; the tests below are commonwatch's). The
 that package, never fetched.
 
 Each failure is a :class:`Failure` with the test id (``schema`` for the schema, else ``6.1.n``),
-the JSON pointer of the place and the reason. Tests not applied, and why:
-6.1.11 (CWE: needs the CWE catalogue, which commonwatch does not hold; the schema checks the id's
-form) and 6.1.12 (language: needs the IANA subtag registry; the schema checks the tag's form).
-6.1.9 and 6.1.10 check the base and temporal metrics; environmental ones are not compared.
+the JSON pointer of the place and the reason. Every §6.1 test is applied. 6.1.11 (CWE) looks the
+weakness up in the MITRE CWE catalogue shipped in the ``cwe2`` package (its XML only, read once);
+6.1.12 (language) asks ``langcodes`` whether the tag is valid against the IANA subtag registry it
+ships. 6.1.9 and 6.1.10 check the base and temporal metrics; environmental ones are not compared.
 """
 
 from __future__ import annotations
@@ -236,11 +236,74 @@ def _cvss_failures(body: dict[str, Any], key: str, where: str) -> list[Failure]:
     return out
 
 
+# --- CWE (6.1.11) and language (6.1.12) --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CweCatalogue:
+    version: str                               # the catalogue's own version, e.g. "4.14"
+    entries: dict[int, tuple[str, str]]        # id -> (Weakness | Category | View, name)
+
+
+@functools.cache
+def cwe_catalogue() -> CweCatalogue:
+    """The MITRE CWE catalogue as the ``cwe2`` package ships it (``cwec_v*.xml``), read once per
+    process: every weakness, category and view with its name. Nothing is fetched."""
+    from importlib.resources import files
+
+    from defusedxml.ElementTree import iterparse
+
+    base = files("cwe2.database_v49")
+    path = next(p for p in base.iterdir() if p.name.startswith("cwec_v") and p.name.endswith(".xml"))
+    kinds = ("Weakness", "Category", "View")
+    version, entries = "", {}
+    with path.open("rb") as fh:
+        for event, el in iterparse(fh, events=("start", "end")):
+            tag = el.tag.rpartition("}")[2]
+            if event == "start":
+                if tag == "Weakness_Catalog":
+                    version = el.get("Version", "")
+                elif tag in kinds and (el.get("ID") or "").isdigit():
+                    entries[int(el.get("ID"))] = (tag, el.get("Name") or "")
+            elif tag in kinds:
+                el.clear()          # only the attributes are needed; keep memory flat
+    return CweCatalogue(version, entries)
+
+
+def cwe_failures(cwe: dict[str, Any], where: str) -> list[Failure]:
+    """6.1.11: the weakness exists in the CWE catalogue and its name is the catalogue's. CSAF 2.0
+    names no catalogue version, so the one shipped is used; a category or view counts as existing
+    (CSAF 2.1 refuses those, 2.0 does not)."""
+    cid, name = cwe.get("id"), cwe.get("name")
+    if not isinstance(cid, str) or not re.fullmatch(r"CWE-[1-9]\d{0,5}", cid):
+        return []     # the schema names a malformed id
+    cat = cwe_catalogue()
+    entry = cat.entries.get(int(cid[4:]))
+    if entry is None:
+        return [Failure("6.1.11", f"{where}/id", f"{cid} is not in the CWE catalogue {cat.version}")]
+    if isinstance(name, str) and name != entry[1]:
+        return [Failure("6.1.11", f"{where}/name", f"is {name!r}; {cid} is {entry[1]!r} in CWE {cat.version}")]
+    return []
+
+
+def language_failures(d: dict[str, Any]) -> list[Failure]:
+    """6.1.12: ``/document/lang`` and ``/document/source_lang`` are valid BCP 47 tags whose subtags
+    exist in the IANA registry (``langcodes``); private-use (``x-...``, ``qaa``–``qtz``) and
+    grandfathered tags are valid as RFC 5646 says, a deprecated one too."""
+    import langcodes
+
+    out = []
+    for key in ("lang", "source_lang"):
+        tag = d.get(key)
+        # "_" is no BCP 47 separator: langcodes would read en_US as en-US, the schema refuses it
+        if isinstance(tag, str) and ("_" in tag or not langcodes.tag_is_valid(tag)):
+            out.append(Failure("6.1.12", f"/document/{key}", f"{tag!r} is not a valid language tag (BCP 47)"))
+    return out
+
+
 # --- the mandatory tests ------------------------------------------------------------------------------------
 
 def mandatory_failures(doc: Any) -> list[Failure]:
-    """The §6.1 mandatory tests commonwatch applies (all but 6.1.11 and 6.1.12) on a document that
-    is an object; each failure names its test."""
+    """The §6.1 mandatory tests on a document that is an object; each failure names its test."""
     if not isinstance(doc, dict) or not isinstance(doc.get("document"), dict):
         return []
     out: list[Failure] = []
@@ -388,6 +451,7 @@ def mandatory_failures(doc: Any) -> list[Failure]:
             add("6.1.26", "/document/category", f"{cat!r} is a profile's name or value written differently")
         elif cat.startswith("csaf_"):
             add("6.1.26", "/document/category", f"{cat!r} uses the reserved prefix csaf_")
+    out.extend(language_failures(d))
     if isinstance(d.get("lang"), str) and d.get("lang") == d.get("source_lang"):
         add("6.1.28", "/document/source_lang", f"the same as the document's language {d['lang']}")
 
@@ -420,6 +484,8 @@ def mandatory_failures(doc: Any) -> list[Failure]:
         if not isinstance(v, dict):
             continue
         vw = f"/vulnerabilities/{i}"
+        if isinstance(v.get("cwe"), dict):
+            out.extend(cwe_failures(v["cwe"], f"{vw}/cwe"))
         cve = v.get("cve")
         if isinstance(cve, str):
             if cve in seen_cves:

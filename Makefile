@@ -33,7 +33,7 @@ test: lint
 # the machine's date a year ahead under libfaketime (Debian's faketime): they must not depend on
 # today's date. CI runs this after `make test`.
 CLOCK_SUITES ?= tests/notify tests/intel tests/constituency/test_contacts_pgp.py tests/access/test_auth.py \
-                tests/access/test_cli.py tests/feeds/test_collect.py
+                tests/access/test_cli.py tests/feeds/test_collect.py tests/vulns/test_csaf_provider_trust.py
 CLOCK_OFFSET ?= +365d
 test-clock: $(VENV)/.installed-test
 	@command -v faketime >/dev/null || { echo "test-clock needs faketime (apt-get install faketime)"; exit 1; }

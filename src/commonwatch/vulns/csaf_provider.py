@@ -8,12 +8,24 @@ goes through the collector's outbound policy (allowlist, size and time limits) a
 request with the validators of the last one, and a listing's delta cursor (the newest
 ``current_release_date`` or ROLIE ``updated`` taken) keeps unchanged advisories from being fetched
 again.
+
+Each advisory fetched is also checked as a trusted provider's must be (R18–R20), whatever the
+provider's role: its ``.sha512`` (else ``.sha256``) and its ``.asc`` beside it, fetched the same way,
+against the OpenPGP keys the metadata lists (``public_openpgp_keys``, each imported only when its
+fingerprint is the one listed) in a throw-away GnuPG home on commonwatch's clock. A hash that does
+not match or a signature that does not verify quarantines the advisory; a missing hash or
+signature is kept on its records (``provenance``), as a failure when the provider claims to be a
+trusted provider. The file name must follow §5.1 (R2): a name that does not is kept as a failure,
+and the advisory is still read.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import re
+import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +39,8 @@ from commonwatch.errors import Invalid
 from commonwatch.vulns.intake import MAX_RECORD_BYTES, IntakeError
 
 ROLES = ("csaf_publisher", "csaf_provider", "csaf_trusted_provider")
+TRUSTED = "csaf_trusted_provider"
+HASHES = ("sha512", "sha256")          # R18: the stronger one is checked when both are there
 TLP_LABELS = ("UNLABELED", "WHITE", "GREEN", "AMBER", "RED")
 METADATA_NAME = "provider-metadata.json"
 
@@ -115,6 +129,116 @@ def read_rolie(doc: Any) -> list[tuple[str, str]]:
     return out
 
 
+_FILENAME_RUN = re.compile(r"[^+\-a-z0-9]+")
+
+
+def expected_filename(tracking_id: str) -> str:
+    r"""The file name §5.1 gives an advisory (R2): the tracking id lowercased, each run of characters
+    outside ``[+\-a-z0-9]`` replaced by ``_``, then ``.json``."""
+    return _FILENAME_RUN.sub("_", tracking_id.lower()) + ".json"
+
+
+def filename_failure(url: str, raw: bytes) -> dict[str, str] | None:
+    """The R2 failure of an advisory fetched from ``url``, or None when its name is right (or the
+    document has no tracking id to judge by: its own checks say so)."""
+    import json
+
+    try:
+        tracking_id = json.loads(raw)["document"]["tracking"]["id"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(tracking_id, str):
+        return None
+    name = url.split("?", 1)[0].rsplit("/", 1)[-1]
+    want = expected_filename(tracking_id)
+    if name == want:
+        return None
+    return {"test": "R2", "path": "/document/tracking/id",
+            "reason": f"the file is named {name!r}; tracking id {tracking_id!r} gives {want!r}"}
+
+
+class IntegrityError(Exception):
+    """An advisory whose hash or signature is wrong: it is quarantined with this reason."""
+
+    def __init__(self, test: str, reason: str):
+        super().__init__(f"{test}: {reason}")
+        self.test, self.reason = test, reason
+
+
+@dataclass
+class Integrity:
+    status: str = "unsigned"    # signed | unsigned | unverified (signed, but no listed key to check it with)
+    hash: str = ""              # the algorithm whose hash file matched; "" when none was there
+    signer: str = ""            # the fingerprint of the provider key that signed it
+    failures: list[dict[str, str]] = field(default_factory=list)
+
+
+class ProviderKeys:
+    """The provider's public OpenPGP keys (R20) in a throw-away GnuPG home, every gpg run on
+    commonwatch's clock (``ClockedGPG``), so a key's expiry and a signature's time are judged at
+    the intake's ``now``."""
+
+    def __init__(self, now: datetime):
+        from commonwatch.clock import FrozenClock
+        from commonwatch.notify.pgp import ClockedGPG, gpg_binary
+
+        binary = gpg_binary()
+        if binary is None:
+            raise IntakeError("public_openpgp_keys", "GnuPG (gpg) is not installed; install the Debian package gnupg")
+        self._dir = tempfile.TemporaryDirectory(prefix="cw-csaf-")
+        Path(self._dir.name).chmod(0o700)
+        self.gpg = ClockedGPG(FrozenClock(now), gpgbinary=binary, gnupghome=self._dir.name)
+        self.fingerprints: set[str] = set()
+
+    def add(self, armored: bytes, fingerprint: str | None) -> str | None:
+        """Import the key if it is the one listed (any key in the file when the metadata gives no
+        fingerprint: the schema makes it optional); the problem otherwise."""
+        text = armored.decode("utf-8", "replace")
+        if "PRIVATE KEY" in text:
+            return "the key file holds a private key"
+        found = {str(k.get("fingerprint") or "").upper() for k in self.gpg.scan_keys_mem(text)
+                 if k.get("type") == "pub"}
+        listed = {fingerprint.replace(" ", "").upper()} if fingerprint else found
+        if not found or not listed <= found:
+            held = ", ".join(sorted(found)) or "no public key"
+            return f"the key file holds {held}, not the listed {', '.join(sorted(listed))}"
+        self.gpg.import_keys(text)
+        self.fingerprints |= listed
+        return None
+
+    def verify(self, data: bytes, signature: bytes) -> str:
+        """The fingerprint of the listed key that made ``signature`` over ``data``; else IntegrityError."""
+        with tempfile.NamedTemporaryFile(dir=self._dir.name, suffix=".asc", delete=False) as fh:
+            fh.write(signature)
+            sig_path = fh.name
+        result = self.gpg.verify_data(sig_path, data)
+        fpr = (getattr(result, "pubkey_fingerprint", None) or result.fingerprint or "").upper()
+        if result.valid and fpr in self.fingerprints:
+            return fpr
+        if result.valid:
+            raise IntegrityError("R19", f"signed by {fpr}, which the provider metadata does not list")
+        status = getattr(result, "status", "") or "no valid signature"
+        if status == "no public key":
+            raise IntegrityError("R19", f"signed with a key the provider does not list ({result.key_id or 'unknown'})")
+        raise IntegrityError("R19", f"the OpenPGP signature does not verify ({status})")
+
+    def close(self) -> None:
+        import shutil
+        import subprocess
+
+        gpgconf = shutil.which("gpgconf")
+        if gpgconf:
+            subprocess.run([gpgconf, "--homedir", self._dir.name, "--kill", "all"], check=False,
+                           capture_output=True, timeout=30)
+        self._dir.cleanup()
+
+
+def _hash_in(text: bytes) -> str:
+    """The hex digest a ``.sha256`` / ``.sha512`` file gives (``sha256sum`` form: digest, then the name)."""
+    first = text.decode("ascii", "replace").strip().split()
+    return first[0].lower() if first else ""
+
+
 @dataclass
 class ProviderReport:
     keys: list[str] = field(default_factory=list)   # records added or updated
@@ -126,13 +250,17 @@ class ProviderReport:
     unchanged: int = 0
     quarantined: int = 0
     fetch_errors: int = 0        # advisories that could not be fetched (tried again next time)
+    integrity: dict[str, int] = field(default_factory=dict)   # signed / unsigned / unverified: how many
+    failures: list[str] = field(default_factory=list)   # distribution failures that did not stop an advisory
     reasons: list[str] = field(default_factory=list)
     lines: list[str] = field(default_factory=list)  # one per listing read
 
     def summary(self) -> str:
         return (f"{self.fetched} advisories read, {self.not_modified} not modified, {self.skipped} not newer, "
                 f"{self.added} added, {self.updated} updated, {self.unchanged} unchanged, "
-                f"{self.quarantined} quarantined, {self.fetch_errors} not fetched")
+                f"{self.quarantined} quarantined, {self.fetch_errors} not fetched"
+                + "".join(f", {n} {k}" for k, n in sorted(self.integrity.items()))
+                + (f", {len(self.failures)} distribution failures" if self.failures else ""))
 
 
 class _Reader:
@@ -223,6 +351,9 @@ def import_provider(session: Session, location: str | Path, settings, now: datet
             raise IntakeError(url, "; ".join(problems))
     reader = _Reader(session, settings, now, base_url, folder)
     rep = ProviderReport()
+    role = str(meta.get("role", ""))
+    origin = {"provider": str(meta["canonical_url"]), "publisher": str(meta["publisher"]["name"]), "role": role}
+    keys = load_keys(reader, meta, now, rep)
 
     def take(url: str, name: str) -> None:
         try:
@@ -235,13 +366,41 @@ def import_provider(session: Session, location: str | Path, settings, now: datet
             rep.not_modified += 1
             return
         rep.fetched += 1
+        try:
+            integrity = check_integrity(reader, url, raw, keys, role)
+        except IntegrityError as exc:
+            svc.quarantine(session, name, str(exc), raw, now, [{"test": exc.test, "path": "/", "reason": exc.reason}])
+            rep.quarantined += 1
+            rep.reasons.append(f"{name}: {exc}")
+            return
+        r2 = filename_failure(url, raw)
+        if r2 is not None:
+            integrity.failures.insert(0, r2)
         r = svc.import_document(session, raw, name, now)
         rep.added, rep.updated, rep.unchanged = (rep.added + r.added, rep.updated + r.updated,
                                                  rep.unchanged + r.unchanged)
         rep.quarantined += r.quarantined
         rep.reasons += r.reasons
         rep.keys += r.keys
+        if r.added or r.updated or r.unchanged:
+            stamp_provenance(session, raw, {**origin, "integrity": integrity.status, "hash": integrity.hash,
+                                            "signer": integrity.signer, "checked_at": now.isoformat(),
+                                            "failures": integrity.failures})
+            rep.integrity[integrity.status] = rep.integrity.get(integrity.status, 0) + 1
+            rep.failures += [f"{name}: {f['test']} {f['reason']}" for f in integrity.failures]
 
+    try:
+        read_distributions(session, meta, reader, rep, take, folder)
+    finally:
+        if keys is not None:
+            keys.close()
+    return rep
+
+
+def read_distributions(session: Session, meta: dict[str, Any], reader: _Reader, rep: ProviderReport, take,
+                       folder: Path | None) -> None:
+    """Each distribution's listing (changes.csv, else index.txt; or the ROLIE feeds), each advisory
+    newer than the listing's cursor handed to ``take``."""
     for dist in meta.get("distributions") or []:
         if dist.get("directory_url"):
             directory = dist["directory_url"].rstrip("/") + "/"
@@ -293,4 +452,86 @@ def import_provider(session: Session, location: str | Path, settings, now: datet
             rep.lines.append(f"{feed_url} (ROLIE, TLP:{feed.get('tlp_label')}): {len(entries)} listed")
     if not meta.get("distributions"):
         rep.lines.append("no distributions listed")
-    return rep
+
+
+def load_keys(reader: _Reader, meta: dict[str, Any], now: datetime, rep: ProviderReport) -> ProviderKeys | None:
+    """The provider's public OpenPGP keys (R20: ``public_openpgp_keys``, each fetched like any other
+    file of the provider, or read from the mirror); a key that cannot be read, or whose fingerprint
+    is not the listed one, is left out and said so in the report. None when none is listed."""
+    listed = [k for k in meta.get("public_openpgp_keys") or [] if isinstance(k, dict)]
+    if not listed:
+        return None
+    keys = ProviderKeys(now)
+    for i, k in enumerate(listed):
+        where = f"/public_openpgp_keys/{i}"
+        url, fpr = k.get("url"), k.get("fingerprint")
+        if not isinstance(url, str) or not (fpr is None or isinstance(fpr, str)):
+            rep.failures.append(f"{where}: R20 url (and a fingerprint) required")
+            continue
+        try:
+            armored = reader.get(url, "csaf-key", conditional=False) or b""
+        except (Invalid, IntakeError) as exc:
+            rep.failures.append(f"{where}: R20 {url} could not be read: {exc}")
+            continue
+        problem = keys.add(armored, fpr)
+        if problem:
+            rep.failures.append(f"{where}: R20 {problem}")
+    return keys
+
+
+def _sidecar(reader: _Reader, url: str, kind: str) -> bytes | None:
+    """A file beside the advisory (hash, signature), or None when the provider has none. Read
+    unconditionally: it is only asked for when its advisory was (re)fetched, and then it is needed."""
+    try:
+        return reader.get(url, kind, conditional=False)
+    except (Invalid, IntakeError):
+        return None
+
+
+def check_integrity(reader: _Reader, url: str, raw: bytes, keys: ProviderKeys | None, role: str) -> Integrity:
+    """R18 (the hash file beside the advisory) and R19 (its OpenPGP signature, against the keys of
+    R20). Raises :class:`IntegrityError` when a hash or signature is there and wrong; a missing one
+    is a failure on the result when the provider is a trusted provider (it must give them)."""
+    out = Integrity()
+    trusted = role == TRUSTED
+    for alg in HASHES:
+        given = _sidecar(reader, f"{url}.{alg}", "csaf-hash")
+        if given is None:
+            continue
+        digest, stated = hashlib.new(alg, raw).hexdigest(), _hash_in(given)
+        if stated != digest:
+            raise IntegrityError("R18", f"the {alg.upper()} file gives {stated[:16] or 'nothing'}…, the advisory's "
+                                        f"{alg.upper()} is {digest[:16]}…")
+        out.hash = alg
+        break
+    if not out.hash and trusted:
+        out.failures.append({"test": "R18", "path": "/", "reason": "no .sha256 or .sha512 file beside the advisory, "
+                                                                   "which a trusted provider must give"})
+    signature = _sidecar(reader, f"{url}.asc", "csaf-signature")
+    if not signature:
+        if trusted:
+            out.failures.append({"test": "R19", "path": "/", "reason": "no OpenPGP signature (.asc) beside the "
+                                                                       "advisory, which a trusted provider must give"})
+        return out
+    if keys is None or not keys.fingerprints:
+        out.status = "unverified"
+        out.failures.append({"test": "R20", "path": "/", "reason": "signed, but the provider metadata lists no public "
+                                                                   "OpenPGP key that could be read to check it"})
+        return out
+    out.signer, out.status = keys.verify(raw, signature), "signed"
+    return out
+
+
+def stamp_provenance(session: Session, raw: bytes, provenance: dict[str, Any]) -> None:
+    """Keep where the advisory's records came from, and its integrity, on each of them."""
+    import json
+
+    from commonwatch.vulns.models import VulnRecord
+
+    try:
+        tracking_id = json.loads(raw)["document"]["tracking"]["id"]
+    except (ValueError, KeyError, TypeError):
+        return
+    for rec in session.scalars(select(VulnRecord).where(
+            VulnRecord.record_key.startswith(f"csaf:{tracking_id}#", autoescape=True))):
+        rec.provenance = provenance

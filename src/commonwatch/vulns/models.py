@@ -47,6 +47,10 @@ class VulnRecord(Base):
     raw: Mapped[str] = mapped_column(Text, default="")
     imported_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A CSAF advisory read from a provider: {provider, publisher, role, integrity (signed | unsigned |
+    # unverified), hash (the algorithm whose file matched), signer (fingerprint), checked_at,
+    # failures: [{test: R2 | R18 | R19 | R20, path, reason}] that did not stop the advisory}
+    provenance: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class VulnRecordVersion(Base):

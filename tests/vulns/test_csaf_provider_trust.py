@@ -231,3 +231,43 @@ def test_online_a_key_off_the_allowlist_is_not_fetched(session, tmp_path, keys, 
     assert any("R20" in line and "allowlist" in line for line in rep.failures), rep.failures
     assert not any(p.startswith("/elsewhere") for p, _s in Provider.hits)
     assert provenance(session, VEX_KEY)["integrity"] == "unverified"
+
+
+def test_the_provider_role_and_integrity_show_on_the_page_and_the_api(app, client, world, clock, tmp_path, keys):
+    """A finding from a trusted provider's signed advisory says so, in English and in Chinese; one
+    from an unsigned advisory of a plain provider says that."""
+    from commonwatch.cii.models import Asset, CiiSystem
+    from commonwatch.db import session_scope
+    from commonwatch.vulns import services as svc
+    from tests.conftest import sign_in
+
+    root = site(tmp_path / "m", keys)
+    vex = root / "white" / "2021" / "acme-sa-2021-0010.json.asc"
+    with session_scope(app.state.sessionmaker, actor="test") as s:
+        system = CiiSystem(org_id=world.org_b, name="Billing", mlps_level=3)
+        s.add(system)
+        s.flush()
+        s.add(Asset(org_id=world.org_b, system_id=system.id, name="app",
+                    purl="pkg:maven/org.apache.logging.log4j/log4j-core@2.14.1"))
+        prov.import_provider(s, root, Settings(data_dir=tmp_path), clock.now())
+        svc.run_match(s, clock.now())
+    rows = client.get("/api/v1/vulns/findings", headers=world.auth("b")).json()
+    assert [(r["vuln_id"], r["provider_role"], r["integrity"]) for r in rows] == [
+        ("CVE-2021-44228", "csaf_trusted_provider", "signed")]
+    sign_in(client, world.users["b"])
+    page = client.get("/vulns").text
+    assert 'data-integrity="signed"' in page and "CSAF trusted provider · signed" in page
+    client.get("/lang/zh-CN")
+    zh = client.get("/vulns").text
+    assert "CSAF 可信提供方 · 已签名" in zh, zh[zh.find("advisory-trust") - 200:][:600]
+
+    # the provider steps down to csaf_provider and stops signing: the next read says so
+    meta = json.loads((root / "provider-metadata.json").read_text())
+    meta["role"] = "csaf_provider"
+    (root / "provider-metadata.json").write_text(json.dumps(meta))
+    vex.unlink()
+    with session_scope(app.state.sessionmaker, actor="test") as s:
+        prov.import_provider(s, root, Settings(data_dir=tmp_path), clock.now())
+    assert "CSAF 提供方 · 未签名" in client.get("/vulns").text
+    client.get("/lang/en")
+    assert 'data-integrity="unsigned"' in client.get("/vulns").text

@@ -280,14 +280,16 @@ def ranked_findings(session: Session, principal: Principal, *, org_id: int | Non
               "first_seen": pl.Datetime("us", "UTC"), "record_key": pl.Utf8}
     if not rows:
         return pl.DataFrame(schema=schema | {"kev": pl.Boolean, "cvss_base": pl.Float64, "severity": pl.Utf8,
+                                             "provider_role": pl.Utf8, "integrity": pl.Utf8,
                                              "epss": pl.Float64, "mlps_level": pl.Int8, "due": pl.Date,
                                              "rank": pl.UInt32})
     f = pl.DataFrame([{k: getattr(r, k) for k in schema} for r in rows], schema=schema)
     vulns = f["vuln_id"].unique().to_list()
-    scores = {}
-    for key, cvss in session.execute(select(VulnRecord.record_key, VulnRecord.cvss)
-                                     .where(VulnRecord.record_key.in_(f["record_key"].unique().to_list()))):
+    scores, provenance = {}, {}
+    for key, cvss, prov in session.execute(select(VulnRecord.record_key, VulnRecord.cvss, VulnRecord.provenance)
+                                           .where(VulnRecord.record_key.in_(f["record_key"].unique().to_list()))):
         scores[key] = ranking.score(cvss)
+        provenance[key] = prov or {}
     kev = {k.cve_id: k.due_date for k in session.scalars(select(VulnKev).where(VulnKev.cve_id.in_(vulns)))}
     kev_records = {v for v, k in session.execute(select(VulnRecord.vuln_id, VulnRecord.kev).where(
         VulnRecord.vuln_id.in_(vulns))) if k}
@@ -298,6 +300,9 @@ def ranked_findings(session: Session, principal: Principal, *, org_id: int | Non
         kev=pl.col("vuln_id").is_in(list(set(kev) | kev_records)),
         cvss_base=pl.Series([scores.get(k, none).base for k in f["record_key"]], dtype=pl.Float64),
         severity=pl.Series([scores.get(k, none).severity for k in f["record_key"]], dtype=pl.Utf8),
+        # a CSAF record's provider role and the advisory's integrity (R18–R20); null for other sources
+        provider_role=pl.Series([provenance.get(k, {}).get("role") for k in f["record_key"]], dtype=pl.Utf8),
+        integrity=pl.Series([provenance.get(k, {}).get("integrity") for k in f["record_key"]], dtype=pl.Utf8),
         epss=pl.col("vuln_id").replace_strict(epss, default=None, return_dtype=pl.Float64),
     ).join(mlps, on="asset_id", how="left")
     f = f.with_columns(due=pl.Series([ranking.due(fs, sev, kev.get(v), rules) for fs, sev, v in

@@ -80,6 +80,17 @@ def test_bundle_passes_strict_validation_with_indicators_and_purls(session):  # 
     sw = [o for o in lodash["objects"] if o["type"] == "software"]
     assert sw and sw[0]["name"] == "lodash"
     assert stix2.v21.Software(name="lodash").id == sw[0]["id"]   # the SCO's deterministic id
+    # the purl, which STIX software has no property for, under commonwatch's extension, checked by the
+    # validator against the schema the definition carries; the definition travels in the bundle
+    from commonwatch.intel import stix
+
+    assert stix.extension_of(sw[0]) == {"purl": "pkg:npm/lodash"}
+    assert stix.EXTENSION_OBJECT in lodash["objects"] and stix.PROJECT_IDENTITY in lodash["objects"]
+    from commonwatch.vulns.sharing import _software
+
+    assert "extensions" not in _software("cpe", "cpe:2.3:a:apache:log4j:2.14.1:*:*:*:*:*:*:*")   # cpe is STIX's own
+    wrong = stix.with_extension(dict(sw[0]), purl="lodash 4.17")   # not a purl: the shipped schema refuses it
+    assert strict_errors(wrong)
 
 
 def _staff():
@@ -118,3 +129,38 @@ def test_publish_goes_through_intel_with_its_tlp_rules_and_keeps_ids(session):  
         publish(session, "CVE-2021-44228", "partners", "RED", **kw)
     with pytest.raises(NotFound):
         publish(session, "CVE-2021-44228", "nobody", "GREEN", **kw)
+
+
+def test_a_published_purl_takes_the_extension_definition_into_the_collection(session):  # noqa: F811
+    """The collection serves the definition the software's extension names, the newer version when an
+    older one (without purl) was stored before."""
+    import json
+
+    from sqlalchemy import select
+
+    from commonwatch.constituency import services as registry
+    from commonwatch.intel import services as intel
+    from commonwatch.intel import stix
+    from commonwatch.intel.models import CollectionEntry, IntelObject
+    from commonwatch.vulns.sharing import publish
+
+    old = {**stix.EXTENSION_OBJECT, "modified": "2026-12-03T00:00:00.000Z", "version": "1.1.0"}
+    session.add(IntelObject(stix_id=old["id"], type=old["type"], spec_version="2.1",
+                            version=stix.parse_timestamp(old["modified"], "modified"), date_added=START, latest=True,
+                            revoked=False, tlp="CLEAR", owner_org_id=None, author_user_id=None, source="commonwatch",
+                            body=stix.dumps(old)))
+    session.flush()
+    svc.import_document(session, (SAMPLES / "GHSA-35jh-r3h4-6jhm.json").read_bytes(), "osv.json", START)
+    partner = registry.create_org(session, {"name": "Partner CERT", "kind": "partner-cert"})
+    c = intel.create_collection(session, "Partners", alias="partners", max_tlp="GREEN")
+    intel.grant(session, c, partner.id, read=True)
+    publish(session, "CVE-2021-23337", "partners", "GREEN", now=START, centre_name="CERT",
+            base_url="https://cert.example", author_user_id=None)
+    served = [json.loads(r.body) for r in session.scalars(select(IntelObject).join(
+        CollectionEntry, CollectionEntry.object_id == IntelObject.id).where(CollectionEntry.collection_id == c.id))]
+    definitions = [o for o in served if o["type"] == "extension-definition"]
+    assert [d["version"] for d in definitions] == [stix.EXTENSION_OBJECT["version"]]
+    sw = next(o for o in served if o["type"] == "software")
+    assert stix.extension_of(sw)["purl"].startswith("pkg:npm/lodash")
+    held = session.scalars(select(IntelObject).where(IntelObject.stix_id == stix.EXTENSION)).all()
+    assert sorted((json.loads(r.body)["version"], r.latest) for r in held) == [("1.1.0", False), ("1.2.0", True)]

@@ -286,7 +286,7 @@ def add_to_collection(session: Session, collection: IntelCollection, rows: Itera
     rows = list({r.id: r for r in rows}.values())
     if not rows:
         return 0
-    rows = _definitions_for(session, rows, now) + rows
+    rows = list({r.id: r for r in _definitions_for(session, rows, now) + rows}.values())
     # Lock the collection so concurrent writers hand out date_added in commit order.
     session.execute(select(IntelCollection.id).where(IntelCollection.id == collection.id).with_for_update())
     present = set(session.scalars(select(CollectionEntry.object_id).where(
@@ -306,12 +306,15 @@ def add_to_collection(session: Session, collection: IntelCollection, rows: Itera
 
 def _definitions_for(session: Session, rows: list[IntelObject], now: datetime) -> list[IntelObject]:
     """The extension definition (and its author) that objects carrying commonwatch's extension need,
-    stored once (TLP:CLEAR, the centre's) so a collection publishes them with the objects."""
+    stored once per version (TLP:CLEAR, the centre's) so a collection publishes them with the objects."""
     if not any(stix.EXTENSION in r.body for r in rows if r.type != "extension-definition"):
         return []
     out = []
     for obj in (stix.PROJECT_IDENTITY, stix.EXTENSION_OBJECT):
         row = _latest_row_or_none(session, obj["id"])
+        if row is not None and json.loads(row.body).get("modified", "") < obj["modified"]:
+            row.latest = False   # this release ships a newer definition (a property added): publish that one
+            row = None
         if row is None:
             row = IntelObject(stix_id=obj["id"], type=obj["type"], spec_version=stix.SPEC,
                               version=stix.parse_timestamp(obj["modified"], "modified"), date_added=now, latest=True,

@@ -49,9 +49,9 @@ TLP2_EXTENSION_OBJECT: dict[str, Any] = {
 }
 
 #: commonwatch's own STIX 2.1 property extension: what commonwatch adds to objects it produces (the
-#: evidence of a promoted indicator, the MISP attribute an indicator came from). Its JSON schema ships in
-#: ``intel/schemas/`` and is carried, as text, in the extension definition itself (air-gapped readers
-#: cannot follow a URL). Fixed ids: the same definition in every installation.
+#: evidence of a promoted indicator, the MISP attribute an indicator came from, a software object's
+#: purl). Its JSON schema ships in ``intel/schemas/`` and is carried, as text, in the extension
+#: definition itself (air-gapped readers cannot follow a URL). Fixed ids: the same definition in every installation.
 EXTENSION = "extension-definition--c22005f3-9b10-46b6-b6f7-50f17b65034a"
 #: The author of the extension definition: the commonwatch project (not a centre).
 PROJECT_IDENTITY: dict[str, Any] = {
@@ -64,12 +64,13 @@ EXTENSION_SCHEMA = (SCHEMA_DIR / f"{EXTENSION}.json").read_text(encoding="utf-8"
 EXTENSION_OBJECT: dict[str, Any] = {
     "type": "extension-definition", "spec_version": SPEC, "id": EXTENSION,
     "created_by_ref": PROJECT_IDENTITY["id"], "created": "2026-12-01T00:00:00.000Z",
-    "modified": "2026-12-03T00:00:00.000Z", "name": "commonwatch provenance",
+    "modified": "2026-12-04T00:00:00.000Z", "name": "commonwatch provenance",
     "description": "Properties commonwatch adds to the objects it produces: `evidence` (the events and feeds "
                    "that confirmed an indicator promoted from feed events), `decay_until` (the valid_until decay gave "
-                   "it) and `misp` (the MISP attribute an indicator was converted from). The schema property "
-                   "holds the JSON schema.",
-    "schema": EXTENSION_SCHEMA, "version": "1.1.0", "extension_types": ["property-extension"]}
+                   "it), `misp` (the MISP attribute an indicator was converted from) and `purl` (the package URL of "
+                   "a software object, which STIX 2.1 has no property for). The schema property holds the JSON "
+                   "schema.",
+    "schema": EXTENSION_SCHEMA, "version": "1.2.0", "extension_types": ["property-extension"]}
 #: Custom properties older versions wrote at the top level, and where each lives in the extension now.
 LEGACY_PROPERTIES: dict[str, tuple[str, str | None]] = {
     "x_commonwatch_evidence": ("evidence", None), "x_misp_type": ("misp", "attribute_type"),

@@ -99,8 +99,8 @@ def provider_cmd(location: str = typer.Argument(..., help="A CSAF provider: the 
                  match: bool = typer.Option(True, help="Match the inventory against what was added or updated.")
                  ) -> None:
     """Read a CSAF provider's advisories (directory or ROLIE); an URL is polled by the scheduled
-    intake from then on. Advisories failing the schema or a mandatory test are quarantined with
-    the test id and the reason."""
+    intake from then on. Advisories failing the schema or a mandatory test, or whose hash or
+    OpenPGP signature is wrong (R18–R20), are quarantined with the test id and the reason."""
     from commonwatch.cli import fail
     from commonwatch.errors import Invalid
     from commonwatch.vulns import services as svc
@@ -118,7 +118,7 @@ def provider_cmd(location: str = typer.Argument(..., help="A CSAF provider: the 
                 rep = import_provider(session, Path(location), rt.settings, now)
                 status, keys = rep.summary(), rep.keys
                 typer.echo(f"{location}: {status}")
-                for reason in rep.reasons[:20]:
+                for reason in rep.reasons[:20] + rep.failures[:20]:   # quarantined, then distribution failures
                     typer.echo(f"  {reason}", err=True)
             if match and keys:
                 s = svc.run_match(session, now, record_keys=keys)

@@ -8,7 +8,8 @@ TLP:RED on shared channels apply exactly as to intel's own objects.
 Ids as STIX 2.1 wants them (and stix2-validator's strict mode checks): UUIDv4 for the vulnerability
 and the relationships, made once and reused from intel's store on the next publication so partners
 see new versions of the same objects; the software observables' ids are the deterministic UUIDv5
-of their id-contributing properties, computed by the ``stix2`` library.
+of their id-contributing properties, computed by the ``stix2`` library. A software object's purl,
+which STIX 2.1 has no property for, is carried under commonwatch's own property extension.
 """
 
 from __future__ import annotations
@@ -47,7 +48,10 @@ def _software(kind: str, ident: str) -> dict[str, Any]:
         if "/" in base.split("/", 1)[-1]:
             props["vendor"] = base.split("/")[1]
     sw = stix2.v21.Software(**props)   # the id: UUIDv5 of name, cpe, vendor (STIX 2.1 §6.14)
-    return {"type": "software", "spec_version": stix.SPEC, "id": sw.id, **props}
+    out = {"type": "software", "spec_version": stix.SPEC, "id": sw.id, **props}
+    # STIX 2.1 software has no purl property: it goes under commonwatch's extension, whose definition
+    # and schema travel with the bundle (intel.services.bundle_of) and with a collection
+    return out if kind == "cpe" else stix.with_extension(out, purl=ident)
 
 
 def _names_vuln(obj: dict[str, Any], vuln_id: str) -> bool:
@@ -137,7 +141,9 @@ def publish(session: Session, vuln_id: str, collection_id: str, label: str, *, n
     origin = intel.Origin(source=f"vulns:{vuln_id}"[:200], owner_org_id=None, author_user_id=author_user_id,
                           default_tlp=tlpmod.normalise(label), may_update_any=True, accept_red=False,
                           ceiling=c.max_tlp)
-    objects = [o for o in bundle["objects"] if o["type"] not in ("marking-definition", "extension-definition")]
+    # the definitions (and the project identity that wrote commonwatch's) are intel's to store, once
+    objects = [o for o in bundle["objects"] if o["type"] not in ("marking-definition", "extension-definition")
+               and o["id"] != stix.PROJECT_IDENTITY["id"]]
     checked = intel.check_objects(objects, origin)   # nothing stored when any object is refused
     failed = [r.reason for r in checked.report.results if r.status == "failed"]
     if failed:

@@ -461,7 +461,11 @@ def load_keys(reader: _Reader, meta: dict[str, Any], now: datetime, rep: Provide
     listed = [k for k in meta.get("public_openpgp_keys") or [] if isinstance(k, dict)]
     if not listed:
         return None
-    keys = ProviderKeys(now)
+    try:
+        keys = ProviderKeys(now)
+    except IntakeError as exc:      # no gpg here: signatures are kept as not checked, not refused
+        rep.failures.append(f"/public_openpgp_keys: R20 {exc}")
+        return None
     for i, k in enumerate(listed):
         where = f"/public_openpgp_keys/{i}"
         url, fpr = k.get("url"), k.get("fingerprint")

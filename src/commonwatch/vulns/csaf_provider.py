@@ -138,16 +138,21 @@ def expected_filename(tracking_id: str) -> str:
     return _FILENAME_RUN.sub("_", tracking_id.lower()) + ".json"
 
 
-def filename_failure(url: str, raw: bytes) -> dict[str, str] | None:
-    """The R2 failure of an advisory fetched from ``url``, or None when its name is right (or the
-    document has no tracking id to judge by: its own checks say so)."""
+def tracking_id_of(raw: bytes) -> str | None:
+    """An advisory's ``/document/tracking/id``, or None when it has none (its own checks say so)."""
     import json
 
     try:
         tracking_id = json.loads(raw)["document"]["tracking"]["id"]
     except (ValueError, KeyError, TypeError):
         return None
-    if not isinstance(tracking_id, str):
+    return tracking_id if isinstance(tracking_id, str) else None
+
+
+def filename_failure(url: str, tracking_id: str | None) -> dict[str, str] | None:
+    """The R2 failure of an advisory fetched from ``url``, or None when its name is right (or there
+    is no tracking id to judge by)."""
+    if tracking_id is None:
         return None
     name = url.split("?", 1)[0].rsplit("/", 1)[-1]
     want = expected_filename(tracking_id)
@@ -373,7 +378,8 @@ def import_provider(session: Session, location: str | Path, settings, now: datet
             rep.quarantined += 1
             rep.reasons.append(f"{name}: {exc}")
             return
-        r2 = filename_failure(url, raw)
+        tracking_id = tracking_id_of(raw)
+        r2 = filename_failure(url, tracking_id)
         if r2 is not None:
             integrity.failures.insert(0, r2)
         r = svc.import_document(session, raw, name, now)
@@ -382,10 +388,10 @@ def import_provider(session: Session, location: str | Path, settings, now: datet
         rep.quarantined += r.quarantined
         rep.reasons += r.reasons
         rep.keys += r.keys
-        if r.added or r.updated or r.unchanged:
-            stamp_provenance(session, raw, {**origin, "integrity": integrity.status, "hash": integrity.hash,
-                                            "signer": integrity.signer, "checked_at": now.isoformat(),
-                                            "failures": integrity.failures})
+        if tracking_id is not None and (r.added or r.updated or r.unchanged):
+            stamp_provenance(session, tracking_id, {
+                **origin, "integrity": integrity.status, "hash": integrity.hash, "signer": integrity.signer,
+                "checked_at": now.isoformat(), "failures": integrity.failures})
             rep.integrity[integrity.status] = rep.integrity.get(integrity.status, 0) + 1
             rep.failures += [f"{name}: {f['test']} {f['reason']}" for f in integrity.failures]
 
@@ -526,16 +532,10 @@ def check_integrity(reader: _Reader, url: str, raw: bytes, keys: ProviderKeys | 
     return out
 
 
-def stamp_provenance(session: Session, raw: bytes, provenance: dict[str, Any]) -> None:
+def stamp_provenance(session: Session, tracking_id: str, provenance: dict[str, Any]) -> None:
     """Keep where the advisory's records came from, and its integrity, on each of them."""
-    import json
-
     from commonwatch.vulns.models import VulnRecord
 
-    try:
-        tracking_id = json.loads(raw)["document"]["tracking"]["id"]
-    except (ValueError, KeyError, TypeError):
-        return
     for rec in session.scalars(select(VulnRecord).where(
             VulnRecord.record_key.startswith(f"csaf:{tracking_id}#", autoescape=True))):
         rec.provenance = provenance

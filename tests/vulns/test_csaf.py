@@ -184,8 +184,7 @@ PATH_TRAVERSAL = "Improper Limitation of a Pathname to a Restricted Directory ('
     ({"id": "CWE-79", "name": "Improper Input Validation"}, "/vulnerabilities/0/cwe/name"),   # the spec's example
     ({"id": "CWE-22", "name": PATH_TRAVERSAL.lower()}, "/vulnerabilities/0/cwe/name"),         # names compare exactly
     ({"id": "CWE-22", "name": PATH_TRAVERSAL + " "}, "/vulnerabilities/0/cwe/name"),
-    ({"id": "CWE-999999", "name": "Nothing"}, "/vulnerabilities/0/cwe/id"),            # no such weakness
-    ({"id": "CWE-1500", "name": "Nothing"}, "/vulnerabilities/0/cwe/id"),
+    ({"id": "CWE-1500", "name": "Nothing"}, None),       # above the catalogue: maybe newer, not judged
     ({"id": "CWE-3", "name": "DEPRECATED: Technology-specific Environment Issues"}, None),  # deprecated exists
 ])
 def test_6_1_11_the_cwe_exists_and_its_name_matches(cwe, failing):
@@ -248,3 +247,15 @@ def test_6_1_12_a_tag_with_an_underscore_fails_even_where_langcodes_would_read_i
     d = vex()
     d["document"]["lang"] = "en_US"
     assert "6.1.12" in _tests_of(d)
+
+
+def test_6_1_11_an_unknown_id_within_the_catalogue_fails_and_one_above_it_is_not_judged():
+    cat = csaf.CweCatalogue("9.9", {20: ("Weakness", "Improper Input Validation"),
+                                    22: ("Weakness", "Path"), 1000: ("View", "Research Concepts")})
+    gap = csaf.cwe_failures({"id": "CWE-21", "name": "Gone"}, "/v/0/cwe", cat)
+    assert [(f.test, f.path) for f in gap] == [("6.1.11", "/v/0/cwe/id")] and "9.9" in gap[0].reason
+    # 23 is above the highest weakness (22): a weakness added after this catalogue, not refused;
+    # the view's number (1000) does not raise the bar
+    assert csaf.cwe_failures({"id": "CWE-23", "name": "New"}, "/v/0/cwe", cat) == []
+    assert csaf.cwe_failures({"id": "CWE-999", "name": "New"}, "/v/0/cwe", cat) == []
+    assert csaf.cwe_failures({"id": "CWE-22", "name": "Other"}, "/v/0/cwe", cat)[0].path == "/v/0/cwe/name"

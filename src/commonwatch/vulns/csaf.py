@@ -269,20 +269,29 @@ def cwe_catalogue() -> CweCatalogue:
     return CweCatalogue(version, entries)
 
 
-def cwe_failures(cwe: dict[str, Any], where: str) -> list[Failure]:
+def cwe_failures(cwe: dict[str, Any], where: str, catalogue: CweCatalogue | None = None) -> list[Failure]:
     """6.1.11: the weakness exists in the CWE catalogue and its name is the catalogue's. CSAF 2.0
     names no catalogue version, so the one shipped is used; a category or view counts as existing
-    (CSAF 2.1 refuses those, 2.0 does not)."""
+    (CSAF 2.1 refuses those, 2.0 does not). An id above the catalogue's highest weakness may be a
+    weakness MITRE added since: it is not judged, so a current advisory is never quarantined for the
+    age of the shipped catalogue."""
     cid, name = cwe.get("id"), cwe.get("name")
     if not isinstance(cid, str) or not re.fullmatch(r"CWE-[1-9]\d{0,5}", cid):
         return []     # the schema names a malformed id
-    cat = cwe_catalogue()
+    cat = catalogue or cwe_catalogue()
     entry = cat.entries.get(int(cid[4:]))
+    if entry is None and int(cid[4:]) > highest_weakness(cat):
+        return []
     if entry is None:
         return [Failure("6.1.11", f"{where}/id", f"{cid} is not in the CWE catalogue {cat.version}")]
     if isinstance(name, str) and name != entry[1]:
         return [Failure("6.1.11", f"{where}/name", f"is {name!r}; {cid} is {entry[1]!r} in CWE {cat.version}")]
     return []
+
+
+def highest_weakness(cat: CweCatalogue) -> int:
+    """The highest id of a weakness in ``cat`` (views are numbered apart, in the thousands)."""
+    return max((i for i, (kind, _) in cat.entries.items() if kind == "Weakness"), default=0)
 
 
 def language_failures(d: dict[str, Any]) -> list[Failure]:

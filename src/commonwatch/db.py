@@ -6,6 +6,7 @@ reads or writes tenant data goes through :func:`scope`, the one door for tenancy
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -21,9 +22,12 @@ from sqlalchemy import (
     create_engine,
     event,
     false,
+    func,
+    literal,
     select,
     true,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -101,6 +105,14 @@ def get_scoped(session: Session, principal: Principal, model: type, ident: Any):
     """One row by primary key if ``principal`` may read it, else None (callers answer 404)."""
     pk = model.__mapper__.primary_key[0]  # type: ignore[attr-defined]
     return session.scalars(scope(select(model).where(pk == ident), principal, model)).first()
+
+
+def id_relation(dialect_name: str, ids: list[int]):
+    """``ids`` as a one-column relation (``value``, text on PostgreSQL) in the database, from one JSON
+    array parameter: a set the database joins, instead of a statement or a parameter per id."""
+    if dialect_name == "sqlite":
+        return func.json_each(json.dumps(ids)).table_valued("value").alias("ids")
+    return func.jsonb_array_elements_text(literal(ids, JSONB)).table_valued("value").alias("ids")
 
 
 def is_sqlite(url_or_engine: str | Engine) -> bool:

@@ -7,7 +7,10 @@ field. Full identifiers exist only inside a batch being checked; the report hold
 
 from __future__ import annotations
 
+import os
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
@@ -109,16 +112,27 @@ class Scanner:
 
     def add(self, part: str, frame: pl.DataFrame) -> None:
         """Scan one batch of one part (table, sheet, file)."""
-        self._rows[part] = self._rows.get(part, 0) + frame.height
+        self.tally(part, frame.height, self.summarise(frame))
+
+    def summarise(self, frame: pl.DataFrame) -> list[tuple[str, pl.DataFrame]]:
+        """Per column of one batch, what each detector found there (counts and a few values).
+        Reads only the scanner's rules, so batches may be summarised in several threads at once."""
+        out = []
         for column in frame.columns:
             header = "" if column == TEXT_FIELD else column
             found = find(frame[column], header, self.ctx, self.detectors)
             if found.height == 0:
                 continue
-            summary = found.group_by("detector").agg(
+            out.append((column, found.group_by("detector").agg(
                 pl.len().alias("count"), pl.col("row").n_unique().alias("rows"),
                 pl.col("confidence").sum().alias("conf"), pl.col("minor").sum().alias("minors"),
-                pl.col("value").unique(maintain_order=True).head(self.samples).alias("examples"))
+                pl.col("value").unique(maintain_order=True).head(self.samples).alias("examples"))))
+        return out
+
+    def tally(self, part: str, rows: int, summaries: list[tuple[str, pl.DataFrame]]) -> None:
+        """Add one batch's :meth:`summarise` to the running totals (batches in their reading order)."""
+        self._rows[part] = self._rows.get(part, 0) + rows
+        for column, summary in summaries:
             for row in summary.iter_rows(named=True):  # one row per detector, not per value
                 tally = self._tallies.setdefault((part, column, row["detector"]), _Tally())
                 tally.count += row["count"]
@@ -149,8 +163,20 @@ def scan_batches(batches: Iterable[tuple[str, pl.DataFrame]], *, source: str, ki
                  data_dir: Path | None = None, sampled: bool = False) -> ScanReport:
     """Scan every batch; an error while reading leaves nothing behind (the caller records nothing)."""
     scanner = Scanner(today, data_dir)
-    for part, frame in batches:
-        scanner.add(part, frame)
+    # Polars runs a query without the GIL, so batches are summarised in one thread per core; at most
+    # that many batches are in memory at once, and they are tallied in their reading order.
+    width = max(1, os.cpu_count() or 1)
+    pending: deque[tuple[str, int, Future]] = deque()
+    with ThreadPoolExecutor(max_workers=width, thread_name_prefix="datasec-scan") as pool:
+        for part, frame in batches:
+            pending.append((part, frame.height, pool.submit(scanner.summarise, frame)))
+            del frame
+            if len(pending) >= width:
+                part_done, rows, future = pending.popleft()
+                scanner.tally(part_done, rows, future.result())
+        while pending:
+            part_done, rows, future = pending.popleft()
+            scanner.tally(part_done, rows, future.result())
     return scanner.report(source, kind, sampled)
 
 

@@ -10,7 +10,6 @@ recorded with ``access.audit.record`` and put on the case's timeline.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import uuid
 from dataclasses import dataclass
@@ -20,7 +19,6 @@ from typing import Any
 
 import polars as pl
 from sqlalchemy import BigInteger, case, cast, func, insert, literal, or_, select
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from commonwatch.access import audit
@@ -28,7 +26,7 @@ from commonwatch.access.models import User
 from commonwatch.access.principal import STAFF_ROLES, Principal, Role
 from commonwatch.clock import ensure_utc
 from commonwatch.constituency.models import Organisation, OrgKind
-from commonwatch.db import get_scoped, scope
+from commonwatch.db import get_scoped, id_relation, scope
 from commonwatch.errors import FieldError, Forbidden, Invalid, NotFound
 from commonwatch.events.store import event_store, records
 from commonwatch.i18n import _, ngettext
@@ -753,21 +751,13 @@ def link_events(session: Session, principal: Principal, incident: Incident, even
     return _link_visible(session, principal, incident, ids, now=now)
 
 
-def _id_rows(session: Session, ids: list[int]):
-    """``ids`` as a one-column relation (``value``) in the database, from one JSON array parameter:
-    a set the database joins, instead of a statement or a parameter per id."""
-    if session.get_bind().dialect.name == "sqlite":
-        return func.json_each(json.dumps(ids)).table_valued("value").alias("ids")
-    return func.jsonb_array_elements_text(literal(ids, JSONB)).table_valued("value").alias("ids")
-
-
 def _link_visible(session: Session, principal: Principal, incident: Incident, ids: list[int], *,
                   now: datetime) -> int:
     """Link ``ids`` (already checked visible to ``principal``) in one set operation: an
     INSERT ... SELECT of the ids not linked yet. Returns how many were new."""
     stamp = ensure_utc(now)
     table = IncidentEvent.__table__
-    rows = _id_rows(session, sorted(set(ids)))
+    rows = id_relation(session.get_bind().dialect.name, sorted(set(ids)))
     event_id = cast(rows.c.value, BigInteger)
     linked = select(table.c.event_id).where(table.c.incident_id == incident.id, table.c.event_id == event_id)
     chosen = select(literal(incident.id, table.c.incident_id.type), event_id,

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session, aliased
 from starlette.concurrency import run_in_threadpool
 
 from commonwatch.access.principal import Principal
-from commonwatch.db import scope
+from commonwatch.db import scope, writer_turn
 from commonwatch.errors import CommonwatchError, Invalid
 from commonwatch.intel import services, stix
 from commonwatch.intel import tlp as tlpmod
@@ -382,7 +382,8 @@ def _add_envelope(request: Request, principal: Principal, db: Session, collectio
     checked = services.check_objects(envelope.get("objects", []), origin)
     collection_pk = c.id
     db.rollback()  # the request's read ends here; the write has a session of its own
-    with state.sessionmaker() as session:
+    # Envelopes of this process store one after another, waiting on a lock rather than in SQLite's busy handler.
+    with writer_turn(state.engine), state.sessionmaker() as session:
         session.info["clock"], session.info["actor"] = state.clock, principal.actor
         target = session.get(IntelCollection, collection_pk)
         if target is None:  # removed while the envelope was being checked

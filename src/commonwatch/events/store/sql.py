@@ -24,6 +24,7 @@ from typing import Any
 
 import polars as pl
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Date,
     DateTime,
@@ -50,7 +51,7 @@ from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
 
 from commonwatch.access.principal import Principal
-from commonwatch.db import read_only_engine, scope
+from commonwatch.db import id_relation, read_only_engine, scope
 from commonwatch.errors import NotFound
 from commonwatch.events.models import Event
 from commonwatch.events.schema import FIELDS, SEVERITIES
@@ -457,15 +458,18 @@ class SqlEventStore:
             names.append("time_source")
         cols = [_raw_column(c, self._sqlite) for c in names]
         wanted = sorted(set(ids))
-        rows: list[Any] = []
-        for start in range(0, len(wanted), ID_CHUNK):
-            stmt = scope(select(*cols), principal, Event).where(Event.id.in_(wanted[start:start + ID_CHUNK]))
-            if newest_first:
-                stmt = stmt.order_by(*NEWEST_FIRST)
-            if limit is not None:
-                stmt = stmt.limit(limit)
-            rows += self._rows(stmt)
-        frame = _typed(rows, names, self._sqlite)
+        if len(wanted) <= ID_CHUNK:
+            stmt = scope(select(*cols), principal, Event).where(Event.id.in_(wanted))
+        else:
+            # One statement for a large selection: the ids as a relation joined to the table.
+            wanted_ids = id_relation(self.engine.dialect.name, wanted)
+            stmt = scope(select(*cols).select_from(Event).join(
+                wanted_ids, Event.id == cast(wanted_ids.c.value, BigInteger)), principal, Event)
+        if newest_first:
+            stmt = stmt.order_by(*NEWEST_FIRST)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        frame = _typed(self._rows(stmt), names, self._sqlite)
         if newest_first:
             frame = frame.sort(["time_source", "id"], descending=True)
         frame = frame if limit is None else frame.head(limit)

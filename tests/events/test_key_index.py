@@ -37,3 +37,8 @@ def test_equal_first_hashes_are_told_apart_by_the_second():
 def test_an_empty_index_holds_nothing():
     assert KeyIndex.of([], 0).contains(pl.Series(["a"])).tolist() == [False]
     assert len(KeyIndex().extended(pl.Series(["a", "b"]))) == 2
+
+
+def test_more_keys_than_announced_are_all_held():
+    index = KeyIndex.of([pl.Series(["a", "b"]), pl.Series(["c"])], 1)
+    assert index.contains(pl.Series(["a", "b", "c", "d"])).tolist() == [True, True, True, False]

@@ -101,6 +101,8 @@ class KeyIndex:
         at = 0
         for keys in parts:
             h, low = _sorted_run(*fingerprints(keys))
+            if at + len(h) > len(hi):  # more keys than announced (a manifest's count is wrong): grow
+                hi, lo = (np.concatenate([a, np.empty(at + len(h) - len(a), np.uint64)]) for a in (hi, lo))
             hi[at:at + len(h)], lo[at:at + len(h)] = h, low
             at += len(h)
         hi, lo = hi[:at], lo[:at]

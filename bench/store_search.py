@@ -99,9 +99,16 @@ def p95(fn, repeat: int) -> float:
     return float(np.percentile(times, 95))
 
 
-def measure(kind: str, tmp: Path, n: int, repeat: int, export_rows: int) -> dict[str, float]:
-    use_store(kind, tmp / f"{kind}-events")
+def fill(kind: str, tmp: Path, n: int) -> tuple[int, int]:
+    """Store the ``n`` events in ``tmp`` (organisations first); a store already filled with ``n``
+    there (``--keep``: marked by ``<kind>.filled``) is reused as it is."""
+    marker = tmp / f"{kind}.filled"
     engine = make_engine(f"sqlite:///{tmp}/{kind}.db")
+    if marker.exists() and marker.read_text().split()[0] == str(n):
+        a_id, b_id = (int(v) for v in marker.read_text().split()[1:3])
+        print(f"{kind}: reusing the {n:,} events stored in {tmp}", flush=True)
+        engine.dispose()
+        return a_id, b_id
     upgrade(engine)
     factory = make_sessionmaker(engine)
     with session_scope(factory, "bench") as s:
@@ -114,7 +121,20 @@ def measure(kind: str, tmp: Path, n: int, repeat: int, export_rows: int) -> dict
     for start in range(0, n, CHUNK):
         with engine.begin() as conn:
             event_store(conn).append(batch(start, min(n, start + CHUNK), n, a_id, b_id), batch_id=1, now=END)
+    if kind == "parquet":  # the daily segments a store fed all day ends with
+        with engine.begin() as conn:
+            event_store(conn).compact()
     print(f"{kind}: stored {n:,} events in {time.perf_counter() - t0:.1f} s", flush=True)
+    marker.write_text(f"{n} {a_id} {b_id}\n")
+    engine.dispose()
+    return a_id, b_id
+
+
+def measure(kind: str, tmp: Path, n: int, repeat: int, export_rows: int) -> dict[str, float]:
+    use_store(kind, tmp / f"{kind}-events")
+    a_id, b_id = fill(kind, tmp, n)
+    engine = make_engine(f"sqlite:///{tmp}/{kind}.db")
+    factory = make_sessionmaker(engine)
     staff = Principal(1, "bench@x", Role.ANALYST)
     b_user = Principal(2, "b@x", Role.CONSTITUENT, frozenset({b_id}))
     everything = search.EventFilter()
@@ -161,12 +181,23 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--export-rows", type=int, default=1_000_000)
     parser.add_argument("--tmp", default="", help="folder for the stores (default: a temp dir)")
+    parser.add_argument("--keep", default="", help="build the stores once in this folder and reuse them "
+                                                   "(outside the checkout, e.g. /tmp/bench-stores)")
+    parser.add_argument("--build-only", action="store_true", help="with --keep: fill the stores, measure nothing")
     args = parser.parse_args()
     capabilities.import_models()
+    print(f"load {Path('/proc/loadavg').read_text().strip()}", flush=True)
     results: dict[str, dict[str, float]] = {}
-    with tempfile.TemporaryDirectory(dir=args.tmp or None) as tmp:
+    with tempfile.TemporaryDirectory(dir=args.tmp or None) as scratch:
+        tmp = Path(args.keep or scratch)
+        tmp.mkdir(parents=True, exist_ok=True)
         for kind in args.stores.split(","):
-            results[kind] = measure(kind, Path(tmp), args.rows, args.repeat, args.export_rows)
+            if args.build_only:
+                use_store(kind, tmp / f"{kind}-events")
+                fill(kind, tmp, args.rows)
+                continue
+            results[kind] = measure(kind, tmp, args.rows, args.repeat, args.export_rows)
+    print(f"load {Path('/proc/loadavg').read_text().strip()}", flush=True)
     if {"parquet", "sql"} <= results.keys():
         ours, peer = results["parquet"], results["sql"]
         for name, goal, lower_better in (("first_page_ms", "<=50", True), ("deep_page_ms", "<=50", True),

@@ -156,6 +156,9 @@ def split_csv_header(line: str, sep: str = ",") -> list[str]:
 
 def field_counts(lines: pl.Series, sep: str = ",") -> pl.Series:
     """Fields per line, counting separators outside double quotes (vectorised)."""
+    quoted = lines.str.contains('"', literal=True).fill_null(False)
+    if not quoted.any():  # the usual case: no quotes, so no regex pass over every line
+        return lines.str.count_matches(sep, literal=True) + 1
     stripped = lines.str.replace_all(_QUOTED, "")
     return stripped.str.count_matches(sep, literal=True) + 1
 
@@ -184,7 +187,8 @@ def parse_csv_lines(lines: pl.Series, numbers: pl.Series, header: list[str], sep
     good, good_nums = lines.filter(good_mask), numbers.filter(good_mask)
     if good.is_empty():
         return _empty(header), bad
-    payload = ("\n".join(good.to_list()) + "\n").encode("utf-8")
+    # Joined by Polars: no Python string per line.
+    payload = (good.str.join("\n").item() + "\n").encode("utf-8")
     try:
         frame = pl.read_csv(io.BytesIO(payload), has_header=False, new_columns=_unique(header), separator=sep,
                             infer_schema=False, quote_char='"',

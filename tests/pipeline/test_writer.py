@@ -103,3 +103,47 @@ def test_a_time_cap_of_zero_gives_the_store_of_one_batch(engine, clock, monkeypa
     split = run(engine, clock, commit_rows=1_000_000, commit_seconds=0.0)
     assert split.status == "done" and stored(engine) == expected
     assert split.events_stored == whole.events_stored
+
+
+def test_the_parse_thread_keeps_order_raises_where_the_batch_was_and_stops_with_its_consumer():
+    import threading
+
+    from commonwatch.pipeline.runner import prefetched
+
+    assert list(prefetched(iter(range(50)))) == list(range(50))
+
+    def failing():
+        yield 1
+        yield 2
+        raise ValueError("line 3 cannot be read")
+
+    got = []
+    with pytest.raises(ValueError, match="line 3"):
+        for item in prefetched(failing()):
+            got.append(item)
+    assert got == [1, 2]
+
+    read = []
+
+    def endless():
+        n = 0
+        while True:
+            read.append(n)
+            yield n
+            n += 1
+
+    batches = prefetched(endless())
+    assert [next(batches) for _ in range(3)] == [0, 1, 2]
+    batches.close()  # the consumer stops: the reader thread ends, at most a batch or two ahead
+    assert len(read) <= 6
+    assert not any(t.name == "commonwatch-parse" for t in threading.enumerate())
+
+
+def test_lines_are_split_as_python_splits_them():
+    from commonwatch.feeds.common import split_lines
+
+    for doc in ["", "a", "a\n", "a\r\nb\r\n", "\n\n", "x\n\ny", "中文,1\nb", "a\r\r\n"]:
+        parts = doc.split("\n")
+        if parts and parts[-1] == "":
+            parts.pop()
+        assert split_lines(doc).to_list() == [p.rstrip("\r") for p in parts]

@@ -13,7 +13,7 @@ import queue
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -160,7 +160,7 @@ def ingest_sources(engine: Engine, sessionmaker, sources: Iterable[Source], pars
     try:
         for source in sources:
             source = health.watch(source)
-            for parsed in parse_safely(parser, source):
+            for parsed in prefetched(parse_safely(parser, source)):
                 params = Params(now=clock.now(), dedup_window=dedup_window)
                 if parsed.frame.height and "feed.name" not in parsed.frame.columns:
                     parsed.frame = parsed.frame.with_columns(pl.lit(parser.name).alias("feed.name"))
@@ -290,6 +290,52 @@ def commit_due(pending_rows: int, open_seconds: float, batch_waiting: bool, comm
     """Whether the store thread commits after the batch it just wrote: enough rows, open long
     enough, or no batch waiting to join the transaction."""
     return pending_rows >= commit_rows or open_seconds >= commit_seconds or not batch_waiting
+
+
+_END = object()
+
+
+def prefetched(batches: Iterator[ParsedBatch], depth: int = 1) -> Iterator[ParsedBatch]:
+    """``batches`` read on a thread of its own, at most ``depth`` ahead of the consumer.
+
+    Parsing is mostly Polars work with the GIL released, so the next batch is read and parsed on
+    one core while this one goes through the stages on the other (and the store thread writes the
+    one before). Order is kept; the reader's error is raised here, where the batch would have
+    come; a consumer that stops early stops the reader."""
+    handoff: queue.Queue = queue.Queue(maxsize=max(depth, 1))
+    stop = threading.Event()
+
+    def offer(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for parsed in batches:
+                if not offer(parsed):
+                    return
+            offer(_END)
+        except BaseException as exc:  # handed to the consumer, which raises it
+            offer(exc)
+
+    reader = threading.Thread(target=read, name="commonwatch-parse", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = handoff.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        reader.join()
 
 
 def parse_safely(parser: Parser, source: Source):

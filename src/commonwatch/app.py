@@ -26,7 +26,7 @@ from commonwatch.errors import CommonwatchError, Invalid
 from commonwatch.i18n import _
 from commonwatch.web import db_refusals
 from commonwatch.web.deps import CsrfFailed, LoginRequired
-from commonwatch.web.middleware import CommonwatchMiddleware
+from commonwatch.web.middleware import CommonwatchMiddleware, ConcurrencyLimit
 from commonwatch.web.nav import collect_nav
 from commonwatch.web.templating import make_environment
 
@@ -94,6 +94,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
     app.add_middleware(CommonwatchMiddleware, default_language=settings.default_language,
                        max_body=max(settings.max_upload_bytes, settings.max_import_bytes) + 64 * 1024,
                        body_limits=body_limits, hsts=settings.https)
+    app.add_middleware(ConcurrencyLimit, limit=settings.max_concurrent_requests)  # outermost: waits before any work
     BUILD_INFO.labels(__version__).set(1)
     return app
 

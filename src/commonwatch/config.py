@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     audit_anchor_webhook: str = ""
     #: An address each anchor is mailed to (through the SMTP settings below).
     audit_anchor_mail_to: str = ""
+    #: Requests one server process handles at a time; more wait their turn, in order. Each holds a
+    #: database connection and a thread while it runs: kept below both pools (15 connections, 40
+    #: threads), so a request never waits for one while holding the other (a deadlock under load),
+    #: and a few requests at a time share the cores better than forty.
+    max_concurrent_requests: int = Field(8, ge=1, le=14)
     max_upload_bytes: int = 25 * 1024 * 1024
     max_import_bytes: int = 50 * 1024 * 1024
     #: Which event store holds the events: ``parquet`` (immutable columnar segments in

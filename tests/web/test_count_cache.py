@@ -94,3 +94,26 @@ def test_cache_keeps_a_value_for_the_ttl_and_its_generation_only(clock):
     assert cache.get("t", ("k",), compute) == 4
     assert cache.get("never", ("k",), compute) == 5
     assert cache.get("never", ("k",), compute) == 6
+
+
+def test_an_expired_count_is_counted_once_while_the_others_wait_for_it(clock):
+    import threading
+    import time
+
+    calls = []
+
+    def slow_count() -> int:
+        calls.append(1)
+        time.sleep(0.2)
+        return 42
+
+    cache = CountCache(clock, {"t": lambda: 1}, ttl_seconds=5)
+    answers: list[int] = []
+    threads = [threading.Thread(target=lambda: answers.append(cache.get("t", ("k",), slow_count)))
+               for _ in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert answers == [42] * 10
+    assert len(calls) == 1

@@ -72,23 +72,40 @@ class CountCache:
         self.ttl = timedelta(seconds=ttl_seconds)
         self._entries: dict[tuple, tuple[Any, Generation, datetime]] = {}
         self._lock = threading.Lock()
+        self._computing: dict[tuple, threading.Lock] = {}
 
     def get(self, topic: str, key: tuple, compute: Callable[[], Any]) -> Any:
         """The cached value for ``key`` if fresh, else ``compute()`` (then kept)."""
         generation = self.generations[topic]()
         if generation is None:  # this topic's writes leave no stamp: never cache
             return compute()
-        now = self.clock.now()
         full = (topic, *key)
-        hit = self._entries.get(full)
-        if hit is not None and hit[1] == generation and now - hit[2] < self.ttl:
+        hit = self._fresh(full, generation)
+        if hit is not None:
             return hit[0]
-        value = compute()
+        # One count at a time per key: the requests that arrive meanwhile wait for it and use it
+        # (fifty readers of a page whose count just expired would otherwise count it fifty times).
         with self._lock:
-            if len(self._entries) >= _MAX_ENTRIES:
-                self._entries.clear()  # a crude bound: only many distinct filters get here
-            self._entries[full] = (value, generation, now)
-        return value
+            computing = self._computing.setdefault(full, threading.Lock())
+        with computing:
+            generation = self.generations[topic]()
+            hit = self._fresh(full, generation)
+            if hit is not None:
+                return hit[0]
+            now = self.clock.now()
+            value = compute()
+            with self._lock:
+                if len(self._entries) >= _MAX_ENTRIES:
+                    self._entries.clear()  # a crude bound: only many distinct filters get here
+                    self._computing.clear()
+                self._entries[full] = (value, generation, now)
+            return value
+
+    def _fresh(self, full: tuple, generation: Generation) -> tuple[Any, Generation, datetime] | None:
+        hit = self._entries.get(full)
+        if hit is not None and hit[1] == generation and self.clock.now() - hit[2] < self.ttl:
+            return hit
+        return None
 
 
 def make_count_cache(settings: Any, clock: Clock) -> CountCache:

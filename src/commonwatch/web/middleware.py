@@ -3,11 +3,13 @@ access log and metrics."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
 import time
 import uuid
+import weakref
 from http.cookies import SimpleCookie
 
 from prometheus_client import Counter, Histogram
@@ -166,6 +168,31 @@ def json_body_problem(body: bytes) -> tuple[list[str], str] | None:
     reasons = {"text": _("holds a lone UTF-16 surrogate (\\ud800-\\udfff), which is not a character"),
                "integer": _("is outside the range of a 64-bit integer (-2^63 to 2^63-1)")}
     return path, reasons.get(why, _("must be a finite number between -2^63 and 2^63"))
+
+
+class ConcurrencyLimit:
+    """At most ``limit`` HTTP requests inside the app at a time; the others wait, first come first
+    served, on the event loop (where waiting costs nothing). Without it fifty requests at once took
+    all forty of the thread pool's threads, each waiting for one of the database pool's fifteen
+    connections, while the requests that held those connections waited for a thread: nothing
+    answered. (``max_concurrent_requests``.)"""
+
+    def __init__(self, app, *, limit: int):
+        self.app = app
+        self.limit = limit
+        #: One semaphore per event loop (a worker has one; a test client makes one per client).
+        self._slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = \
+            weakref.WeakKeyDictionary()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        loop = asyncio.get_running_loop()
+        slots = self._slots.get(loop)
+        if slots is None:
+            slots = self._slots[loop] = asyncio.Semaphore(self.limit)
+        async with slots:
+            return await self.app(scope, receive, send)
 
 
 class CommonwatchMiddleware:

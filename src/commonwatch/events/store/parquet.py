@@ -24,6 +24,7 @@ arrays (:mod:`commonwatch.events.store.key_index`), so a batch's check does not 
 
 from __future__ import annotations
 
+import bisect
 import fcntl
 import json
 import logging
@@ -31,6 +32,7 @@ import os
 import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -239,6 +241,12 @@ def as_records(frame: pl.DataFrame) -> list[SimpleNamespace]:
     return out
 
 
+def segments_holding(segments: list[dict[str, Any]], ids: list[int]) -> list[dict[str, Any]]:
+    """The segments whose id range holds one of ``ids`` (sorted): a page's few events scattered over
+    a year of daily segments open those few files, not every file between the lowest and highest id."""
+    return [s for s in segments if (i := bisect.bisect_left(ids, s["min_id"])) < len(ids) and ids[i] <= s["max_id"]]
+
+
 def _position(row: Any) -> Position:
     return Position(row.time_source, row.id)
 
@@ -260,6 +268,47 @@ def _carry_index(location: Path, before: int, after: int) -> None:
         cached = _INDEXES.get(location.resolve())
         if cached is not None and cached[0] == before:
             _INDEXES[location.resolve()] = (after, cached[1])
+
+
+# --- what readers ask of each segment again and again, kept per process ---------------------------------
+#
+# A segment never changes (a rewrite writes a new file under a new name), so what a read found in
+# one stays true while the file lives: its count for a viewer's filter, its newest rows. A page
+# then reads only the segments written since (an ingest's newest), not every segment at every
+# request. Entries are keyed by the segment's path; a retired file's entries age out of the LRU.
+
+#: Entries kept (each a count or at most a page of rows of one segment).
+SEGMENT_MEMO_ENTRIES = 20_000
+#: Segments of at most this many rows are held in memory as one frame (see ``_lazy_held``) while
+#: they hold at most HELD_ROWS rows in all (tens of MB a process); compaction merges small
+#: segments into large ones.
+SMALL_SEGMENT_ROWS = 2_000
+HELD_ROWS = 200_000
+#: store folder -> (the small segments' paths, their rows as one frame)
+_HELD: dict[Path, tuple[tuple[str, ...], pl.DataFrame]] = {}
+_SEGMENT_MEMO: OrderedDict[tuple, Any] = OrderedDict()
+_MEMO_LOCK = threading.Lock()
+
+
+def _memo_get(key: tuple) -> Any:
+    with _MEMO_LOCK:
+        value = _SEGMENT_MEMO.get(key)
+        if value is not None:
+            _SEGMENT_MEMO.move_to_end(key)
+        return value
+
+
+def _memo_put(key: tuple, value: Any) -> None:
+    with _MEMO_LOCK:
+        _SEGMENT_MEMO[key] = value
+        _SEGMENT_MEMO.move_to_end(key)
+        while len(_SEGMENT_MEMO) > SEGMENT_MEMO_ENTRIES:
+            _SEGMENT_MEMO.popitem(last=False)
+
+
+def viewer_key(principal: Principal) -> tuple:
+    """What :func:`visible_to` depends on, as a key: staff see all; others their organisations."""
+    return ("all",) if principal.sees_all_tenants else ("orgs", *sorted(principal.org_ids))
 
 
 class ParquetEventStore:
@@ -468,6 +517,36 @@ class ParquetEventStore:
             files.append(s)
         return files
 
+    def _lazy_held(self, m: Manifest, segments: list[dict[str, Any]]) -> pl.LazyFrame:
+        """``segments`` as one frame for a read by id: the small ones from memory, all the store's
+        small segments as one frame (:func:`_small_segments`), which a filter on ids reads in a
+        few milliseconds; a warnings page's few events scattered over a year of small daily
+        segments then open no file. The large segments are scanned (row-group statistics prune).
+        ``segments`` are of ``m``."""
+        small = [s for s in segments if s["rows"] <= SMALL_SEGMENT_ROWS]
+        held = self._small_segments(m) if small else None
+        scanned = [str(self.location / s["file"]) for s in segments if held is None or s["rows"] > SMALL_SEGMENT_ROWS]
+        parts = [held.lazy()] if held is not None else []  # its other rows hold other ids: filtered out
+        if scanned:
+            parts.append(pl.scan_parquet(scanned, schema=SCHEMA))
+        return pl.concat(parts, how="vertical") if parts else pl.LazyFrame(schema=SCHEMA)
+
+    def _small_segments(self, m: Manifest) -> pl.DataFrame | None:
+        """Every live small segment's rows as one frame, read again only when the set of small
+        segments changed; None when they hold more than HELD_ROWS rows."""
+        small = [s for s in m.segments if s["rows"] <= SMALL_SEGMENT_ROWS]
+        if sum(s["rows"] for s in small) > HELD_ROWS:
+            return None
+        paths = tuple(str(self.location / s["file"]) for s in small)
+        key = self.location.resolve()
+        held = _HELD.get(key)
+        if held is not None and held[0] == paths:
+            return held[1]
+        frame = pl.scan_parquet(list(paths), schema=SCHEMA).collect().rechunk() if paths \
+            else pl.DataFrame(schema=SCHEMA)
+        _HELD[key] = (paths, frame)
+        return frame
+
     def _selection(self, principal: Principal, f: EventFilter, *, up_to_id: int | None = None) -> pl.LazyFrame:
         lf = self._lazy(max_id=up_to_id, time_from=f.time_from, time_to=f.time_to)
         lf = lf.filter(visible_to(principal) & filter_expr(f))
@@ -628,7 +707,8 @@ class ParquetEventStore:
         """The ``limit`` newest matching rows (older than ``after``), reading segments newest first
         and stopping once the next one cannot hold a row newer than the last of those found: a
         first page opens the few newest segments, not every one (the manifest has each segment's
-        time bounds)."""
+        time bounds). A first page's rows of a segment are kept (:data:`_SEGMENT_MEMO`), so the
+        next first page reads only segments committed since."""
         segments = self._segments(max_id=up_to_id, time_from=f.time_from, time_to=f.time_to)
         if after is not None:
             at = after.time_source
@@ -640,18 +720,37 @@ class ParquetEventStore:
         if after is not None:
             keep = keep & older_than(after)
         order = {"by": ["time_source", "id"], "descending": True}
-        # First the positions alone (the filter's columns and the order's: a few of the ~40), then
-        # the whole rows of only the ``limit`` found: a page reads every column of 50 rows, not of
-        # every row that matched in the segments opened.
+        # A segment's top rows for a first page are the same for every first page: kept whole
+        # (:data:`_SEGMENT_MEMO`). Elsewhere (a page at depth, a bound that cuts a segment) the
+        # positions alone are read, the filter's and the order's columns, and then the whole rows of
+        # only the ``limit`` found: a page reads every column of 50 rows, not of every row matched.
+        viewer = viewer_key(principal)
+        position = ["time_source", "id"]
         found = pl.DataFrame(schema={"time_source": SCHEMA["time_source"], "id": SCHEMA["id"]})
+        whole: list[pl.DataFrame] = []
         i, step = 0, 1
         while i < len(segments):
             if found.height >= limit and datetime.fromisoformat(segments[i]["max_time"]) < found["time_source"][-1]:
                 break  # every segment left holds only older rows
             chunk, i, step = segments[i:i + step], i + step, min(step * 2, 64)
-            part = pl.scan_parquet([str(self.location / s["file"]) for s in chunk], schema=SCHEMA) \
-                .filter(keep).select("time_source", "id").sort(**order).head(limit).collect()
-            found = pl.concat([found, part]).sort(**order).head(limit)
+            keys = [("top", str(self.location / s["file"]), viewer, f, limit)
+                    if after is None and (up_to_id is None or s["max_id"] <= up_to_id) else None for s in chunk]
+            tops = [_memo_get(k) if k is not None else None for k in keys]
+            todo = [n for n, top in enumerate(tops) if top is None]
+            reads = []
+            for n in todo:
+                lf = pl.scan_parquet(str(self.location / chunk[n]["file"]), schema=SCHEMA).filter(keep)
+                reads.append((lf if keys[n] is not None else lf.select(position)).sort(**order).head(limit))
+            for n, part in zip(todo, pl.collect_all(reads) if reads else [], strict=True):
+                tops[n] = part
+                if keys[n] is not None:
+                    _memo_put(keys[n], part)
+            whole += [top for top in tops if top.width > len(position)]
+            found = pl.concat([found, *(top.select(position) for top in tops)]).sort(**order).head(limit)
+        if whole:
+            held = pl.concat(whole).join(found, on=position, how="semi")
+            if held.height == found.height:
+                return held.sort(**order)
         return self._rows_at(segments, found).sort(**order)
 
     def _rows_at(self, segments: list[dict[str, Any]], found: pl.DataFrame) -> pl.DataFrame:
@@ -678,19 +777,43 @@ class ParquetEventStore:
 
     def count_capped(self, principal: Principal, f: EventFilter, cap: int = COUNT_CAP, *,
                      up_to_id: int | None = None) -> tuple[int, bool]:
-        # Newest segments first, a growing number at a time, stopping once past the cap: a
-        # common filter's count opens a few segments, not the whole store.
+        # Newest segments first, a growing number at a time, stopping once past the cap: a common
+        # filter's count opens a few segments, not the whole store; each segment's count is kept.
         segments = sorted(self._segments(max_id=up_to_id, time_from=f.time_from, time_to=f.time_to),
                           key=lambda s: s["max_time"], reverse=True)
-        keep = visible_to(principal) & filter_expr(f)
-        if up_to_id is not None:
-            keep = keep & (pl.col("id") <= up_to_id)
         n, i, step = 0, 0, 1
         while i < len(segments) and n <= cap:
             chunk, i, step = segments[i:i + step], i + step, min(step * 2, 64)
-            n += int(pl.scan_parquet([str(self.location / s["file"]) for s in chunk], schema=SCHEMA)
-                     .filter(keep).select(pl.len()).collect().item())
+            n += sum(self._segment_counts(principal, f, chunk, up_to_id=up_to_id).values())
         return (n, True) if n <= cap else (cap, False)
+
+    def _segment_counts(self, principal: Principal, f: EventFilter, segments: list[dict[str, Any]], *,
+                        up_to_id: int | None) -> dict[str, int]:
+        """The matching rows of each of ``segments``, by file: kept per segment
+        (:data:`_SEGMENT_MEMO`), so a count reads only segments it has not counted yet, all of them
+        in one scan."""
+        viewer = viewer_key(principal)
+        out: dict[str, int] = {}
+        todo: dict[str, tuple | None] = {}
+        for s in segments:
+            path = str(self.location / s["file"])
+            key = ("count", path, viewer, f) if up_to_id is None or s["max_id"] <= up_to_id else None
+            held = _memo_get(key) if key is not None else None
+            if held is None:
+                todo[path] = key
+            else:
+                out[path] = held
+        if todo:
+            lf = pl.scan_parquet(list(todo), schema=SCHEMA, include_file_paths="_file") \
+                .filter(visible_to(principal) & filter_expr(f))
+            if up_to_id is not None:
+                lf = lf.filter(pl.col("id") <= up_to_id)
+            per = dict(lf.group_by("_file").agg(pl.len()).collect().iter_rows())
+            for path, key in todo.items():
+                out[path] = int(per.get(path, 0))
+                if key is not None:
+                    _memo_put(key, out[path])
+        return out
 
     def get(self, principal: Principal, event_id: int) -> SimpleNamespace:
         frame = self._lazy(min_id=event_id, max_id=event_id).filter(
@@ -707,7 +830,8 @@ class ParquetEventStore:
         if not ids:
             return pl.DataFrame(schema={c: COLUMN_TYPES[c] for c in names})
         wanted = pl.Series("id", sorted(set(ids)), dtype=pl.Int64)
-        lf = self._lazy(min_id=int(wanted.min()), max_id=int(wanted.max())).filter(
+        m = self.read_manifest()
+        lf = self._lazy_held(m, segments_holding(m.segments, wanted.to_list())).filter(
             pl.col("id").is_in(wanted.implode()) & visible_to(principal))
         if newest_first:
             lf = lf.sort(["time_source", "id"], descending=True)

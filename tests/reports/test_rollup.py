@@ -86,11 +86,18 @@ def test_rollups_equal_raw_counts_with_duplicates_and_after_rebuild(any_engine):
     rng = np.random.default_rng(18)
     _write(any_engine, rng, orgs)
 
-    raw = _raw(any_engine)
-    assert int(raw.filter((pl.col("dim") == "type") & (pl.col("org_id") == ALL))["n"].sum()) == 2100
+    hourly = _raw(any_engine)
+    assert int(hourly.filter((pl.col("dim") == "type") & (pl.col("org_id") == ALL))["n"].sum()) == 2100
+    # the finest grain is the part of a UTC day between UTC's and Asia/Shanghai's midnights
+    assert rollup.day_edges() == (0, 16)
+    raw = _summed(hourly, rollup.part_of_day(pl.col("bucket"), (0, 16)))
+    assert set((raw["bucket"] % 24).unique().to_list()) == {0, 16}
     assert _rolled(any_engine, rollup.HOUR).equals(raw)
-    days = raw.with_columns(pl.col("bucket") // 24).group_by(rollup.KEYS).agg(pl.col("n").sum()).sort(rollup.KEYS)
+    days = _summed(hourly, pl.col("bucket") // 24)
     assert _rolled(any_engine, rollup.DAY).equals(days)
+    months = _summed(days, rollup.month_of_day(pl.col("bucket")))
+    assert sorted(months["bucket"].unique().to_list()) == [(2026 - 1970) * 12 + 10, (2026 - 1970) * 12 + 11]
+    assert _rolled(any_engine, rollup.MONTH).equals(months)
 
     with engine_conn(any_engine) as conn:
         hosts_before = conn.execute(select(func.count()).select_from(HostDay)).scalar()
@@ -101,6 +108,7 @@ def test_rollups_equal_raw_counts_with_duplicates_and_after_rebuild(any_engine):
     assert done.events == 2100
     assert _rolled(any_engine, rollup.HOUR).equals(raw)
     assert _rolled(any_engine, rollup.DAY).equals(days)
+    assert _rolled(any_engine, rollup.MONTH).equals(months)
     with engine_conn(any_engine) as conn:
         assert conn.execute(select(func.count()).select_from(HostDay)).scalar() == hosts_before
 
@@ -108,6 +116,11 @@ def test_rollups_equal_raw_counts_with_duplicates_and_after_rebuild(any_engine):
     with engine_conn(any_engine) as conn:
         rollup.rebuild(conn, event_store(conn), START)
     assert _rolled(any_engine, rollup.HOUR).equals(raw)
+    assert _rolled(any_engine, rollup.MONTH).equals(months)
+
+
+def _summed(rows: pl.DataFrame, bucket: pl.Expr) -> pl.DataFrame:
+    return rows.with_columns(bucket.alias("bucket")).group_by(rollup.KEYS).agg(pl.col("n").sum()).sort(rollup.KEYS)
 
 
 def engine_conn(engine):

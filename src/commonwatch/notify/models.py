@@ -86,6 +86,8 @@ class EventWarning(TenantScoped, Base):
         # event first: the same index answers "which warnings exist for these events" by id range.
         UniqueConstraint("event_id", "org_id"),
         Index("ix_notify_warnings_org_obs_time", "org_id", "obs_key", "time_source"),
+        # the statistics of a period (acknowledgements, time to acknowledge) read a range of these
+        Index("ix_notify_warnings_created", "created_at", "responded_at"),
     )
     __audit__ = False  # bulk rows written by planning; feedback is audited through Feedback rows
 

@@ -27,7 +27,7 @@ from commonwatch.db import scope
 from commonwatch.errors import Invalid
 from commonwatch.i18n import _
 from commonwatch.reports.models import ALL, EventCount, HostDay
-from commonwatch.reports.rollup import DAY, HOUR
+from commonwatch.reports.rollup import DAY, HOUR, MONTH
 
 #: Longest period shown per day; longer ones per month.
 MAX_DAILY_DAYS = 92
@@ -95,16 +95,42 @@ def _hours(value: datetime) -> int:
     return int(value.timestamp()) // 3600
 
 
-def _edges(p: Period) -> tuple[list[tuple[int, int]], tuple[int, int] | None]:
-    """Hour ranges at the edges and the range of whole UTC days inside ``p``."""
+def _first_day(month: int) -> int:
+    """The first day (since the epoch) of a month since January 1970."""
+    return (date(1970 + month // 12, month % 12 + 1, 1) - date(1970, 1, 1)).days
+
+
+def _month_of(day: int) -> int:
+    d = date(1970, 1, 1) + timedelta(days=day)
+    return (d.year - 1970) * 12 + d.month - 1
+
+
+def _day_ranges(d0: int, d1: int) -> list[tuple[int, int, int]]:
+    """``(grain, lo, hi)`` covering the UTC days ``[d0, d1)``: whole months as months, the days
+    before the first and after the last whole month as days."""
+    m0 = _month_of(d0) + (0 if _first_day(_month_of(d0)) == d0 else 1)
+    m1 = _month_of(d1)
+    if m0 >= m1:
+        return [(DAY, d0, d1)] if d0 < d1 else []
+    out = [(DAY, d0, _first_day(m0))] if d0 < _first_day(m0) else []
+    out.append((MONTH, m0, m1))
+    if _first_day(m1) < d1:
+        out.append((DAY, _first_day(m1), d1))
+    return out
+
+
+def _ranges(p: Period) -> list[tuple[int, int, int]]:
+    """``(grain, lo, hi)`` covering ``p``: the part-days at its edges, whole UTC days, whole UTC
+    months, so that a year reads a dozen month buckets and a few dozen day and part-day ones."""
     h0, h1 = _hours(p.since), _hours(p.until)
     d0, d1 = -(-h0 // 24), h1 // 24
     if d0 >= d1:
-        return [(h0, h1)], None
-    edges = [(h0, d0 * 24)] if h0 < d0 * 24 else []
+        return [(HOUR, h0, h1)]
+    out = [(HOUR, h0, d0 * 24)] if h0 < d0 * 24 else []
+    out += _day_ranges(d0, d1)
     if d1 * 24 < h1:
-        edges.append((d1 * 24, h1))
-    return edges, (d0, d1)
+        out.append((HOUR, d1 * 24, h1))
+    return out
 
 
 def _centre(principal: Principal, f: Filters) -> bool:
@@ -207,9 +233,7 @@ def totals(session: Session, principal: Principal, p: Period, by: list[str], f: 
     dim, value = _source(dim, principal, f)
     n = func.sum(EventCount.n)
     rows: list[Any] = []
-    edges, days = _edges(p)
-    ranges = [(HOUR, lo, hi) for lo, hi in edges] + ([(DAY, *days)] if days else [])
-    for grain, lo, hi in ranges:
+    for grain, lo, hi in _ranges(p):
         stmt = select(value, n).where(EventCount.grain == grain, EventCount.dim == dim,
                                       EventCount.bucket >= lo, EventCount.bucket < hi)
         rows += _rows(session, _filtered(stmt, EventCount, principal, f,
@@ -222,18 +246,30 @@ def totals(session: Session, principal: Principal, p: Period, by: list[str], f: 
     return frame.sort(["n", *by], descending=[True, False], nulls_last=True)
 
 
-def _slots(p: Period) -> tuple[int, list[int], list[str]]:
-    """The grain, the first bucket of each chart slot (and one past the last) and the slots' labels:
-    each local day of a daily period in hours, else each month of UTC days (the UTC days the
-    period's first and last local days touch counted in its first and last month)."""
+def _slots(p: Period) -> list[tuple[int, list[int], list[int]]]:
+    """What a series reads: per grain ``(grain, bounds, slots)``, the buckets ``bounds[i] <= b <
+    bounds[i + 1]`` going to chart slot ``slots[i]``. A daily period reads each local day as
+    part-days; a long one each month of UTC days (the UTC days the period's first and last local
+    days touch counted in its first and last month), its whole months as months."""
     zone = ZoneInfo(p.tz)
     if p.daily:
         days = [p.start + timedelta(days=i) for i in range(p.days + 1)]
-        starts = [_hours(datetime.combine(d, datetime.min.time(), zone)) for d in days]
-        return HOUR, starts, [d.isoformat() for d in days[:-1]]
+        return [(HOUR, [_hours(datetime.combine(d, datetime.min.time(), zone)) for d in days], list(range(p.days)))]
     months = buckets(p)
-    firsts = [(date(int(m[:4]), int(m[5:]), 1) - date(1970, 1, 1)).days for m in months[1:]]
-    return DAY, [_hours(p.since) // 24, *firsts, -(-_hours(p.until) // 24)], months
+    firsts = [_first_day((int(m[:4]) - 1970) * 12 + int(m[5:]) - 1) for m in months[1:]]
+    starts = [_hours(p.since) // 24, *firsts, -(-_hours(p.until) // 24)]
+
+    def slot_of(day: int) -> int:
+        return max(i for i, s in enumerate(starts[:-1]) if s <= day)
+
+    out: list[tuple[int, list[int], list[int]]] = []
+    for grain, lo, hi in _day_ranges(starts[0], starts[-1]):
+        if grain == MONTH:
+            out.append((MONTH, list(range(lo, hi + 1)), [slot_of(_first_day(m)) for m in range(lo, hi)]))
+        else:
+            bounds = [lo, *[s for s in starts if lo < s < hi], hi]
+            out.append((DAY, bounds, [slot_of(d) for d in bounds[:-1]]))
+    return out
 
 
 def series(session: Session, principal: Principal, p: Period, by: list[str], f: Filters = Filters()) -> pl.DataFrame:
@@ -243,16 +279,18 @@ def series(session: Session, principal: Principal, p: Period, by: list[str], f: 
     so a year split by 200 organisations returns 12 x 200 rows, not 365 x 200."""
     dim, name = _dim(by)
     dim, value = _source(dim, principal, f)
-    grain, starts, labels = _slots(p)
+    labels = buckets(p)
     bucket = EventCount.bucket
-    slot = case(*[(bucket < hi, i) for i, hi in enumerate(starts[1:-1])], else_=len(labels) - 1) \
-        if len(labels) > 1 else literal(0)
-    slot = slot.label("slot")
-    stmt = select(slot, value, func.sum(EventCount.n)).where(
-        EventCount.grain == grain, EventCount.dim == dim, bucket >= starts[0], bucket < starts[-1])
-    rows = _rows(session, _filtered(stmt, EventCount, principal, f,
-                                    centre=_centre(principal, f) and value is EventCount.value),
-                 principal, slot, value)
+    rows: list[Any] = []
+    for grain, bounds, slots in _slots(p):
+        slot = case(*[(bucket < hi, s) for hi, s in zip(bounds[1:-1], slots, strict=False)], else_=slots[-1]) \
+            if len(slots) > 1 else literal(slots[0])
+        slot = slot.label("slot")
+        stmt = select(slot, value, func.sum(EventCount.n)).where(
+            EventCount.grain == grain, EventCount.dim == dim, bucket >= bounds[0], bucket < bounds[-1])
+        rows += _rows(session, _filtered(stmt, EventCount, principal, f,
+                                         centre=_centre(principal, f) and value is EventCount.value),
+                      principal, slot, value)
     frame = _frame(_as_text(rows, value), ["bucket", "value", "n"])
     frame = frame.with_columns(pl.col("bucket").replace_strict(list(range(len(labels))), labels,
                                                                return_dtype=pl.String).alias("when")).drop("bucket")

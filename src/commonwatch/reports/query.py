@@ -18,7 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import polars as pl
-from sqlalchemy import case, distinct, func, literal, select
+from sqlalchemy import BigInteger, case, cast, distinct, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from commonwatch.access.principal import Principal
@@ -26,7 +26,7 @@ from commonwatch.constituency.models import Organisation
 from commonwatch.db import scope
 from commonwatch.errors import Invalid
 from commonwatch.i18n import _
-from commonwatch.reports.models import ALL, EventCount, HostDay
+from commonwatch.reports.models import ALL, EventCount, HostDay, HostMonth
 from commonwatch.reports.rollup import DAY, HOUR, MONTH
 
 #: Longest period shown per day; longer ones per month.
@@ -147,6 +147,16 @@ def _source(dim: str, principal: Principal, f: Filters) -> tuple[str, Any]:
     return dim, EventCount.value
 
 
+def _region_of(value: Any) -> tuple[Any, Any]:
+    """The region of the organisation a rollup row is split by (``value``: its ``org_id``, or the
+    ``org`` rows' text), looked up in the database so that a year split by thousands of
+    organisations comes back as a row per region: the grouping column and the table to read."""
+    key = EventCount.org_id if value is EventCount.org_id \
+        else cast(func.nullif(EventCount.value, ""), BigInteger)
+    table = EventCount.__table__.outerjoin(Organisation.__table__, Organisation.id == key)  # type: ignore[attr-defined]
+    return func.coalesce(Organisation.region, "").label("region"), table
+
+
 def _filtered(stmt: Any, model: Any, principal: Principal, f: Filters, *, centre: bool | None = None) -> Any:
     """Tenancy, then the filters: the centre-wide rows for staff without an organisation filter
     (``centre``: force one or the other), else the rows of the organisations the filters name."""
@@ -181,23 +191,9 @@ def _shape(session: Session, frame: pl.DataFrame, name: str | None) -> pl.DataFr
     """``value`` as the output column: organisations and ASNs as integers, regions looked up."""
     if name is None:
         return frame.drop("value")
-    if name in ("org", "asn", "region"):
+    if name in ("org", "asn"):
         frame = frame.with_columns(pl.col("value").replace("", None).cast(pl.Int64, strict=False))
-    if name == "region":
-        return _regions(session, frame.rename({"value": "region_org"}))
     return frame.rename({"value": name})
-
-
-def _regions(session: Session, frame: pl.DataFrame) -> pl.DataFrame:
-    """Replace ``region_org`` by the organisation's region (``""`` when unmatched)."""
-    ids = [i for i in frame["region_org"].unique().to_list() if i]
-    names = dict(session.execute(select(Organisation.id, Organisation.region).where(Organisation.id.in_(ids))).all()) \
-        if ids else {}
-    mapping = pl.DataFrame({"region_org": list(names), "region": list(names.values())},
-                           schema={"region_org": pl.Int64, "region": pl.String})
-    by = [c for c in frame.columns if c not in ("region_org", "n")]
-    out = frame.join(mapping, on="region_org", how="left").with_columns(pl.col("region").fill_null(""))
-    return out.group_by([*by, "region"]).agg(pl.col("n").sum())
 
 
 def _rows(session: Session, stmt: Any, principal: Principal, *group: Any) -> list[Any]:
@@ -216,7 +212,7 @@ def _rows(session: Session, stmt: Any, principal: Principal, *group: Any) -> lis
 
 def _as_text(rows: list[Any], value: Any) -> list[Any]:
     """Rows split by ``org_id`` with the organisation as the ``value`` text (``""``: none)."""
-    if value is EventCount.value:
+    if value is not EventCount.org_id:
         return rows
     return [(*r[:-2], str(r[-2]) if r[-2] else "", r[-1]) for r in rows]
 
@@ -231,15 +227,16 @@ def totals(session: Session, principal: Principal, p: Period, by: list[str], f: 
     """Events in ``p`` per value of ``by`` (at most one dimension; columns ``*by, n``), largest first."""
     dim, name = _dim(by)
     dim, value = _source(dim, principal, f)
+    group, table = _region_of(value) if name == "region" else (value, EventCount.__table__)
     n = func.sum(EventCount.n)
     rows: list[Any] = []
     for grain, lo, hi in _ranges(p):
-        stmt = select(value, n).where(EventCount.grain == grain, EventCount.dim == dim,
+        stmt = select(group, n).select_from(table).where(EventCount.grain == grain, EventCount.dim == dim,
                                       EventCount.bucket >= lo, EventCount.bucket < hi)
         rows += _rows(session, _filtered(stmt, EventCount, principal, f,
                                          centre=_centre(principal, f) and value is EventCount.value),
-                      principal, value)
-    frame = _shape(session, _frame(_as_text(rows, value), ["value", "n"]), name)
+                      principal, group)
+    frame = _shape(session, _frame(_as_text(rows, group), ["value", "n"]), name)
     if name is None:
         return frame.select(pl.col("n").sum())
     frame = frame.group_by(by).agg(pl.col("n").sum())
@@ -279,6 +276,7 @@ def series(session: Session, principal: Principal, p: Period, by: list[str], f: 
     so a year split by 200 organisations returns 12 x 200 rows, not 365 x 200."""
     dim, name = _dim(by)
     dim, value = _source(dim, principal, f)
+    group, table = _region_of(value) if name == "region" else (value, EventCount.__table__)
     labels = buckets(p)
     bucket = EventCount.bucket
     rows: list[Any] = []
@@ -286,12 +284,12 @@ def series(session: Session, principal: Principal, p: Period, by: list[str], f: 
         slot = case(*[(bucket < hi, s) for hi, s in zip(bounds[1:-1], slots, strict=False)], else_=slots[-1]) \
             if len(slots) > 1 else literal(slots[0])
         slot = slot.label("slot")
-        stmt = select(slot, value, func.sum(EventCount.n)).where(
+        stmt = select(slot, group, func.sum(EventCount.n)).select_from(table).where(
             EventCount.grain == grain, EventCount.dim == dim, bucket >= bounds[0], bucket < bounds[-1])
         rows += _rows(session, _filtered(stmt, EventCount, principal, f,
                                          centre=_centre(principal, f) and value is EventCount.value),
-                      principal, slot, value)
-    frame = _frame(_as_text(rows, value), ["bucket", "value", "n"])
+                      principal, slot, group)
+    frame = _frame(_as_text(rows, group), ["bucket", "value", "n"])
     frame = frame.with_columns(pl.col("bucket").replace_strict(list(range(len(labels))), labels,
                                                                return_dtype=pl.String).alias("when")).drop("bucket")
     frame = _shape(session, frame, name)
@@ -313,12 +311,19 @@ def buckets(p: Period) -> list[str]:
 def distinct_hosts(session: Session, principal: Principal, p: Period, f: Filters = Filters(), *,
                    types: tuple[str, ...] = (), constituency: bool = True, per_org: bool = False) -> int:
     """Distinct affected hosts on the UTC days the period touches (``types``: only those event types;
-    ``constituency``: only hosts in a constituent's networks); ``per_org`` counts organisations."""
+    ``constituency``: only hosts in a constituent's networks); ``per_org`` counts organisations.
+    Whole UTC months are read from the hosts per month, the days around them from the hosts per day."""
     d0, d1 = _hours(p.since) // 24, -(-_hours(p.until) // 24)
-    target = distinct(HostDay.org_id) if per_org else distinct(HostDay.host)
-    stmt = select(func.count(target)).where(HostDay.day >= d0, HostDay.day < d1)
-    if types:
-        stmt = stmt.where(HostDay.type.in_(types))
-    if constituency or per_org:
-        stmt = stmt.where(HostDay.org_id != 0)
-    return int(session.execute(_filtered(stmt, HostDay, principal, f)).scalar() or 0)
+    parts = []
+    for grain, lo, hi in _day_ranges(d0, d1):
+        model, when = (HostMonth, HostMonth.month) if grain == MONTH else (HostDay, HostDay.day)
+        stmt = select((model.org_id if per_org else model.host).label("k")).where(when >= lo, when < hi)
+        if types:
+            stmt = stmt.where(model.type.in_(types))
+        if constituency or per_org:
+            stmt = stmt.where(model.org_id != 0)
+        parts.append(_filtered(stmt, model, principal, f))
+    if not parts:
+        return 0
+    found = union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
+    return int(session.execute(select(func.count(distinct(found.c.k)))).scalar() or 0)

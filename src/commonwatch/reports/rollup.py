@@ -35,7 +35,7 @@ from sqlalchemy.engine import Connection
 
 from commonwatch.access.principal import SYSTEM
 from commonwatch.events.search import EventFilter
-from commonwatch.reports.models import ALL, DIMENSIONS, EventCount, HostDay, RollupMark
+from commonwatch.reports.models import ALL, DIMENSIONS, EventCount, HostDay, HostMonth, RollupMark
 
 #: Grains: the part of a UTC day between two day edges (``bucket`` = its first hour since the
 #: epoch), the UTC day (days since the epoch) and the UTC month (months since January 1970).
@@ -200,6 +200,8 @@ def add_counts(conn: Connection, hours: pl.DataFrame, hosts: pl.DataFrame,
         _insert(conn, EventCount, month_counts(days).with_columns(pl.lit(MONTH).alias("grain")), add=True)
     if hosts.height:
         _insert(conn, HostDay, hosts, add=False)
+        _insert(conn, HostMonth, hosts.select(month_of_day(pl.col("day")).alias("month"), pl.exclude("day")).unique(),
+                add=False)
 
 
 def mark_if_unset(conn: Connection, before_id: int) -> None:
@@ -284,6 +286,7 @@ def rebuild(conn: Connection, store: Any, since: datetime, until: datetime | Non
                                           *window(EventCount.bucket, _months(start),
                                                   _months(end) if end else None)))
     conn.execute(delete(HostDay).where(*window(HostDay.day, h0 // 24, h1 // 24 if h1 else None)))
+    conn.execute(delete(HostMonth).where(*window(HostMonth.month, _months(start), _months(end) if end else None)))
 
     parts = []
     for dim in DIMS:

@@ -102,7 +102,7 @@ def test_rollups_equal_raw_counts_with_duplicates_and_after_rebuild(any_engine):
     with engine_conn(any_engine) as conn:
         hosts_before = conn.execute(select(func.count()).select_from(HostDay)).scalar()
         months_before = conn.execute(select(func.count()).select_from(HostMonth)).scalar()
-        assert 0 < months_before < hosts_before
+        assert months_before > 0
         conn.execute(EventCount.__table__.delete())
         conn.execute(HostDay.__table__.delete())
         conn.execute(HostMonth.__table__.delete())

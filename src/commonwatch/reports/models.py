@@ -83,7 +83,8 @@ class HostDay(_RoutedScope, Base):
 class HostMonth(_RoutedScope, Base):
     """One affected host seen in one UTC month (months since January 1970) in events of one type,
     for one organisation: :class:`HostDay` folded by month, so that distinct hosts over a year
-    read a dozen months' hosts (each host once a month) and the edge days, not 365 days'."""
+    read a dozen months' hosts (each host once a month) and the edge days, not 365 days'. The rows
+    with ``type = ""`` hold every type's hosts (``rollup.host_months``)."""
 
     __tablename__ = "reports_host_months"
     __table_args__ = {"sqlite_with_rowid": False}

@@ -320,6 +320,8 @@ def distinct_hosts(session: Session, principal: Principal, p: Period, f: Filters
         stmt = select((model.org_id if per_org else model.host).label("k")).where(when >= lo, when < hi)
         if types:
             stmt = stmt.where(model.type.in_(types))
+        elif model is HostMonth:  # the month's hosts of every type
+            stmt = stmt.where(model.type == "")
         if constituency or per_org:
             stmt = stmt.where(model.org_id != 0)
         parts.append(_filtered(stmt, model, principal, f))

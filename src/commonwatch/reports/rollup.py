@@ -190,6 +190,15 @@ def _insert(conn: Connection, model: type, frame: pl.DataFrame, *, add: bool) ->
         conn.exec_driver_sql(sql, frame.slice(start, CHUNK).rows())
 
 
+def host_months(hosts: pl.DataFrame) -> pl.DataFrame:
+    """The hosts per day folded by month, once per type and once more with ``type = ""`` standing
+    for every type (so that distinct hosts of all types read one row per host and month; an
+    event without a type is in those rows only)."""
+    months = hosts.select(month_of_day(pl.col("day")).alias("month"), pl.exclude("day"))
+    typed = months.filter(pl.col("type") != "")
+    return pl.concat([typed, months.with_columns(pl.lit("").alias("type"))]).unique()
+
+
 def add_counts(conn: Connection, hours: pl.DataFrame, hosts: pl.DataFrame,
                edges: tuple[int, ...] = day_edges()) -> None:
     """Add hourly counts (as part-days, days and months) and hosts to the rollups."""
@@ -200,8 +209,7 @@ def add_counts(conn: Connection, hours: pl.DataFrame, hosts: pl.DataFrame,
         _insert(conn, EventCount, month_counts(days).with_columns(pl.lit(MONTH).alias("grain")), add=True)
     if hosts.height:
         _insert(conn, HostDay, hosts, add=False)
-        _insert(conn, HostMonth, hosts.select(month_of_day(pl.col("day")).alias("month"), pl.exclude("day")).unique(),
-                add=False)
+        _insert(conn, HostMonth, host_months(hosts), add=False)
 
 
 def mark_if_unset(conn: Connection, before_id: int) -> None:

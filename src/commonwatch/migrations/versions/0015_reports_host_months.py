@@ -1,5 +1,6 @@
-"""reports: the affected hosts per UTC month (the hosts per day folded by month), so that distinct
-hosts over a year read a dozen months instead of 365 days; filled from the hosts per day
+"""reports: the affected hosts per UTC month (the hosts per day folded by month, per type and for
+every type), so that distinct hosts over a year read a dozen months instead of 365 days; filled
+from the hosts per day
 
 Revision ID: 0015_reports_host_months
 Revises: 0014_reports_rollup_mark
@@ -38,10 +39,14 @@ def upgrade() -> None:
     first = date(1970, 1, 1) + timedelta(days=int(days[0]))
     last = date(1970, 1, 1) + timedelta(days=int(days[1]))
     for month in range((first.year - 1970) * 12 + first.month - 1, (last.year - 1970) * 12 + last.month):
+        window = {"m": month, "d0": _first_day(month), "d1": _first_day(month + 1)}
         bind.execute(sa.text("INSERT INTO reports_host_months (month, type, org_id, partner_org_id, host) "
                              "SELECT DISTINCT :m, type, org_id, partner_org_id, host FROM reports_hosts "
-                             "WHERE day >= :d0 AND day < :d1"),
-                     {"m": month, "d0": _first_day(month), "d1": _first_day(month + 1)})
+                             "WHERE day >= :d0 AND day < :d1 AND type <> ''"), window)
+        # type '' holds every type's hosts (reports.rollup.host_months)
+        bind.execute(sa.text("INSERT INTO reports_host_months (month, type, org_id, partner_org_id, host) "
+                             "SELECT DISTINCT :m, '', org_id, partner_org_id, host FROM reports_hosts "
+                             "WHERE day >= :d0 AND day < :d1"), window)
 
 
 def downgrade() -> None:

@@ -1,5 +1,6 @@
-"""notify: an index on the warnings' creation time (and answer time), so that a period's
-acknowledgements and time to acknowledge read a range instead of every warning
+"""notify: an index on the warnings' creation time carrying their status, answer time and
+organisation, so that a period's acknowledgements and time to acknowledge read a range of it
+instead of every warning
 
 Revision ID: 0015_notify_warning_times
 Revises: 0008_notify_store_ids
@@ -15,7 +16,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_index('ix_notify_warnings_created', 'notify_warnings', ['created_at', 'responded_at'])
+    op.create_index('ix_notify_warnings_created', 'notify_warnings', ['created_at', 'status', 'responded_at', 'org_id'])
 
 
 def downgrade() -> None:

@@ -148,6 +148,8 @@ class Delivery(TenantScoped, Base):
     __table_args__ = (
         Index("ix_notify_deliveries_due", "status", "next_attempt_at"),
         Index("ix_notify_deliveries_org_created", "org_id", "created_at"),
+        # the statistics of a period (deliveries by status) read a range of this index only
+        Index("ix_notify_deliveries_created", "created_at", "status", "org_id"),
     )
     __audit__ = False  # state changes are operational; acts (resend, mark sent) are audited
 

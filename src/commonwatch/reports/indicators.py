@@ -19,7 +19,7 @@ from functools import cache
 from typing import Any
 
 import polars as pl
-from sqlalchemy import func, select
+from sqlalchemy import func, literal_column, select
 from sqlalchemy.orm import Session
 
 from commonwatch.access.principal import Principal
@@ -213,10 +213,11 @@ def _by(model: Any, column: Any, label: str, ctx: Context, time_col: Any, *where
 STEP_SECONDS = 36
 
 
-def _seconds_between(session: Session, a: Any, b: Any) -> Any:
+def _steps_between(session: Session, a: Any, b: Any) -> Any:
+    """``b - a`` in :data:`STEP_SECONDS` steps (a float), one expression per database."""
     if session.get_bind().dialect.name == "postgresql":
-        return func.extract("epoch", b - a)
-    return (func.julianday(b) - func.julianday(a)) * 86400.0
+        return func.extract("epoch", b - a) / float(STEP_SECONDS)
+    return (func.julianday(b) - func.julianday(a)) * literal_column(repr(86400.0 / STEP_SECONDS))
 
 
 def _quantile(steps: list[tuple[float, int]], q: float, *, midpoint: bool) -> float:
@@ -241,12 +242,13 @@ def _durations(ctx: Context, model: Any, start: Any, stop: Any, key: str, labels
     """Median and 90th percentile of ``stop - start`` over the period's cases, to the nearest
     :data:`STEP_SECONDS`: one aggregate query (a count per step), read through the index on
     ``start``."""
-    step = func.round(_seconds_between(ctx.session, start, stop) / STEP_SECONDS).label("step")
+    step = func.round(_steps_between(ctx.session, start, stop)).label("step")
     stmt = scope(select(step, func.count()).where(start >= ctx.period.since, start < ctx.period.until,
                                                   stop.is_not(None)), ctx.principal, model)
     if ctx.filters.org_id:
         stmt = stmt.where(model.org_id == ctx.filters.org_id)
-    rows = ctx.session.execute(stmt.group_by(step).order_by(step)).all()
+    # grouped by the output column's name, so that each row's duration is computed once
+    rows = ctx.session.execute(stmt.group_by(literal_column("step")).order_by(literal_column("step"))).all()
     steps = [(float(r[0]) * STEP_SECONDS / 3600.0, int(r[1])) for r in rows if r[0] is not None]
     if not steps:
         data = pl.DataFrame(schema={"measure": pl.String, "n": pl.Float64})

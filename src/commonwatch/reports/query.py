@@ -1,9 +1,11 @@
 """Reading the rollups for a period, a principal and filters.
 
-A period ``[since, until)`` is given in the viewer's time zone. Totals add the daily rows of the
-whole UTC days inside the period to the hourly rows of the hours at its edges, so a year is a few
-hundred day buckets and a day at a UTC+8 midnight is exact. Series per day in the viewer's zone
-are sums of hours (exact for any whole-hour zone, DST included); a period longer than
+A period ``[since, until)`` is given in the viewer's time zone. Totals add the monthly rows of the
+whole UTC months inside the period, the daily rows of the whole UTC days around them and the
+part-day rows at its edges (``rollup``: a part-day lies between UTC's and the centre's zone's
+midnights), so a year is a dozen month buckets and a few day ones, and a day at a UTC+8 midnight
+is exact. Series per day in the viewer's zone are sums of part-days (exact in UTC and the centre's
+zone; in another zone a row counts on the day its part-day starts); a period longer than
 :data:`MAX_DAILY_DAYS` is shown per month of UTC days (the chart says so).
 
 Tenancy is ``db.scope`` on the rollup tables: a constituent's rows are its organisations', a

@@ -4,16 +4,19 @@ constituent's (A is answered 403/404)."""
 
 from __future__ import annotations
 
-from commonwatch.reports.models import EventCount, HostDay
-from commonwatch.reports.rollup import DAY, HOUR
+from commonwatch.reports.models import EventCount, HostDay, HostMonth
+from commonwatch.reports.rollup import DAY, HOUR, MONTH
 
 
 def seed(session, world, clock) -> dict[str, object]:
     hour = int(clock.now().timestamp()) // 3600 - 1
-    for grain, bucket in ((HOUR, hour), (DAY, hour // 24)):
+    now = clock.now()
+    month = (now.year - 1970) * 12 + now.month - 1
+    for grain, bucket in ((HOUR, hour), (DAY, hour // 24), (MONTH, month)):
         for dim, value in (("type", "SECRET-B-type"), ("feed", "SECRET-B-feed"), ("org", str(world.org_b))):
             session.add(EventCount(grain=grain, dim=dim, bucket=bucket, value=value, type="SECRET-B-type",
                                    org_id=world.org_b, partner_org_id=0, n=7))
     session.add(HostDay(day=hour // 24, type="SECRET-B-type", org_id=world.org_b, partner_org_id=0, host=99))
+    session.add(HostMonth(month=month, type="SECRET-B-type", org_id=world.org_b, partner_org_id=0, host=99))
     session.flush()
     return {"kind": "coordinator", "period": "month", "value": clock.now().strftime("%Y-%m")}

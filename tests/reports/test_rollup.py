@@ -15,7 +15,7 @@ from commonwatch.constituency import services as registry
 from commonwatch.db import make_sessionmaker, session_scope
 from commonwatch.events.store import event_store
 from commonwatch.reports import query, rollup
-from commonwatch.reports.models import ALL, DIMENSIONS, EventCount, HostDay
+from commonwatch.reports.models import ALL, DIMENSIONS, EventCount, HostDay, HostMonth
 from commonwatch.reports.query import Filters, Period
 from tests.reports.helpers import random_batch, store_batch
 
@@ -86,28 +86,45 @@ def test_rollups_equal_raw_counts_with_duplicates_and_after_rebuild(any_engine):
     rng = np.random.default_rng(18)
     _write(any_engine, rng, orgs)
 
-    raw = _raw(any_engine)
-    assert int(raw.filter((pl.col("dim") == "type") & (pl.col("org_id") == ALL))["n"].sum()) == 2100
+    hourly = _raw(any_engine)
+    assert int(hourly.filter((pl.col("dim") == "type") & (pl.col("org_id") == ALL))["n"].sum()) == 2100
+    # the finest grain is the part of a UTC day between UTC's and Asia/Shanghai's midnights
+    assert rollup.day_edges() == (0, 16)
+    raw = _summed(hourly, rollup.part_of_day(pl.col("bucket"), (0, 16)))
+    assert set((raw["bucket"] % 24).unique().to_list()) == {0, 16}
     assert _rolled(any_engine, rollup.HOUR).equals(raw)
-    days = raw.with_columns(pl.col("bucket") // 24).group_by(rollup.KEYS).agg(pl.col("n").sum()).sort(rollup.KEYS)
+    days = _summed(hourly, pl.col("bucket") // 24)
     assert _rolled(any_engine, rollup.DAY).equals(days)
+    months = _summed(days, rollup.month_of_day(pl.col("bucket")))
+    assert sorted(months["bucket"].unique().to_list()) == [(2026 - 1970) * 12 + 10, (2026 - 1970) * 12 + 11]
+    assert _rolled(any_engine, rollup.MONTH).equals(months)
 
     with engine_conn(any_engine) as conn:
         hosts_before = conn.execute(select(func.count()).select_from(HostDay)).scalar()
+        months_before = conn.execute(select(func.count()).select_from(HostMonth)).scalar()
+        assert months_before > 0
         conn.execute(EventCount.__table__.delete())
         conn.execute(HostDay.__table__.delete())
+        conn.execute(HostMonth.__table__.delete())
     with engine_conn(any_engine) as conn:
         done = rollup.rebuild(conn, event_store(conn), START - timedelta(days=1))
     assert done.events == 2100
     assert _rolled(any_engine, rollup.HOUR).equals(raw)
     assert _rolled(any_engine, rollup.DAY).equals(days)
+    assert _rolled(any_engine, rollup.MONTH).equals(months)
     with engine_conn(any_engine) as conn:
         assert conn.execute(select(func.count()).select_from(HostDay)).scalar() == hosts_before
+        assert conn.execute(select(func.count()).select_from(HostMonth)).scalar() == months_before
 
     # a rebuild over what is already there replaces, never adds
     with engine_conn(any_engine) as conn:
         rollup.rebuild(conn, event_store(conn), START)
     assert _rolled(any_engine, rollup.HOUR).equals(raw)
+    assert _rolled(any_engine, rollup.MONTH).equals(months)
+
+
+def _summed(rows: pl.DataFrame, bucket: pl.Expr) -> pl.DataFrame:
+    return rows.with_columns(bucket.alias("bucket")).group_by(rollup.KEYS).agg(pl.col("n").sum()).sort(rollup.KEYS)
 
 
 def engine_conn(engine):
@@ -186,6 +203,15 @@ def test_distinct_hosts_count_each_host_once(any_engine):
         assert query.distinct_hosts(s, SYSTEM, p) == expected
         assert query.distinct_hosts(s, SYSTEM, p, types=("c2-server",)) == c2["source_ip_bin"].n_unique()
         assert query.distinct_hosts(s, SYSTEM, p, per_org=True) == 2
+        # whole months from the hosts per month, the days around them from the hosts per day
+        for longer in (Period(date(2026, 11, 1), date(2027, 1, 1), "UTC"),
+                       Period(date(2026, 11, 1), date(2026, 12, 3), "UTC"),
+                       Period(date(2026, 10, 20), date(2026, 12, 3), "Asia/Shanghai")):
+            assert query.distinct_hosts(s, SYSTEM, longer) == expected
+            assert query.distinct_hosts(s, SYSTEM, longer, types=("c2-server",)) == c2["source_ip_bin"].n_unique()
+        november = stored.filter(pl.col("org_id").is_not_null() & (pl.col("time_source") < datetime(2026, 12, 1, tzinfo=UTC)))
+        assert query.distinct_hosts(s, SYSTEM, Period(date(2026, 11, 1), date(2026, 12, 1), "UTC")) == \
+            november["source_ip_bin"].n_unique()
 
 
 def test_local_midnight_period_bounds():

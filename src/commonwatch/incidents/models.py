@@ -55,7 +55,9 @@ def _own_incident_ids(principal) -> Any:
 
 class Incident(TenantScoped, Base):
     __tablename__ = "incidents"
-    __table_args__ = (Index("ix_incidents_status_first_due", "status", "first_report_due"),)
+    # the statistics of a period (by level, category, status; clocks) read a range of discovered_at
+    __table_args__ = (Index("ix_incidents_status_first_due", "status", "first_report_due"),
+                      Index("ix_incidents_discovered", "discovered_at"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     ref: Mapped[str] = mapped_column(String(32), unique=True)

@@ -86,6 +86,9 @@ class EventWarning(TenantScoped, Base):
         # event first: the same index answers "which warnings exist for these events" by id range.
         UniqueConstraint("event_id", "org_id"),
         Index("ix_notify_warnings_org_obs_time", "org_id", "obs_key", "time_source"),
+        # the statistics of a period (acknowledgements by status, time to acknowledge, also for one
+        # organisation) read a range of this index and nothing else
+        Index("ix_notify_warnings_created", "created_at", "status", "responded_at", "org_id"),
     )
     __audit__ = False  # bulk rows written by planning; feedback is audited through Feedback rows
 
@@ -145,6 +148,8 @@ class Delivery(TenantScoped, Base):
     __table_args__ = (
         Index("ix_notify_deliveries_due", "status", "next_attempt_at"),
         Index("ix_notify_deliveries_org_created", "org_id", "created_at"),
+        # the statistics of a period (deliveries by status) read a range of this index only
+        Index("ix_notify_deliveries_created", "created_at", "status", "org_id"),
     )
     __audit__ = False  # state changes are operational; acts (resend, mark sent) are audited
 

@@ -14,9 +14,9 @@ app = typer.Typer(help="Statistics and situation reports: rollups and reports.",
 
 
 @app.command("rebuild")
-def rebuild(since: str = typer.Option(..., help="First UTC day to recompute (YYYY-MM-DD)."),
+def rebuild(since: str = typer.Option(..., help="A day of the first UTC month to recompute (YYYY-MM-DD)."),
             until: str = typer.Option("", help="Day after the last one (default: everything after since).")) -> None:
-    """Recompute the hourly and daily rollups and the per-day hosts from the event store."""
+    """Recompute the part-day, daily and monthly rollups and the per-day hosts from the event store."""
     from commonwatch.cli import fail
     from commonwatch.events.store import event_store
     from commonwatch.reports.rollup import rebuild as do_rebuild
@@ -28,8 +28,8 @@ def rebuild(since: str = typer.Option(..., help="First UTC day to recompute (YYY
         fail(f"--since/--until: not a date (YYYY-MM-DD): {since!r} {until!r}")
     rt = get_runtime()
     with rt.engine.begin() as conn:
-        done = do_rebuild(conn, event_store(conn, settings=rt.settings), start, end)
-    typer.echo(f"rebuilt from {done.since.date().isoformat()}: {done.hour_rows:,} hourly and {done.day_rows:,} "
+        done = do_rebuild(conn, event_store(conn, settings=rt.settings), start, end, zone=rt.settings.timezone)
+    typer.echo(f"rebuilt from {done.since.date().isoformat()}: {done.hour_rows:,} part-day and {done.day_rows:,} "
                f"daily rows, {done.host_rows:,} host-days from {done.events:,} events")
 
 

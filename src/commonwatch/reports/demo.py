@@ -81,7 +81,7 @@ def load(ctx) -> None:
     write_batch(conn, run.id, frame, pl.DataFrame(schema={"line": pl.Int64, "raw": pl.String, "reason": pl.String}),
                 feed="demo-statistics", source="synthetic", now=now, rows_read=frame.height, duplicates_in_batch=0)
     # the sample feeds were ingested before: recompute every day from the first stored event
-    rebuild(conn, event_store(conn, settings=ctx.settings), start - timedelta(days=400))
+    rebuild(conn, event_store(conn, settings=ctx.settings), start - timedelta(days=400), zone=ctx.settings.timezone)
     tz = svc.zone_name(ctx.settings.timezone)
     month = last_complete("month", svc.local_today(now, tz))
     report = svc.build_report(session, SYSTEM, "month", month, tz, now)

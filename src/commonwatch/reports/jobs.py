@@ -80,7 +80,7 @@ def keep_rollups(state: Any) -> int:
     while True:
         with session_scope(state.sessionmaker, actor="job:reports-rollups") as session:
             conn = session.connection()
-            n = catch_up(conn, event_store(conn, settings=state.settings))
+            n = catch_up(conn, event_store(conn, settings=state.settings), zone=state.settings.timezone)
         counted += n
         if not n:
             return counted

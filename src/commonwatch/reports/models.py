@@ -80,6 +80,23 @@ class HostDay(_RoutedScope, Base):
     host: Mapped[int] = mapped_column(BigInteger, primary_key=True)
 
 
+class HostMonth(_RoutedScope, Base):
+    """One affected host seen in one UTC month (months since January 1970) in events of one type,
+    for one organisation: :class:`HostDay` folded by month, so that distinct hosts over a year
+    read a dozen months' hosts (each host once a month) and the edge days, not 365 days'. The rows
+    with ``type = ""`` hold every type's hosts (``rollup.host_months``)."""
+
+    __tablename__ = "reports_host_months"
+    __table_args__ = {"sqlite_with_rowid": False}
+    __audit__ = False
+
+    month: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    type: Mapped[str] = mapped_column(String(64), primary_key=True, default="")
+    org_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, default=0)
+    partner_org_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, default=0)
+    host: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+
+
 class ReportRun(Base):
     """A situation report built (by the schedule or by hand): what period, which language, where
     it was mailed; the figures themselves are recomputed from the rollups on demand."""

@@ -1,9 +1,11 @@
 """Reading the rollups for a period, a principal and filters.
 
-A period ``[since, until)`` is given in the viewer's time zone. Totals add the daily rows of the
-whole UTC days inside the period to the hourly rows of the hours at its edges, so a year is a few
-hundred day buckets and a day at a UTC+8 midnight is exact. Series per day in the viewer's zone
-are sums of hours (exact for any whole-hour zone, DST included); a period longer than
+A period ``[since, until)`` is given in the viewer's time zone. Totals add the monthly rows of the
+whole UTC months inside the period, the daily rows of the whole UTC days around them and the
+part-day rows at its edges (``rollup``: a part-day lies between UTC's and the centre's zone's
+midnights), so a year is a dozen month buckets and a few day ones, and a day at a UTC+8 midnight
+is exact. Series per day in the viewer's zone are sums of part-days (exact in UTC and the centre's
+zone; in another zone a row counts on the day its part-day starts); a period longer than
 :data:`MAX_DAILY_DAYS` is shown per month of UTC days (the chart says so).
 
 Tenancy is ``db.scope`` on the rollup tables: a constituent's rows are its organisations', a
@@ -18,7 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import polars as pl
-from sqlalchemy import case, distinct, func, literal, select
+from sqlalchemy import BigInteger, case, cast, distinct, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from commonwatch.access.principal import Principal
@@ -26,8 +28,8 @@ from commonwatch.constituency.models import Organisation
 from commonwatch.db import scope
 from commonwatch.errors import Invalid
 from commonwatch.i18n import _
-from commonwatch.reports.models import ALL, EventCount, HostDay
-from commonwatch.reports.rollup import DAY, HOUR
+from commonwatch.reports.models import ALL, EventCount, HostDay, HostMonth
+from commonwatch.reports.rollup import DAY, HOUR, MONTH
 
 #: Longest period shown per day; longer ones per month.
 MAX_DAILY_DAYS = 92
@@ -95,16 +97,42 @@ def _hours(value: datetime) -> int:
     return int(value.timestamp()) // 3600
 
 
-def _edges(p: Period) -> tuple[list[tuple[int, int]], tuple[int, int] | None]:
-    """Hour ranges at the edges and the range of whole UTC days inside ``p``."""
+def _first_day(month: int) -> int:
+    """The first day (since the epoch) of a month since January 1970."""
+    return (date(1970 + month // 12, month % 12 + 1, 1) - date(1970, 1, 1)).days
+
+
+def _month_of(day: int) -> int:
+    d = date(1970, 1, 1) + timedelta(days=day)
+    return (d.year - 1970) * 12 + d.month - 1
+
+
+def _day_ranges(d0: int, d1: int) -> list[tuple[int, int, int]]:
+    """``(grain, lo, hi)`` covering the UTC days ``[d0, d1)``: whole months as months, the days
+    before the first and after the last whole month as days."""
+    m0 = _month_of(d0) + (0 if _first_day(_month_of(d0)) == d0 else 1)
+    m1 = _month_of(d1)
+    if m0 >= m1:
+        return [(DAY, d0, d1)] if d0 < d1 else []
+    out = [(DAY, d0, _first_day(m0))] if d0 < _first_day(m0) else []
+    out.append((MONTH, m0, m1))
+    if _first_day(m1) < d1:
+        out.append((DAY, _first_day(m1), d1))
+    return out
+
+
+def _ranges(p: Period) -> list[tuple[int, int, int]]:
+    """``(grain, lo, hi)`` covering ``p``: the part-days at its edges, whole UTC days, whole UTC
+    months, so that a year reads a dozen month buckets and a few dozen day and part-day ones."""
     h0, h1 = _hours(p.since), _hours(p.until)
     d0, d1 = -(-h0 // 24), h1 // 24
     if d0 >= d1:
-        return [(h0, h1)], None
-    edges = [(h0, d0 * 24)] if h0 < d0 * 24 else []
+        return [(HOUR, h0, h1)]
+    out = [(HOUR, h0, d0 * 24)] if h0 < d0 * 24 else []
+    out += _day_ranges(d0, d1)
     if d1 * 24 < h1:
-        edges.append((d1 * 24, h1))
-    return edges, (d0, d1)
+        out.append((HOUR, d1 * 24, h1))
+    return out
 
 
 def _centre(principal: Principal, f: Filters) -> bool:
@@ -119,6 +147,16 @@ def _source(dim: str, principal: Principal, f: Filters) -> tuple[str, Any]:
     if dim == "org" and not (_centre(principal, f) and not f.type):
         return "type", EventCount.org_id
     return dim, EventCount.value
+
+
+def _region_of(value: Any) -> tuple[Any, Any]:
+    """The region of the organisation a rollup row is split by (``value``: its ``org_id``, or the
+    ``org`` rows' text), looked up in the database so that a year split by thousands of
+    organisations comes back as a row per region: the grouping column and the table to read."""
+    key = EventCount.org_id if value is EventCount.org_id \
+        else cast(func.nullif(EventCount.value, ""), BigInteger)
+    table = EventCount.__table__.outerjoin(Organisation.__table__, Organisation.id == key)  # type: ignore[attr-defined]
+    return func.coalesce(Organisation.region, "").label("region"), table
 
 
 def _filtered(stmt: Any, model: Any, principal: Principal, f: Filters, *, centre: bool | None = None) -> Any:
@@ -155,23 +193,9 @@ def _shape(session: Session, frame: pl.DataFrame, name: str | None) -> pl.DataFr
     """``value`` as the output column: organisations and ASNs as integers, regions looked up."""
     if name is None:
         return frame.drop("value")
-    if name in ("org", "asn", "region"):
+    if name in ("org", "asn"):
         frame = frame.with_columns(pl.col("value").replace("", None).cast(pl.Int64, strict=False))
-    if name == "region":
-        return _regions(session, frame.rename({"value": "region_org"}))
     return frame.rename({"value": name})
-
-
-def _regions(session: Session, frame: pl.DataFrame) -> pl.DataFrame:
-    """Replace ``region_org`` by the organisation's region (``""`` when unmatched)."""
-    ids = [i for i in frame["region_org"].unique().to_list() if i]
-    names = dict(session.execute(select(Organisation.id, Organisation.region).where(Organisation.id.in_(ids))).all()) \
-        if ids else {}
-    mapping = pl.DataFrame({"region_org": list(names), "region": list(names.values())},
-                           schema={"region_org": pl.Int64, "region": pl.String})
-    by = [c for c in frame.columns if c not in ("region_org", "n")]
-    out = frame.join(mapping, on="region_org", how="left").with_columns(pl.col("region").fill_null(""))
-    return out.group_by([*by, "region"]).agg(pl.col("n").sum())
 
 
 def _rows(session: Session, stmt: Any, principal: Principal, *group: Any) -> list[Any]:
@@ -190,7 +214,7 @@ def _rows(session: Session, stmt: Any, principal: Principal, *group: Any) -> lis
 
 def _as_text(rows: list[Any], value: Any) -> list[Any]:
     """Rows split by ``org_id`` with the organisation as the ``value`` text (``""``: none)."""
-    if value is EventCount.value:
+    if value is not EventCount.org_id:
         return rows
     return [(*r[:-2], str(r[-2]) if r[-2] else "", r[-1]) for r in rows]
 
@@ -205,35 +229,46 @@ def totals(session: Session, principal: Principal, p: Period, by: list[str], f: 
     """Events in ``p`` per value of ``by`` (at most one dimension; columns ``*by, n``), largest first."""
     dim, name = _dim(by)
     dim, value = _source(dim, principal, f)
+    group, table = _region_of(value) if name == "region" else (value, EventCount.__table__)
     n = func.sum(EventCount.n)
     rows: list[Any] = []
-    edges, days = _edges(p)
-    ranges = [(HOUR, lo, hi) for lo, hi in edges] + ([(DAY, *days)] if days else [])
-    for grain, lo, hi in ranges:
-        stmt = select(value, n).where(EventCount.grain == grain, EventCount.dim == dim,
+    for grain, lo, hi in _ranges(p):
+        stmt = select(group, n).select_from(table).where(EventCount.grain == grain, EventCount.dim == dim,
                                       EventCount.bucket >= lo, EventCount.bucket < hi)
         rows += _rows(session, _filtered(stmt, EventCount, principal, f,
                                          centre=_centre(principal, f) and value is EventCount.value),
-                      principal, value)
-    frame = _shape(session, _frame(_as_text(rows, value), ["value", "n"]), name)
+                      principal, group)
+    frame = _shape(session, _frame(_as_text(rows, group), ["value", "n"]), name)
     if name is None:
         return frame.select(pl.col("n").sum())
     frame = frame.group_by(by).agg(pl.col("n").sum())
     return frame.sort(["n", *by], descending=[True, False], nulls_last=True)
 
 
-def _slots(p: Period) -> tuple[int, list[int], list[str]]:
-    """The grain, the first bucket of each chart slot (and one past the last) and the slots' labels:
-    each local day of a daily period in hours, else each month of UTC days (the UTC days the
-    period's first and last local days touch counted in its first and last month)."""
+def _slots(p: Period) -> list[tuple[int, list[int], list[int]]]:
+    """What a series reads: per grain ``(grain, bounds, slots)``, the buckets ``bounds[i] <= b <
+    bounds[i + 1]`` going to chart slot ``slots[i]``. A daily period reads each local day as
+    part-days; a long one each month of UTC days (the UTC days the period's first and last local
+    days touch counted in its first and last month), its whole months as months."""
     zone = ZoneInfo(p.tz)
     if p.daily:
         days = [p.start + timedelta(days=i) for i in range(p.days + 1)]
-        starts = [_hours(datetime.combine(d, datetime.min.time(), zone)) for d in days]
-        return HOUR, starts, [d.isoformat() for d in days[:-1]]
+        return [(HOUR, [_hours(datetime.combine(d, datetime.min.time(), zone)) for d in days], list(range(p.days)))]
     months = buckets(p)
-    firsts = [(date(int(m[:4]), int(m[5:]), 1) - date(1970, 1, 1)).days for m in months[1:]]
-    return DAY, [_hours(p.since) // 24, *firsts, -(-_hours(p.until) // 24)], months
+    firsts = [_first_day((int(m[:4]) - 1970) * 12 + int(m[5:]) - 1) for m in months[1:]]
+    starts = [_hours(p.since) // 24, *firsts, -(-_hours(p.until) // 24)]
+
+    def slot_of(day: int) -> int:
+        return max(i for i, s in enumerate(starts[:-1]) if s <= day)
+
+    out: list[tuple[int, list[int], list[int]]] = []
+    for grain, lo, hi in _day_ranges(starts[0], starts[-1]):
+        if grain == MONTH:
+            out.append((MONTH, list(range(lo, hi + 1)), [slot_of(_first_day(m)) for m in range(lo, hi)]))
+        else:
+            bounds = [lo, *[s for s in starts if lo < s < hi], hi]
+            out.append((DAY, bounds, [slot_of(d) for d in bounds[:-1]]))
+    return out
 
 
 def series(session: Session, principal: Principal, p: Period, by: list[str], f: Filters = Filters()) -> pl.DataFrame:
@@ -243,17 +278,20 @@ def series(session: Session, principal: Principal, p: Period, by: list[str], f: 
     so a year split by 200 organisations returns 12 x 200 rows, not 365 x 200."""
     dim, name = _dim(by)
     dim, value = _source(dim, principal, f)
-    grain, starts, labels = _slots(p)
+    group, table = _region_of(value) if name == "region" else (value, EventCount.__table__)
+    labels = buckets(p)
     bucket = EventCount.bucket
-    slot = case(*[(bucket < hi, i) for i, hi in enumerate(starts[1:-1])], else_=len(labels) - 1) \
-        if len(labels) > 1 else literal(0)
-    slot = slot.label("slot")
-    stmt = select(slot, value, func.sum(EventCount.n)).where(
-        EventCount.grain == grain, EventCount.dim == dim, bucket >= starts[0], bucket < starts[-1])
-    rows = _rows(session, _filtered(stmt, EventCount, principal, f,
-                                    centre=_centre(principal, f) and value is EventCount.value),
-                 principal, slot, value)
-    frame = _frame(_as_text(rows, value), ["bucket", "value", "n"])
+    rows: list[Any] = []
+    for grain, bounds, slots in _slots(p):
+        slot = case(*[(bucket < hi, s) for hi, s in zip(bounds[1:-1], slots, strict=False)], else_=slots[-1]) \
+            if len(slots) > 1 else literal(slots[0])
+        slot = slot.label("slot")
+        stmt = select(slot, group, func.sum(EventCount.n)).select_from(table).where(
+            EventCount.grain == grain, EventCount.dim == dim, bucket >= bounds[0], bucket < bounds[-1])
+        rows += _rows(session, _filtered(stmt, EventCount, principal, f,
+                                         centre=_centre(principal, f) and value is EventCount.value),
+                      principal, slot, group)
+    frame = _frame(_as_text(rows, group), ["bucket", "value", "n"])
     frame = frame.with_columns(pl.col("bucket").replace_strict(list(range(len(labels))), labels,
                                                                return_dtype=pl.String).alias("when")).drop("bucket")
     frame = _shape(session, frame, name)
@@ -275,12 +313,21 @@ def buckets(p: Period) -> list[str]:
 def distinct_hosts(session: Session, principal: Principal, p: Period, f: Filters = Filters(), *,
                    types: tuple[str, ...] = (), constituency: bool = True, per_org: bool = False) -> int:
     """Distinct affected hosts on the UTC days the period touches (``types``: only those event types;
-    ``constituency``: only hosts in a constituent's networks); ``per_org`` counts organisations."""
+    ``constituency``: only hosts in a constituent's networks); ``per_org`` counts organisations.
+    Whole UTC months are read from the hosts per month, the days around them from the hosts per day."""
     d0, d1 = _hours(p.since) // 24, -(-_hours(p.until) // 24)
-    target = distinct(HostDay.org_id) if per_org else distinct(HostDay.host)
-    stmt = select(func.count(target)).where(HostDay.day >= d0, HostDay.day < d1)
-    if types:
-        stmt = stmt.where(HostDay.type.in_(types))
-    if constituency or per_org:
-        stmt = stmt.where(HostDay.org_id != 0)
-    return int(session.execute(_filtered(stmt, HostDay, principal, f)).scalar() or 0)
+    parts = []
+    for grain, lo, hi in _day_ranges(d0, d1):
+        model, when = (HostMonth, HostMonth.month) if grain == MONTH else (HostDay, HostDay.day)
+        stmt = select((model.org_id if per_org else model.host).label("k")).where(when >= lo, when < hi)
+        if types:
+            stmt = stmt.where(model.type.in_(types))
+        elif model is HostMonth:  # the month's hosts of every type
+            stmt = stmt.where(model.type == "")
+        if constituency or per_org:
+            stmt = stmt.where(model.org_id != 0)
+        parts.append(_filtered(stmt, model, principal, f))
+    if not parts:
+        return 0
+    found = union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
+    return int(session.execute(select(func.count(distinct(found.c.k)))).scalar() or 0)

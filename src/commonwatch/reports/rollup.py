@@ -8,9 +8,18 @@ are about as many rows as the events themselves, and upserting them in every sto
 the pipeline several times slower. Dashboards therefore trail the ingest by up to the job's
 period. Everything is columnar: one ``group_by`` per chunk of events, one upsert per table.
 
-``rebuild`` recomputes whole UTC days from ``since`` on: the hourly rows from
-``EventStore.counts(by=["hour", ...])``, the daily rows as sums of those hours, and the per-day
-hosts from a watermark walk (``EventStore.scan``), and replaces what was there.
+``rebuild`` recomputes whole UTC months from ``since``'s month on: the part-day rows from
+``EventStore.counts(by=["hour", ...])``, the daily and monthly rows as sums of those, and the
+per-day hosts from a watermark walk (``EventStore.scan``), and replaces what was there.
+
+Three grains. A dashboard over a year reads months, the days at the edges of its months, and the
+part-days at the edges of its days; the finest grain is not the hour but the part of a UTC day
+between two **day edges**: UTC's midnight and the centre's zone's (``settings.timezone``; both
+offsets of a zone with summer time). For Asia/Shanghai that is 00:00–16:00 and 16:00–24:00 UTC,
+so a day in either zone is exact and a part-day row holds what 16 or 8 hourly rows did (with
+thousands of organisations the hourly rows were about as many as the events). A viewer in another
+zone gets each of their days from the day edge at or before its midnight (a row counts where its
+part-day starts); changing the centre's zone needs a ``rebuild`` to move the edges.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 from sqlalchemy import delete, select, update
@@ -25,9 +35,13 @@ from sqlalchemy.engine import Connection
 
 from commonwatch.access.principal import SYSTEM
 from commonwatch.events.search import EventFilter
-from commonwatch.reports.models import ALL, DIMENSIONS, EventCount, HostDay, RollupMark
+from commonwatch.reports.models import ALL, DIMENSIONS, EventCount, HostDay, HostMonth, RollupMark
 
-HOUR, DAY = 0, 1
+#: Grains: the part of a UTC day between two day edges (``bucket`` = its first hour since the
+#: epoch), the UTC day (days since the epoch) and the UTC month (months since January 1970).
+HOUR, DAY, MONTH = 0, 1, 2
+#: The centre's zone when no setting is given (``config.Settings.timezone``'s default).
+DEFAULT_ZONE = "Asia/Shanghai"
 #: Dimensions counted from the events; ``org`` is derived from the ``type`` rows (see :func:`layout`).
 DIMS: tuple[str, ...] = tuple(d for d in DIMENSIONS if d != "org")
 KEYS = ["bucket", "dim", "value", "type", "org_id", "partner_org_id"]
@@ -115,8 +129,45 @@ def hour_counts(frame: pl.DataFrame, names: dict[str, str] = BATCH_NAMES) -> tup
     return long_counts(wide), hosts
 
 
+def day_edges(zone: str = DEFAULT_ZONE) -> tuple[int, ...]:
+    """The UTC hours at which a day starts in UTC or in ``zone`` (every whole-hour offset the zone
+    has had or will have over the years around now, so summer time is covered)."""
+    edges = {0}
+    try:
+        tz = ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return (0,)
+    for year in range(2015, 2036):
+        for month in (1, 4, 7, 10):
+            offset = datetime(year, month, 15, 12, tzinfo=tz).utcoffset() or timedelta()
+            minutes = int(offset.total_seconds()) // 60
+            if minutes % 60 == 0:
+                edges.add((-minutes // 60) % 24)
+    return tuple(sorted(edges))
+
+
+def part_of_day(bucket: pl.Expr, edges: tuple[int, ...]) -> pl.Expr:
+    """The first hour of the part-day (between two of ``edges``) that hour ``bucket`` falls in."""
+    first = [max(e for e in edges if e <= h) for h in range(24)]
+    return bucket - bucket % 24 + (bucket % 24).replace_strict(list(range(24)), first, return_dtype=pl.Int64)
+
+
+def part_counts(hours: pl.DataFrame, edges: tuple[int, ...]) -> pl.DataFrame:
+    return hours.with_columns(part_of_day(pl.col("bucket"), edges)).group_by(KEYS).agg(pl.col("n").sum())
+
+
 def day_counts(hours: pl.DataFrame) -> pl.DataFrame:
     return hours.with_columns(pl.col("bucket") // 24).group_by(KEYS).agg(pl.col("n").sum())
+
+
+def month_of_day(day: pl.Expr) -> pl.Expr:
+    """Months since January 1970 of a day since the epoch."""
+    d = day.cast(pl.Int32).cast(pl.Date)
+    return (d.dt.year().cast(pl.Int64) - 1970) * 12 + d.dt.month().cast(pl.Int64) - 1
+
+
+def month_counts(days: pl.DataFrame) -> pl.DataFrame:
+    return days.with_columns(month_of_day(pl.col("bucket"))).group_by(KEYS).agg(pl.col("n").sum())
 
 
 def _insert(conn: Connection, model: type, frame: pl.DataFrame, *, add: bool) -> None:
@@ -139,13 +190,26 @@ def _insert(conn: Connection, model: type, frame: pl.DataFrame, *, add: bool) ->
         conn.exec_driver_sql(sql, frame.slice(start, CHUNK).rows())
 
 
-def add_counts(conn: Connection, hours: pl.DataFrame, hosts: pl.DataFrame) -> None:
-    """Add hourly counts (and their days) and hosts to the rollups."""
+def host_months(hosts: pl.DataFrame) -> pl.DataFrame:
+    """The hosts per day folded by month, once per type and once more with ``type = ""`` standing
+    for every type (so that distinct hosts of all types read one row per host and month; an
+    event without a type is in those rows only)."""
+    months = hosts.select(month_of_day(pl.col("day")).alias("month"), pl.exclude("day"))
+    typed = months.filter(pl.col("type") != "")
+    return pl.concat([typed, months.with_columns(pl.lit("").alias("type"))]).unique()
+
+
+def add_counts(conn: Connection, hours: pl.DataFrame, hosts: pl.DataFrame,
+               edges: tuple[int, ...] = day_edges()) -> None:
+    """Add hourly counts (as part-days, days and months) and hosts to the rollups."""
     if hours.height:
-        _insert(conn, EventCount, hours.with_columns(pl.lit(HOUR).alias("grain")), add=True)
-        _insert(conn, EventCount, day_counts(hours).with_columns(pl.lit(DAY).alias("grain")), add=True)
+        days = day_counts(hours)
+        _insert(conn, EventCount, part_counts(hours, edges).with_columns(pl.lit(HOUR).alias("grain")), add=True)
+        _insert(conn, EventCount, days.with_columns(pl.lit(DAY).alias("grain")), add=True)
+        _insert(conn, EventCount, month_counts(days).with_columns(pl.lit(MONTH).alias("grain")), add=True)
     if hosts.height:
         _insert(conn, HostDay, hosts, add=False)
+        _insert(conn, HostMonth, host_months(hosts), add=False)
 
 
 def mark_if_unset(conn: Connection, before_id: int) -> None:
@@ -176,16 +240,17 @@ def _mark(conn: Connection, store: Any) -> int:
     return start
 
 
-def catch_up(conn: Connection, store: Any, *, limit: int = SCAN_ROWS) -> int:
+def catch_up(conn: Connection, store: Any, *, limit: int = SCAN_ROWS, zone: str = DEFAULT_ZONE) -> int:
     """Count up to ``limit`` stored events above the mark into the rollups and move the mark past
-    them, in ``conn``'s transaction; returns how many were counted (0: the rollups are current)."""
+    them, in ``conn``'s transaction; returns how many were counted (0: the rollups are current).
+    ``zone``: the centre's time zone (its midnight is a day edge)."""
     after = _mark(conn, store)
     columns = [STORE_NAMES[k] for k in ("time", "type", "severity", "org", "partner", "feed", "country",
                                         "sector", "asn", "ip", "fqdn")]
     chunk = store.scan(SYSTEM, columns, after_id=after, limit=limit)
     if not chunk.height:
         return 0
-    add_counts(conn, *hour_counts(chunk, STORE_NAMES))
+    add_counts(conn, *hour_counts(chunk, STORE_NAMES), day_edges(zone))
     conn.execute(update(RollupMark).where(RollupMark.id == 1).values(last_event_id=int(chunk["id"].max())))
     return chunk.height
 
@@ -195,14 +260,27 @@ def _day_start(value: datetime) -> datetime:
     return value.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-def rebuild(conn: Connection, store: Any, since: datetime, until: datetime | None = None) -> Rebuilt:
-    """Recompute the rollups of every UTC day from ``since``'s day up to ``until`` (exclusive,
-    rounded up to a day; default: everything after) from the event store, in ``conn``'s
-    transaction."""
-    while catch_up(conn, store):  # first what the job has not yet counted: no event is counted twice
+def _month_start(value: datetime, *, up: bool = False) -> datetime:
+    day = _day_start(value)
+    first = day.replace(day=1)
+    if up and first != value.astimezone(UTC):
+        first = (first + timedelta(days=32)).replace(day=1)
+    return first
+
+
+def _months(value: datetime) -> int:
+    return (value.year - 1970) * 12 + value.month - 1
+
+
+def rebuild(conn: Connection, store: Any, since: datetime, until: datetime | None = None, *,
+            zone: str = DEFAULT_ZONE) -> Rebuilt:
+    """Recompute the rollups of every UTC month from ``since``'s month up to ``until`` (exclusive,
+    rounded up to a month; default: everything after) from the event store, in ``conn``'s
+    transaction. Whole months, because a month's row is the sum of all its days."""
+    while catch_up(conn, store, zone=zone):  # first what the job has not yet counted: none is counted twice
         pass
-    start = _day_start(since)
-    end = _day_start(until) + (timedelta(days=1) if until != _day_start(until) else timedelta()) if until else None
+    start = _month_start(since)
+    end = _month_start(until, up=True) if until else None
     h0 = int(start.timestamp()) // 3600
     h1 = int(end.timestamp()) // 3600 if end else None
 
@@ -212,7 +290,11 @@ def rebuild(conn: Connection, store: Any, since: datetime, until: datetime | Non
     conn.execute(delete(EventCount).where(EventCount.grain == HOUR, *window(EventCount.bucket, h0, h1)))
     conn.execute(delete(EventCount).where(EventCount.grain == DAY,
                                           *window(EventCount.bucket, h0 // 24, h1 // 24 if h1 else None)))
+    conn.execute(delete(EventCount).where(EventCount.grain == MONTH,
+                                          *window(EventCount.bucket, _months(start),
+                                                  _months(end) if end else None)))
     conn.execute(delete(HostDay).where(*window(HostDay.day, h0 // 24, h1 // 24 if h1 else None)))
+    conn.execute(delete(HostMonth).where(*window(HostMonth.month, _months(start), _months(end) if end else None)))
 
     parts = []
     for dim in DIMS:
@@ -251,5 +333,6 @@ def rebuild(conn: Connection, store: Any, since: datetime, until: datetime | Non
         events += chunk.height
         hosts_parts.append(hour_counts(chunk, host_names)[1])
     hosts = pl.concat(hosts_parts).unique() if hosts_parts else pl.DataFrame()
-    add_counts(conn, hours, hosts)
-    return Rebuilt(start, hours.height, day_counts(hours).height if hours.height else 0, hosts.height, events)
+    add_counts(conn, hours, hosts, day_edges(zone))
+    parts = part_counts(hours, day_edges(zone)).height if hours.height else 0
+    return Rebuilt(start, parts, day_counts(hours).height if hours.height else 0, hosts.height, events)

@@ -23,7 +23,7 @@ run: $(VENV)/.installed-run
 	@$(BIN)/commonwatch demo --serve
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench bench/scanner_vs_presidio bench/taxii_vs_medallion  # the two Python benches without .py
 
 test: lint
 	$(BIN)/python -m pytest

@@ -742,7 +742,7 @@ def link_events(session: Session, principal: Principal, incident: Incident, even
                 now: datetime) -> int:
     """Link stored events to the incident; returns how many were new.
 
-    The store confirms the principal may see every id; the links not made yet are inserted in chunks.
+    The store confirms the principal may see every id; the links not made yet are inserted in one set operation.
     """
     if not principal.has("incidents.manage"):
         raise Forbidden()

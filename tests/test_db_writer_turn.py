@@ -1,5 +1,8 @@
-"""TAXII envelopes of one process store in turn (``db.writer_turn``): a second SQLite writer waits on
-the turn, not in SQLite's busy handler, and enters as soon as the first one is done."""
+"""``db.writer_turn`` (TAXII writes use it): SQLite writers of one process store in turn; a second
+writer waits on the turn, not in SQLite's busy handler, and enters as soon as the first is done.
+
+Not in the Makefile's CLOCK_SUITES: it touches no real clock, and its timed thread waits hang
+under libfaketime."""
 
 from __future__ import annotations
 

@@ -267,11 +267,7 @@ class PartnerKeys:
 
     def verify(self, signed: bytes, signature: bytes) -> tuple[str, str]:
         """('good', fingerprint) or raises ReportError."""
-        with tempfile.NamedTemporaryFile(dir=self._dir.name, suffix=".sig", delete=False) as fh:
-            fh.write(signature)
-            sig_path = fh.name
-        result = self.gpg.verify_data(sig_path, signed)
-        fpr = (getattr(result, "pubkey_fingerprint", None) or result.fingerprint or "").upper()
+        result, fpr = self.gpg.verify_detached(signed, signature)
         if result.valid and fpr in self.by_fpr:
             return "good", fpr
         if getattr(result, "status", "") == "no public key":

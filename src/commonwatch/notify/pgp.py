@@ -19,6 +19,7 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import gnupg
 
@@ -84,6 +85,19 @@ class ClockedGPG(gnupg.GPG):
     def make_args(self, args, passphrase):
         cmd = super().make_args(args, passphrase)
         return [cmd[0], *faked_time_option(self.clock.now()), *cmd[1:]]
+
+    def verify_detached(self, data: bytes, signature: bytes) -> tuple[Any, str]:
+        """GnuPG's verdict on a detached ``signature`` over ``data`` and the signer's primary-key
+        fingerprint (upper case, empty if none). gpg reads a detached signature only from a file,
+        so it is written into this handle's own home and removed after."""
+        fd, sig_path = tempfile.mkstemp(dir=self.gnupghome, suffix=".sig")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(signature)
+            result = self.verify_data(sig_path, data)
+        finally:
+            os.unlink(sig_path)
+        return result, (getattr(result, "pubkey_fingerprint", None) or result.fingerprint or "").upper()
 
 
 class PgpError(Exception):

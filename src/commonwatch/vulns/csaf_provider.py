@@ -213,11 +213,7 @@ class ProviderKeys:
 
     def verify(self, data: bytes, signature: bytes) -> str:
         """The fingerprint of the listed key that made ``signature`` over ``data``; else IntegrityError."""
-        with tempfile.NamedTemporaryFile(dir=self._dir.name, suffix=".asc", delete=False) as fh:
-            fh.write(signature)
-            sig_path = fh.name
-        result = self.gpg.verify_data(sig_path, data)
-        fpr = (getattr(result, "pubkey_fingerprint", None) or result.fingerprint or "").upper()
+        result, fpr = self.gpg.verify_detached(data, signature)
         if result.valid and fpr in self.fingerprints:
             return fpr
         if result.valid:

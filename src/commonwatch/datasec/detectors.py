@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
@@ -182,6 +182,9 @@ class Detector:
     #: each then keeps the candidates its own pattern matches whole. Members must not overlap in
     #: shape (one leftmost match hides another that starts inside it).
     group: str = ""
+    #: Columns computed once on a candidate frame and shared by the detectors that name the same
+    #: function (the card family's number, ranges and Luhn check); their validators read them.
+    facts: Callable[[pl.DataFrame], pl.DataFrame] | None = None
 
     def full_pattern(self, header_positive: bool) -> str:
         """The regex run over the column: context words, the pattern, the header-only alternative."""
@@ -244,8 +247,16 @@ def _v_landline(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
     return df.with_columns(pl.Series("valid", (three | four).fill_null(False)))
 
 
-def _card_candidates(df: pl.DataFrame) -> pl.Series:
-    return df["value"].str.replace_all(r"[ \-]", "")
+def _card_facts(df: pl.DataFrame) -> pl.DataFrame:
+    """The card arithmetic the three card detectors share, done once per candidate frame: the
+    number without separators' UnionPay range (62, 16-19 digits), international scheme range and
+    Luhn check."""
+    number = df["value"].str.replace_all(r"[ \-]", "")
+    unionpay = number.str.starts_with("62")
+    return df.with_columns(
+        pl.Series("_unionpay", (unionpay & number.str.len_bytes().is_between(16, 19)).to_numpy()),
+        pl.Series("_brand", (_international_brand(number) & ~unionpay).to_numpy()),
+        pl.Series("_luhn", luhn_valid(number)))
 
 
 def _international_brand(number: pl.Series) -> pl.Series:
@@ -263,22 +274,20 @@ def _international_brand(number: pl.Series) -> pl.Series:
     return (visa | master | amex | jcb | discover | diners).fill_null(False)
 
 
+def _with_card_facts(df: pl.DataFrame) -> pl.DataFrame:
+    return df if "_luhn" in df.columns else _card_facts(df)
+
+
 def _v_unionpay(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
-    number = _card_candidates(df)
-    ranged = number.str.starts_with("62") & number.str.len_bytes().is_between(16, 19)
-    return df.with_columns(pl.Series("valid", ranged.to_numpy() & luhn_valid(number)))
+    return _with_card_facts(df).with_columns((pl.col("_unionpay") & pl.col("_luhn")).alias("valid"))
 
 
 def _v_unionpay_unchecked(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
-    number = _card_candidates(df)
-    ranged = number.str.starts_with("62") & number.str.len_bytes().is_between(16, 19)
-    return df.with_columns(pl.Series("valid", ranged.to_numpy() & ~luhn_valid(number)))
+    return _with_card_facts(df).with_columns((pl.col("_unionpay") & ~pl.col("_luhn")).alias("valid"))
 
 
 def _v_payment_card(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
-    number = _card_candidates(df)
-    brand = _international_brand(number) & ~number.str.starts_with("62")
-    return df.with_columns(pl.Series("valid", brand.to_numpy() & luhn_valid(number)))
+    return _with_card_facts(df).with_columns((pl.col("_brand") & pl.col("_luhn")).alias("valid"))
 
 
 def _v_iban(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
@@ -413,11 +422,11 @@ def build_detectors(table: dict[str, Any]) -> list[Detector]:
         Detector("cn_landline", rf"(?:\(0{d}{{2,3}}\)[- ]?|" + B + rf"0{d}{{2,3}}[- ])[2-9]{d}{{2,3}}[- ]?{d}{{4}}" + B,
                  _v_landline, group="phone"),
         Detector("cn_bank_card", card, _v_unionpay, context=r"卡号|银行卡|card", shared=True,
-                 group="card"),
+                 group="card", facts=_card_facts),
         Detector("cn_bank_card_unchecked", card, _v_unionpay_unchecked, context=r"卡号|银行卡|card", shared=True,
-                 group="card"),
+                 group="card", facts=_card_facts),
         Detector("payment_card", card, _v_payment_card, context=r"卡号|银行卡|card", shared=True,
-                 group="card"),
+                 group="card", facts=_card_facts),
         Detector("iban", B + rf"[A-Z]{{2}}{d}{{2}}(?: ?[A-Z0-9]{{4}}){{2,7}}(?: ?[A-Z0-9]{{1,3}})?" + B, _v_iban,
                  group="ids"),
         Detector("cn_passport", B + rf"(?:E[{letters}]{d}{{7}}|[EG]{d}{{8}}|[PSD]E{d}{{7}}|K{d}{{8}}|MA{d}{{7}})" + B,
@@ -502,11 +511,15 @@ def empty_found() -> pl.DataFrame:
 def find(values: pl.Series, header: str, ctx: ScanContext, detectors: list[Detector]) -> pl.DataFrame:
     """Every valid match in a column: row, detector, full value, context seen, minor, confidence.
 
-    Vectorised: the detectors' regexes run over the whole column in one parallel Polars query
-    (each distinct pattern once), then each detector checks its candidates columnwise. The header
-    raises or lowers the confidence; a negative context (an order or invoice number word in the
-    header or just before the value) drops the match; matches below the rules' ``min_confidence``
-    are dropped. Where two detectors accept the same value, the one the header names wins.
+    Vectorised, in a few queries whatever the number of detectors: the detectors' regexes run over
+    the whole column in one parallel Polars query (each group's alternation once); one more query
+    turns every group's matches into candidate rows with, per member, whether its own pattern
+    matches whole, its context word and the value without it; each detector then checks its
+    candidates columnwise (detectors of one family share their arithmetic, see ``Detector.facts``),
+    and one last query scores, filters and orders them all. The header raises or lowers the
+    confidence; a negative context (an order or invoice number word in the header or just before the
+    value) drops the match; matches below the rules' ``min_confidence`` are dropped. Where two
+    detectors accept the same value, the one the header names wins.
     """
     table = ctx.table
     values = values.cast(pl.String)
@@ -531,29 +544,34 @@ def find(values: pl.Series, header: str, ctx: ScanContext, detectors: list[Detec
 
     extracted = pl.LazyFrame({"v": values}).select(
         [pl.col("v").str.extract_all(group_regex(g)).alias(f"g{i}") for i, g in enumerate(names)]).collect()
-    candidates: dict[str, pl.DataFrame] = {}
-    frames = []
+    frames = dict(zip(names, pl.collect_all([_group_candidates(extracted, f"g{i}", g in guarded and f"^{neg_prefix}",
+                                                               [d for d in detectors if (d.group or d.name) == g],
+                                                               patterns, len(groups[g]) > 1)
+                                             for i, g in enumerate(names)]), strict=True))
+    scored = []
+    shared_facts: dict[tuple[str, Any], pl.DataFrame] = {}
     for order, det in enumerate(detectors):
         spec = table["detectors"][det.name]
         signal = signals[det.name]
         group = det.group or det.name
-        if group not in candidates:
-            candidates[group] = _candidates(extracted[f"g{names.index(group)}"],
-                                            f"^{neg_prefix}" if group in guarded else None)
-        found = candidates[group]
-        if len(groups[group]) > 1 and found.height:
-            found = found.filter(pl.col("value").str.contains(f"^(?:{patterns[det.name]})$"))
+        found = frames[group]
         if found.height == 0:
             continue
+        if len(groups[group]) > 1:
+            found = found.filter(pl.col(f"m:{det.name}"))
+            if found.height == 0:
+                continue
         if det.context:
-            ctx_re = f"^(?:{det.context}){CONTEXT_GAP}"
-            found = found.with_columns(pl.col("value").str.contains(ctx_re).alias("context"),
-                                       pl.col("value").str.replace(ctx_re, "").alias("value"))
+            found = found.select("row", pl.col(f"v:{det.context}").alias("value"),
+                                 pl.col(f"c:{det.context}").alias("context"), "negated")
         else:
-            found = found.with_columns(pl.lit(False).alias("context"))
-        checked = det.validate(found, ctx).filter(pl.col("valid"))
-        if checked.height == 0:
-            continue
+            found = found.select("row", "value", pl.lit(False).alias("context"), "negated")
+        if det.facts is not None:  # computed once for the detectors of one family on one candidate frame
+            key = (group, det.facts)
+            if key not in shared_facts:
+                shared_facts[key] = det.facts(found)
+            found = shared_facts[key]
+        checked = det.validate(found, ctx)
         if "minor" not in checked.columns:
             checked = checked.with_columns(pl.lit(False).alias("minor"))
         base = float(spec["confidence"])
@@ -566,32 +584,46 @@ def find(values: pl.Series, header: str, ctx: ScanContext, detectors: list[Detec
                 conf = pl.lit(0.0)
             else:
                 conf = pl.when(pl.col("negated")).then(0.0).otherwise(conf)
-        checked = checked.with_columns(conf.clip(0.0, 0.99).alias("confidence"), pl.lit(det.name).alias("detector"),
-                                       pl.lit(signal).alias("_signal"), pl.lit(order).alias("_order"))
-        checked = checked.filter(pl.col("confidence") >= float(table["min_confidence"]))
-        frames.append(checked.select([*FOUND_SCHEMA, "_signal", "_order"]))
-    if not frames:
+        scored.append(checked.lazy().filter(pl.col("valid")).select(
+            "row", pl.lit(det.name).alias("detector"), "value", "context", "minor",
+            conf.clip(0.0, 0.99).alias("confidence"), pl.lit(signal).alias("_signal"), pl.lit(order).alias("_order"),
+        ).filter(pl.col("confidence") >= float(table["min_confidence"])))
+    if not scored:
         return empty_found()
-    found = pl.concat(frames)
     # One value is one identifier. Where two detectors accept the same text (a bank card that also
     # passes the USCC check), the detector the header names keeps it; with no header word for
     # either, the earlier, more specific detector does (an ID number is not a credit code).
-    found = found.sort(["row", "_signal", "_order"], descending=[False, True, False])
-    found = found.unique(subset=["row", "value"], keep="first", maintain_order=True)
-    return found.sort(["_order", "row"]).select(list(FOUND_SCHEMA)).cast(FOUND_SCHEMA)  # type: ignore[arg-type]
+    # Stable sorts: a detector's matches within one row stay in the order they occur.
+    found = (pl.concat(scored).sort(["row", "_signal", "_order"], descending=[False, True, False], maintain_order=True)
+             .unique(subset=["row", "value"], keep="first", maintain_order=True)
+             .sort(["_order", "row"], maintain_order=True).select(list(FOUND_SCHEMA)).cast(FOUND_SCHEMA)  # type: ignore[arg-type]
+             .collect())
+    return found if found.height else empty_found()
 
 
-def _candidates(matches: pl.Series, negative_prefix: str | None) -> pl.DataFrame:
-    """One row per match; ``negated`` where a negative-context word came with it (then stripped)."""
-    frame = pl.DataFrame({"row": pl.int_range(0, matches.len(), dtype=pl.UInt32, eager=True), "value": matches})
-    frame = frame.filter(pl.col("value").list.len() > 0)
-    if frame.height == 0:
-        return pl.DataFrame(schema={"row": pl.UInt32, "value": pl.String, "negated": pl.Boolean})
-    frame = frame.explode("value").drop_nulls("value")
-    if negative_prefix is None:
-        return frame.with_columns(pl.lit(False).alias("negated"))
-    return frame.with_columns(pl.col("value").str.contains(negative_prefix).alias("negated"),
-                              pl.col("value").str.replace(negative_prefix, "").alias("value"))
+def _group_candidates(extracted: pl.DataFrame, column: str, negative_prefix: str | Literal[False],
+                      members: list[Detector], patterns: dict[str, str], several: bool) -> pl.LazyFrame:
+    """One row per match of a group; ``negated`` where a negative-context word came with it (then
+    stripped); with several patterns in the group, ``m:<detector>`` where that member's own pattern
+    matches the candidate whole; per context of a member, ``c:<context>`` where its word came
+    first and ``v:<context>`` the value without it."""
+    frame = (extracted.lazy().select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("row"),
+                                     pl.col(column).alias("value"))
+             .filter(pl.col("value").list.len() > 0).explode("value").drop_nulls("value"))
+    if negative_prefix:
+        frame = frame.with_columns(pl.col("value").str.contains(negative_prefix).alias("negated"),
+                                   pl.col("value").str.replace(negative_prefix, "").alias("value"))
+    else:
+        frame = frame.with_columns(pl.lit(False).alias("negated"))
+    flags: dict[str, pl.Expr] = {}
+    for det in members:
+        if several:
+            flags[f"m:{det.name}"] = pl.col("value").str.contains(f"^(?:{patterns[det.name]})$")
+        if det.context:
+            ctx_re = f"^(?:{det.context}){CONTEXT_GAP}"
+            flags[f"c:{det.context}"] = pl.col("value").str.contains(ctx_re)
+            flags[f"v:{det.context}"] = pl.col("value").str.replace(ctx_re, "")
+    return frame.with_columns(**flags) if flags else frame
 
 
 # --- masking ----------------------------------------------------------------------------------------

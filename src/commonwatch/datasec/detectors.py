@@ -186,13 +186,19 @@ class Detector:
     #: function (the card family's number, ranges and Luhn check); their validators read them.
     facts: Callable[[pl.DataFrame], pl.DataFrame] | None = None
 
-    def full_pattern(self, header_positive: bool) -> str:
-        """The regex run over the column: context words, the pattern, the header-only alternative."""
+    def full_pattern(self, header_positive: bool, context_required: bool = False) -> str:
+        """The regex run over the column: context words, the pattern, the header-only alternative.
+
+        With ``context_required`` (a detector that reports nothing without its header or a context
+        word, in a column whose header does not name it) the context word is part of every match:
+        the matches without it would all be dropped, and a pattern that starts with a few words is
+        found by a literal search instead of a pass of the automaton over every byte."""
         pattern = self.pattern
         if self.header_pattern and header_positive:
             pattern = f"(?:{self.pattern}|{self.header_pattern})"
         if self.context and not self.shared:
-            pattern = f"(?:(?:{self.context})[^0-9A-Za-z]{{0,8}})?{pattern}"
+            optional = "" if context_required else "?"
+            pattern = f"(?:(?:{self.context})[^0-9A-Za-z]{{0,8}}){optional}{pattern}"
         return pattern
 
 
@@ -524,7 +530,13 @@ def find(values: pl.Series, header: str, ctx: ScanContext, detectors: list[Detec
     table = ctx.table
     values = values.cast(pl.String)
     signals = {det.name: header_signal(header, det.name, table) for det in detectors}
-    patterns = {det.name: det.full_pattern(signals[det.name] > 0) for det in detectors}
+    # A header-required detector's matches without a context word get confidence 0 where the header
+    # does not name it, and are dropped before one value is given to one detector: they need not be
+    # found. Its context words share no first letters with the values or the negative-context words,
+    # so requiring them finds the same matches with a context word as the optional form does.
+    required = {det.name for det in detectors if det.context and not det.shared and signals[det.name] <= 0
+                and table["detectors"][det.name].get("header_required")}
+    patterns = {det.name: det.full_pattern(signals[det.name] > 0, det.name in required) for det in detectors}
     negative = table["negative_context"]["applies_to"]
     neg_prefix = f"(?:{negative_context_regex(table)}){CONTEXT_GAP}"
     groups: dict[str, list[str]] = {}
@@ -542,12 +554,17 @@ def find(values: pl.Series, header: str, ctx: ScanContext, detectors: list[Detec
         # A negative-context word just before the value is captured with it, then marks it.
         return f"(?:{neg_prefix})?(?:{alternation})" if g in guarded else alternation
 
-    extracted = pl.LazyFrame({"v": values}).select(
-        [pl.col("v").str.extract_all(group_regex(g)).alias(f"g{i}") for i, g in enumerate(names)]).collect()
-    frames = dict(zip(names, pl.collect_all([_group_candidates(extracted, f"g{i}", g in guarded and f"^{neg_prefix}",
-                                                               [d for d in detectors if (d.group or d.name) == g],
-                                                               patterns, len(groups[g]) > 1)
-                                             for i, g in enumerate(names)]), strict=True))
+    source = pl.LazyFrame({"v": values}).with_row_index("row")
+    plans = []
+    for g in names:
+        members = [d for d in detectors if (d.group or d.name) == g]
+        rows = source
+        if all(d.name in required for d in members):
+            # Only rows with one of the context words can hold a match: a literal search finds them.
+            rows = rows.filter(pl.col("v").str.contains("|".join(f"(?:{d.context})" for d in members)))
+        plans.append(_group_candidates(rows.select("row", pl.col("v").str.extract_all(group_regex(g)).alias("value")),
+                                       g in guarded and f"^{neg_prefix}", members, patterns, len(groups[g]) > 1))
+    frames = dict(zip(names, pl.collect_all(plans), strict=True))
     scored = []
     shared_facts: dict[tuple[str, Any], pl.DataFrame] = {}
     for order, det in enumerate(detectors):
@@ -601,15 +618,13 @@ def find(values: pl.Series, header: str, ctx: ScanContext, detectors: list[Detec
     return found if found.height else empty_found()
 
 
-def _group_candidates(extracted: pl.DataFrame, column: str, negative_prefix: str | Literal[False],
-                      members: list[Detector], patterns: dict[str, str], several: bool) -> pl.LazyFrame:
-    """One row per match of a group; ``negated`` where a negative-context word came with it (then
-    stripped); with several patterns in the group, ``m:<detector>`` where that member's own pattern
-    matches the candidate whole; per context of a member, ``c:<context>`` where its word came
-    first and ``v:<context>`` the value without it."""
-    frame = (extracted.lazy().select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("row"),
-                                     pl.col(column).alias("value"))
-             .filter(pl.col("value").list.len() > 0).explode("value").drop_nulls("value"))
+def _group_candidates(matches: pl.LazyFrame, negative_prefix: str | Literal[False], members: list[Detector],
+                      patterns: dict[str, str], several: bool) -> pl.LazyFrame:
+    """One row per match of a group (``matches``: row, list of matches); ``negated`` where a
+    negative-context word came with it (then stripped); with several patterns in the group,
+    ``m:<detector>`` where that member's own pattern matches the candidate whole; per context of a
+    member, ``c:<context>`` where its word came first and ``v:<context>`` the value without it."""
+    frame = matches.filter(pl.col("value").list.len() > 0).explode("value").drop_nulls("value")
     if negative_prefix:
         frame = frame.with_columns(pl.col("value").str.contains(negative_prefix).alias("negated"),
                                    pl.col("value").str.replace(negative_prefix, "").alias("value"))

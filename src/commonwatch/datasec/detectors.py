@@ -254,18 +254,19 @@ def _v_landline(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
 
 
 def _card_facts(df: pl.DataFrame) -> pl.DataFrame:
-    """The card arithmetic the three card detectors share, done once per candidate frame: the
-    number without separators' UnionPay range (62, 16-19 digits), international scheme range and
-    Luhn check."""
-    number = df["value"].str.replace_all(r"[ \-]", "")
-    unionpay = number.str.starts_with("62")
-    return df.with_columns(
-        pl.Series("_unionpay", (unionpay & number.str.len_bytes().is_between(16, 19)).to_numpy()),
-        pl.Series("_brand", (_international_brand(number) & ~unionpay).to_numpy()),
-        pl.Series("_luhn", luhn_valid(number)))
+    """The card arithmetic the three card detectors share, done once per candidate frame in one
+    query: the number without separators' UnionPay range (62, 16-19 digits), international scheme
+    range, and Luhn check (NumPy)."""
+    number = pl.col("value").str.replace_all(" ", "", literal=True).str.replace_all("-", "", literal=True)
+    facts = df.lazy().with_columns(number.alias("_number")).with_columns(
+        (pl.col("_number").str.starts_with("62") & pl.col("_number").str.len_bytes().is_between(16, 19))
+        .alias("_unionpay"),
+        (_international_brand(pl.col("_number")) & ~pl.col("_number").str.starts_with("62")).alias("_brand"),
+    ).collect()
+    return facts.with_columns(pl.Series("_luhn", luhn_valid(facts["_number"]))).drop("_number")
 
 
-def _international_brand(number: pl.Series) -> pl.Series:
+def _international_brand(number: pl.Expr) -> pl.Expr:
     """True where the number is in the range and length of an international card scheme."""
     n = number.str.len_bytes()
     p2 = number.str.slice(0, 2).cast(pl.Int64, strict=False)

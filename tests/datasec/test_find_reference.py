@@ -32,7 +32,7 @@ from commonwatch.datasec.detectors import (
 TODAY = date(2026, 11, 25)
 
 
-# --- the reference: the card validators and ``find`` as they were before find was restructured ------
+# --- the reference: ``find`` and the validators of Polars expressions as they were before ------------
 
 def _ref_card_numbers(df: pl.DataFrame) -> pl.Series:
     return df["value"].str.replace_all(r"[ \-]", "")
@@ -66,8 +66,62 @@ def _ref_payment_card(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
     return df.with_columns(pl.Series("valid", brand.to_numpy() & luhn_valid(number)))
 
 
+def _ref_mobile(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
+    number = df["value"].str.replace_all(r"[^0-9]", "").str.slice(-11)
+    ok = number.str.len_bytes().eq(11) & number.str.slice(0, 3).is_in(ctx.mobile_prefixes)
+    return df.with_columns(pl.Series("valid", ok.fill_null(False)))
+
+
+def _ref_landline(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
+    area = df["value"].str.extract(r"^\(?(0\d{2,3})", 1)
+    local = df["value"].str.replace(r"^\(?0\d{2,3}\)?", "").str.replace_all(r"[^0-9]", "")
+    three = area.str.len_bytes().eq(3) & area.str.contains(r"^0(?:10|2\d)$") & local.str.len_bytes().eq(8)
+    four = (area.str.len_bytes().eq(4) & area.str.contains(r"^0[3-9]\d\d$")
+            & local.str.len_bytes().is_between(7, 8))
+    return df.with_columns(pl.Series("valid", (three | four).fill_null(False)))
+
+
+def _ref_email(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
+    local = df["value"].str.split("@").list.first()
+    ok = ~local.str.starts_with(".") & ~local.str.ends_with(".") & ~df["value"].str.contains(r"\.\.")
+    return df.with_columns(pl.Series("valid", ok.fill_null(False)))
+
+
+def _ref_ipv4(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
+    parts = df["value"].str.split(".")
+    four = parts.list.len().eq(4)
+    octets = parts.list.eval(pl.element().cast(pl.Int64, strict=False))
+    in_range = octets.list.max().le(255) & octets.list.min().ge(0)
+    no_leading_zero = ~df["value"].str.contains(r"(?:^|\.)0\d")
+    return df.with_columns(pl.Series("valid", (four & in_range & no_leading_zero).fill_null(False)))
+
+
+def _ref_ipv6(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
+    v = df["value"]
+    doubles = v.str.count_matches("::")
+    colons = v.str.count_matches(":")
+    groups = v.str.count_matches(r"[0-9A-Fa-f]{1,4}")
+    ok = (
+        ~v.str.contains(":::")
+        & ~v.str.contains(r"^:[^:]") & ~v.str.contains(r"[^:]:$")
+        & (((doubles == 0) & (colons == 7) & (groups == 8)) | ((doubles == 1) & (colons <= 7) & (groups <= 7)))
+        & v.str.contains(r"[0-9A-Fa-f]")
+    )
+    return df.with_columns(pl.Series("valid", ok.fill_null(False)))
+
+
+def _ref_gps(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
+    nums = df["value"].str.extract_all(r"-?\d{1,3}\.\d+").list.eval(pl.element().cast(pl.Float64))
+    n = nums.list.len()
+    lat, lon = nums.list.first(), nums.list.last()
+    pair = n.eq(2) & lat.abs().le(90) & lon.abs().le(180)
+    single = n.eq(1) & lat.abs().le(180)  # a latitude or longitude column, found only by its header
+    return df.with_columns(pl.Series("valid", (pair | single).fill_null(False)))
+
+
 REFERENCE_VALIDATORS = {"cn_bank_card": _ref_unionpay, "cn_bank_card_unchecked": _ref_unionpay_unchecked,
-                        "payment_card": _ref_payment_card}
+                        "payment_card": _ref_payment_card, "cn_mobile": _ref_mobile, "cn_landline": _ref_landline,
+                        "email": _ref_email, "ipv4": _ref_ipv4, "ipv6": _ref_ipv6, "gps": _ref_gps}
 
 
 def _ref_candidates(matches: pl.Series, negative_prefix: str | None) -> pl.DataFrame:

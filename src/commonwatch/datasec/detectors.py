@@ -25,6 +25,9 @@ import polars as pl
 
 from commonwatch.rules import RulesError, load_rules
 
+#: Candidates as validators get them: in memory, or a lazy query (validators of Polars expressions
+#: only keep it lazy, so that all of them run in the query that scores the matches).
+Frame = pl.DataFrame | pl.LazyFrame
 B = "(?-u:\\b)"  # an ASCII word boundary: Chinese text next to a number still counts as a boundary
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 ID_WEIGHTS = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2], dtype=np.int64)
@@ -171,7 +174,7 @@ class Detector:
     name: str
     pattern: str
     #: Columnwise check of the candidates; returns the valid mask (and may add columns through extra).
-    validate: Callable[[pl.DataFrame, ScanContext], pl.DataFrame]
+    validate: Callable[[Frame, ScanContext], Frame]
     #: Words that, just before a match in free text, make it more likely (regex alternation).
     context: str = ""
     #: Only with a matching header, when the header says so.
@@ -216,9 +219,15 @@ def _digits(col: str = "value") -> pl.Expr:
     return pl.col(col).str.replace_all(r"[^0-9]", "")
 
 
-def _gb11643(df: pl.DataFrame, ctx: ScanContext, permit: bool) -> pl.DataFrame:
+def _eager(df: Frame) -> pl.DataFrame:
+    """Validators with NumPy arithmetic need the candidates in memory; the others stay lazy."""
+    return df.collect() if isinstance(df, pl.LazyFrame) else df
+
+
+def _gb11643(df: Frame, ctx: ScanContext, permit: bool) -> pl.DataFrame:
     """Numbers of the GB 11643 layout (written whole or in 6-8-4 groups): resident ID numbers, or,
     with ``permit``, the residence permits of Hong Kong, Macao and Taiwan residents (rules file)."""
+    df = _eager(df)
     compact = df["value"].str.replace_all(" ", "")
     valid, minors = resident_id_valid(compact, ctx.today)
     is_permit = compact.str.slice(0, 6).is_in(ctx.table["residence_permit_prefixes"]).to_numpy()
@@ -226,34 +235,35 @@ def _gb11643(df: pl.DataFrame, ctx: ScanContext, permit: bool) -> pl.DataFrame:
     return df.with_columns(pl.Series("valid", keep), pl.Series("minor", minors & keep))
 
 
-def _v_resident_id(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
+def _v_resident_id(df: Frame, ctx: ScanContext) -> pl.DataFrame:
     return _gb11643(df, ctx, permit=False)
 
 
-def _v_residence_permit(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
+def _v_residence_permit(df: Frame, ctx: ScanContext) -> pl.DataFrame:
     return _gb11643(df, ctx, permit=True)
 
 
-def _v_uscc(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
+def _v_uscc(df: Frame, ctx: ScanContext) -> pl.DataFrame:
+    df = _eager(df)
     return df.with_columns(pl.Series("valid", uscc_valid(df["value"])))
 
 
-def _v_mobile(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
-    number = df["value"].str.replace_all(r"[^0-9]", "").str.slice(-11)
+def _v_mobile(df: Frame, ctx: ScanContext) -> Frame:
+    number = pl.col("value").str.replace_all(r"[^0-9]", "").str.slice(-11)
     ok = number.str.len_bytes().eq(11) & number.str.slice(0, 3).is_in(ctx.mobile_prefixes)
-    return df.with_columns(pl.Series("valid", ok.fill_null(False)))
+    return df.with_columns(ok.fill_null(False).alias("valid"))
 
 
-def _v_landline(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
-    area = df["value"].str.extract(r"^\(?(0\d{2,3})", 1)
-    local = df["value"].str.replace(r"^\(?0\d{2,3}\)?", "").str.replace_all(r"[^0-9]", "")
+def _v_landline(df: Frame, ctx: ScanContext) -> Frame:
+    area = pl.col("value").str.extract(r"^\(?(0\d{2,3})", 1)
+    local = pl.col("value").str.replace(r"^\(?0\d{2,3}\)?", "").str.replace_all(r"[^0-9]", "")
     three = area.str.len_bytes().eq(3) & area.str.contains(r"^0(?:10|2\d)$") & local.str.len_bytes().eq(8)
     four = (area.str.len_bytes().eq(4) & area.str.contains(r"^0[3-9]\d\d$")
             & local.str.len_bytes().is_between(7, 8))
-    return df.with_columns(pl.Series("valid", (three | four).fill_null(False)))
+    return df.with_columns((three | four).fill_null(False).alias("valid"))
 
 
-def _card_facts(df: pl.DataFrame) -> pl.DataFrame:
+def _card_facts(df: Frame) -> pl.DataFrame:
     """The card arithmetic the three card detectors share, done once per candidate frame in one
     query: the number without separators' UnionPay range (62, 16-19 digits), international scheme
     range, and Luhn check (NumPy)."""
@@ -263,7 +273,11 @@ def _card_facts(df: pl.DataFrame) -> pl.DataFrame:
         .alias("_unionpay"),
         (_international_brand(pl.col("_number")) & ~pl.col("_number").str.starts_with("62")).alias("_brand"),
     ).collect()
-    return facts.with_columns(pl.Series("_luhn", luhn_valid(facts["_number"]))).drop("_number")
+    # Only a number in some scheme's range can be reported, with or without a passing Luhn check.
+    ranged = (facts["_unionpay"] | facts["_brand"]).to_numpy()
+    luhn = np.zeros(facts.height, dtype=bool)
+    luhn[ranged] = luhn_valid(facts["_number"].filter(ranged))
+    return facts.with_columns(pl.Series("_luhn", luhn)).drop("_number")
 
 
 def _international_brand(number: pl.Expr) -> pl.Expr:
@@ -281,48 +295,49 @@ def _international_brand(number: pl.Expr) -> pl.Expr:
     return (visa | master | amex | jcb | discover | diners).fill_null(False)
 
 
-def _with_card_facts(df: pl.DataFrame) -> pl.DataFrame:
-    return df if "_luhn" in df.columns else _card_facts(df)
+def _with_card_facts(df: Frame) -> pl.DataFrame:
+    return df if isinstance(df, pl.DataFrame) and "_luhn" in df.columns else _card_facts(df)
 
 
-def _v_unionpay(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
+def _v_unionpay(df: Frame, ctx: ScanContext) -> pl.DataFrame:
     return _with_card_facts(df).with_columns((pl.col("_unionpay") & pl.col("_luhn")).alias("valid"))
 
 
-def _v_unionpay_unchecked(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
+def _v_unionpay_unchecked(df: Frame, ctx: ScanContext) -> pl.DataFrame:
     return _with_card_facts(df).with_columns((pl.col("_unionpay") & ~pl.col("_luhn")).alias("valid"))
 
 
-def _v_payment_card(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
+def _v_payment_card(df: Frame, ctx: ScanContext) -> pl.DataFrame:
     return _with_card_facts(df).with_columns((pl.col("_brand") & pl.col("_luhn")).alias("valid"))
 
 
-def _v_iban(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
+def _v_iban(df: Frame, ctx: ScanContext) -> pl.DataFrame:
+    df = _eager(df)
     compact = df["value"].str.replace_all(" ", "")
     return df.with_columns(pl.Series("valid", iban_valid(compact)))
 
 
-def _v_always(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
+def _v_always(df: Frame, ctx: ScanContext) -> Frame:
     return df.with_columns(pl.lit(True).alias("valid"))
 
 
-def _v_email(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
-    local = df["value"].str.split("@").list.first()
-    ok = ~local.str.starts_with(".") & ~local.str.ends_with(".") & ~df["value"].str.contains(r"\.\.")
-    return df.with_columns(pl.Series("valid", ok.fill_null(False)))
+def _v_email(df: Frame, ctx: ScanContext) -> Frame:
+    local = pl.col("value").str.split("@").list.first()
+    ok = ~local.str.starts_with(".") & ~local.str.ends_with(".") & ~pl.col("value").str.contains(r"\.\.")
+    return df.with_columns(ok.fill_null(False).alias("valid"))
 
 
-def _v_ipv4(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
-    parts = df["value"].str.split(".")
+def _v_ipv4(df: Frame, ctx: ScanContext) -> Frame:
+    parts = pl.col("value").str.split(".")
     four = parts.list.len().eq(4)
     octets = parts.list.eval(pl.element().cast(pl.Int64, strict=False))
     in_range = octets.list.max().le(255) & octets.list.min().ge(0)
-    no_leading_zero = ~df["value"].str.contains(r"(?:^|\.)0\d")
-    return df.with_columns(pl.Series("valid", (four & in_range & no_leading_zero).fill_null(False)))
+    no_leading_zero = ~pl.col("value").str.contains(r"(?:^|\.)0\d")
+    return df.with_columns((four & in_range & no_leading_zero).fill_null(False).alias("valid"))
 
 
-def _v_ipv6(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
-    v = df["value"]
+def _v_ipv6(df: Frame, ctx: ScanContext) -> Frame:
+    v = pl.col("value")
     doubles = v.str.count_matches("::")
     colons = v.str.count_matches(":")
     groups = v.str.count_matches(r"[0-9A-Fa-f]{1,4}")
@@ -332,23 +347,24 @@ def _v_ipv6(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
         & (((doubles == 0) & (colons == 7) & (groups == 8)) | ((doubles == 1) & (colons <= 7) & (groups <= 7)))
         & v.str.contains(r"[0-9A-Fa-f]")
     )
-    return df.with_columns(pl.Series("valid", ok.fill_null(False)))
+    return df.with_columns(ok.fill_null(False).alias("valid"))
 
 
-def _v_imei(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
+def _v_imei(df: Frame, ctx: ScanContext) -> pl.DataFrame:
+    df = _eager(df)
     number = df["value"].str.replace_all(r"[^0-9]", "").str.slice(-15)
     not_card = ~(number.str.slice(0, 2).is_in(["34", "37"]))
     return df.with_columns(pl.Series("valid", number.str.len_bytes().eq(15).to_numpy()
                                      & not_card.to_numpy() & luhn_valid(number)))
 
 
-def _v_gps(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
-    nums = df["value"].str.extract_all(r"-?\d{1,3}\.\d+").list.eval(pl.element().cast(pl.Float64))
+def _v_gps(df: Frame, ctx: ScanContext) -> Frame:
+    nums = pl.col("value").str.extract_all(r"-?\d{1,3}\.\d+").list.eval(pl.element().cast(pl.Float64))
     n = nums.list.len()
     lat, lon = nums.list.first(), nums.list.last()
     pair = n.eq(2) & lat.abs().le(90) & lon.abs().le(180)
     single = n.eq(1) & lat.abs().le(180)  # a latitude or longitude column, found only by its header
-    return df.with_columns(pl.Series("valid", (pair | single).fill_null(False)))
+    return df.with_columns((pair | single).fill_null(False).alias("valid"))
 
 
 @lru_cache(maxsize=4)
@@ -572,25 +588,26 @@ def find(values: pl.Series, header: str, ctx: ScanContext, detectors: list[Detec
         spec = table["detectors"][det.name]
         signal = signals[det.name]
         group = det.group or det.name
-        found = frames[group]
-        if found.height == 0:
+        candidates = frames[group]
+        if candidates.height == 0:
             continue
+        found: Frame = candidates.lazy()
         if len(groups[group]) > 1:
-            found = found.filter(pl.col(f"m:{det.name}"))
-            if found.height == 0:
+            if not candidates[f"m:{det.name}"].any():
                 continue
+            found = found.filter(pl.col(f"m:{det.name}"))
         if det.context:
             found = found.select("row", pl.col(f"v:{det.context}").alias("value"),
                                  pl.col(f"c:{det.context}").alias("context"), "negated")
         else:
             found = found.select("row", "value", pl.lit(False).alias("context"), "negated")
         if det.facts is not None:  # computed once for the detectors of one family on one candidate frame
-            key = (group, det.facts)
+            key = (group, det.facts, patterns[det.name], det.context)
             if key not in shared_facts:
                 shared_facts[key] = det.facts(found)
             found = shared_facts[key]
-        checked = det.validate(found, ctx)
-        if "minor" not in checked.columns:
+        checked = det.validate(found, ctx).lazy()
+        if "minor" not in checked.collect_schema().names():
             checked = checked.with_columns(pl.lit(False).alias("minor"))
         base = float(spec["confidence"])
         boost = float(table["header_boost"]) if signal > 0 else (-float(table["header_penalty"]) if signal < 0 else 0)
@@ -602,7 +619,7 @@ def find(values: pl.Series, header: str, ctx: ScanContext, detectors: list[Detec
                 conf = pl.lit(0.0)
             else:
                 conf = pl.when(pl.col("negated")).then(0.0).otherwise(conf)
-        scored.append(checked.lazy().filter(pl.col("valid")).select(
+        scored.append(checked.filter(pl.col("valid")).select(
             "row", pl.lit(det.name).alias("detector"), "value", "context", "minor",
             conf.clip(0.0, 0.99).alias("confidence"), pl.lit(signal).alias("_signal"), pl.lit(order).alias("_order"),
         ).filter(pl.col("confidence") >= float(table["min_confidence"])))

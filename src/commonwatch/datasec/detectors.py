@@ -18,13 +18,16 @@ from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
 
 from commonwatch.rules import RulesError, load_rules
 
+#: Candidates as validators get them: in memory, or a lazy query (validators of Polars expressions
+#: only keep it lazy, so that all of them run in the query that scores the matches).
+Frame = pl.DataFrame | pl.LazyFrame
 B = "(?-u:\\b)"  # an ASCII word boundary: Chinese text next to a number still counts as a boundary
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 ID_WEIGHTS = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2], dtype=np.int64)
@@ -171,7 +174,7 @@ class Detector:
     name: str
     pattern: str
     #: Columnwise check of the candidates; returns the valid mask (and may add columns through extra).
-    validate: Callable[[pl.DataFrame, ScanContext], pl.DataFrame]
+    validate: Callable[[Frame, ScanContext], Frame]
     #: Words that, just before a match in free text, make it more likely (regex alternation).
     context: str = ""
     #: Only with a matching header, when the header says so.
@@ -182,14 +185,23 @@ class Detector:
     #: each then keeps the candidates its own pattern matches whole. Members must not overlap in
     #: shape (one leftmost match hides another that starts inside it).
     group: str = ""
+    #: Columns computed once on a candidate frame and shared by the detectors that name the same
+    #: function (the card family's number, ranges and Luhn check); their validators read them.
+    facts: Callable[[pl.DataFrame], pl.DataFrame] | None = None
 
-    def full_pattern(self, header_positive: bool) -> str:
-        """The regex run over the column: context words, the pattern, the header-only alternative."""
+    def full_pattern(self, header_positive: bool, context_required: bool = False) -> str:
+        """The regex run over the column: context words, the pattern, the header-only alternative.
+
+        With ``context_required`` (a detector that reports nothing without its header or a context
+        word, in a column whose header does not name it) the context word is part of every match:
+        the matches without it would all be dropped, and a pattern that starts with a few words is
+        found by a literal search instead of a pass of the automaton over every byte."""
         pattern = self.pattern
         if self.header_pattern and header_positive:
             pattern = f"(?:{self.pattern}|{self.header_pattern})"
         if self.context and not self.shared:
-            pattern = f"(?:(?:{self.context})[^0-9A-Za-z]{{0,8}})?{pattern}"
+            optional = "" if context_required else "?"
+            pattern = f"(?:(?:{self.context})[^0-9A-Za-z]{{0,8}}){optional}{pattern}"
         return pattern
 
 
@@ -207,9 +219,15 @@ def _digits(col: str = "value") -> pl.Expr:
     return pl.col(col).str.replace_all(r"[^0-9]", "")
 
 
-def _gb11643(df: pl.DataFrame, ctx: ScanContext, permit: bool) -> pl.DataFrame:
+def _eager(df: Frame) -> pl.DataFrame:
+    """Validators with NumPy arithmetic need the candidates in memory; the others stay lazy."""
+    return df.collect() if isinstance(df, pl.LazyFrame) else df
+
+
+def _gb11643(df: Frame, ctx: ScanContext, permit: bool) -> pl.DataFrame:
     """Numbers of the GB 11643 layout (written whole or in 6-8-4 groups): resident ID numbers, or,
     with ``permit``, the residence permits of Hong Kong, Macao and Taiwan residents (rules file)."""
+    df = _eager(df)
     compact = df["value"].str.replace_all(" ", "")
     valid, minors = resident_id_valid(compact, ctx.today)
     is_permit = compact.str.slice(0, 6).is_in(ctx.table["residence_permit_prefixes"]).to_numpy()
@@ -217,38 +235,52 @@ def _gb11643(df: pl.DataFrame, ctx: ScanContext, permit: bool) -> pl.DataFrame:
     return df.with_columns(pl.Series("valid", keep), pl.Series("minor", minors & keep))
 
 
-def _v_resident_id(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
+def _v_resident_id(df: Frame, ctx: ScanContext) -> pl.DataFrame:
     return _gb11643(df, ctx, permit=False)
 
 
-def _v_residence_permit(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
+def _v_residence_permit(df: Frame, ctx: ScanContext) -> pl.DataFrame:
     return _gb11643(df, ctx, permit=True)
 
 
-def _v_uscc(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
+def _v_uscc(df: Frame, ctx: ScanContext) -> pl.DataFrame:
+    df = _eager(df)
     return df.with_columns(pl.Series("valid", uscc_valid(df["value"])))
 
 
-def _v_mobile(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
-    number = df["value"].str.replace_all(r"[^0-9]", "").str.slice(-11)
+def _v_mobile(df: Frame, ctx: ScanContext) -> Frame:
+    number = pl.col("value").str.replace_all(r"[^0-9]", "").str.slice(-11)
     ok = number.str.len_bytes().eq(11) & number.str.slice(0, 3).is_in(ctx.mobile_prefixes)
-    return df.with_columns(pl.Series("valid", ok.fill_null(False)))
+    return df.with_columns(ok.fill_null(False).alias("valid"))
 
 
-def _v_landline(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
-    area = df["value"].str.extract(r"^\(?(0\d{2,3})", 1)
-    local = df["value"].str.replace(r"^\(?0\d{2,3}\)?", "").str.replace_all(r"[^0-9]", "")
+def _v_landline(df: Frame, ctx: ScanContext) -> Frame:
+    area = pl.col("value").str.extract(r"^\(?(0\d{2,3})", 1)
+    local = pl.col("value").str.replace(r"^\(?0\d{2,3}\)?", "").str.replace_all(r"[^0-9]", "")
     three = area.str.len_bytes().eq(3) & area.str.contains(r"^0(?:10|2\d)$") & local.str.len_bytes().eq(8)
     four = (area.str.len_bytes().eq(4) & area.str.contains(r"^0[3-9]\d\d$")
             & local.str.len_bytes().is_between(7, 8))
-    return df.with_columns(pl.Series("valid", (three | four).fill_null(False)))
+    return df.with_columns((three | four).fill_null(False).alias("valid"))
 
 
-def _card_candidates(df: pl.DataFrame) -> pl.Series:
-    return df["value"].str.replace_all(r"[ \-]", "")
+def _card_facts(df: Frame) -> pl.DataFrame:
+    """The card arithmetic the three card detectors share, done once per candidate frame in one
+    query: the number without separators' UnionPay range (62, 16-19 digits), international scheme
+    range, and Luhn check (NumPy)."""
+    number = pl.col("value").str.replace_all(" ", "", literal=True).str.replace_all("-", "", literal=True)
+    facts = df.lazy().with_columns(number.alias("_number")).with_columns(
+        (pl.col("_number").str.starts_with("62") & pl.col("_number").str.len_bytes().is_between(16, 19))
+        .alias("_unionpay"),
+        (_international_brand(pl.col("_number")) & ~pl.col("_number").str.starts_with("62")).alias("_brand"),
+    ).collect()
+    # Only a number in some scheme's range can be reported, with or without a passing Luhn check.
+    ranged = (facts["_unionpay"] | facts["_brand"]).to_numpy()
+    luhn = np.zeros(facts.height, dtype=bool)
+    luhn[ranged] = luhn_valid(facts["_number"].filter(ranged))
+    return facts.with_columns(pl.Series("_luhn", luhn)).drop("_number")
 
 
-def _international_brand(number: pl.Series) -> pl.Series:
+def _international_brand(number: pl.Expr) -> pl.Expr:
     """True where the number is in the range and length of an international card scheme."""
     n = number.str.len_bytes()
     p2 = number.str.slice(0, 2).cast(pl.Int64, strict=False)
@@ -263,50 +295,49 @@ def _international_brand(number: pl.Series) -> pl.Series:
     return (visa | master | amex | jcb | discover | diners).fill_null(False)
 
 
-def _v_unionpay(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
-    number = _card_candidates(df)
-    ranged = number.str.starts_with("62") & number.str.len_bytes().is_between(16, 19)
-    return df.with_columns(pl.Series("valid", ranged.to_numpy() & luhn_valid(number)))
+def _with_card_facts(df: Frame) -> pl.DataFrame:
+    return df if isinstance(df, pl.DataFrame) and "_luhn" in df.columns else _card_facts(df)
 
 
-def _v_unionpay_unchecked(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
-    number = _card_candidates(df)
-    ranged = number.str.starts_with("62") & number.str.len_bytes().is_between(16, 19)
-    return df.with_columns(pl.Series("valid", ranged.to_numpy() & ~luhn_valid(number)))
+def _v_unionpay(df: Frame, ctx: ScanContext) -> pl.DataFrame:
+    return _with_card_facts(df).with_columns((pl.col("_unionpay") & pl.col("_luhn")).alias("valid"))
 
 
-def _v_payment_card(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
-    number = _card_candidates(df)
-    brand = _international_brand(number) & ~number.str.starts_with("62")
-    return df.with_columns(pl.Series("valid", brand.to_numpy() & luhn_valid(number)))
+def _v_unionpay_unchecked(df: Frame, ctx: ScanContext) -> pl.DataFrame:
+    return _with_card_facts(df).with_columns((pl.col("_unionpay") & ~pl.col("_luhn")).alias("valid"))
 
 
-def _v_iban(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
+def _v_payment_card(df: Frame, ctx: ScanContext) -> pl.DataFrame:
+    return _with_card_facts(df).with_columns((pl.col("_brand") & pl.col("_luhn")).alias("valid"))
+
+
+def _v_iban(df: Frame, ctx: ScanContext) -> pl.DataFrame:
+    df = _eager(df)
     compact = df["value"].str.replace_all(" ", "")
     return df.with_columns(pl.Series("valid", iban_valid(compact)))
 
 
-def _v_always(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
+def _v_always(df: Frame, ctx: ScanContext) -> Frame:
     return df.with_columns(pl.lit(True).alias("valid"))
 
 
-def _v_email(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
-    local = df["value"].str.split("@").list.first()
-    ok = ~local.str.starts_with(".") & ~local.str.ends_with(".") & ~df["value"].str.contains(r"\.\.")
-    return df.with_columns(pl.Series("valid", ok.fill_null(False)))
+def _v_email(df: Frame, ctx: ScanContext) -> Frame:
+    local = pl.col("value").str.split("@").list.first()
+    ok = ~local.str.starts_with(".") & ~local.str.ends_with(".") & ~pl.col("value").str.contains(r"\.\.")
+    return df.with_columns(ok.fill_null(False).alias("valid"))
 
 
-def _v_ipv4(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
-    parts = df["value"].str.split(".")
+def _v_ipv4(df: Frame, ctx: ScanContext) -> Frame:
+    parts = pl.col("value").str.split(".")
     four = parts.list.len().eq(4)
     octets = parts.list.eval(pl.element().cast(pl.Int64, strict=False))
     in_range = octets.list.max().le(255) & octets.list.min().ge(0)
-    no_leading_zero = ~df["value"].str.contains(r"(?:^|\.)0\d")
-    return df.with_columns(pl.Series("valid", (four & in_range & no_leading_zero).fill_null(False)))
+    no_leading_zero = ~pl.col("value").str.contains(r"(?:^|\.)0\d")
+    return df.with_columns((four & in_range & no_leading_zero).fill_null(False).alias("valid"))
 
 
-def _v_ipv6(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
-    v = df["value"]
+def _v_ipv6(df: Frame, ctx: ScanContext) -> Frame:
+    v = pl.col("value")
     doubles = v.str.count_matches("::")
     colons = v.str.count_matches(":")
     groups = v.str.count_matches(r"[0-9A-Fa-f]{1,4}")
@@ -316,23 +347,24 @@ def _v_ipv6(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
         & (((doubles == 0) & (colons == 7) & (groups == 8)) | ((doubles == 1) & (colons <= 7) & (groups <= 7)))
         & v.str.contains(r"[0-9A-Fa-f]")
     )
-    return df.with_columns(pl.Series("valid", ok.fill_null(False)))
+    return df.with_columns(ok.fill_null(False).alias("valid"))
 
 
-def _v_imei(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
+def _v_imei(df: Frame, ctx: ScanContext) -> pl.DataFrame:
+    df = _eager(df)
     number = df["value"].str.replace_all(r"[^0-9]", "").str.slice(-15)
     not_card = ~(number.str.slice(0, 2).is_in(["34", "37"]))
     return df.with_columns(pl.Series("valid", number.str.len_bytes().eq(15).to_numpy()
                                      & not_card.to_numpy() & luhn_valid(number)))
 
 
-def _v_gps(df: pl.DataFrame, ctx: ScanContext) -> pl.DataFrame:
-    nums = df["value"].str.extract_all(r"-?\d{1,3}\.\d+").list.eval(pl.element().cast(pl.Float64))
+def _v_gps(df: Frame, ctx: ScanContext) -> Frame:
+    nums = pl.col("value").str.extract_all(r"-?\d{1,3}\.\d+").list.eval(pl.element().cast(pl.Float64))
     n = nums.list.len()
     lat, lon = nums.list.first(), nums.list.last()
     pair = n.eq(2) & lat.abs().le(90) & lon.abs().le(180)
     single = n.eq(1) & lat.abs().le(180)  # a latitude or longitude column, found only by its header
-    return df.with_columns(pl.Series("valid", (pair | single).fill_null(False)))
+    return df.with_columns((pair | single).fill_null(False).alias("valid"))
 
 
 @lru_cache(maxsize=4)
@@ -413,11 +445,11 @@ def build_detectors(table: dict[str, Any]) -> list[Detector]:
         Detector("cn_landline", rf"(?:\(0{d}{{2,3}}\)[- ]?|" + B + rf"0{d}{{2,3}}[- ])[2-9]{d}{{2,3}}[- ]?{d}{{4}}" + B,
                  _v_landline, group="phone"),
         Detector("cn_bank_card", card, _v_unionpay, context=r"卡号|银行卡|card", shared=True,
-                 group="card"),
+                 group="card", facts=_card_facts),
         Detector("cn_bank_card_unchecked", card, _v_unionpay_unchecked, context=r"卡号|银行卡|card", shared=True,
-                 group="card"),
+                 group="card", facts=_card_facts),
         Detector("payment_card", card, _v_payment_card, context=r"卡号|银行卡|card", shared=True,
-                 group="card"),
+                 group="card", facts=_card_facts),
         Detector("iban", B + rf"[A-Z]{{2}}{d}{{2}}(?: ?[A-Z0-9]{{4}}){{2,7}}(?: ?[A-Z0-9]{{1,3}})?" + B, _v_iban,
                  group="ids"),
         Detector("cn_passport", B + rf"(?:E[{letters}]{d}{{7}}|[EG]{d}{{8}}|[PSD]E{d}{{7}}|K{d}{{8}}|MA{d}{{7}})" + B,
@@ -502,16 +534,26 @@ def empty_found() -> pl.DataFrame:
 def find(values: pl.Series, header: str, ctx: ScanContext, detectors: list[Detector]) -> pl.DataFrame:
     """Every valid match in a column: row, detector, full value, context seen, minor, confidence.
 
-    Vectorised: the detectors' regexes run over the whole column in one parallel Polars query
-    (each distinct pattern once), then each detector checks its candidates columnwise. The header
-    raises or lowers the confidence; a negative context (an order or invoice number word in the
-    header or just before the value) drops the match; matches below the rules' ``min_confidence``
-    are dropped. Where two detectors accept the same value, the one the header names wins.
+    Vectorised, in a few queries whatever the number of detectors: the detectors' regexes run over
+    the whole column in one parallel Polars query (each group's alternation once); one more query
+    turns every group's matches into candidate rows with, per member, whether its own pattern
+    matches whole, its context word and the value without it; each detector then checks its
+    candidates columnwise (detectors of one family share their arithmetic, see ``Detector.facts``),
+    and one last query scores, filters and orders them all. The header raises or lowers the
+    confidence; a negative context (an order or invoice number word in the header or just before the
+    value) drops the match; matches below the rules' ``min_confidence`` are dropped. Where two
+    detectors accept the same value, the one the header names wins.
     """
     table = ctx.table
     values = values.cast(pl.String)
     signals = {det.name: header_signal(header, det.name, table) for det in detectors}
-    patterns = {det.name: det.full_pattern(signals[det.name] > 0) for det in detectors}
+    # A header-required detector's matches without a context word get confidence 0 where the header
+    # does not name it, and are dropped before one value is given to one detector: they need not be
+    # found. Its context words share no first letters with the values or the negative-context words,
+    # so requiring them finds the same matches with a context word as the optional form does.
+    required = {det.name for det in detectors if det.context and not det.shared and signals[det.name] <= 0
+                and table["detectors"][det.name].get("header_required")}
+    patterns = {det.name: det.full_pattern(signals[det.name] > 0, det.name in required) for det in detectors}
     negative = table["negative_context"]["applies_to"]
     neg_prefix = f"(?:{negative_context_regex(table)}){CONTEXT_GAP}"
     groups: dict[str, list[str]] = {}
@@ -529,32 +571,43 @@ def find(values: pl.Series, header: str, ctx: ScanContext, detectors: list[Detec
         # A negative-context word just before the value is captured with it, then marks it.
         return f"(?:{neg_prefix})?(?:{alternation})" if g in guarded else alternation
 
-    extracted = pl.LazyFrame({"v": values}).select(
-        [pl.col("v").str.extract_all(group_regex(g)).alias(f"g{i}") for i, g in enumerate(names)]).collect()
-    candidates: dict[str, pl.DataFrame] = {}
-    frames = []
+    source = pl.LazyFrame({"v": values}).with_row_index("row")
+    plans = []
+    for g in names:
+        members = [d for d in detectors if (d.group or d.name) == g]
+        rows = source
+        if all(d.name in required for d in members):
+            # Only rows with one of the context words can hold a match: a literal search finds them.
+            rows = rows.filter(pl.col("v").str.contains("|".join(f"(?:{d.context})" for d in members)))
+        plans.append(_group_candidates(rows.select("row", pl.col("v").str.extract_all(group_regex(g)).alias("value")),
+                                       g in guarded and f"^{neg_prefix}", members, patterns, len(groups[g]) > 1))
+    frames = dict(zip(names, pl.collect_all(plans), strict=True))
+    scored = []
+    shared_facts: dict[tuple[str, Any], pl.DataFrame] = {}
     for order, det in enumerate(detectors):
         spec = table["detectors"][det.name]
         signal = signals[det.name]
         group = det.group or det.name
-        if group not in candidates:
-            candidates[group] = _candidates(extracted[f"g{names.index(group)}"],
-                                            f"^{neg_prefix}" if group in guarded else None)
-        found = candidates[group]
-        if len(groups[group]) > 1 and found.height:
-            found = found.filter(pl.col("value").str.contains(f"^(?:{patterns[det.name]})$"))
-        if found.height == 0:
+        candidates = frames[group]
+        if candidates.height == 0:
             continue
+        found: Frame = candidates.lazy()
+        if len(groups[group]) > 1:
+            if not candidates[f"m:{det.name}"].any():
+                continue
+            found = found.filter(pl.col(f"m:{det.name}"))
         if det.context:
-            ctx_re = f"^(?:{det.context}){CONTEXT_GAP}"
-            found = found.with_columns(pl.col("value").str.contains(ctx_re).alias("context"),
-                                       pl.col("value").str.replace(ctx_re, "").alias("value"))
+            found = found.select("row", pl.col(f"v:{det.context}").alias("value"),
+                                 pl.col(f"c:{det.context}").alias("context"), "negated")
         else:
-            found = found.with_columns(pl.lit(False).alias("context"))
-        checked = det.validate(found, ctx).filter(pl.col("valid"))
-        if checked.height == 0:
-            continue
-        if "minor" not in checked.columns:
+            found = found.select("row", "value", pl.lit(False).alias("context"), "negated")
+        if det.facts is not None:  # computed once for the detectors of one family on one candidate frame
+            key = (group, det.facts, patterns[det.name], det.context)
+            if key not in shared_facts:
+                shared_facts[key] = det.facts(found)
+            found = shared_facts[key]
+        checked = det.validate(found, ctx).lazy()
+        if "minor" not in checked.collect_schema().names():
             checked = checked.with_columns(pl.lit(False).alias("minor"))
         base = float(spec["confidence"])
         boost = float(table["header_boost"]) if signal > 0 else (-float(table["header_penalty"]) if signal < 0 else 0)
@@ -566,32 +619,44 @@ def find(values: pl.Series, header: str, ctx: ScanContext, detectors: list[Detec
                 conf = pl.lit(0.0)
             else:
                 conf = pl.when(pl.col("negated")).then(0.0).otherwise(conf)
-        checked = checked.with_columns(conf.clip(0.0, 0.99).alias("confidence"), pl.lit(det.name).alias("detector"),
-                                       pl.lit(signal).alias("_signal"), pl.lit(order).alias("_order"))
-        checked = checked.filter(pl.col("confidence") >= float(table["min_confidence"]))
-        frames.append(checked.select([*FOUND_SCHEMA, "_signal", "_order"]))
-    if not frames:
+        scored.append(checked.filter(pl.col("valid")).select(
+            "row", pl.lit(det.name).alias("detector"), "value", "context", "minor",
+            conf.clip(0.0, 0.99).alias("confidence"), pl.lit(signal).alias("_signal"), pl.lit(order).alias("_order"),
+        ).filter(pl.col("confidence") >= float(table["min_confidence"])))
+    if not scored:
         return empty_found()
-    found = pl.concat(frames)
     # One value is one identifier. Where two detectors accept the same text (a bank card that also
     # passes the USCC check), the detector the header names keeps it; with no header word for
     # either, the earlier, more specific detector does (an ID number is not a credit code).
-    found = found.sort(["row", "_signal", "_order"], descending=[False, True, False])
-    found = found.unique(subset=["row", "value"], keep="first", maintain_order=True)
-    return found.sort(["_order", "row"]).select(list(FOUND_SCHEMA)).cast(FOUND_SCHEMA)  # type: ignore[arg-type]
+    # Stable sorts: a detector's matches within one row stay in the order they occur.
+    found = (pl.concat(scored).sort(["row", "_signal", "_order"], descending=[False, True, False], maintain_order=True)
+             .unique(subset=["row", "value"], keep="first", maintain_order=True)
+             .sort(["_order", "row"], maintain_order=True).select(list(FOUND_SCHEMA)).cast(FOUND_SCHEMA)  # type: ignore[arg-type]
+             .collect())
+    return found if found.height else empty_found()
 
 
-def _candidates(matches: pl.Series, negative_prefix: str | None) -> pl.DataFrame:
-    """One row per match; ``negated`` where a negative-context word came with it (then stripped)."""
-    frame = pl.DataFrame({"row": pl.int_range(0, matches.len(), dtype=pl.UInt32, eager=True), "value": matches})
-    frame = frame.filter(pl.col("value").list.len() > 0)
-    if frame.height == 0:
-        return pl.DataFrame(schema={"row": pl.UInt32, "value": pl.String, "negated": pl.Boolean})
-    frame = frame.explode("value").drop_nulls("value")
-    if negative_prefix is None:
-        return frame.with_columns(pl.lit(False).alias("negated"))
-    return frame.with_columns(pl.col("value").str.contains(negative_prefix).alias("negated"),
-                              pl.col("value").str.replace(negative_prefix, "").alias("value"))
+def _group_candidates(matches: pl.LazyFrame, negative_prefix: str | Literal[False], members: list[Detector],
+                      patterns: dict[str, str], several: bool) -> pl.LazyFrame:
+    """One row per match of a group (``matches``: row, list of matches); ``negated`` where a
+    negative-context word came with it (then stripped); with several patterns in the group,
+    ``m:<detector>`` where that member's own pattern matches the candidate whole; per context of a
+    member, ``c:<context>`` where its word came first and ``v:<context>`` the value without it."""
+    frame = matches.filter(pl.col("value").list.len() > 0).explode("value").drop_nulls("value")
+    if negative_prefix:
+        frame = frame.with_columns(pl.col("value").str.contains(negative_prefix).alias("negated"),
+                                   pl.col("value").str.replace(negative_prefix, "").alias("value"))
+    else:
+        frame = frame.with_columns(pl.lit(False).alias("negated"))
+    flags: dict[str, pl.Expr] = {}
+    for det in members:
+        if several:
+            flags[f"m:{det.name}"] = pl.col("value").str.contains(f"^(?:{patterns[det.name]})$")
+        if det.context:
+            ctx_re = f"^(?:{det.context}){CONTEXT_GAP}"
+            flags[f"c:{det.context}"] = pl.col("value").str.contains(ctx_re)
+            flags[f"v:{det.context}"] = pl.col("value").str.replace(ctx_re, "")
+    return frame.with_columns(**flags) if flags else frame
 
 
 # --- masking ----------------------------------------------------------------------------------------

@@ -157,3 +157,13 @@ def test_the_dedup_check_looks_within_the_window_and_holds_only_its_days(tmp_pat
                         batch_id=5, now=START) == 1
     # A batch of the old day loads that day: its keys are repeats.
     assert store.append(as_batch(old[:5]), batch_id=6, now=START) == 0
+
+
+def test_the_window_s_days_are_utc_days_of_the_batch_s_times():
+    from datetime import UTC, datetime, timezone
+
+    beijing = timezone(timedelta(hours=8))
+    times = pl.Series([datetime(2026, 11, 25, 3, 0, tzinfo=beijing), datetime(2026, 11, 25, 12, 0, tzinfo=UTC)])
+    assert pq_store.dedup_span(times, 1) == ("2026-11-23", "2026-11-26")  # 03:00 in Beijing: the 24th UTC
+    assert pq_store.dedup_span(pl.Series([datetime(2026, 11, 25, 3, 0)]), 2) == ("2026-11-23", "2026-11-27")
+    assert pq_store.dedup_span(pl.Series([datetime(2026, 11, 25, tzinfo=UTC), None]), 1) is None  # every day

@@ -271,10 +271,12 @@ def dedup_span(times: pl.Series, days: int) -> Span:
     (every day) when a time is missing."""
     if not len(times) or times.null_count():
         return None
-    def utc_day(at: datetime) -> str:  # a time without a zone is UTC, as the store casts it
-        return (at.astimezone(UTC) if at.tzinfo else at).date().isoformat()
+    return _utc_day(times.min() - timedelta(days=days)), _utc_day(times.max() + timedelta(days=days))
 
-    return utc_day(times.min() - timedelta(days=days)), utc_day(times.max() + timedelta(days=days))
+
+def _utc_day(at: datetime) -> str:
+    """``at``'s UTC day, ISO; a time without a zone is UTC, as the store casts it."""
+    return (at.astimezone(UTC) if at.tzinfo else at).date().isoformat()
 
 
 def _position(row: Any) -> Position:

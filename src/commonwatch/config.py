@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     #: The ClickHouse store's dedup check looks for a batch's keys this many days either side of
     #: its events' times: at least the longest ``--window-hours`` any ingest uses.
     clickhouse_dedup_days: int = Field(default=7, ge=1)
+    #: The Parquet store's dedup check likewise: a batch's keys against the stored keys of the days
+    #: this many either side of its events' times (the writer holds only those days' keys).
+    event_dedup_days: int = Field(default=7, ge=1)
     #: Events whose ``time.source`` is older than this many days are dropped a whole UTC day at a
     #: time (``events retention``, daily job); events linked to an incident are kept.
     event_retention_days: int = Field(default=400, ge=1)

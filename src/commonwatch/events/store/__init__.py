@@ -243,7 +243,7 @@ def event_store(bind: Any, kind: str | None = None, settings: Any = None) -> Eve
     if kind == "parquet":
         from commonwatch.events.store.parquet import opened
 
-        return opened(settings.event_store_dir or settings.data_dir / "events")
+        return opened(settings.event_store_dir or settings.data_dir / "events", dedup_days=settings.event_dedup_days)
     if kind == "clickhouse":
         from commonwatch.events.store.clickhouse import opened as clickhouse
 

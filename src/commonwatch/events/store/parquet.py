@@ -16,10 +16,14 @@ set or the new one, never an event twice or missing. Files a manifest no longer 
 by a later writer once :data:`RETIRE_SECONDS` have passed (a reader holding an older manifest can
 finish), and files no manifest ever named (a writer killed mid-write) are deleted likewise.
 
-Exact deduplication by ``event_key`` uses the keys of every committed segment, held in memory by
-the writing process (loaded once from the segments, extended by each append), so it holds across
+Exact deduplication by ``event_key`` checks a batch against the keys of every committed segment
+of the days within ``dedup_days`` of the batch's times (an event key names the time window of its
+observation, so an equal key lies there; the ClickHouse store's check is the same), held in memory
+by the writing process (loaded from those segments, extended by each append), so it holds across
 restarts and crashes: the segments are the record. The keys are held as fingerprints in sorted
-arrays (:mod:`commonwatch.events.store.key_index`), so a batch's check does not grow with the store.
+arrays (:mod:`commonwatch.events.store.key_index`), so a batch's check does not grow with the store,
+and each segment's fingerprints lie sorted in a key file beside it (checked before use, rebuilt
+from the segment when missing, damaged or stale), so loading them does not hash the keys again.
 """
 
 from __future__ import annotations
@@ -72,12 +76,13 @@ from commonwatch.events.store import (
     check_count_keys,
     check_page_request,
     check_probes,
+    key_index,
     keyset_page,
     mentions_frame,
     sort_bounds,
     value_index,
 )
-from commonwatch.events.store.key_index import KeyIndex
+from commonwatch.events.store.key_index import KeyIndex, Span
 from commonwatch.i18n import _
 from commonwatch.net import network_bounds
 
@@ -98,6 +103,10 @@ COLUMNS: tuple[str, ...] = tuple(COLUMN_TYPES)
 #: Harmonisation name -> stored column, for a batch as the pipeline hands it over.
 RENAME: dict[str, str] = {**{f.name: f.column for f in FIELDS}, "source.ip_bin": "source_ip_bin"}
 SCHEMA = pl.Schema(COLUMN_TYPES)
+#: Days either side of a batch's times whose stored keys its dedup check reads (``event_dedup_days``).
+DEDUP_DAYS = 7
+#: Internal columns of a batch being written: each key's fingerprints (see ``key_index``).
+HASH_COLUMNS = ("_key_hi", "_key_lo")
 #: Microseconds in each time bucket of :meth:`ParquetEventStore.counts`.
 BUCKET_MICROS: dict[str, int] = {"hour": 3_600_000_000, "day": 86_400_000_000}
 
@@ -247,6 +256,29 @@ def segments_holding(segments: list[dict[str, Any]], ids: list[int]) -> list[dic
     return [s for s in segments if (i := bisect.bisect_left(ids, s["min_id"])) < len(ids) and ids[i] <= s["max_id"]]
 
 
+def companions(segment_file: str) -> tuple[str, ...]:
+    """The files that live and go with a segment: its value index and its key file."""
+    return value_index.companion(segment_file), key_index.companion(segment_file)
+
+
+def segment_day(segment: dict[str, Any]) -> str:
+    """A segment's UTC day, as its folder names it."""
+    return segment["file"].split("/")[1]
+
+
+def dedup_span(times: pl.Series, days: int) -> Span:
+    """The days (ISO, inclusive) whose stored keys a batch of ``times`` is checked against; None
+    (every day) when a time is missing."""
+    if not len(times) or times.null_count():
+        return None
+    return _utc_day(times.min() - timedelta(days=days)), _utc_day(times.max() + timedelta(days=days))
+
+
+def _utc_day(at: datetime) -> str:
+    """``at``'s UTC day, ISO; a time without a zone is UTC, as the store casts it."""
+    return (at.astimezone(UTC) if at.tzinfo else at).date().isoformat()
+
+
 def _position(row: Any) -> Position:
     return Position(row.time_source, row.id)
 
@@ -316,8 +348,9 @@ class ParquetEventStore:
 
     name = "parquet"
 
-    def __init__(self, location: Path | str):
+    def __init__(self, location: Path | str, *, dedup_days: int = DEDUP_DAYS):
         self.location = Path(location)
+        self.dedup_days = dedup_days
 
     # --- the manifest
 
@@ -375,13 +408,13 @@ class ParquetEventStore:
         keep = []
         for name, at in m.retired:
             if now - at >= RETIRE_SECONDS:
-                (self.location / name).unlink(missing_ok=True)
-                (self.location / value_index.companion(name)).unlink(missing_ok=True)
+                for file in (name, *companions(name)):
+                    (self.location / file).unlink(missing_ok=True)
             else:
                 keep.append([name, at])
         m.retired = keep
         known = live | {name for name, _at in keep}
-        known |= {value_index.companion(name) for name in known}  # a segment's index goes with it
+        known |= {c for name in known for c in companions(name)}  # a segment's indexes go with it
         for path in (self.location / "segments").rglob("*"):
             rel = str(path.relative_to(self.location))
             # A writer killed before its manifest: its files were never read; remove them.
@@ -396,8 +429,8 @@ class ParquetEventStore:
             return self._write_days(m, frame, out, level)
         except OSError:  # nothing of this call is committed: its files go now, not after RETIRE_SECONDS
             for seg in out:
-                (self.location / seg["file"]).unlink(missing_ok=True)
-                (self.location / value_index.companion(seg["file"])).unlink(missing_ok=True)
+                for file in (seg["file"], *companions(seg["file"])):
+                    (self.location / file).unlink(missing_ok=True)
             raise
 
     def _write_days(self, m: Manifest, frame: pl.DataFrame, out: list[dict[str, Any]],
@@ -405,6 +438,10 @@ class ParquetEventStore:
         days = frame.with_columns(pl.col("time_source").dt.strftime("%Y-%m-%d").alias("_day"))
         for (day,), part in days.group_by(["_day"], maintain_order=True):
             part = part.drop("_day").sort(["time_source", "id"])
+            # The keys' fingerprints: computed by the dedup check for an append, else here.
+            run = key_index.sorted_run(*((part[c].to_numpy() for c in HASH_COLUMNS) if HASH_COLUMNS[0] in part.columns
+                                          else key_index.fingerprints(part["event_key"])))
+            part = part.drop(HASH_COLUMNS, strict=False)
             folder = self.location / "segments" / str(day)
             folder.mkdir(parents=True, exist_ok=True)
             name = f"{m.generation + 1:010d}-{uuid.uuid4().hex[:12]}.parquet"
@@ -412,6 +449,12 @@ class ParquetEventStore:
                 part.write_parquet(tmp, compression="zstd", compression_level=level, statistics=True,
                                    row_group_size=ROW_GROUP_ROWS)
             value_index.write(folder / name, part, _written)  # its value index, before the commit
+            try:
+                key_index.write(folder / name, run, _written)  # and its key file
+            except OSError:
+                for file in (name, *companions(name)):
+                    (folder / file).unlink(missing_ok=True)
+                raise
             out.append({"file": f"segments/{day}/{name}", "rows": part.height,
                         "min_id": int(part["id"].min()), "max_id": int(part["id"].max()),
                         "min_time": part["time_source"].min().isoformat(),
@@ -452,6 +495,9 @@ class ParquetEventStore:
                 self._commit(m)
                 _carry_index(self.location, before, m.generation)
             value_index.rebuild_missing(self.location, m.segments, _written)  # an older store's, a lost one
+            for seg in m.segments:  # likewise the key files
+                if not (self.location / key_index.companion(seg["file"])).exists():
+                    key_index.load_run(self.location / seg["file"], int(seg["rows"]), _written)
         return merged
 
     def check(self) -> list[str]:
@@ -559,9 +605,10 @@ class ParquetEventStore:
             return 0
         batch = events.rename({k: v for k, v in RENAME.items() if k in events.columns})
         batch = batch.unique("event_key", keep="first", maintain_order=True)
+        batch = batch.with_columns(self._hashes(batch["event_key"]))
         with self._writing() as m:
-            index = self._key_index(m)
-            fresh = batch.filter(~pl.Series(index.contains(batch["event_key"])))
+            index = self._key_index(m, dedup_span(batch["time_source"], self.dedup_days))
+            fresh = batch.filter(~pl.Series(index.contains_fingerprints(*self._fingerprints(batch))))
             if not fresh.height:
                 return 0
             fresh = fresh.with_columns(
@@ -570,12 +617,21 @@ class ParquetEventStore:
                 pl.lit(now).dt.cast_time_unit("us").dt.convert_time_zone("UTC").alias("created_at"),
             )
             fresh = fresh.select([pl.col(c).cast(t) if c in fresh.columns else pl.lit(None, t).alias(c)
-                                  for c, t in COLUMN_TYPES.items()])
+                                  for c, t in COLUMN_TYPES.items()] + list(HASH_COLUMNS))
             m.segments += self._write_segments(m, fresh)
             m.next_id += fresh.height
             self._commit(m)
-            self._extend_index(m.generation, index, fresh.select("event_key", "id"))
+            self._extend_index(m.generation, index.extended_fingerprints(*self._fingerprints(fresh)))
             return fresh.height
+
+    @staticmethod
+    def _hashes(keys: pl.Series) -> list[pl.Series]:
+        """The fingerprint columns of ``keys`` (:data:`HASH_COLUMNS`)."""
+        return [pl.Series(name, h) for name, h in zip(HASH_COLUMNS, key_index.fingerprints(keys), strict=True)]
+
+    @staticmethod
+    def _fingerprints(frame: pl.DataFrame) -> tuple:
+        return tuple(frame[c].to_numpy() for c in HASH_COLUMNS)
 
     def append_stored(self, events: pl.DataFrame) -> int:
         """Store events that already have their ids (every stored column, as :meth:`scan` of another
@@ -587,7 +643,7 @@ class ParquetEventStore:
         batch = events.select([pl.col(c).cast(t) for c, t in COLUMN_TYPES.items()])
         batch = batch.unique("event_key", keep="first", maintain_order=True).unique("id", keep="first")
         with self._writing() as m:
-            index = self._key_index(m)
+            index = self._key_index(m, dedup_span(batch["time_source"], self.dedup_days))
             ids = batch["id"]
             taken = self._lazy(m, min_id=int(ids.min()), max_id=int(ids.max())).select("id") \
                 .filter(pl.col("id").is_in(ids.implode())).collect()
@@ -598,7 +654,7 @@ class ParquetEventStore:
             m.segments += self._write_segments(m, fresh)
             m.next_id = max(m.next_id, int(fresh["id"].max()) + 1)
             self._commit(m)
-            self._extend_index(m.generation, index, fresh.select("event_key", "id"))
+            self._extend_index(m.generation, index.extended(fresh["event_key"]))
             return fresh.height
 
     def drop_days_before(self, cutoff: date, keep_ids: Iterable[int], *, dry_run: bool = False) -> list[DayDrop]:
@@ -632,20 +688,25 @@ class ParquetEventStore:
             _forget_index(self.location)  # keys left the store: the cached index no longer holds
             return out
 
-    def _key_index(self, m: Manifest) -> KeyIndex:
+    def _key_index(self, m: Manifest, span: Span) -> KeyIndex:
+        """The stored keys of (at least) the days of ``span``: the cached index if it is of this
+        manifest and holds those days, else the key files of the segments of those days (so the
+        index holds the dedup window's days, not the whole store's)."""
         with _INDEX_LOCK:
             cached = _INDEXES.get(self.location.resolve())
-        if cached is not None and cached[0] == m.generation:
+        if cached is not None and cached[0] == m.generation and cached[1].holds(span):
             return cached[1]
-        index = KeyIndex.of((pl.read_parquet(self.location / s["file"], columns=["event_key"])["event_key"]
-                             for s in m.segments), sum(int(s["rows"]) for s in m.segments))
+        segments = [s for s in m.segments
+                    if span is None or not _is_day(segment_day(s)) or span[0] <= segment_day(s) <= span[1]]
+        index = KeyIndex.of_runs((key_index.load_run(self.location / s["file"], int(s["rows"]), _written)
+                                  for s in segments), span)
         with _INDEX_LOCK:
             _INDEXES[self.location.resolve()] = (m.generation, index)
         return index
 
-    def _extend_index(self, generation: int, index: KeyIndex, new: pl.DataFrame) -> None:
+    def _extend_index(self, generation: int, index: KeyIndex) -> None:
         with _INDEX_LOCK:
-            _INDEXES[self.location.resolve()] = (generation, index.extended(new["event_key"]))
+            _INDEXES[self.location.resolve()] = (generation, index)
 
     def existing_keys(self, keys: Sequence[str]) -> dict[str, int]:
         wanted = pl.DataFrame({"event_key": list(set(keys))}, schema={"event_key": pl.String})
@@ -958,10 +1019,18 @@ _CHECKED: set[Path] = set()
 _READ_MANIFESTS: dict[Path, tuple[bytes, Manifest]] = {}
 
 
-def opened(location: Path | str) -> ParquetEventStore:
+def _is_day(text: str) -> bool:
+    try:
+        date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+def opened(location: Path | str, *, dedup_days: int = DEDUP_DAYS) -> ParquetEventStore:
     """The store in ``location``; the first time a process opens it, its segments are checked
     (:meth:`ParquetEventStore.check`) and what was set aside is logged."""
-    store = ParquetEventStore(location)
+    store = ParquetEventStore(location, dedup_days=dedup_days)
     key = store.location.resolve()
     if key not in _CHECKED:
         _CHECKED.add(key)

@@ -1,20 +1,54 @@
 """TAXII POSTs sent at once over real HTTP (uvicorn on loopback) share the group commit: every
 envelope is stored exactly once, with a status resource that tells what happened to each object;
 and an envelope whose store fails in the database is answered with an error, leaves nothing of
-itself behind, and does not take the envelopes committed with it down."""
+itself behind, and does not take the envelopes committed with it down. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import threading
 
 import httpx
+import pytest
 from sqlalchemy import func, select, text
 
+from commonwatch.config import Settings
+from commonwatch.db import session_scope
 from commonwatch.intel.models import CollectionEntry, IntelCollection, IntelObject, TaxiiStatus
 from tests.intel.conftest import indicator_obj, taxii_headers
 from tests.intel.peers import serve_app
 
 SENDERS = 8
+
+
+@pytest.fixture
+def app(tmp_path, any_db_url, any_engine, clock):
+    """The app on SQLite and on PostgreSQL (the module's tests run on both)."""
+    from commonwatch.app import create_app
+
+    settings = Settings(data_dir=tmp_path / "data", database_url=any_db_url, timezone="Asia/Shanghai",
+                        log_format="text")
+    return create_app(settings, clock=clock, engine=any_engine)
+
+
+@pytest.fixture
+def db(app):
+    with session_scope(app.state.sessionmaker, actor="test") as session:
+        yield session
+
+
+def _refuse(engine, stix_id: str) -> None:
+    """Make the database itself refuse to store ``stix_id``: a real failure inside the store's
+    transaction, not a stand-in."""
+    with engine.begin() as conn:
+        if engine.dialect.name == "sqlite":
+            conn.execute(text(f"CREATE TRIGGER refuse_poison BEFORE INSERT ON intel_objects "
+                              f"WHEN NEW.stix_id = '{stix_id}' BEGIN SELECT RAISE(ABORT, 'refused'); END"))
+            return
+        conn.execute(text(f"CREATE FUNCTION refuse_poison() RETURNS trigger AS $$ BEGIN "
+                          f"IF NEW.stix_id = '{stix_id}' THEN RAISE EXCEPTION 'refused'; END IF; "
+                          f"RETURN NEW; END $$ LANGUAGE plpgsql"))
+        conn.execute(text("CREATE TRIGGER refuse_poison BEFORE INSERT ON intel_objects "
+                          "FOR EACH ROW EXECUTE FUNCTION refuse_poison()"))
 
 
 def _post_all(base: str, url: str, headers: dict, envelopes: list[dict]) -> list[httpx.Response]:
@@ -70,12 +104,9 @@ def test_concurrent_posts_are_each_stored_once_with_a_true_status(app, world, in
     assert db.scalar(select(func.count()).select_from(TaxiiStatus)) == SENDERS
 
 
-def test_an_envelope_that_fails_in_the_database_leaves_nothing_and_the_others_are_stored(app, world, intel,
-                                                                                         db, engine):
+def test_an_envelope_that_fails_in_the_database_leaves_nothing_and_the_others_are_stored(app, world, intel, db):
     poison = indicator_obj("203.0.113.66", "GREEN", name="the database refuses this one")
-    with engine.begin() as conn:  # a real failure inside the store's transaction, not a stand-in
-        conn.execute(text(f"CREATE TRIGGER refuse_poison BEFORE INSERT ON intel_objects "
-                          f"WHEN NEW.stix_id = '{poison['id']}' BEGIN SELECT RAISE(ABORT, 'refused'); END"))
+    _refuse(app.state.engine, poison["id"])
     envelopes = [{"objects": [indicator_obj(f"198.19.{k}.{i}", "GREEN") for i in range(10)]} for k in range(SENDERS)]
     envelopes[3]["objects"].append(poison)
     url = f"/taxii2/api/collections/{intel.collection}/objects/"

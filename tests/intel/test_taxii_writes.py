@@ -120,3 +120,20 @@ def test_an_envelope_that_fails_in_the_database_leaves_nothing_and_the_others_ar
         assert (ids <= stored) if k != 3 else not (ids & stored)  # the failed one: not even its good objects
     statuses = db.scalars(select(TaxiiStatus)).all()
     assert len(statuses) == SENDERS - 1 and all(s.status == "complete" and s.success_count == 10 for s in statuses)
+
+
+def test_envelopes_stored_together_are_reported_as_if_stored_alone(app, intel, clock):
+    from commonwatch.intel import services
+
+    one, two, three = (indicator_obj(f"198.20.0.{i}", "GREEN") for i in range(3))
+    origin = services.Origin("taxii:test", None, None, may_update_any=True)
+    parts = [services.check_objects(objs, origin) for objs in ([one, "not an object"],
+                                                               [{"type": "indicator"}, two, one], [three])]
+    with session_scope(app.state.sessionmaker, actor="test") as session:
+        session.info["clock"] = clock
+        target = session.scalar(select(IntelCollection).where(IntelCollection.uuid == intel.collection))
+        reports = services.store_checked_together(session, parts, origin, clock.now(), target)
+    seen = [sorted((r.index, r.stix_id, r.status) for r in report.results) for report in reports]
+    assert seen == [[(0, one["id"], "added"), (1, None, "failed")],
+                    [(0, None, "failed"), (1, two["id"], "added"), (2, one["id"], "unchanged")],
+                    [(0, three["id"], "added")]]

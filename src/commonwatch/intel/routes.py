@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import groupby
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -416,21 +417,26 @@ def _writes(state: Any) -> GroupCommit:
 def _store_envelopes(state: Any, works: list[Envelope]) -> list[dict[str, Any] | TaxiiError]:
     """Store the envelopes and their status resources in one transaction; each one's status
     resource (or the error to answer), in order. Only after the commit does anyone answer 202."""
-    out: list[dict[str, Any] | TaxiiError] = []
+    out: list[TaxiiStatus | TaxiiError] = []
     # Envelopes of this process store one after another, waiting on a lock rather than in SQLite's busy handler.
     with writer_turn(state.engine), state.sessionmaker() as session:
         session.info["clock"] = state.clock
-        for work in works:
-            session.info["actor"] = work.actor  # the audit entries of this envelope are its sender's
-            target = session.get(IntelCollection, work.collection_pk)
-            if target is None:  # removed while the envelope was being checked
-                out.append(TaxiiError(404, "Not Found", "no such collection"))
+        # Consecutive envelopes of one sender into one collection are stored as one: one set of
+        # statements and one audit entry (with the sender as the actor), one status resource each.
+        for (collection_pk, origin, actor), group in groupby(works, key=lambda w: (w.collection_pk, w.origin, w.actor)):
+            group = list(group)
+            session.info["actor"] = actor
+            target = session.get(IntelCollection, collection_pk)
+            if target is None:  # removed while the envelopes were being checked
+                out.extend(TaxiiError(404, "Not Found", "no such collection") for _w in group)
                 continue
-            report = services.store_checked(session, work.checked, work.origin, work.now, target)
-            status = _status_row(report, work)
-            session.add(status)
+            reports = services.store_checked_together(session, [w.checked for w in group], origin,
+                                                      max(w.now for w in group), target)
+            for work, report in zip(group, reports, strict=True):
+                status = _status_row(report, work)
+                session.add(status)
+                out.append(status)
             session.flush()
-            out.append(status)
         session.commit()  # durable: only now is each envelope's status "complete"
     return [r if isinstance(r, TaxiiError) else _status_resource(r) for r in out]
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -228,6 +229,28 @@ def store_checked(session: Session, objects: CheckedObjects, origin: Origin, now
             "added": report.count("added"), "unchanged": report.count("unchanged"),
             "failed": report.count("failed"), "ids": [c.stix_id for c, _r in added][:200]})
     return report
+
+
+def store_checked_together(session: Session, parts: Sequence[CheckedObjects], origin: Origin, now: datetime,
+                           collection: IntelCollection | None = None) -> list[StoreReport]:
+    """Store several envelopes of one origin as one (one set of statements, one audit entry, in
+    order: a later part sees an earlier one's objects); one report per part, as if stored alone."""
+    if len(parts) == 1:
+        return [store_checked(session, parts[0], origin, now, collection)]
+    merged = CheckedObjects([], StoreReport())
+    bounds: list[int] = []
+    offset = 0
+    for part in parts:
+        merged.checked.extend((offset + i, c) for i, c in part.checked)
+        merged.report.results.extend(replace(r, index=offset + r.index) for r in part.report.results)
+        offset += len(part.checked) + len(part.report.results)
+        bounds.append(offset)
+    report = store_checked(session, merged, origin, now, collection)
+    reports = [StoreReport() for _part in parts]
+    for r in report.results:
+        k = bisect_right(bounds, r.index)
+        reports[k].results.append(replace(r, index=r.index - (bounds[k - 1] if k else 0)))
+    return reports
 
 
 @dataclass(slots=True)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -211,6 +212,64 @@ def writer_turn(engine: Engine) -> Iterator[None]:
         turn = _WRITER_TURNS.setdefault(key, threading.Lock())
     with turn:
         yield
+
+
+class GroupCommit:
+    """Writers of one process hand their work here; whichever of them gets the turn does all the
+    work queued so far in one call of ``run_batch`` (one transaction, one commit), and each waiting
+    writer returns its own result from it. So concurrent writers share a commit and the write lock
+    is taken once per batch, not once per writer. No thread of its own and no timed waits.
+
+    ``run_batch(works)`` returns one result per work, in order. If it raises for a batch of several,
+    each work is run again alone, so one bad work fails only its own writer (with its exception).
+    """
+
+    def __init__(self, run_batch: Callable[[list[Any]], list[Any]], max_batch: int = 16):
+        self._run_batch, self._max_batch = run_batch, max_batch
+        self._turn = threading.Lock()
+        self._guard = threading.Lock()
+        self._queue: list[_Job] = []
+
+    def submit(self, work: Any) -> Any:
+        """Queue ``work``, wait until it is done (by this thread or another) and return its result."""
+        job = _Job(work)
+        with self._guard:
+            self._queue.append(job)
+        with self._turn:
+            while not job.done:
+                with self._guard:
+                    batch, self._queue = self._queue[:self._max_batch], self._queue[self._max_batch:]
+                try:
+                    self._run(batch)
+                except BaseException as exc:  # interrupted: the batch's other writers must not wait forever
+                    for other in batch:
+                        if not other.done:
+                            other.error, other.done = exc, True
+                    raise
+        if job.error is not None:
+            raise job.error
+        return job.result
+
+    def _run(self, batch: list[_Job]) -> None:
+        try:
+            results = self._run_batch([j.work for j in batch])
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0].error, batch[0].done = exc, True
+                return
+            for job in batch:  # find the one that fails: each alone, in its own transaction
+                self._run([job])
+            return
+        for job, result in zip(batch, results, strict=True):
+            job.result, job.done = result, True
+
+
+@dataclass(eq=False)
+class _Job:
+    work: Any
+    done: bool = False
+    result: Any = None
+    error: BaseException | None = None
 
 
 def write_after(session: Session, statement: Executable) -> None:

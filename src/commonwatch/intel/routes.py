@@ -11,9 +11,12 @@ objects, an object, its versions nor the manifest (:func:`_page` leaves it out a
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import groupby
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -24,7 +27,7 @@ from sqlalchemy.orm import Session, aliased
 from starlette.concurrency import run_in_threadpool
 
 from commonwatch.access.principal import Principal
-from commonwatch.db import scope, writer_turn
+from commonwatch.db import GroupCommit, scope, writer_turn
 from commonwatch.errors import CommonwatchError, Invalid
 from commonwatch.intel import services, stix
 from commonwatch.intel import tlp as tlpmod
@@ -379,28 +382,74 @@ def _add_envelope(request: Request, principal: Principal, db: Session, collectio
                                                                                             else None),
         author_user_id=principal.user_id, default_tlp=c.default_tlp, may_update_any=principal.is_staff,
         accept_red=False, ceiling=c.max_tlp)
-    checked = services.check_objects(envelope.get("objects", []), origin)
-    collection_pk = c.id
-    db.rollback()  # the request's read ends here; the write has a session of its own
+    work = Envelope(services.check_objects(envelope.get("objects", []), origin), origin, now, c.id,
+                    principal.user_id, principal.actor)
+    db.rollback()  # the request's read ends here; the write is the group commit's
+    result = _writes(state).submit(work)
+    if isinstance(result, TaxiiError):
+        raise result
+    return taxii_response(result, 202)
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """One POSTed envelope, validated and converted, waiting to be stored."""
+
+    checked: services.CheckedObjects
+    origin: services.Origin
+    now: datetime
+    collection_pk: int
+    user_id: int | None
+    actor: str
+
+
+_WRITES_GUARD = threading.Lock()
+
+
+def _writes(state: Any) -> GroupCommit:
+    """The app's group commit of envelopes: concurrent POSTs share one transaction and one commit."""
+    with _WRITES_GUARD:
+        if getattr(state, "taxii_writes", None) is None:
+            state.taxii_writes = GroupCommit(lambda works: _store_envelopes(state, works))
+        return state.taxii_writes
+
+
+def _store_envelopes(state: Any, works: list[Envelope]) -> list[dict[str, Any] | TaxiiError]:
+    """Store the envelopes and their status resources in one transaction; each one's status
+    resource (or the error to answer), in order. Only after the commit does anyone answer 202."""
+    out: list[TaxiiStatus | TaxiiError] = []
     # Envelopes of this process store one after another, waiting on a lock rather than in SQLite's busy handler.
     with writer_turn(state.engine), state.sessionmaker() as session:
-        session.info["clock"], session.info["actor"] = state.clock, principal.actor
-        target = session.get(IntelCollection, collection_pk)
-        if target is None:  # removed while the envelope was being checked
-            raise TaxiiError(404, "Not Found", "no such collection")
-        report = services.store_checked(session, checked, origin, now, target)
-        successes = [{"id": r.stix_id, "version": r.version, "message": _success_message(r)}
-                     for r in report.results if r.status != "failed"]
-        failures = [{"id": r.stix_id or f"object {r.index}", "message": r.reason} | (
-            {"version": r.version} if r.version else {}) for r in report.failures]
-        status = TaxiiStatus(uuid=str(uuid.uuid4()), collection_id=collection_pk, user_id=principal.user_id,
-                             status="complete", request_timestamp=now, total_count=len(report.results),
-                             success_count=len(successes), failure_count=len(failures), pending_count=0,
-                             successes=successes, failures=failures)
-        session.add(status)
-        session.commit()  # durable: only now is the envelope's status "complete"
-        resource = _status_resource(status)
-    return taxii_response(resource, 202)
+        session.info["clock"] = state.clock
+        # Consecutive envelopes of one sender into one collection are stored as one: one set of
+        # statements and one audit entry (with the sender as the actor), one status resource each.
+        for (collection_pk, origin, actor), group in groupby(works, key=lambda w: (w.collection_pk, w.origin, w.actor)):
+            group = list(group)
+            session.info["actor"] = actor
+            target = session.get(IntelCollection, collection_pk)
+            if target is None:  # removed while the envelopes were being checked
+                out.extend(TaxiiError(404, "Not Found", "no such collection") for _w in group)
+                continue
+            reports = services.store_checked_together(session, [w.checked for w in group], origin,
+                                                      max(w.now for w in group), target)
+            for work, report in zip(group, reports, strict=True):
+                status = _status_row(report, work)
+                session.add(status)
+                out.append(status)
+            session.flush()
+        session.commit()  # durable: only now is each envelope's status "complete"
+    return [r if isinstance(r, TaxiiError) else _status_resource(r) for r in out]
+
+
+def _status_row(report: services.StoreReport, work: Envelope) -> TaxiiStatus:
+    successes = [{"id": r.stix_id, "version": r.version, "message": _success_message(r)}
+                 for r in report.results if r.status != "failed"]
+    failures = [{"id": r.stix_id or f"object {r.index}", "message": r.reason} | (
+        {"version": r.version} if r.version else {}) for r in report.failures]
+    return TaxiiStatus(uuid=str(uuid.uuid4()), collection_id=work.collection_pk, user_id=work.user_id,
+                       status="complete", request_timestamp=work.now, total_count=len(report.results),
+                       success_count=len(successes), failure_count=len(failures), pending_count=0,
+                       successes=successes, failures=failures)
 
 
 @router.get(f"{ROOT}/status/{{status_id}}/")

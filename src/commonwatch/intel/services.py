@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import and_, case, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from commonwatch.access import audit
@@ -165,9 +167,9 @@ def store_checked(session: Session, objects: CheckedObjects, origin: Origin, now
     for start in range(0, len(ids), 500):
         for row in session.scalars(select(IntelObject).where(IntelObject.stix_id.in_(ids[start:start + 500]))):
             existing.setdefault(row.stix_id, []).append(row)
-    added: list[tuple[stix.Checked, IntelObject]] = []
-    fresh: list[IntelObject] = []
-    in_collection: list[IntelObject] = []
+    added: list[tuple[stix.Checked, NewVersion]] = []
+    fresh: list[NewVersion] = []
+    in_collection: list[IntelObject | NewVersion] = []
     seen: set[tuple[str, datetime | None]] = set()
     for index, c in checked:
         versions = existing.get(c.stix_id, [])
@@ -193,7 +195,7 @@ def store_checked(session: Session, objects: CheckedObjects, origin: Origin, now
             continue
         seen.add(key)
         label = c.tlp or (first.tlp if first is not None else origin.default_tlp)
-        row = IntelObject(
+        row = NewVersion(
             stix_id=c.stix_id, type=c.type, spec_version=c.obj.get("spec_version", stix.SPEC),
             version=version or now, date_added=now, latest=True, revoked=bool(c.obj.get("revoked", False)),
             tlp=label, owner_org_id=first.owner_org_id if first is not None else origin.owner_org_id,
@@ -208,9 +210,16 @@ def store_checked(session: Session, objects: CheckedObjects, origin: Origin, now
         report.results.append(ObjectResult(index, c.stix_id, _version_text(c), "added", reason=_expired_note(c, now),
                                            unmapped=c.unmapped))
     session.flush()
-    # The envelope's new versions go in as one bulk insert (ids returned), not object by object
-    # through the unit of work; the whole act is audited once below.
-    session.bulk_save_objects(fresh, return_defaults=True)
+    # The envelope's new versions go in as one bulk insert of plain rows (ids returned), not as ORM
+    # objects through the unit of work; the whole act is audited once below.
+    if fresh:
+        # Matched back by (stix_id, version), unique: asking SQLAlchemy for the ids in parameter
+        # order makes it insert row by row on SQLite, this way it is one multi-row statement.
+        table = IntelObject.__table__  # Core, not the ORM's bulk insert: no per-row ORM bookkeeping
+        ids = {(stix_id, version): ident for ident, stix_id, version in session.execute(
+            insert(table).returning(table.c.id, table.c.stix_id, table.c.version), [row.columns() for row in fresh])}
+        for row in fresh:
+            row.id = ids[(row.stix_id, row.version)]
     _project(session, added, origin)
     _follow_collections(session, [row for _c, row in added], now, skip=collection)
     if collection is not None and in_collection:
@@ -222,6 +231,51 @@ def store_checked(session: Session, objects: CheckedObjects, origin: Origin, now
     return report
 
 
+def store_checked_together(session: Session, parts: Sequence[CheckedObjects], origin: Origin, now: datetime,
+                           collection: IntelCollection | None = None) -> list[StoreReport]:
+    """Store several envelopes of one origin as one (one set of statements, one audit entry, in
+    order: a later part sees an earlier one's objects); one report per part, as if stored alone."""
+    if len(parts) == 1:
+        return [store_checked(session, parts[0], origin, now, collection)]
+    merged = CheckedObjects([], StoreReport())
+    bounds: list[int] = []
+    offset = 0
+    for part in parts:
+        merged.checked.extend((offset + i, c) for i, c in part.checked)
+        merged.report.results.extend(replace(r, index=offset + r.index) for r in part.report.results)
+        offset += len(part.checked) + len(part.report.results)
+        bounds.append(offset)
+    report = store_checked(session, merged, origin, now, collection)
+    reports = [StoreReport() for _part in parts]
+    for r in report.results:
+        k = bisect_right(bounds, r.index)
+        reports[k].results.append(replace(r, index=r.index - (bounds[k - 1] if k else 0)))
+    return reports
+
+
+@dataclass(slots=True)
+class NewVersion:
+    """A new object version (an ``intel_objects`` row) before and after its bulk insert: plain
+    attributes, so building a large envelope's rows costs no ORM instrumentation."""
+
+    stix_id: str
+    type: str
+    spec_version: str
+    version: datetime
+    date_added: datetime
+    latest: bool
+    revoked: bool
+    tlp: str
+    owner_org_id: int | None
+    author_user_id: int | None
+    source: str
+    body: str
+    id: int | None = None
+
+    def columns(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__slots__ if k != "id"}
+
+
 def _expired_note(c: stix.Checked, now: datetime) -> str:
     """Said of an indicator whose valid_until has passed: kept as expired, never matched or shared."""
     until = (c.indicator or {}).get("valid_until")
@@ -231,18 +285,18 @@ def _expired_note(c: stix.Checked, now: datetime) -> str:
         when=stix.timestamp(until))
 
 
-def _project(session: Session, added: list[tuple[stix.Checked, IntelObject]], origin: Origin) -> None:
+def _project(session: Session, added: list[tuple[stix.Checked, NewVersion]], origin: Origin) -> None:
     """Keep the typed ``indicators`` rows (and their related objects) in step with new versions."""
     indicator_ids = [c.stix_id for c, _r in added if c.indicator is not None]
     current = {i.stix_id: i for i in session.scalars(select(Indicator).where(Indicator.stix_id.in_(indicator_ids)))} \
         if indicator_ids else {}
-    new: list[Indicator] = []
+    new: list[SimpleNamespace] = []  # new rows as plain attributes, inserted in bulk below
     for c, row in added:
         if c.indicator is None or not row.latest:
             continue
         ind = current.get(c.stix_id)
         if ind is None:
-            ind = Indicator(stix_id=c.stix_id, related=[], sighting_count=0)
+            ind = SimpleNamespace(stix_id=c.stix_id, related=[], sighting_count=0)
             new.append(ind)
             current[c.stix_id] = ind
         for key, value in c.indicator.items():
@@ -258,11 +312,12 @@ def _project(session: Session, added: list[tuple[stix.Checked, IntelObject]], or
                 select(Indicator).where(Indicator.stix_id == obj.get("source_ref")))
             if ind is not None and obj.get("target_ref") not in (ind.related or []):
                 ind.related = [*(ind.related or []), obj["target_ref"]]
-    session.bulk_save_objects(new)  # one bulk insert of the new indicator rows
     session.flush()
+    if new:
+        session.execute(insert(Indicator.__table__), [vars(ind) for ind in new])  # one bulk insert of the new rows
 
 
-def _follow_collections(session: Session, rows: list[IntelObject], now: datetime,
+def _follow_collections(session: Session, rows: list[NewVersion], now: datetime,
                         skip: IntelCollection | None) -> None:
     """A new version joins every collection that holds an earlier version of the object."""
     if not rows:
@@ -280,7 +335,7 @@ def _follow_collections(session: Session, rows: list[IntelObject], now: datetime
         add_to_collection(session, session.get(IntelCollection, collection_id), objs, now)
 
 
-def add_to_collection(session: Session, collection: IntelCollection, rows: Iterable[IntelObject],
+def add_to_collection(session: Session, collection: IntelCollection, rows: Iterable[IntelObject | NewVersion],
                       now: datetime) -> int:
     """Add object versions to a collection, each with a strictly later ``date_added``."""
     rows = list({r.id: r for r in rows}.values())
@@ -297,10 +352,9 @@ def add_to_collection(session: Session, collection: IntelCollection, rows: Itera
     last = session.scalar(select(func.max(CollectionEntry.date_added)).where(
         CollectionEntry.collection_id == collection.id))
     start = now if last is None or now > last else last + timedelta(microseconds=1)
-    session.bulk_save_objects([CollectionEntry(collection_id=collection.id, object_id=r.id,
-                                               date_added=start + timedelta(microseconds=i))
-                               for i, r in enumerate(fresh)])
-    session.flush()
+    session.execute(insert(CollectionEntry.__table__), [{"collection_id": collection.id, "object_id": r.id,
+                                               "date_added": start + timedelta(microseconds=i)}
+                                              for i, r in enumerate(fresh)])
     return len(fresh)
 
 

@@ -18,11 +18,18 @@ Tables
     handed out.
 
 Exact deduplication
-    ``append`` runs under the writer lock: it selects the keys of the batch already stored (within
-    ``clickhouse_dedup_days`` either side of the batch's times: an event key names the time window
-    of its observation, so an equal key lies in that window), inserts only the others, and only
-    then releases the lock. A Distributed insert is sent in the foreground
-    (``distributed_foreground_insert``), so the next writer's check sees it. Because the table is
+    ``append`` runs under the writer lock: it finds the keys of the batch already stored on the UTC
+    days within ``clickhouse_dedup_days`` either side of the batch's times (an event key names the
+    time window of its observation, so an equal key lies in that window), inserts only the others,
+    and only then releases the lock. The stored keys come from the writer's key cache
+    (:class:`KeyCache`: a :class:`~commonwatch.events.store.key_index.KeyIndex` of fingerprints per
+    day, in this process's memory), each day read from its partition the first time a batch needs
+    it. Before each check one query of ``event_id_blocks`` tells what other writers did since: their
+    appends (blocks above the ids the cache saw) are read by id, anything else (a move, a retention
+    drop, which records the block ``(0, 0)``) makes the cache start again, so the check stays exact
+    across writers and restarts. Ids come from the same query, as one block a batch. A
+    Distributed insert is sent in the foreground (``distributed_foreground_insert``), so the next
+    writer's check sees it. Because the table is
     sharded on the key, all copies of one key would live on one shard, where ReplacingMergeTree and
     ``FINAL`` on every read fold them into one row: a read never shows an event twice, whatever
     the merge state.

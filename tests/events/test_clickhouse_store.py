@@ -19,7 +19,15 @@ from commonwatch.errors import Invalid
 from commonwatch.events.migrate import move_events
 from commonwatch.events.search import EventFilter
 from commonwatch.events.store import COLUMN_TYPES, event_store
-from commonwatch.events.store.clickhouse import TABLE, ChdbBackend, ClickHouseEventStore, quote_str, table_ddl
+from commonwatch.events.store.clickhouse import (
+    _KEY_CACHES,
+    TABLE,
+    ChdbBackend,
+    ClickHouseEventStore,
+    quote_str,
+    table_ddl,
+)
+from commonwatch.events.store.parquet import RENAME
 from commonwatch.events.store.sql import SqlEventStore
 from tests.events.eventdata import as_batch, event_row, insert_events, spread
 
@@ -125,6 +133,65 @@ def test_the_dedup_check_looks_within_the_window(tmp_path):
     assert store.append(as_batch([row]), batch_id=1, now=END) == 1
     assert store.append(as_batch([{**row, "time_source": END + timedelta(hours=20)}]), batch_id=2, now=END) == 0
     assert store.append(as_batch([{**row, "time_source": END + timedelta(days=3)}]), batch_id=3, now=END) == 1
+
+
+def with_ids(rows, ids) -> pl.DataFrame:
+    """Rows as :meth:`ClickHouseEventStore.append_stored` takes them (a move from another store)."""
+    frame = as_batch(rows).rename(RENAME, strict=False)
+    return frame.with_columns(pl.Series("id", ids, pl.Int64), pl.lit(1, pl.Int64).alias("batch_id"),
+                              pl.col("time_source").alias("created_at"))
+
+
+def test_dedup_stays_exact_across_a_restart(tmp_path):
+    """The writer's key cache lives in its process: a process started afresh reads the stored keys
+    again, so what an earlier process stored is not stored twice."""
+    import subprocess
+    import sys
+
+    rows = spread(40, end=END, org_ids=[None], step=timedelta(hours=5))  # over 9 days
+    as_batch(rows[:30]).write_parquet(tmp_path / "first.parquet")
+    first = subprocess.run(
+        [sys.executable, "-c", "import sys, polars as pl; from datetime import datetime, UTC; from pathlib import Path; "
+         "from commonwatch.events.store.clickhouse import ChdbBackend, ClickHouseEventStore; "
+         "s = ClickHouseEventStore(ChdbBackend(Path(sys.argv[1]))); "
+         "print(s.append(pl.read_parquet(sys.argv[2]), batch_id=1, now=datetime.now(UTC)))",
+         str(tmp_path / "chdb"), str(tmp_path / "first.parquet")], capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.split()[-1] == "30"
+    store = ClickHouseEventStore(ChdbBackend(tmp_path / "chdb"))
+    assert store.append(as_batch(rows), batch_id=2, now=END) == 10
+    assert store.append(as_batch(rows), batch_id=3, now=END) == 0  # now from the cache
+    assert physical_rows(store) == 40
+    assert sorted(store.existing_keys([r["event_key"] for r in rows]).values()) == list(range(1, 41))
+
+
+def test_a_writer_catches_up_on_what_other_writers_did(store):
+    """Two writers (on a server, in two processes) each with a key cache: one's appends, moves and
+    retention drops are seen by the other's next check. chDB runs one process, so the second
+    writer is this process with its cache set aside, then put back."""
+    mine = spread(10, end=END, org_ids=[None], key_prefix="mine")
+    theirs = spread(10, end=END, org_ids=[None], key_prefix="theirs")
+    store._record_block(1, 50, END)  # ids handed out to a batch whose insert failed: free for a move
+    assert store.append(as_batch(mine), batch_id=1, now=END) == 10
+
+    def as_other_writer(write):
+        held = _KEY_CACHES.pop(store.location)
+        try:
+            return write()
+        finally:
+            _KEY_CACHES[store.location] = held
+
+    # Their append (ids above what this writer saw): caught up by id.
+    assert as_other_writer(lambda: store.append(as_batch(theirs), batch_id=2, now=END)) == 10
+    assert store.append(as_batch(mine + theirs), batch_id=3, now=END) == 0
+    # Their move of stored events, ids below those handed out: this writer's cache starts again.
+    moved = spread(5, end=END, org_ids=[None], key_prefix="moved")
+    assert as_other_writer(lambda: store.append_stored(with_ids(moved, [1, 2, 3, 4, 5]))) == 5
+    assert store.append(as_batch(moved + theirs), batch_id=4, now=END) == 0
+    # Their retention drop: keys left the store, so storing them again is no repeat.
+    assert as_other_writer(lambda: store.drop_days_before(date(2026, 11, 26), [])) != []
+    assert store.count_capped(SYSTEM, EventFilter()) == (0, True)
+    assert store.append(as_batch(mine), batch_id=5, now=END) == 10
 
 
 def test_retention_drops_whole_partitions_and_keeps_holds(store):

@@ -66,6 +66,15 @@ def fingerprints(keys: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     return keys.hash(seed=SEEDS[0]).to_numpy(), keys.hash(seed=SEEDS[1]).to_numpy()
 
 
+def sorted_prints(keys: pl.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The fingerprints of ``keys`` sorted by the first hash, and the order that sorted them: a batch
+    looked up in several indexes (the ClickHouse writer holds one a day) is hashed and sorted once,
+    then asked of each with :meth:`KeyIndex.stored`."""
+    qhi, qlo = fingerprints(keys)
+    order = np.argsort(qhi)
+    return qhi[order], qlo[order], order
+
+
 def sorted_run(hi: np.ndarray, lo: np.ndarray) -> Run:
     order = np.argsort(hi, kind="stable")
     return hi[order], lo[order]
@@ -156,6 +165,14 @@ class KeyIndex:
         out = np.empty(len(found), dtype=bool)
         out[order] = found
         return out
+
+    def stored(self, qhi: np.ndarray, qlo: np.ndarray) -> np.ndarray:
+        """For query fingerprints sorted by the first hash (as :func:`sorted_prints` gives them),
+        whether each is stored, in that sorted order."""
+        found = _found(self.main, qhi, qlo)
+        for run in self.pending:
+            found |= _found(run, qhi, qlo)
+        return found
 
     def extended(self, new: pl.Series) -> KeyIndex:
         """This index with the keys ``new``, none of them in it yet."""

@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 
@@ -97,12 +97,13 @@ class Settings(BaseSettings):
     #: The cluster (``remote_servers``) whose shards hold the events; empty: one server, no
     #: Distributed table.
     clickhouse_cluster: str = ""
-    #: The ClickHouse store's dedup check looks for a batch's keys this many days either side of
-    #: its events' times: at least the longest ``--window-hours`` any ingest uses.
-    clickhouse_dedup_days: int = Field(default=7, ge=1)
-    #: The Parquet store's dedup check likewise: a batch's keys against the stored keys of the days
-    #: this many either side of its events' times (the writer holds only those days' keys).
+    #: Either store's dedup check: a batch's keys against the stored keys of the days this many
+    #: either side of its events' times (a writer holds only those days' keys): at least the
+    #: longest ``--window-hours`` any ingest uses.
     event_dedup_days: int = Field(default=7, ge=1)
+    #: The earlier name of ``event_dedup_days``, when only the ClickHouse store had the setting:
+    #: still read, so an existing configuration keeps its window (``event_dedup_days`` wins).
+    clickhouse_dedup_days: int | None = Field(default=None, ge=1)
     #: Events whose ``time.source`` is older than this many days are dropped a whole UTC day at a
     #: time (``events retention``, daily job); events linked to an incident are kept.
     event_retention_days: int = Field(default=400, ge=1)
@@ -126,6 +127,12 @@ class Settings(BaseSettings):
     gnupg_home: Path | None = None
     log_format: str = "json"  # json | text
     log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _dedup_days_of_the_earlier_name(self) -> Settings:
+        if self.clickhouse_dedup_days is not None and "event_dedup_days" not in self.model_fields_set:
+            self.event_dedup_days = self.clickhouse_dedup_days
+        return self
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

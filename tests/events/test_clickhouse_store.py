@@ -127,7 +127,7 @@ def test_a_writer_waits_while_another_holds_the_advisory_lock(pg_url, tmp_path):
 
 
 def test_the_dedup_check_looks_within_the_window(tmp_path):
-    """A key stored more than ``clickhouse_dedup_days`` from the batch's times is outside the check."""
+    """A key stored more than ``event_dedup_days`` from the batch's times is outside the check."""
     store = ClickHouseEventStore(ChdbBackend(tmp_path / "chdb"), dedup_days=1)
     row = event_row(1, at=END, org_id=None)
     assert store.append(as_batch([row]), batch_id=1, now=END) == 1

@@ -19,7 +19,7 @@ Tables
 
 Exact deduplication
     ``append`` runs under the writer lock: it finds the keys of the batch already stored on the UTC
-    days within ``clickhouse_dedup_days`` either side of the batch's times (an event key names the
+    days within ``event_dedup_days`` either side of the batch's times (an event key names the
     time window of its observation, so an equal key lies in that window), inserts only the others,
     and only then releases the lock. The stored keys come from the writer's key cache
     (:class:`KeyCache`: a :class:`~commonwatch.events.store.key_index.KeyIndex` of fingerprints per
@@ -1006,4 +1006,4 @@ def opened(bind: Any, settings: Any) -> ClickHouseEventStore:
                                                              folder)
     else:
         backend = ChdbBackend(folder / "chdb")
-    return ClickHouseEventStore(backend, bind, dedup_days=settings.clickhouse_dedup_days)
+    return ClickHouseEventStore(backend, bind, dedup_days=settings.event_dedup_days)

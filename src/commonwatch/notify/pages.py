@@ -32,7 +32,7 @@ from commonwatch.notify.models import (
 )
 from commonwatch.web.counts import cached_count
 from commonwatch.web.deps import get_db, require
-from commonwatch.web.listing import ListSpec, empty_page, list_page, parse_bulk_ids, parse_list_query
+from commonwatch.web.listing import ListSpec, count_rows, empty_page, list_page, parse_bulk_ids, parse_list_query
 from commonwatch.web.nav import NavItem
 from commonwatch.web.pages import redirect, render
 
@@ -302,7 +302,10 @@ def warnings_page(request: Request, principal: Principal = Depends(require_warni
     try:
         lq = parse_list_query(WARNINGS_LIST, params)
         f = services.WarningFilter(lq.params.get("status", ""), lq.params.get("type", ""))
-        lst = list_page(db, services.warnings_query(principal, f, lq.params.get("q", "")), WARNINGS_LIST, lq)
+        stmt = services.warnings_query(principal, f, lq.params.get("q", ""))
+        lst = list_page(db, stmt, WARNINGS_LIST, lq, count=False)
+        lst.total = cached_count(request.app.state, "warnings", principal, ("list-total", *sorted(lq.params.items())),
+                                 lambda: count_rows(db, stmt))
     except Invalid as exc:
         errors = exc.by_field()
         lst = empty_page(WARNINGS_LIST, params)

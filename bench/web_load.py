@@ -171,6 +171,27 @@ def _ms(text: str) -> float:
     return float(m.group(1)) * _UNIT[m.group(2)] if m else float("nan")
 
 
+def worker_cpu(server: Server) -> dict[int, float]:
+    """CPU seconds used so far by each worker process of ``server`` (its children; the process
+    itself when it has none: one worker)."""
+    pids = subprocess.run(["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True).stdout.split()
+    out: dict[int, float] = {}
+    for pid in pids or [str(server.proc.pid)]:
+        try:
+            if b"resource_tracker" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                continue  # multiprocessing's helper, not a worker
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[int(pid)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def cpu_shares(before: dict[int, float], after: dict[int, float]) -> str:
+    """Each worker's CPU seconds in a phase: equal shares mean the connections were spread."""
+    return "/".join(f"{after[p] - before.get(p, 0.0):.1f}" for p in sorted(after))
+
+
 def run_wrk(url: str, header: str, connections: int, seconds: int) -> dict[str, float]:
     out = subprocess.run([WRK, "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s",
                           "-H", header, url], capture_output=True, text=True, check=True).stdout
@@ -257,8 +278,10 @@ def main() -> int:
                          ("overview", "/", admin_cookie)]
                 warm_up(server.url, paths, w)
                 for name, path, header in paths:
+                    cpu0 = worker_cpu(server)
                     results[(w, "idle", name)] = run_wrk(server.url + path, header, args.connections, args.seconds)
-                    log(f"workers={w} idle {name}: {results[(w, 'idle', name)]}")
+                    log(f"workers={w} idle {name}: {results[(w, 'idle', name)]}, worker CPU s "
+                        f"{cpu_shares(cpu0, worker_cpu(server))}")
                 if not args.skip_ingest:
                     for name, path, header in paths:
                         # new rows each time (another day): an ingest of the same rows would store nothing
@@ -272,13 +295,15 @@ def main() -> int:
                                                    "shadowserver"], env=env,
                                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                         time.sleep(2)  # past its start-up, into the rows
+                        cpu0 = worker_cpu(server)
                         results[(w, "ingest", name)] = run_wrk(server.url + path, header, args.connections,
                                                                args.seconds)
+                        shares = cpu_shares(cpu0, worker_cpu(server))
                         still = ingest.poll() is None
                         if still:
                             ingest.send_signal(signal.SIGINT)
                         ingest.wait(120)
-                        log(f"workers={w} during ingest {name}: {results[(w, 'ingest', name)]}"
+                        log(f"workers={w} during ingest {name}: {results[(w, 'ingest', name)]}, worker CPU s {shares}"
                             f"{'' if still else ' (the ingest ended before wrk did)'}")
             finally:
                 server.stop()

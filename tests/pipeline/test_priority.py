@@ -27,6 +27,7 @@ PROBE = textwrap.dedent("""
     for tid in sorted(os.listdir("/proc/self/task")):
         stat = Path(f"/proc/self/task/{tid}/stat").read_text()
         print("thread", tid, stat.rsplit(")", 1)[1].split()[16])
+        print("policy", os.sched_getscheduler(int(tid)))
     print("now", now)
     done.set(); t.join()
 """)
@@ -44,6 +45,7 @@ def test_every_thread_takes_the_niceness():
     threads = _nice_of(out, "thread")
     assert len(threads) >= 2 and threads == [want] * len(threads)
     assert _nice_of(out, "later") == [want] and _nice_of(out, "now") == [want]
+    assert set(_nice_of(out, "policy")) == {os.SCHED_BATCH}  # every thread a batch one
 
 
 def test_never_raises_the_priority():

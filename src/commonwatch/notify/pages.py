@@ -310,7 +310,10 @@ def warnings_page(request: Request, principal: Principal = Depends(require_warni
         errors = exc.by_field()
         lst = empty_page(WARNINGS_LIST, params)
     warnings = list(lst.items)
-    events = services.warning_events(db, warnings)
+    # The page's events by id, kept while the store has not changed (a stored event never does): the
+    # same fifty warnings' events would otherwise be read from the store at every visit.
+    events = cached_count(request.app.state, "events", principal, ("warning-events", *(w.event_id for w in warnings)),
+                          lambda: services.warning_events(db, warnings))
     return render(request, "notify/warnings.html", {
         "title": _("My warnings") if not principal.is_staff else _("Warnings"), "lst": lst, "errors": errors,
         "rows": [(w, events.get(w.event_id)) for w in warnings],

@@ -20,15 +20,17 @@ def _thread_ids() -> list[int]:
 
 
 def lower_priority(nice: int) -> int:
-    """Raise every thread of this process to niceness ``nice`` (never lower it), and return the
-    niceness now in force. On Linux niceness is per thread, and a thread pool started before this
+    """Raise every thread of this process to niceness ``nice`` (never lower it) under the batch
+    scheduling policy (``SCHED_BATCH``, where the system has it), and return the niceness now in
+    force. On Linux niceness is per thread, and a thread pool started before this
     call (Polars', say) keeps its own: each thread is set by its id; threads started later take
     their starter's."""
-    current = os.getpriority(os.PRIO_PROCESS, 0)
-    if nice <= current:
-        return current
+    nice = max(nice, os.getpriority(os.PRIO_PROCESS, 0))
+    batch = getattr(os, "SCHED_BATCH", None)
     for tid in _thread_ids():
         try:
+            if batch is not None:  # a CPU-bound batch: its wake-ups do not preempt a request's thread
+                os.sched_setscheduler(tid, batch, os.sched_param(0))
             os.setpriority(os.PRIO_PROCESS, tid, nice)
         except (ProcessLookupError, PermissionError):  # a thread that ended meanwhile
             continue

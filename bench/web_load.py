@@ -171,6 +171,27 @@ def _ms(text: str) -> float:
     return float(m.group(1)) * _UNIT[m.group(2)] if m else float("nan")
 
 
+def worker_cpu(server: Server) -> dict[int, float]:
+    """CPU seconds used so far by each worker process of ``server`` (its children; the process
+    itself when it has none: one worker)."""
+    pids = subprocess.run(["pgrep", "-P", str(server.proc.pid)], capture_output=True, text=True).stdout.split()
+    out: dict[int, float] = {}
+    for pid in pids or [str(server.proc.pid)]:
+        try:
+            if b"resource_tracker" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                continue  # multiprocessing's helper, not a worker
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[int(pid)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def cpu_shares(before: dict[int, float], after: dict[int, float]) -> str:
+    """Each worker's CPU seconds in a phase: equal shares mean the connections were spread."""
+    return "/".join(f"{after[p] - before.get(p, 0.0):.1f}" for p in sorted(after))
+
+
 def run_wrk(url: str, header: str, connections: int, seconds: int) -> dict[str, float]:
     out = subprocess.run([WRK, "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s",
                           "-H", header, url], capture_output=True, text=True, check=True).stdout
@@ -223,8 +244,14 @@ def main() -> int:
     env.pop("COMMONWATCH_DATABASE_URL", None)
     try:
         t0 = time.perf_counter()
-        demo = cli(env, "demo")
-        people = sign_ins(demo.stdout + demo.stderr)
+        listing = work / "demo-sign-ins.txt"
+        if args.keep and listing.exists():  # a kept data dir: the demo is in it already
+            demo_output = listing.read_text()
+        else:
+            demo = cli(env, "demo")
+            demo_output = demo.stdout + demo.stderr
+            listing.write_text(demo_output)
+        people = sign_ins(demo_output)
         admin, constituent = people["admin"], people["constituent"]
         log(f"demo loaded ({time.perf_counter() - t0:.0f}s); sign-ins: {admin[0]}, {constituent[0]}")
         loaded = work / "loaded"
@@ -251,8 +278,10 @@ def main() -> int:
                          ("overview", "/", admin_cookie)]
                 warm_up(server.url, paths, w)
                 for name, path, header in paths:
+                    cpu0 = worker_cpu(server)
                     results[(w, "idle", name)] = run_wrk(server.url + path, header, args.connections, args.seconds)
-                    log(f"workers={w} idle {name}: {results[(w, 'idle', name)]}")
+                    log(f"workers={w} idle {name}: {results[(w, 'idle', name)]}, worker CPU s "
+                        f"{cpu_shares(cpu0, worker_cpu(server))}")
                 if not args.skip_ingest:
                     for name, path, header in paths:
                         # new rows each time (another day): an ingest of the same rows would store nothing
@@ -261,17 +290,20 @@ def main() -> int:
                                                                                   0, 0, 0))))
                         report = work / f"{day}-scan_http-demo-geo.csv"
                         write_report(report, args.events, seed=100 + ingests, day=day)
+                        # as docs/install.md runs it: the ingest lowers its own priority (ingest_nice)
                         ingest = subprocess.Popen([str(BIN / "commonwatch"), "ingest", str(report), "--feed",
                                                    "shadowserver"], env=env,
                                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                         time.sleep(2)  # past its start-up, into the rows
+                        cpu0 = worker_cpu(server)
                         results[(w, "ingest", name)] = run_wrk(server.url + path, header, args.connections,
                                                                args.seconds)
+                        shares = cpu_shares(cpu0, worker_cpu(server))
                         still = ingest.poll() is None
                         if still:
                             ingest.send_signal(signal.SIGINT)
                         ingest.wait(120)
-                        log(f"workers={w} during ingest {name}: {results[(w, 'ingest', name)]}"
+                        log(f"workers={w} during ingest {name}: {results[(w, 'ingest', name)]}, worker CPU s {shares}"
                             f"{'' if still else ' (the ingest ended before wrk did)'}")
             finally:
                 server.stop()
@@ -281,6 +313,11 @@ def main() -> int:
     print(f"\nweb_load: {args.events:,} events, wrk -t2 -c{args.connections} -d{args.seconds}s, "
           f"{workers} workers against 1 (os.cpu_count()={os.cpu_count()}); load average at the start "
           f"{load_start}, at the end {_loadavg()}")
+    from commonwatch.config import Settings
+
+    nice = Settings(data_dir=work / "data").ingest_nice
+    print(f"the ingest beside the load: `commonwatch ingest` as docs/install.md runs it, at niceness {nice} "
+          f"(ingest_nice; COMMONWATCH_INGEST_NICE), in the same scheduling group as the servers")
     print(f"{'phase':<7} {'path':<24} {'req/s W':>9} {'p50 ms':>8} {'p99 ms':>8} {'err':>4} | "
           f"{'req/s 1':>8} {'p50 ms':>8} {'p99 ms':>8} {'err':>4} | {'x req/s':>7} {'p99 ratio':>9}")
     for (w, phase, name), r in results.items():

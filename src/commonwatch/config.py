@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     #: threads), so a request never waits for one while holding the other (a deadlock under load),
     #: and a few requests at a time share the cores better than forty.
     max_concurrent_requests: int = Field(8, ge=1, le=14)
+    #: The niceness ``commonwatch ingest`` and ``commonwatch worker`` give themselves at start
+    #: (0: unchanged): a bulk ingest yields the cores to the interactive server's requests.
+    ingest_nice: int = Field(10, ge=0, le=19)
     max_upload_bytes: int = 25 * 1024 * 1024
     max_import_bytes: int = 50 * 1024 * 1024
     #: Which event store holds the events: ``parquet`` (immutable columnar segments in

@@ -208,7 +208,44 @@ class GracefulH11Protocol(H11Protocol):
 
 
 class GracefulServer(uvicorn.Server):
-    """uvicorn's server, stopping as the module's docstring says."""
+    """uvicorn's server, stopping as the module's docstring says; on a socket shared with other
+    workers it takes one connection at a time (:meth:`_share_connections`)."""
+
+    async def startup(self, sockets=None) -> None:
+        await super().startup(sockets)
+        if sockets is not None and self.config.workers > 1:
+            self._share_connections(sockets)
+
+    def _share_connections(self, sockets) -> None:
+        """Accept one connection per turn of the event loop instead of asyncio's up to ``backlog``
+        (2048) at once. Every worker polls the shared socket; with asyncio's batch the first worker
+        woken took every waiting connection (fifty clients connecting together all went to one
+        worker, and kept-alive they stayed there while the other worker idled). One at a time, the
+        workers take turns: a busy worker's loop comes round later, so the less busy one takes more."""
+        loop = asyncio.get_running_loop()
+        config = self.config
+
+        def protocol() -> asyncio.Protocol:
+            return config.http_protocol_class(config=config, server_state=self.server_state,
+                                              app_state=self.lifespan.state)
+
+        def accept_one(sock) -> None:
+            try:
+                conn, _peer = sock.accept()
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                return  # another worker took it, or the client left
+            except OSError as exc:  # out of file descriptors, say: the next turn tries again
+                log.warning("accept failed", extra={"error": str(exc)})
+                return
+            conn.setblocking(False)
+            task = loop.create_task(loop.connect_accepted_socket(protocol, conn))
+            self._accepting.add(task)
+            task.add_done_callback(self._accepting.discard)
+
+        self._accepting: set[asyncio.Task] = set()
+        for sock in sockets:
+            loop.remove_reader(sock.fileno())
+            loop.add_reader(sock.fileno(), accept_one, sock)
 
     async def shutdown(self, sockets=None) -> None:
         loop = asyncio.get_running_loop()

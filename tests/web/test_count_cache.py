@@ -117,3 +117,53 @@ def test_an_expired_count_is_counted_once_while_the_others_wait_for_it(clock):
         t.join(10)
     assert answers == [42] * 10
     assert len(calls) == 1
+
+
+def _feed_faults_shown(client, headers) -> list[str]:
+    html = client.get("/", headers=headers).text
+    return re.findall(r"(feed-[a-z]+): ", html)
+
+
+def test_the_overview_panels_follow_a_write_at_once_and_an_unstamped_one_within_the_ttl(app, client, world, clock):
+    from commonwatch.feeds.models import FeedFault
+
+    admin = world.auth("admin")
+    assert _feed_faults_shown(client, admin) == []
+    with session_scope(app.state.sessionmaker, actor="test") as s:  # the app's engine: the stamp moves
+        s.add(FeedFault(feed_name="feed-alpha", kind="empty", opened_at=clock.now(), detail={}))
+    assert _feed_faults_shown(client, admin) == ["feed-alpha"]
+    # A sign-in writes (a session row, the audit chain) without moving the overview; another
+    # program's write (its own engine) is shown once the TTL has passed, not before.
+    other = make_engine(app.state.settings.effective_database_url)
+    with other.begin() as conn:
+        conn.execute(insert(FeedFault), [{"feed_name": "feed-bravo", "kind": "empty", "opened_at": clock.now(),
+                                          "detail": {}, "delivery": ""}])
+    assert _feed_faults_shown(client, admin) == ["feed-alpha"]
+    clock.advance(timedelta(seconds=TTL_SECONDS))
+    assert sorted(_feed_faults_shown(client, admin)) == ["feed-alpha", "feed-bravo"]
+
+
+def test_the_overview_is_the_viewers_own(app, client, world):
+    """Kept per viewer and language: another tenant's or language's overview is never served."""
+    staff = client.get("/", headers=world.auth("admin")).text
+    member = client.get("/", headers=world.auth("a")).text
+    assert "Feed health" in staff and "Feed health" not in member
+    chinese = client.get("/", headers={**world.auth("admin"), "Accept-Language": "zh-CN"}).text
+    assert "Feed health" not in chinese
+
+
+def test_the_warnings_total_follows_a_warning_write(app, client, world, clock):
+    from commonwatch.notify.models import EventWarning
+
+    def total() -> int:
+        html = client.get("/warnings", headers=world.auth("a")).text
+        m = re.search(r'data-count="(\d+)"', html)
+        assert m, html[:3000]
+        return int(m.group(1))
+
+    before = total()
+    with session_scope(app.state.sessionmaker, actor="test") as s:
+        s.add(EventWarning(org_id=world.org_a, event_id=1, obs_key=1, disposition="warn", status="open",
+                           classification_type="scanner", feed_name="feed-alpha", severity="medium",
+                           time_source=clock.now(), created_at=clock.now()))
+    assert total() == before + 1

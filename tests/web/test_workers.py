@@ -109,6 +109,38 @@ def test_sign_in_limit_counts_failures_from_every_worker(served):
     assert statuses[5] == 429  # the fifth failure locked the account, whichever worker counted it
 
 
+def test_connections_made_at_once_are_shared_by_the_workers(served):
+    """Sixty clients connecting together (a campaign's first minute, wrk's start) go to both workers,
+    each taking one connection per turn of its loop (serving.GracefulServer._share_connections). The
+    workers are stopped while the clients connect, so every connection waits in the kernel's queue
+    when both wake. (This passed with asyncio's batch accept too: both workers wake together here.
+    What the change fixes shows under wrk: bench/web_load.py prints each worker's share of the CPU.)"""
+    import os
+    import signal
+
+    server, _world = served
+    with fresh_client() as c:
+        pids: set[int] = set()
+        while len(pids) < 2:
+            pids.add(c.get(f"{server.url}/healthz").json()["worker"])
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        socks = [socket.create_connection(("127.0.0.1", server.port), timeout=120) for _ in range(60)]
+    finally:
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
+    answered = Counter()
+    for sock in socks:
+        with sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+            answered[json.loads(data.split(b"\r\n\r\n", 1)[1])["worker"]] += 1
+    assert set(answered) == pids and min(answered.values()) >= 6, answered
+
+
 def _slow_request(port: int, path: str, headers: dict[str, str], pause: float) -> tuple[int, str, bool]:
     """Connect, hold the connection ``pause`` seconds without sending a byte (the server has
     accepted it by then), then send one request and read the whole answer over a raw socket:

@@ -32,7 +32,7 @@ from commonwatch.notify.models import (
 )
 from commonwatch.web.counts import cached_count
 from commonwatch.web.deps import get_db, require
-from commonwatch.web.listing import ListSpec, empty_page, list_page, parse_bulk_ids, parse_list_query
+from commonwatch.web.listing import ListSpec, count_rows, empty_page, list_page, parse_bulk_ids, parse_list_query
 from commonwatch.web.nav import NavItem
 from commonwatch.web.pages import redirect, render
 
@@ -302,12 +302,18 @@ def warnings_page(request: Request, principal: Principal = Depends(require_warni
     try:
         lq = parse_list_query(WARNINGS_LIST, params)
         f = services.WarningFilter(lq.params.get("status", ""), lq.params.get("type", ""))
-        lst = list_page(db, services.warnings_query(principal, f, lq.params.get("q", "")), WARNINGS_LIST, lq)
+        stmt = services.warnings_query(principal, f, lq.params.get("q", ""))
+        lst = list_page(db, stmt, WARNINGS_LIST, lq, count=False)
+        lst.total = cached_count(request.app.state, "warnings", principal, ("list-total", *sorted(lq.params.items())),
+                                 lambda: count_rows(db, stmt))
     except Invalid as exc:
         errors = exc.by_field()
         lst = empty_page(WARNINGS_LIST, params)
     warnings = list(lst.items)
-    events = services.warning_events(db, warnings)
+    # The page's events by id, kept while the store has not changed (a stored event never does): the
+    # same fifty warnings' events would otherwise be read from the store at every visit.
+    events = cached_count(request.app.state, "events", principal, ("warning-events", *(w.event_id for w in warnings)),
+                          lambda: services.warning_events(db, warnings))
     return render(request, "notify/warnings.html", {
         "title": _("My warnings") if not principal.is_staff else _("Warnings"), "lst": lst, "errors": errors,
         "rows": [(w, events.get(w.event_id)) for w in warnings],

@@ -38,6 +38,7 @@ def ingest(target: str = typer.Argument(..., help="A file, a folder, or an http(
     from commonwatch.pipeline.runner import ingest_sources
 
     rt = get_runtime()
+    _yield_cores(rt.settings)
     try:
         parser = get_parser(feed, rt.settings.data_dir)
     except Invalid as exc:
@@ -77,6 +78,14 @@ def ingest(target: str = typer.Argument(..., help="A file, a folder, or an http(
     _print_summary(summary)
     if summary.status != "done":
         raise typer.Exit(1)
+
+
+def _yield_cores(settings) -> None:
+    """Run below the interactive server (``ingest_nice``; pipeline/priority.py), and say so."""
+    from commonwatch.pipeline.priority import lower_priority
+
+    if settings.ingest_nice:
+        console.print(f"running at niceness {lower_priority(settings.ingest_nice)} (ingest_nice)", highlight=False)
 
 
 def _named(sources, url: str | None):
@@ -124,6 +133,7 @@ def worker(broker: str = typer.Option("", help="amqp://... (default: COMMONWATCH
     from commonwatch.pipeline.runner import load_references
 
     rt = get_runtime()
+    _yield_cores(rt.settings)
     url = broker or rt.settings.broker_url
     if not url.startswith("amqp"):
         fail("worker needs a RabbitMQ URL: --broker amqp://... or COMMONWATCH_BROKER_URL")

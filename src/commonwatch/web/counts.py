@@ -11,6 +11,10 @@ or another (other workers, an ingest in its own process):
   commit on the app's engine that wrote to the topic's tables (organisations, networks, ASNs,
   domains, contacts; warnings and their feedback), ORM or Core alike. A write by another program
   (a CLI import on its own engine, a SQL console) is bounded by the TTL.
+- ``overview``: the overview's panels (web/pages.py: home), which read a little of many
+  capabilities' tables: both the events generation and a stamp that every commit on the app's
+  engine moves that wrote to any table but the per-request bookkeeping (sessions, tokens, sign-in
+  attempts, the audit chain: :data:`NOT_OVERVIEW`).
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from commonwatch.clock import Clock
 #: How long a count may be shown before it is counted again, whatever the generation says.
 TTL_SECONDS = 10.0
 REGISTRY_TABLES = frozenset({"organisations", "networks", "org_asns", "domains", "contacts"})
+#: Tables whose writes leave the overview as it was: what serving a request itself writes.
+NOT_OVERVIEW = frozenset({"web_sessions", "api_tokens", "login_attempts", "audit_log", "audit_head"})
 _MAX_ENTRIES = 4096
 
 Generation = Hashable | None
@@ -119,6 +125,14 @@ def make_count_cache(settings: Any, clock: Clock) -> CountCache:
         generations["events"] = lambda: store.read_manifest().generation  # +1 at every commit
     else:
         generations["events"] = lambda: None
+    overview = stamp_path(settings, "overview")
+    events = generations["events"]
+
+    def overview_generation() -> Generation:
+        moved = events()
+        return None if moved is None else (moved, _stamp(overview))
+
+    generations["overview"] = overview_generation
     return CountCache(clock, generations)
 
 
@@ -144,9 +158,12 @@ def watch_writes(engine: Any, settings: Any) -> None:
     @event.listens_for(engine, "after_execute")
     def _note(conn: Any, clause: Any, *_args: Any) -> None:
         if isinstance(clause, UpdateBase):
-            topic = by_table.get(getattr(clause.table, "name", None))
+            name = getattr(clause.table, "name", None)
+            topic = by_table.get(name)
             if topic is not None:
                 conn.info.setdefault("count_topics", set()).add(topic)
+            if name not in NOT_OVERVIEW:
+                conn.info.setdefault("count_topics", set()).add("overview")
 
     @event.listens_for(engine, "commit")
     def _bump(conn: Any) -> None:

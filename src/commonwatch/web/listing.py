@@ -254,6 +254,11 @@ def ordered_rows(session: Session, stmt: Select, spec: ListSpec, q: ListQuery, *
     return list(session.execute(stmt.order_by(None).order_by(*order).limit(limit)).all())
 
 
+def count_rows(session: Session, stmt: Select) -> int:
+    """How many rows a (scoped) list statement selects."""
+    return session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+
+
 def list_page(session: Session, stmt: Select, spec: ListSpec, q: ListQuery, *,
               count: bool = True) -> ListPage:
     """One page of a scoped ``stmt`` in the order of ``q``, with the number of rows it selects.
@@ -261,7 +266,7 @@ def list_page(session: Session, stmt: Select, spec: ListSpec, q: ListQuery, *,
     ``stmt`` must already be under the reader's tenancy (``db.scope``): this function only orders,
     cuts and counts. Each item is the row's selected entities: a single entity comes back as is,
     several as a tuple."""
-    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) if count else None
+    total = count_rows(session, stmt) if count else None
     width = len(stmt.column_descriptions)
 
     def ordered(*, limit: int, after: Any = None, before: Any = None) -> list[Any]:

@@ -317,7 +317,7 @@ SEGMENT_MEMO_ENTRIES = 20_000
 SMALL_SEGMENT_ROWS = 2_000
 HELD_ROWS = 200_000
 #: store folder -> (the small segments' paths, their rows as one frame)
-_HELD: dict[Path, tuple[tuple[str, ...], pl.DataFrame]] = {}
+_HELD: dict[Path, tuple[tuple[str, ...], pl.DataFrame, Any]] = {}
 _SEGMENT_MEMO: OrderedDict[tuple, Any] = OrderedDict()
 _MEMO_LOCK = threading.Lock()
 
@@ -580,17 +580,20 @@ class ParquetEventStore:
     def _small_segments(self, m: Manifest) -> pl.DataFrame | None:
         """Every live small segment's rows as one frame, read again only when the set of small
         segments changed; None when they hold more than HELD_ROWS rows."""
+        key = self.location.resolve()
+        held = _HELD.get(key)
+        if held is not None and held[2] is m:  # the same parsed manifest (read_manifest keeps it): no walk
+            return held[1]
         small = [s for s in m.segments if s["rows"] <= SMALL_SEGMENT_ROWS]
         if sum(s["rows"] for s in small) > HELD_ROWS:
             return None
         paths = tuple(str(self.location / s["file"]) for s in small)
-        key = self.location.resolve()
-        held = _HELD.get(key)
         if held is not None and held[0] == paths:
+            _HELD[key] = (paths, held[1], m)
             return held[1]
         frame = pl.scan_parquet(list(paths), schema=SCHEMA).collect().rechunk() if paths \
             else pl.DataFrame(schema=SCHEMA)
-        _HELD[key] = (paths, frame)
+        _HELD[key] = (paths, frame, m)
         return frame
 
     def _selection(self, principal: Principal, f: EventFilter, *, up_to_id: int | None = None) -> pl.LazyFrame:

@@ -63,6 +63,20 @@ def _own_event_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
 
 
 @pytest.fixture(autouse=True, scope="session")
+def _suite_keeps_its_priority():
+    """In-process ingests leave the suite's own priority alone (``ingest_nice`` would lower every
+    thread of the test process for the rest of the run, and a process cannot raise it back);
+    tests/pipeline/test_priority.py sets it where it tests it, in processes of their own."""
+    saved = os.environ.get("COMMONWATCH_INGEST_NICE")
+    os.environ["COMMONWATCH_INGEST_NICE"] = "0"
+    yield
+    if saved is None:
+        os.environ.pop("COMMONWATCH_INGEST_NICE", None)
+    else:
+        os.environ["COMMONWATCH_INGEST_NICE"] = saved
+
+
+@pytest.fixture(autouse=True, scope="session")
 def _password_only_sign_in():
     """The world's admin and coordinator sign in with a password alone; the second-factor policy
     (admins and coordinators by default) is turned on by tests/access/test_mfa.py where it tests it."""

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import polars as pl
-from sqlalchemy import BigInteger, and_, case, cast, distinct, func, literal, or_, select
+from sqlalchemy import BigInteger, case, cast, distinct, func, literal, select
 from sqlalchemy.orm import Session
 
 from commonwatch.access.principal import Principal
@@ -326,15 +326,24 @@ def distinct_hosts(session: Session, principal: Principal, p: Period, f: Filters
     ranges = _day_ranges(d0, d1)
     if not ranges or not wanted:
         return 0
-    when = or_(*[and_(HostSet.grain == grain, HostSet.bucket >= lo, HostSet.bucket < hi) for grain, lo, hi in ranges])
     f = replace(f, type="")
+    # a statement per grain's range, each a range of the primary key (an OR of ranges made SQLite
+    # scan every set)
     if per_org:
-        stmt = select(func.count(distinct(HostSet.org_id))).where(when, HostSet.type.in_(wanted), HostSet.org_id != 0)
-        return int(session.execute(_filtered(stmt, HostSet, principal, f, centre=False)).scalar() or 0)
-    stmt = select(HostSet.n, HostSet.hosts).where(when, HostSet.type.in_(wanted))
-    if not _centre(principal, f):
-        stmt = stmt.where(HostSet.org_id != 0)
-    rows = session.execute(_filtered(stmt, HostSet, principal, f)).all()
+        found: set[int] = set()
+        for grain, lo, hi in ranges:
+            stmt = select(distinct(HostSet.org_id)).where(HostSet.grain == grain, HostSet.bucket >= lo,
+                                                          HostSet.bucket < hi, HostSet.type.in_(wanted),
+                                                          HostSet.org_id != 0)
+            found.update(session.execute(_filtered(stmt, HostSet, principal, f, centre=False)).scalars())
+        return len(found)
+    rows = []
+    for grain, lo, hi in ranges:
+        stmt = select(HostSet.n, HostSet.hosts).where(HostSet.grain == grain, HostSet.bucket >= lo,
+                                                      HostSet.bucket < hi, HostSet.type.in_(wanted))
+        if not _centre(principal, f):
+            stmt = stmt.where(HostSet.org_id != 0)
+        rows += session.execute(_filtered(stmt, HostSet, principal, f)).all()
     if len(rows) <= 1:
         return int(rows[0][0]) if rows else 0
     return int(np.unique(decode_hosts([r[1] for r in rows])).size)

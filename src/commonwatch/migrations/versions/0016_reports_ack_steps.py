@@ -15,7 +15,7 @@ from alembic import op
 revision = '0016_reports_ack_steps'
 down_revision = '0015_reports_host_months'
 branch_labels = None
-depends_on = ('0015_notify_period_indexes',)
+depends_on = ('0003_notify',)  # it reads notify_warnings
 
 
 def upgrade() -> None:

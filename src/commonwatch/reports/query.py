@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import polars as pl
-from sqlalchemy import BigInteger, case, cast, distinct, func, literal, select
+from sqlalchemy import BigInteger, case, cast, func, literal, select
 from sqlalchemy.orm import Session
 
 from commonwatch.access.principal import Principal
@@ -332,7 +332,7 @@ def distinct_hosts(session: Session, principal: Principal, p: Period, f: Filters
     if per_org:
         found: set[int] = set()
         for grain, lo, hi in ranges:
-            stmt = select(distinct(HostSet.org_id)).where(HostSet.grain == grain, HostSet.bucket >= lo,
+            stmt = select(HostSet.org_id).distinct().where(HostSet.grain == grain, HostSet.bucket >= lo,
                                                           HostSet.bucket < hi, HostSet.type.in_(wanted),
                                                           HostSet.org_id != 0)
             found.update(session.execute(_filtered(stmt, HostSet, principal, f, centre=False)).scalars())

@@ -4,7 +4,9 @@ constituent's (A is answered 403/404)."""
 
 from __future__ import annotations
 
-from commonwatch.reports.models import EventCount, HostDay, HostMonth
+import numpy as np
+
+from commonwatch.reports.models import EventCount, HostSet
 from commonwatch.reports.rollup import DAY, HOUR, MONTH
 
 
@@ -16,7 +18,8 @@ def seed(session, world, clock) -> dict[str, object]:
         for dim, value in (("type", "SECRET-B-type"), ("feed", "SECRET-B-feed"), ("org", str(world.org_b))):
             session.add(EventCount(grain=grain, dim=dim, bucket=bucket, value=value, type="SECRET-B-type",
                                    org_id=world.org_b, partner_org_id=0, n=7))
-    session.add(HostDay(day=hour // 24, type="SECRET-B-type", org_id=world.org_b, partner_org_id=0, host=99))
-    session.add(HostMonth(month=month, type="SECRET-B-type", org_id=world.org_b, partner_org_id=0, host=99))
+    for grain, bucket in ((DAY, hour // 24), (MONTH, month)):
+        session.add(HostSet(grain=grain, bucket=bucket, type="SECRET-B-type", org_id=world.org_b, partner_org_id=0,
+                            n=1, hosts=np.array([99], dtype="<i8").tobytes()))
     session.flush()
     return {"kind": "coordinator", "period": "month", "value": clock.now().strftime("%Y-%m")}

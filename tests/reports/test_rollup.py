@@ -15,7 +15,7 @@ from commonwatch.constituency import services as registry
 from commonwatch.db import make_sessionmaker, session_scope
 from commonwatch.events.store import event_store
 from commonwatch.reports import query, rollup
-from commonwatch.reports.models import ALL, DIMENSIONS, EventCount, HostDay, HostMonth
+from commonwatch.reports.models import ALL, ANY_TYPE, DIMENSIONS, EventCount, HostSet
 from commonwatch.reports.query import Filters, Period
 from tests.reports.helpers import random_batch, store_batch
 
@@ -50,9 +50,13 @@ def _raw(engine) -> pl.DataFrame:
     per_org = pl.concat(parts).select(hour.alias("bucket"), pl.exclude("hour"))
     centre = per_org.group_by(["bucket", "dim", "value", "type"]).agg(pl.col("n").sum()).with_columns(
         pl.lit(ALL, pl.Int64).alias("org_id"), pl.lit(ALL, pl.Int64).alias("partner_org_id"))
+    # and centre-wide for every type together
+    any_type = centre.group_by(["bucket", "dim", "value", "org_id", "partner_org_id"]).agg(pl.col("n").sum()) \
+        .with_columns(pl.lit(ANY_TYPE).alias("type"))
     orgs = orgs.select(hour.alias("bucket"), pl.exclude("hour"))
     assert "org" not in per_org["dim"].unique().to_list()
-    return pl.concat([per_org, centre.select(per_org.columns), orgs.select(per_org.columns)]).select(
+    return pl.concat([per_org, centre.select(per_org.columns), any_type.select(per_org.columns),
+                      orgs.select(per_org.columns)]).select(
         [*rollup.KEYS, "n"]).sort(rollup.KEYS)
 
 
@@ -87,7 +91,8 @@ def test_rollups_equal_raw_counts_with_duplicates_and_after_rebuild(any_engine):
     _write(any_engine, rng, orgs)
 
     hourly = _raw(any_engine)
-    assert int(hourly.filter((pl.col("dim") == "type") & (pl.col("org_id") == ALL))["n"].sum()) == 2100
+    assert int(hourly.filter((pl.col("dim") == "type") & (pl.col("org_id") == ALL) & (pl.col("type") != ANY_TYPE))
+               ["n"].sum()) == 2100
     # the finest grain is the part of a UTC day between UTC's and Asia/Shanghai's midnights
     assert rollup.day_edges() == (0, 16)
     raw = _summed(hourly, rollup.part_of_day(pl.col("bucket"), (0, 16)))
@@ -100,12 +105,10 @@ def test_rollups_equal_raw_counts_with_duplicates_and_after_rebuild(any_engine):
     assert _rolled(any_engine, rollup.MONTH).equals(months)
 
     with engine_conn(any_engine) as conn:
-        hosts_before = conn.execute(select(func.count()).select_from(HostDay)).scalar()
-        months_before = conn.execute(select(func.count()).select_from(HostMonth)).scalar()
-        assert months_before > 0
+        sets_before = _sets(conn)
+        assert sets_before.filter(pl.col("grain") == rollup.MONTH).height > 0
         conn.execute(EventCount.__table__.delete())
-        conn.execute(HostDay.__table__.delete())
-        conn.execute(HostMonth.__table__.delete())
+        conn.execute(HostSet.__table__.delete())
     with engine_conn(any_engine) as conn:
         done = rollup.rebuild(conn, event_store(conn), START - timedelta(days=1))
     assert done.events == 2100
@@ -113,14 +116,21 @@ def test_rollups_equal_raw_counts_with_duplicates_and_after_rebuild(any_engine):
     assert _rolled(any_engine, rollup.DAY).equals(days)
     assert _rolled(any_engine, rollup.MONTH).equals(months)
     with engine_conn(any_engine) as conn:
-        assert conn.execute(select(func.count()).select_from(HostDay)).scalar() == hosts_before
-        assert conn.execute(select(func.count()).select_from(HostMonth)).scalar() == months_before
+        assert _sets(conn).equals(sets_before)
 
     # a rebuild over what is already there replaces, never adds
     with engine_conn(any_engine) as conn:
         rollup.rebuild(conn, event_store(conn), START)
     assert _rolled(any_engine, rollup.HOUR).equals(raw)
     assert _rolled(any_engine, rollup.MONTH).equals(months)
+
+
+def _sets(conn) -> pl.DataFrame:
+    """Every host set as its key, size and members."""
+    rows = conn.execute(select(HostSet.grain, HostSet.bucket, HostSet.type, HostSet.org_id, HostSet.partner_org_id,
+                               HostSet.n, HostSet.hosts)).all()
+    return pl.DataFrame([(*r[:6], rollup.decode_hosts([r[6]]).tolist()) for r in rows],
+                        schema=[*rollup.SET_KEYS, "n", "hosts"], orient="row").sort(rollup.SET_KEYS)
 
 
 def _summed(rows: pl.DataFrame, bucket: pl.Expr) -> pl.DataFrame:
@@ -209,6 +219,16 @@ def test_distinct_hosts_count_each_host_once(any_engine):
                        Period(date(2026, 10, 20), date(2026, 12, 3), "Asia/Shanghai")):
             assert query.distinct_hosts(s, SYSTEM, longer) == expected
             assert query.distinct_hosts(s, SYSTEM, longer, types=("c2-server",)) == c2["source_ip_bin"].n_unique()
+        # one organisation's, by the filter and as its constituent; a sector's; a type filter
+        for org in orgs:
+            mine = stored.filter(pl.col("org_id") == org)["source_ip_bin"].n_unique()
+            assert query.distinct_hosts(s, SYSTEM, p, Filters(org_id=org)) == mine
+            own = Principal(user_id=10**6, email="c@example.org", role=Role.CONSTITUENT, org_ids=frozenset({org}))
+            assert query.distinct_hosts(s, own, p) == mine
+        assert query.distinct_hosts(s, SYSTEM, p, Filters(sector="energy")) == \
+            stored.filter(pl.col("org_id") == orgs[1])["source_ip_bin"].n_unique()
+        assert query.distinct_hosts(s, SYSTEM, p, Filters(type="c2-server")) == c2["source_ip_bin"].n_unique()
+        assert query.distinct_hosts(s, SYSTEM, p, Filters(type="scanner"), types=("c2-server",)) == 0
         november = stored.filter(pl.col("org_id").is_not_null() & (pl.col("time_source") < datetime(2026, 12, 1, tzinfo=UTC)))
         assert query.distinct_hosts(s, SYSTEM, Period(date(2026, 11, 1), date(2026, 12, 1), "UTC")) == \
             november["source_ip_bin"].n_unique()
@@ -237,5 +257,6 @@ def test_a_real_ingest_twice_is_counted_once(any_engine, clock):
     with engine_conn(any_engine) as conn:
         assert rollup.catch_up(conn, event_store(conn)) == 0  # nothing is counted twice
         total = conn.execute(select(func.sum(EventCount.n)).where(
-            EventCount.grain == rollup.DAY, EventCount.dim == "type", EventCount.org_id == ALL)).scalar()
+            EventCount.grain == rollup.DAY, EventCount.dim == "type", EventCount.org_id == ALL,
+            EventCount.type == ANY_TYPE)).scalar()
     assert total == stored

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import case, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from commonwatch import capabilities
 from commonwatch.access import audit
 from commonwatch.access.principal import SYSTEM, Principal
 from commonwatch.db import get_scoped, scope
@@ -293,6 +294,13 @@ def repeat_count(session: Session, warning_id: int) -> int:
     return session.scalar(select(func.count()).where(EventWarning.repeat_of_id == warning_id)) or 0
 
 
+def _answering(session: Session, ids: list[int], now: datetime) -> None:
+    """Before the answer of warnings ``ids`` moves to ``now``: the capabilities that keep figures of
+    the answers (reports' time to acknowledge) take the old one out and add the new one."""
+    for _cap, module in capabilities.parts("warning_answers"):
+        module.answered(session, ids, now)
+
+
 def respond(session: Session, principal: Principal, warning_id: int, action: str, comment: str, *,
             suppress: bool, now: datetime) -> Feedback:
     """Record a recipient's answer; a false positive may suppress the same observation from now on."""
@@ -317,6 +325,7 @@ def respond(session: Session, principal: Principal, warning_id: int, action: str
                         comment=comment, suppress=suppress, classification_type=w.classification_type,
                         feed_name=w.feed_name, created_at=now)
     session.add(feedback)
+    _answering(session, [w.id], now)
     session.execute(update(EventWarning).where(EventWarning.id == w.id).values(
         status=action, comment=comment, responded_by=principal.user_id or None, responded_at=now)
         .execution_options(synchronize_session="fetch"))
@@ -374,6 +383,7 @@ def respond_many(session: Session, principal: Principal, ids: list[int], action:
         {"org_id": r.org_id, "warning_id": r.id, "user_id": user_id, "action": action, "comment": comment,
          "suppress": False, "classification_type": r.classification_type, "feed_name": r.feed_name,
          "created_at": now} for r in rows])
+    _answering(session, done, now)
     session.execute(update(EventWarning).where(EventWarning.id.in_(done)).values(
         status=action, comment=comment, responded_by=user_id, responded_at=now)
         .execution_options(synchronize_session="fetch"))

@@ -30,7 +30,8 @@ def rebuild(since: str = typer.Option(..., help="A day of the first UTC month to
     with rt.engine.begin() as conn:
         done = do_rebuild(conn, event_store(conn, settings=rt.settings), start, end, zone=rt.settings.timezone)
     typer.echo(f"rebuilt from {done.since.date().isoformat()}: {done.hour_rows:,} part-day and {done.day_rows:,} "
-               f"daily rows, {done.host_rows:,} host-days from {done.events:,} events")
+               f"daily rows, {done.host_rows:,} host-days from {done.events:,} events, "
+               f"{done.answers:,} answered warnings")
 
 
 @app.command("build")

@@ -251,13 +251,19 @@ def _durations(ctx: Context, model: Any, start: Any, stop: Any, key: str, labels
     rows = ctx.session.execute(stmt.group_by(literal_column("step")).order_by(literal_column("step"))).all()
     steps = [(float(r[0]) * STEP_SECONDS / 3600.0, int(r[1])) for r in rows if r[0] is not None]
     if not steps:
-        data = pl.DataFrame(schema={"measure": pl.String, "n": pl.Float64})
-        return Result(registry()[key], ctx.period, data)
-    median = round(_quantile(steps, 0.5, midpoint=True), 2)
+        return _duration_result(key, ctx.period, 0.0, 0.0, 0, labels)
+    return _duration_result(key, ctx.period, _quantile(steps, 0.5, midpoint=True),
+                            _quantile(steps, 0.9, midpoint=False), sum(k for _v, k in steps), labels)
+
+
+def _duration_result(key: str, period: Period, median: float, p90: float, cases: int,
+                     labels: tuple[str, str]) -> Result:
+    """A duration indicator's table (median, 90th percentile, cases; empty without cases)."""
+    if not cases:
+        return Result(registry()[key], period, pl.DataFrame(schema={"measure": pl.String, "n": pl.Float64}))
     data = pl.DataFrame({"measure": [_(labels[0]), _(labels[1]), _("cases")],
-                         "n": [median, round(_quantile(steps, 0.9, midpoint=False), 2),
-                               float(sum(k for _v, k in steps))]})
-    return Result(registry()[key], ctx.period, data, value=median)
+                         "n": [round(median, 2), round(p90, 2), float(cases)]})
+    return Result(registry()[key], period, data, value=round(median, 2))
 
 
 # --- notify ---------------------------------------------------------------------------------------
@@ -280,8 +286,13 @@ def acknowledgements(ctx: Context, m: Any) -> Result:
 
 
 def time_to_ack(ctx: Context, m: Any) -> Result:
-    return _durations(ctx, m.EventWarning, m.EventWarning.created_at, m.EventWarning.responded_at,
-                      "notify.time_to_ack", (N_("median hours"), N_("90th percentile hours")))
+    """From the answers' rollup (``reports.acks``), kept when a warning is answered: a year reads
+    its bins, then the steps of the bins its median and 90th percentile fall in."""
+    from commonwatch.reports import acks
+
+    median, p90, n = acks.quantiles(ctx.session, ctx.principal, ctx.period, ctx.filters)
+    return _duration_result("notify.time_to_ack", ctx.period, median, p90, n,
+                            (N_("median hours"), N_("90th percentile hours")))
 
 
 # --- incidents ------------------------------------------------------------------------------------

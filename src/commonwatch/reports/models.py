@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Index, Integer, String, UniqueConstraint, false, or_, true
+from sqlalchemy import BigInteger, Index, Integer, LargeBinary, String, UniqueConstraint, false, or_, true
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -28,6 +28,10 @@ DIMENSIONS: dict[str, str] = {"type": "type", "severity": "severity", "feed": "f
 #: ``org_id`` / ``partner_org_id`` of the centre-wide rows (every organisation together): no
 #: principal's organisation, so only staff read them.
 ALL = -1
+#: ``type`` of the centre-wide rows that count every type together (the ``org`` dimension's are
+#: ``""``, as it is kept only without the type), so that a centre-wide split without a type
+#: filter reads a row per value, not one per value and type. Not a type an event can have.
+ANY_TYPE = "*"
 
 
 class _RoutedScope(TenantScoped):
@@ -64,37 +68,26 @@ class EventCount(_RoutedScope, Base):
     n: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
-class HostDay(_RoutedScope, Base):
-    """One affected host (a 64-bit hash of its address, else of its host name) seen on one UTC day
-    in events of one type, for one organisation: distinct hosts over a period are distinct
-    ``host`` values over its days."""
+class HostSet(_RoutedScope, Base):
+    """The affected hosts (64-bit hashes of their address, else of their host name) seen on one
+    UTC day (``grain`` 1) or in one UTC month (``grain`` 2, months since January 1970) in events of
+    one type (``""``: every type), for one organisation and partner, as one sorted array of
+    little-endian 64-bit integers (``hosts``, ``n`` of them). The rows with ``org_id``
+    :data:`ALL` hold every constituent's hosts together (events that match no organisation are
+    not in them). Distinct hosts over a year are the union of a dozen months' sets and the edge
+    days' (``query.distinct_hosts``): exact, and a few arrays read instead of a row per host."""
 
-    __tablename__ = "reports_hosts"
+    __tablename__ = "reports_host_sets"
     __table_args__ = {"sqlite_with_rowid": False}
     __audit__ = False
 
-    day: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    grain: Mapped[int] = mapped_column(Integer, primary_key=True)
+    bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     type: Mapped[str] = mapped_column(String(64), primary_key=True, default="")
     org_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, default=0)
     partner_org_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, default=0)
-    host: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-
-
-class HostMonth(_RoutedScope, Base):
-    """One affected host seen in one UTC month (months since January 1970) in events of one type,
-    for one organisation: :class:`HostDay` folded by month, so that distinct hosts over a year
-    read a dozen months' hosts (each host once a month) and the edge days, not 365 days'. The rows
-    with ``type = ""`` hold every type's hosts (``rollup.host_months``)."""
-
-    __tablename__ = "reports_host_months"
-    __table_args__ = {"sqlite_with_rowid": False}
-    __audit__ = False
-
-    month: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    type: Mapped[str] = mapped_column(String(64), primary_key=True, default="")
-    org_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, default=0)
-    partner_org_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, default=0)
-    host: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
+    hosts: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class ReportRun(Base):
@@ -121,3 +114,23 @@ class RollupMark(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)  # one row, id 1
     last_event_id: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class AckStep(TenantScoped, Base):
+    """Answered warnings per period bucket (the event rollups' grains: part-day, UTC day, UTC
+    month, by when the warning was created), organisation (:data:`ALL`: the centre's) and time to
+    the answer: ``level`` 1 counts each :data:`reports.acks.STEP_SECONDS` step, ``level`` 0 each
+    bin of ``reports.acks.BIN`` steps (an hour), so that a year's median reads a few hundred bins
+    and then the steps of the bins its ranks fall in (``reports.acks``). Kept when a warning is
+    answered (the old answer taken out, the new one added) and rebuilt with the event rollups."""
+
+    __tablename__ = "reports_ack_steps"
+    __table_args__ = {"sqlite_with_rowid": False}
+    __audit__ = False
+
+    grain: Mapped[int] = mapped_column(Integer, primary_key=True)
+    level: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    bucket: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    step: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -14,13 +14,14 @@ partner's what was routed to it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import polars as pl
-from sqlalchemy import BigInteger, case, cast, distinct, func, literal, select, union_all
+from sqlalchemy import BigInteger, case, cast, func, literal, select
 from sqlalchemy.orm import Session
 
 from commonwatch.access.principal import Principal
@@ -28,8 +29,8 @@ from commonwatch.constituency.models import Organisation
 from commonwatch.db import scope
 from commonwatch.errors import Invalid
 from commonwatch.i18n import _
-from commonwatch.reports.models import ALL, EventCount, HostDay, HostMonth
-from commonwatch.reports.rollup import DAY, HOUR, MONTH
+from commonwatch.reports.models import ALL, ANY_TYPE, EventCount, HostSet
+from commonwatch.reports.rollup import DAY, HOUR, MONTH, decode_hosts
 
 #: Longest period shown per day; longer ones per month.
 MAX_DAILY_DAYS = 92
@@ -159,15 +160,19 @@ def _region_of(value: Any) -> tuple[Any, Any]:
     return func.coalesce(Organisation.region, "").label("region"), table
 
 
-def _filtered(stmt: Any, model: Any, principal: Principal, f: Filters, *, centre: bool | None = None) -> Any:
+def _filtered(stmt: Any, model: Any, principal: Principal, f: Filters, *, centre: bool | None = None,
+              dim: str = "") -> Any:
     """Tenancy, then the filters: the centre-wide rows for staff without an organisation filter
-    (``centre``: force one or the other), else the rows of the organisations the filters name."""
+    (``centre``: force one or the other), else the rows of the organisations the filters name.
+    Centre-wide event counts of ``dim`` without a type filter are its every-type rows."""
     stmt = scope(stmt, principal, model)
     if f.type:
         stmt = stmt.where(model.type == f.type)
-    if model is EventCount:
+    if model is EventCount or model is HostSet:
         centre = _centre(principal, f) if centre is None else centre
         stmt = stmt.where(model.org_id == ALL) if centre else stmt.where(model.org_id != ALL)
+        if model is EventCount and centre and not f.type:
+            stmt = stmt.where(model.type == ("" if dim == "org" else ANY_TYPE))
     if f.org_id:
         stmt = stmt.where(model.org_id == f.org_id)
     if f.sector:
@@ -236,7 +241,7 @@ def totals(session: Session, principal: Principal, p: Period, by: list[str], f: 
         stmt = select(group, n).select_from(table).where(EventCount.grain == grain, EventCount.dim == dim,
                                       EventCount.bucket >= lo, EventCount.bucket < hi)
         rows += _rows(session, _filtered(stmt, EventCount, principal, f,
-                                         centre=_centre(principal, f) and value is EventCount.value),
+                                         centre=_centre(principal, f) and value is EventCount.value, dim=dim),
                       principal, group)
     frame = _shape(session, _frame(_as_text(rows, group), ["value", "n"]), name)
     if name is None:
@@ -289,7 +294,7 @@ def series(session: Session, principal: Principal, p: Period, by: list[str], f: 
         stmt = select(slot, group, func.sum(EventCount.n)).select_from(table).where(
             EventCount.grain == grain, EventCount.dim == dim, bucket >= bounds[0], bucket < bounds[-1])
         rows += _rows(session, _filtered(stmt, EventCount, principal, f,
-                                         centre=_centre(principal, f) and value is EventCount.value),
+                                         centre=_centre(principal, f) and value is EventCount.value, dim=dim),
                       principal, slot, group)
     frame = _frame(_as_text(rows, group), ["bucket", "value", "n"])
     frame = frame.with_columns(pl.col("bucket").replace_strict(list(range(len(labels))), labels,
@@ -311,23 +316,34 @@ def buckets(p: Period) -> list[str]:
 
 
 def distinct_hosts(session: Session, principal: Principal, p: Period, f: Filters = Filters(), *,
-                   types: tuple[str, ...] = (), constituency: bool = True, per_org: bool = False) -> int:
-    """Distinct affected hosts on the UTC days the period touches (``types``: only those event types;
-    ``constituency``: only hosts in a constituent's networks); ``per_org`` counts organisations.
-    Whole UTC months are read from the hosts per month, the days around them from the hosts per day."""
+                   types: tuple[str, ...] = (), per_org: bool = False) -> int:
+    """Distinct affected hosts in constituents' networks on the UTC days the period touches
+    (``types``: only those event types); ``per_org`` counts organisations. The union of the host
+    sets of the whole UTC months inside (``HostSet``, grain month) and of the days around them:
+    exact, a few sorted arrays read."""
     d0, d1 = _hours(p.since) // 24, -(-_hours(p.until) // 24)
-    parts = []
-    for grain, lo, hi in _day_ranges(d0, d1):
-        model, when = (HostMonth, HostMonth.month) if grain == MONTH else (HostDay, HostDay.day)
-        stmt = select((model.org_id if per_org else model.host).label("k")).where(when >= lo, when < hi)
-        if types:
-            stmt = stmt.where(model.type.in_(types))
-        elif model is HostMonth:  # the month's hosts of every type
-            stmt = stmt.where(model.type == "")
-        if constituency or per_org:
-            stmt = stmt.where(model.org_id != 0)
-        parts.append(_filtered(stmt, model, principal, f))
-    if not parts:
+    wanted = [t for t in types if not f.type or t == f.type] if types else [f.type]
+    ranges = _day_ranges(d0, d1)
+    if not ranges or not wanted:
         return 0
-    found = union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
-    return int(session.execute(select(func.count(distinct(found.c.k)))).scalar() or 0)
+    f = replace(f, type="")
+    # a statement per grain's range, each a range of the primary key (an OR of ranges made SQLite
+    # scan every set)
+    if per_org:
+        found: set[int] = set()
+        for grain, lo, hi in ranges:
+            stmt = select(HostSet.org_id).distinct().where(HostSet.grain == grain, HostSet.bucket >= lo,
+                                                          HostSet.bucket < hi, HostSet.type.in_(wanted),
+                                                          HostSet.org_id != 0)
+            found.update(session.execute(_filtered(stmt, HostSet, principal, f, centre=False)).scalars())
+        return len(found)
+    rows = []
+    for grain, lo, hi in ranges:
+        stmt = select(HostSet.n, HostSet.hosts).where(HostSet.grain == grain, HostSet.bucket >= lo,
+                                                      HostSet.bucket < hi, HostSet.type.in_(wanted))
+        if not _centre(principal, f):
+            stmt = stmt.where(HostSet.org_id != 0)
+        rows += session.execute(_filtered(stmt, HostSet, principal, f)).all()
+    if len(rows) <= 1:
+        return int(rows[0][0]) if rows else 0
+    return int(np.unique(decode_hosts([r[1] for r in rows])).size)

@@ -10,7 +10,8 @@ period. Everything is columnar: one ``group_by`` per chunk of events, one upsert
 
 ``rebuild`` recomputes whole UTC months from ``since``'s month on: the part-day rows from
 ``EventStore.counts(by=["hour", ...])``, the daily and monthly rows as sums of those, and the
-per-day hosts from a watermark walk (``EventStore.scan``), and replaces what was there.
+host sets per day and month from a watermark walk (``EventStore.scan``), and replaces what was there; also the
+time-to-acknowledge rollup from notify's warnings (``reports.acks``).
 
 Three grains. A dashboard over a year reads months, the days at the edges of its months, and the
 part-days at the edges of its days; the finest grain is not the hour but the part of a UTC day
@@ -29,13 +30,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import numpy as np
 import polars as pl
 from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Connection
 
 from commonwatch.access.principal import SYSTEM
 from commonwatch.events.search import EventFilter
-from commonwatch.reports.models import ALL, DIMENSIONS, EventCount, HostDay, HostMonth, RollupMark
+from commonwatch.reports.models import ALL, ANY_TYPE, DIMENSIONS, EventCount, HostSet, RollupMark
 
 #: Grains: the part of a UTC day between two day edges (``bucket`` = its first hour since the
 #: epoch), the UTC day (days since the epoch) and the UTC month (months since January 1970).
@@ -69,6 +71,7 @@ class Rebuilt:
     day_rows: int
     host_rows: int
     events: int
+    answers: int = 0  # answered warnings counted into the time-to-acknowledge rollup
 
 
 def host_key(ip: pl.Expr, fqdn: pl.Expr) -> pl.Expr:
@@ -87,11 +90,14 @@ def layout(per_org: pl.DataFrame) -> pl.DataFrame:
 
     - per organisation and partner, every dimension but ``org`` (its value is the row's own
       ``org_id``: the organisation split of these rows is their ``dim = "type"`` rows by ``org_id``);
-    - centre-wide (``org_id`` :data:`ALL`), every dimension with the type beside, except ``org``,
-      kept without it (``type = ""``), so a year split by organisation reads at most
-      365 x organisations rows."""
+    - centre-wide (``org_id`` :data:`ALL`), every dimension with the type beside, and once more
+      for every type together (``type`` :data:`ANY_TYPE`), except ``org``, kept without the type
+      (``type = ""``), so a year split by organisation reads at most 365 x organisations rows."""
     own = per_org.filter(pl.col("dim") != "org").select([*KEYS, "n"])
     centre = own.group_by(["bucket", "dim", "value", "type"]).agg(pl.col("n").sum())
+    any_type = own.group_by(["bucket", "dim", "value"]).agg(pl.col("n").sum()).with_columns(
+        pl.lit(ANY_TYPE).alias("type"))
+    centre = pl.concat([centre, any_type.select(centre.columns)])
     orgs = (own.filter(pl.col("dim") == "type").group_by(["bucket", "org_id"]).agg(pl.col("n").sum())
             .select("bucket", pl.lit("org").alias("dim"),
                     pl.when(pl.col("org_id") == 0).then(pl.lit("")).otherwise(pl.col("org_id").cast(pl.String))
@@ -190,13 +196,69 @@ def _insert(conn: Connection, model: type, frame: pl.DataFrame, *, add: bool) ->
         conn.exec_driver_sql(sql, frame.slice(start, CHUNK).rows())
 
 
-def host_months(hosts: pl.DataFrame) -> pl.DataFrame:
-    """The hosts per day folded by month, once per type and once more with ``type = ""`` standing
-    for every type (so that distinct hosts of all types read one row per host and month; an
-    event without a type is in those rows only)."""
-    months = hosts.select(month_of_day(pl.col("day")).alias("month"), pl.exclude("day"))
-    typed = months.filter(pl.col("type") != "")
-    return pl.concat([typed, months.with_columns(pl.lit("").alias("type"))]).unique()
+SET_KEYS = ["grain", "bucket", "type", "org_id", "partner_org_id"]
+
+
+def host_sets(hosts: pl.DataFrame) -> pl.DataFrame:
+    """The members of the host sets (``SET_KEYS`` + ``host``, unique) of hosts per day
+    (``day, type, org_id, partner_org_id, host``): per UTC day and month; per type and with
+    ``type = ""`` for every type; per organisation and partner, and centre-wide (``ALL``) for the
+    hosts of events that matched an organisation."""
+    base = hosts.select(pl.col("day").cast(pl.Int64).alias("bucket"), "type", pl.col("org_id").cast(pl.Int64),
+                        pl.col("partner_org_id").cast(pl.Int64), pl.col("host").cast(pl.Int64))
+    per_org = pl.concat([base.filter(pl.col("type") != ""), base.with_columns(pl.lit("").alias("type"))])
+    centre = per_org.filter(pl.col("org_id") != 0).with_columns(
+        pl.lit(ALL, pl.Int64).alias("org_id"), pl.lit(ALL, pl.Int64).alias("partner_org_id"))
+    days = pl.concat([per_org, centre]).unique()
+    months = days.with_columns(month_of_day(pl.col("bucket")).alias("bucket")).unique()
+    return pl.concat([days.select(pl.lit(DAY, pl.Int64).alias("grain"), pl.all()),
+                      months.select(pl.lit(MONTH, pl.Int64).alias("grain"), pl.all())])
+
+
+def decode_hosts(blobs: list[bytes]) -> np.ndarray:
+    """The hosts of stored sets, one array (not deduplicated across sets)."""
+    return np.concatenate([np.frombuffer(b, dtype="<i8") for b in blobs]) if blobs else np.zeros(0, dtype="<i8")
+
+
+def _stored_sets(conn: Connection, keys: pl.DataFrame) -> pl.DataFrame:
+    """The members already stored of the sets ``keys`` names (read a bucket at a time)."""
+    parts = []
+    for (grain, bucket), want in keys.group_by(["grain", "bucket"]):
+        rows = conn.execute(select(HostSet.type, HostSet.org_id, HostSet.partner_org_id, HostSet.hosts).where(
+            HostSet.grain == grain, HostSet.bucket == bucket)).all()
+        if not rows:
+            continue
+        sizes = [len(r[3]) // 8 for r in rows]
+        found = pl.DataFrame({
+            "grain": pl.repeat(grain, sum(sizes), dtype=pl.Int64, eager=True),
+            "bucket": pl.repeat(bucket, sum(sizes), dtype=pl.Int64, eager=True),
+            "type": np.repeat(np.array([r[0] for r in rows], dtype=object), sizes).astype(str),
+            "org_id": np.repeat(np.array([r[1] for r in rows], dtype=np.int64), sizes),
+            "partner_org_id": np.repeat(np.array([r[2] for r in rows], dtype=np.int64), sizes),
+            "host": decode_hosts([r[3] for r in rows]).astype(np.int64)})
+        parts.append(found.join(want.select(SET_KEYS), on=SET_KEYS, how="semi"))
+    return pl.concat(parts) if parts else keys.head(0).with_columns(pl.lit(0, pl.Int64).alias("host"))
+
+
+def add_host_sets(conn: Connection, members: pl.DataFrame) -> None:
+    """Add members (``SET_KEYS`` + ``host``) to the stored host sets: each set touched is read,
+    joined with its new members and written back whole (one upsert per chunk of sets)."""
+    if not members.height:
+        return
+    members = members.select(SET_KEYS + ["host"])
+    keys = members.select(SET_KEYS).unique()
+    merged = pl.concat([members, _stored_sets(conn, keys).select(members.columns)]).unique().sort([*SET_KEYS, "host"])
+    sizes = merged.group_by(SET_KEYS, maintain_order=True).agg(pl.len().alias("n"))
+    hosts = merged["host"].to_numpy().astype("<i8")
+    ends = np.cumsum(sizes["n"].to_numpy())
+    starts = ends - sizes["n"].to_numpy()
+    mark = "?" if conn.dialect.name == "sqlite" else "%s"
+    sql = (f"INSERT INTO reports_host_sets ({', '.join(SET_KEYS)}, n, hosts) VALUES ({', '.join([mark] * 7)}) "  # noqa: S608
+           f"ON CONFLICT ({', '.join(SET_KEYS)}) DO UPDATE SET n = excluded.n, hosts = excluded.hosts")
+    rows = [(*key, int(n), hosts[a:b].tobytes())
+            for key, n, a, b in zip(sizes.select(SET_KEYS).iter_rows(), sizes["n"], starts, ends, strict=True)]
+    for at in range(0, len(rows), 5_000):
+        conn.exec_driver_sql(sql, rows[at:at + 5_000])
 
 
 def add_counts(conn: Connection, hours: pl.DataFrame, hosts: pl.DataFrame,
@@ -208,8 +270,7 @@ def add_counts(conn: Connection, hours: pl.DataFrame, hosts: pl.DataFrame,
         _insert(conn, EventCount, days.with_columns(pl.lit(DAY).alias("grain")), add=True)
         _insert(conn, EventCount, month_counts(days).with_columns(pl.lit(MONTH).alias("grain")), add=True)
     if hosts.height:
-        _insert(conn, HostDay, hosts, add=False)
-        _insert(conn, HostMonth, host_months(hosts), add=False)
+        add_host_sets(conn, host_sets(hosts))
 
 
 def mark_if_unset(conn: Connection, before_id: int) -> None:
@@ -293,8 +354,10 @@ def rebuild(conn: Connection, store: Any, since: datetime, until: datetime | Non
     conn.execute(delete(EventCount).where(EventCount.grain == MONTH,
                                           *window(EventCount.bucket, _months(start),
                                                   _months(end) if end else None)))
-    conn.execute(delete(HostDay).where(*window(HostDay.day, h0 // 24, h1 // 24 if h1 else None)))
-    conn.execute(delete(HostMonth).where(*window(HostMonth.month, _months(start), _months(end) if end else None)))
+    conn.execute(delete(HostSet).where(HostSet.grain == DAY,
+                                       *window(HostSet.bucket, h0 // 24, h1 // 24 if h1 else None)))
+    conn.execute(delete(HostSet).where(HostSet.grain == MONTH,
+                                       *window(HostSet.bucket, _months(start), _months(end) if end else None)))
 
     parts = []
     for dim in DIMS:
@@ -335,4 +398,7 @@ def rebuild(conn: Connection, store: Any, since: datetime, until: datetime | Non
     hosts = pl.concat(hosts_parts).unique() if hosts_parts else pl.DataFrame()
     add_counts(conn, hours, hosts, day_edges(zone))
     parts = part_counts(hours, day_edges(zone)).height if hours.height else 0
-    return Rebuilt(start, parts, day_counts(hours).height if hours.height else 0, hosts.height, events)
+    from commonwatch.reports import acks  # it reads notify's warnings with this module's grains
+
+    answers = acks.rebuild(conn, start, end, zone=zone)
+    return Rebuilt(start, parts, day_counts(hours).height if hours.height else 0, hosts.height, events, answers)

@@ -270,7 +270,7 @@ class Notifier:
                 keys.update(session.execute(
                     select(Contact.pgp_fingerprint, Contact.pgp_key).join(Delivery, Delivery.contact_id == Contact.id)
                     .where(Delivery.id.in_(ids[start:start + 5000]), Contact.pgp_fingerprint.is_not(None))
-                    .distinct()).tuples().all())
+                    .distinct()).all())
         for fingerprint, armored in keys.items():
             if fingerprint and armored and armored.strip():
                 keyring.ensure_public_key(fingerprint, armored)

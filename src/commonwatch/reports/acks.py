@@ -26,10 +26,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from commonwatch.access.principal import Principal
-from commonwatch.constituency.models import Organisation
 from commonwatch.db import scope
 from commonwatch.reports.models import ALL, AckStep
-from commonwatch.reports.query import Filters, Period, _centre, _ranges
+from commonwatch.reports.query import Filters, Period, _centre, _ranges, org_filtered
 from commonwatch.reports.rollup import (
     DAY,
     HOUR,
@@ -134,14 +133,7 @@ def _scoped(stmt: Any, principal: Principal, f: Filters) -> Any:
     stmt = scope(stmt, principal, AckStep)
     if _centre(principal, f):
         return stmt.where(AckStep.org_id == ALL)
-    stmt = stmt.where(AckStep.org_id != ALL)
-    if f.org_id:
-        stmt = stmt.where(AckStep.org_id == f.org_id)
-    if f.sector:
-        stmt = stmt.where(AckStep.org_id.in_(select(Organisation.id).where(Organisation.sector == f.sector)))
-    if f.region:
-        stmt = stmt.where(AckStep.org_id.in_(select(Organisation.id).where(Organisation.region == f.region)))
-    return stmt
+    return org_filtered(stmt.where(AckStep.org_id != ALL), AckStep.org_id, f)
 
 
 def _counts(session: Session, principal: Principal, p: Period, f: Filters, level: int,

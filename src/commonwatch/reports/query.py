@@ -173,12 +173,18 @@ def _filtered(stmt: Any, model: Any, principal: Principal, f: Filters, *, centre
         stmt = stmt.where(model.org_id == ALL) if centre else stmt.where(model.org_id != ALL)
         if model is EventCount and centre and not f.type:
             stmt = stmt.where(model.type == ("" if dim == "org" else ANY_TYPE))
+    return org_filtered(stmt, model.org_id, f)
+
+
+def org_filtered(stmt: Any, org_id: Any, f: Filters) -> Any:
+    """``stmt`` cut to the rows (by their ``org_id`` column) of the organisation, sector and region
+    the filters name."""
     if f.org_id:
-        stmt = stmt.where(model.org_id == f.org_id)
+        stmt = stmt.where(org_id == f.org_id)
     if f.sector:
-        stmt = stmt.where(model.org_id.in_(select(Organisation.id).where(Organisation.sector == f.sector)))
+        stmt = stmt.where(org_id.in_(select(Organisation.id).where(Organisation.sector == f.sector)))
     if f.region:
-        stmt = stmt.where(model.org_id.in_(select(Organisation.id).where(Organisation.region == f.region)))
+        stmt = stmt.where(org_id.in_(select(Organisation.id).where(Organisation.region == f.region)))
     return stmt
 
 

@@ -18,16 +18,20 @@ PROBE = textwrap.dedent("""
     def pool_thread():
         started.set()
         done.wait()
-    t = threading.Thread(target=pool_thread)
+    t = threading.Thread(target=pool_thread, daemon=True)  # an error below must not leave it waiting
     t.start()
     started.wait()
     now = lower_priority(int(os.environ["WANT"]))
     later = threading.Thread(target=lambda: print("later", os.getpriority(os.PRIO_PROCESS, 0)))
     later.start(); later.join()
     for tid in sorted(os.listdir("/proc/self/task")):
-        stat = Path(f"/proc/self/task/{tid}/stat").read_text()
+        try:
+            stat = Path(f"/proc/self/task/{tid}/stat").read_text()
+            policy = os.sched_getscheduler(int(tid))
+        except (FileNotFoundError, ProcessLookupError):  # a thread that ended since the listing
+            continue
         print("thread", tid, stat.rsplit(")", 1)[1].split()[16])
-        print("policy", os.sched_getscheduler(int(tid)))
+        print("policy", policy)
     print("now", now)
     done.set(); t.join()
 """)

@@ -62,31 +62,30 @@ def _own_event_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
     get_settings.cache_clear()
 
 
+def _environment_for_the_run(name: str, value: str) -> Iterator[None]:
+    """Set an environment variable for the fixture's scope, then put back what was there."""
+    saved = os.environ.get(name)
+    os.environ[name] = value
+    yield
+    if saved is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = saved
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _suite_keeps_its_priority():
     """In-process ingests leave the suite's own priority alone (``ingest_nice`` would lower every
     thread of the test process for the rest of the run, and a process cannot raise it back);
     tests/pipeline/test_priority.py sets it where it tests it, in processes of their own."""
-    saved = os.environ.get("COMMONWATCH_INGEST_NICE")
-    os.environ["COMMONWATCH_INGEST_NICE"] = "0"
-    yield
-    if saved is None:
-        os.environ.pop("COMMONWATCH_INGEST_NICE", None)
-    else:
-        os.environ["COMMONWATCH_INGEST_NICE"] = saved
+    yield from _environment_for_the_run("COMMONWATCH_INGEST_NICE", "0")
 
 
 @pytest.fixture(autouse=True, scope="session")
 def _password_only_sign_in():
     """The world's admin and coordinator sign in with a password alone; the second-factor policy
     (admins and coordinators by default) is turned on by tests/access/test_mfa.py where it tests it."""
-    saved = os.environ.get("COMMONWATCH_MFA_REQUIRED_ROLES")
-    os.environ["COMMONWATCH_MFA_REQUIRED_ROLES"] = ""
-    yield
-    if saved is None:
-        os.environ.pop("COMMONWATCH_MFA_REQUIRED_ROLES", None)
-    else:
-        os.environ["COMMONWATCH_MFA_REQUIRED_ROLES"] = saved
+    yield from _environment_for_the_run("COMMONWATCH_MFA_REQUIRED_ROLES", "")
 
 
 def require_service(what: str, reason: str) -> None:
